@@ -1,0 +1,1 @@
+//! Runs a `Plan` through the host backends and journals each step in the state store.

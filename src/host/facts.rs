@@ -1,0 +1,1 @@
+//! Device facts for templates, read from the host.

@@ -1,0 +1,10 @@
+//! Side effects, one small module per subsystem. Every host path (store root,
+//! cgroup root, /proc) is a constructor argument so each backend can be tested
+//! against a temporary directory.
+
+pub mod cgroup;
+pub mod facts;
+pub mod net;
+pub mod runtime;
+pub mod state;
+pub mod store;

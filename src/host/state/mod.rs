@@ -1,0 +1,1 @@
+//! On-disk state: atomic writes and the apply lock.

@@ -1,0 +1,1 @@
+//! Pure planning: `plan(&Desired, &Observed) -> Plan`.
