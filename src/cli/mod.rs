@@ -12,6 +12,14 @@ pub struct Cli {}
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> ExitCode {
+    // Hidden runtime modes go before clap: the monitor stays small and the
+    // one-shot start path pays nothing for argument parsing.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("__monitor") => return crate::host::runtime::monitor_main(&args[1..]),
+        Some("__run") => return crate::host::runtime::run_main(&args[1..]),
+        _ => {}
+    }
     let _cli = Cli::parse();
     ExitCode::SUCCESS
 }

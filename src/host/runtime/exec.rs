@@ -1,0 +1,1 @@
+//! Entering a running container (`berth exec`): written next.
