@@ -141,7 +141,12 @@ mod tests {
         let cur = fs::read(dir.path().join(LOG_FILE)).unwrap();
         let old = fs::read(dir.path().join("container.log.1")).unwrap();
         assert!(cur.len() <= 10 && old.len() <= 10);
-        assert_eq!([old, cur].concat(), b"abc\nline2\n");
+        assert_eq!([old, cur].concat(), b"0123456789abc\nline2\n");
+        // A third write rotates again: the oldest bytes are gone for good.
+        log.write(b"z\n").unwrap();
+        let cur = fs::read(dir.path().join(LOG_FILE)).unwrap();
+        let old = fs::read(dir.path().join("container.log.1")).unwrap();
+        assert_eq!([old, cur].concat(), b"abc\nline2\nz\n");
     }
 
     #[test]
