@@ -106,6 +106,21 @@ pub struct Prepared {
     programs: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    path_env: String,
+}
+
+impl Prepared {
+    /// Replace the command (for `exec`), searching the container's PATH.
+    pub fn set_command(&mut self, argv: &[String]) -> Result<(), RuntimeError> {
+        let prog = argv.first().ok_or_else(|| RuntimeError::Invalid { name: "exec".into(), message: "no command given".into() })?;
+        self.programs = if prog.contains('/') {
+            vec![cstr(prog, "exec")?]
+        } else {
+            self.path_env.split(':').filter(|d| !d.is_empty()).map(|d| cstr(&format!("{d}/{prog}"), "exec")).collect::<Result<Vec<_>, _>>()?
+        };
+        self.argv = argv.iter().map(|a| cstr(a, "exec")).collect::<Result<Vec<_>, _>>()?;
+        Ok(())
+    }
 }
 
 fn cstr(s: &str, name: &str) -> Result<CString, RuntimeError> {
@@ -293,6 +308,7 @@ pub fn prepare(spec: &Spec, paths: &Paths, opts: &Options, join_net: bool) -> Re
         programs,
         argv,
         envp,
+        path_env: env.get("PATH").cloned().unwrap_or_default(),
     })
 }
 
@@ -304,7 +320,7 @@ pub struct Stdio {
     pub stderr: RawFd,
 }
 
-fn pipe() -> Result<(RawFd, RawFd), RuntimeError> {
+pub(crate) fn pipe() -> Result<(RawFd, RawFd), RuntimeError> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: fds has room for the two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -313,7 +329,7 @@ fn pipe() -> Result<(RawFd, RawFd), RuntimeError> {
     Ok((fds[0], fds[1]))
 }
 
-fn close(fd: RawFd) {
+pub(crate) fn close(fd: RawFd) {
     // SAFETY: closing a descriptor this module opened.
     unsafe { libc::close(fd) };
 }
@@ -425,7 +441,7 @@ fn parent_setup(p: &Prepared, pid: i32, hook: &mut dyn SetupHook) -> Result<(), 
     Ok(())
 }
 
-fn read_all(fd: RawFd) -> Vec<u8> {
+pub(crate) fn read_all(fd: RawFd) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 512];
     loop {
@@ -440,7 +456,7 @@ fn read_all(fd: RawFd) -> Vec<u8> {
 }
 
 /// Report a failure to the parent and end the child (125: runtime's own failure).
-fn fail(err_fd: RawFd, kind: u8, errno: i32, what: &[u8]) -> ! {
+pub(crate) fn fail(err_fd: RawFd, kind: u8, errno: i32, what: &[u8]) -> ! {
     let mut msg = Vec::with_capacity(5 + what.len());
     msg.extend_from_slice(&errno.to_ne_bytes());
     msg.push(kind);
@@ -518,6 +534,12 @@ fn child_main(p: &Prepared, stdio: Stdio, rel_r: RawFd, err_w: RawFd) -> ! {
         try_or_fail(err_w, mounts::apply(op), &mounts::describe(op));
     }
     try_or_fail(err_w, mounts::apply(&MountOp::Mkdir { path: p.workdir.clone() }), "create the workdir");
+    finish_and_exec(p, err_w)
+}
+
+/// The common end of a container start and of `exec`: workdir, rlimits,
+/// capabilities, uid/gid, no_new_privs, seccomp, then execve along PATH.
+pub(crate) fn finish_and_exec(p: &Prepared, err_w: RawFd) -> ! {
     // SAFETY: workdir is a valid string.
     try_or_fail(err_w, rc(unsafe { libc::chdir(p.workdir.as_ptr()) }), "enter the workdir");
     for (res, lim) in &p.rlimits {

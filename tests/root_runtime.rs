@@ -1,0 +1,335 @@
+//! Root tests of the container runtime against a busybox-static rootfs built
+//! in a temp dir. Without root they print a reason and return. Each test has
+//! its own rootfs, runtime dir and (when it needs one) its own v1 cgroup,
+//! removed in `Drop` even when the test fails.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use berth::host::runtime::monitor::default_spec;
+use berth::host::runtime::state::{self, ProcId};
+use berth::host::runtime::{exec, Options, Paths, Runtime, RuntimeError, Status};
+use berth::spec::types::{IdMap, IdMaps, RestartPolicy, Spec, User};
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root (run under `make test`)");
+        return false;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        panic!("/bin/busybox is missing: apt-get install busybox-static");
+    }
+    true
+}
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+/// A container's dirs: rootfs from busybox, runtime dir, store dir.
+struct Fixture {
+    dir: tempfile::TempDir,
+    paths: Paths,
+    cgroup: Option<PathBuf>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        for d in ["bin", "etc", "proc", "sys", "dev", "tmp", "root"] {
+            fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8(list.stdout).unwrap().lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+            }
+        }
+        fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+        fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        let paths = Paths {
+            rootfs,
+            run_dir: dir.path().join("run"),
+            container_dir: dir.path().join("container"),
+            volumes_dir: dir.path().join("volumes"),
+        };
+        Fixture { dir, paths, cgroup: None }
+    }
+
+    /// Its own cgroup under the v1 pids hierarchy (this machine is hybrid).
+    fn with_cgroup(mut self) -> Self {
+        let name = format!("berth-test-{}-{}", std::process::id(), self.dir.path().file_name().unwrap().to_string_lossy());
+        let cg = Path::new("/sys/fs/cgroup/pids").join(name);
+        fs::create_dir(&cg).unwrap();
+        self.cgroup = Some(cg);
+        self
+    }
+
+    fn options(&self) -> Options {
+        Options { cgroup_procs: self.cgroup.iter().map(|c| c.join("cgroup.procs")).collect(), ..Options::default() }
+    }
+
+    /// Run `spec` in the foreground through `berth __run`: (exit code, stdout+stderr).
+    fn run(&self, spec: &Spec) -> (i32, String) {
+        let file = self.dir.path().join("spec.json");
+        fs::write(&file, serde_json::to_vec(spec).unwrap()).unwrap();
+        let out = Command::new(BERTH).args(["__run", "--rootfs"]).arg(&self.paths.rootfs).arg("--spec").arg(&file).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn runtime(&self) -> Runtime {
+        Runtime::new(BERTH.into())
+    }
+
+    fn start(&self, spec: &Spec) -> Result<i32, RuntimeError> {
+        self.runtime().start(spec, &self.paths, &self.options(), &mut berth::host::runtime::spawn::NoHook)
+    }
+
+    fn state(&self) -> state::ContainerState {
+        state::load(&self.paths.run_dir).unwrap().expect("a state file")
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.runtime().remove(&self.paths.run_dir);
+        if let Some(cg) = &self.cgroup {
+            berth::host::runtime::monitor::kill_all(&[cg.join("cgroup.procs")], None);
+            for _ in 0..100 {
+                if fs::remove_dir(cg).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+fn sh(name: &str, script: &str) -> Spec {
+    default_spec(name, vec!["/bin/sh".into(), "-c".into(), script.into()])
+}
+
+fn cap_line(out: &str, key: &str) -> String {
+    out.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in {out}")).split_whitespace().nth(1).unwrap().to_string()
+}
+
+fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn pid1_is_the_command_with_its_hostname() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut spec = sh("pid1", "echo pid=$$; hostname; cat /proc/1/cmdline | tr '\\0' ' '");
+    spec.process.hostname = "box-one".into();
+    let (code, out) = fx.run(&spec);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "pid=1");
+    assert_eq!(lines[1], "box-one");
+    assert!(lines[2].starts_with("/bin/sh -c"), "{out}");
+}
+
+#[test]
+fn capability_sets_equal_the_default_masks() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let (code, out) = fx.run(&sh("caps", "grep Cap /proc/self/status"));
+    assert_eq!(code, 0, "{out}");
+    // Docker's default set: 0xa80425fb.
+    assert_eq!(cap_line(&out, "CapEff:"), "00000000a80425fb");
+    assert_eq!(cap_line(&out, "CapPrm:"), "00000000a80425fb");
+    assert_eq!(cap_line(&out, "CapBnd:"), "00000000a80425fb");
+    assert_eq!(cap_line(&out, "CapInh:"), "0000000000000000");
+    assert_eq!(cap_line(&out, "CapAmb:"), "0000000000000000");
+}
+
+#[test]
+fn non_root_user_keeps_its_caps_through_ambient() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut spec = sh("nobody", "id -u; grep Cap /proc/self/status");
+    spec.process.user = Some(User::Name("nobody".into()));
+    spec.capabilities = ["CAP_NET_BIND_SERVICE".to_string()].into_iter().collect();
+    let (code, out) = fx.run(&spec);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("65534\n"), "{out}");
+    for key in ["CapEff:", "CapPrm:", "CapBnd:", "CapInh:", "CapAmb:"] {
+        assert_eq!(cap_line(&out, key), "0000000000000400", "{key}");
+    }
+}
+
+#[test]
+fn seccomp_denies_with_eperm_and_unconfined_allows() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    // unshare(CLONE_NEWUSER) needs no capability: only the filter stops it.
+    let (code, out) = fx.run(&sh("sc", "unshare -U true"));
+    assert_ne!(code, 0);
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let mut open = sh("sc2", "unshare -U true && echo allowed");
+    open.seccomp = false;
+    let (code, out) = fx.run(&open);
+    assert_eq!((code, out.trim()), (0, "allowed"));
+}
+
+#[test]
+fn proc_paths_are_masked_and_proc_sys_is_read_only() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    // Mask only what this kernel has (/proc/kcore needs CONFIG_PROC_KCORE).
+    let files: Vec<&str> = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"]
+        .into_iter()
+        .filter(|p| fs::metadata(p).map(|m| m.is_file()).unwrap_or(false))
+        .collect();
+    assert!(!files.is_empty());
+    let script = format!("for f in {}; do echo $f=$(wc -c < $f); done; echo x > /proc/sys/kernel/domainname && echo WROTE", files.join(" "));
+    let (_, out) = fx.run(&sh("mask", &script));
+    for f in &files {
+        assert!(out.contains(&format!("{f}=0")), "{f} not masked: {out}");
+    }
+    assert!(out.contains("Read-only file system"), "{out}");
+    assert!(!out.contains("WROTE"));
+}
+
+#[test]
+fn user_namespace_root_maps_to_the_configured_host_id() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut spec = default_spec("userns", vec!["sleep".into(), "300".into()]);
+    let map = vec![IdMap { inside: 0, outside: 200000, count: 65536 }];
+    spec.namespaces.user = Some(IdMaps { uid: map.clone(), gid: map });
+    let pid = fx.start(&spec).unwrap();
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(uid_line.split_whitespace().nth(1), Some("200000"), "{uid_line}");
+    let map = fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "200000", "65536"]);
+}
+
+#[test]
+fn command_not_found_is_127_and_recorded() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let (code, out) = fx.run(&default_spec("nf", vec!["no-such-command".into()]));
+    assert_eq!(code, 127, "{out}");
+    let err = fx.start(&default_spec("nf", vec!["no-such-command".into()])).unwrap_err();
+    assert!(matches!(err, RuntimeError::ExecFailed { code: 127, .. }), "{err}");
+    wait_until("the monitor to record the exit", 5, || fx.state().last_exit.map(|e| e.code) == Some(127));
+    assert!(fx.state().error.unwrap_or_default().contains("not found"));
+}
+
+#[test]
+fn restart_policy_restarts_a_crashing_command_with_backoff() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut spec = sh("crash", "cut -d' ' -f1 /proc/uptime >> /runs; exit 3");
+    spec.restart = RestartPolicy::OnFailure;
+    fx.start(&spec).unwrap();
+    wait_until("four runs", 10, || fs::read_to_string(fx.paths.rootfs.join("runs")).map(|s| s.lines().count() >= 4).unwrap_or(false));
+    let runs: Vec<f64> = fs::read_to_string(fx.paths.rootfs.join("runs")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let gaps: Vec<f64> = runs.windows(2).map(|w| w[1] - w[0]).collect();
+    // Backoff 0.1 s, 0.2 s, 0.4 s: each pause at least the scheduled delay, and growing.
+    assert!(gaps[0] >= 0.09 && gaps[2] >= 0.39, "{gaps:?}");
+    assert!(gaps[2] > gaps[0], "{gaps:?}");
+    let st = fx.state();
+    assert!(st.restarts >= 3, "{st:?}");
+    assert_eq!(st.last_exit.map(|e| e.code), Some(3));
+}
+
+#[test]
+fn stop_kills_everything_after_the_timeout() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new().with_cgroup();
+    // PID 1 ignores SIGTERM (no handler); its child ignores it explicitly.
+    let spec = sh("stubborn", "trap '' TERM; sleep 300 & sleep 301");
+    let pid = fx.start(&spec).unwrap();
+    let procs = fx.cgroup.as_ref().unwrap().join("cgroup.procs");
+    wait_until("two processes in the cgroup", 5, || fs::read_to_string(&procs).unwrap().lines().count() >= 2);
+    let t0 = Instant::now();
+    let status = fx.runtime().stop(&fx.paths.run_dir, Some(1)).unwrap();
+    assert!(t0.elapsed() >= Duration::from_secs(1));
+    assert!(matches!(status, Status::Stopped { .. }), "{status:?}");
+    assert_eq!(fs::read_to_string(&procs).unwrap(), "");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists() || !fx.state().init.unwrap().alive());
+}
+
+#[test]
+fn killing_the_monitor_then_start_converges() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let spec = default_spec("orphan", vec!["sleep".into(), "300".into()]);
+    let pid = fx.start(&spec).unwrap();
+    let st = fx.state();
+    let monitor = st.monitor.unwrap();
+    // SAFETY: killing the monitor this test started.
+    unsafe { libc::kill(monitor.pid, libc::SIGKILL) };
+    wait_until("the monitor to die", 5, || !monitor.alive());
+    let (status, _) = state::status(&fx.paths.run_dir).unwrap();
+    assert_eq!(status, Status::Running { pid, supervised: false });
+    let old = ProcId::of(pid).unwrap();
+    let new_pid = fx.start(&spec).unwrap();
+    assert!(!old.alive(), "the orphan still runs");
+    let (status, _) = state::status(&fx.paths.run_dir).unwrap();
+    assert_eq!(status, Status::Running { pid: new_pid, supervised: true });
+    // A second start of a healthy container changes nothing.
+    assert_eq!(fx.start(&spec).unwrap(), new_pid);
+}
+
+#[test]
+fn exec_returns_the_command_exit_code() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut spec = default_spec("ex", vec!["sleep".into(), "300".into()]);
+    spec.process.hostname = "exec-box".into();
+    fx.start(&spec).unwrap();
+    let cmd: Vec<String> = ["/bin/sh", "-c", "test \"$(hostname)\" = exec-box && test $(cat /proc/1/comm) = sleep && exit 7"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(exec::exec(&fx.paths.run_dir, &cmd, false).unwrap(), 7);
+    let missing: Vec<String> = vec!["no-such-tool".into()];
+    assert_eq!(exec::exec(&fx.paths.run_dir, &missing, false).unwrap(), 127);
+    fx.runtime().stop(&fx.paths.run_dir, Some(0)).unwrap();
+    assert!(matches!(exec::exec(&fx.paths.run_dir, &cmd, false), Err(RuntimeError::NotRunning { .. })));
+}
+
+#[test]
+fn logs_capture_output() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.start(&sh("logs", "echo out; echo err >&2")).unwrap();
+    wait_until("the exit", 5, || fx.state().last_exit.is_some());
+    let text = berth::host::runtime::logs::tail(&fx.paths.run_dir, None).unwrap();
+    assert_eq!(String::from_utf8(text).unwrap(), "out\nerr\n");
+}
