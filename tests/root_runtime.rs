@@ -333,3 +333,43 @@ fn logs_capture_output() {
     let text = berth::host::runtime::logs::tail(&fx.paths.run_dir, None).unwrap();
     assert_eq!(String::from_utf8(text).unwrap(), "out\nerr\n");
 }
+
+#[test]
+fn cli_status_exec_logs_stop_rm() {
+    if !root() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let rr = fx.dir.path().join("rr");
+    fx.paths.run_dir = rr.join("cli");
+    let spec = sh("cli", "echo hello; exec sleep 300");
+    let pid = fx.start(&spec).unwrap();
+    let berth = |args: &[&str]| {
+        // The option goes right after the subcommand: exec's command ends the line.
+        let out = Command::new(BERTH).arg(args[0]).arg("--runtime-dir").arg(&rr).args(&args[1..]).output().unwrap();
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, out) = berth(&["status", "cli", "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["state"], "running");
+    assert_eq!(v[0]["pid"], pid);
+    let (code, out) = berth(&["exec", "cli", "--", "sh", "-c", "exit 5"]);
+    assert_eq!(code, 5, "{out}");
+    wait_until("the log line", 5, || berth(&["logs", "cli", "-n", "1"]).1 == "hello\n");
+    let (code, out) = berth(&["ls"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().nth(1).unwrap().starts_with("cli "), "{out}");
+    let (code, out) = berth(&["rm", "cli"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("is running"), "{out}");
+    assert_eq!(berth(&["stop", "cli", "--timeout", "1"]).0, 0);
+    assert!(berth(&["status", "cli"]).1.contains("stopped"));
+    let (code, out) = berth(&["exec", "cli", "--", "true"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("is not running"), "{out}");
+    assert_eq!(berth(&["start", "cli"]).0, 0);
+    assert!(berth(&["status", "cli"]).1.contains("running"));
+    assert_eq!(berth(&["rm", "--force", "cli"]).0, 0);
+    assert!(!fx.paths.run_dir.exists());
+}

@@ -97,6 +97,11 @@ pub struct Options {
     pub log_size: u64,
 }
 
+/// The runtime dir of container `name` under the runtime root.
+pub fn container_run_dir(runtime_root: &Path, name: &str) -> PathBuf {
+    runtime_root.join(name)
+}
+
 /// Map a signal name (`SIGTERM`, `TERM`, `SIGRTMIN+3`, `15`) to this
 /// architecture's number; MIPS numbers differ from x86 and ARM.
 pub fn signal_number(name: &str) -> Option<i32> {

@@ -1,0 +1,34 @@
+//! `berth restart NAME [--timeout N]`: stop, then start from the saved config.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::containers::RunRoot;
+use crate::host::runtime::monitor::load_config;
+use crate::host::runtime::spawn::NoHook;
+use crate::host::runtime::Runtime;
+
+/// Arguments of `berth restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Container name
+    pub name: String,
+    /// Seconds to wait before killing (default: the manifest's stop_timeout)
+    #[arg(long, short = 't')]
+    pub timeout: Option<u32>,
+    #[command(flatten)]
+    pub root: RunRoot,
+}
+
+/// Stop and start again.
+pub fn run(args: &RestartArgs) -> anyhow::Result<ExitCode> {
+    let dir = args.root.dir(&args.name);
+    let cfg = load_config(&dir).with_context(|| format!("container `{}` was never created here", args.name))?;
+    let rt = Runtime::current();
+    rt.stop(&dir, args.timeout)?;
+    let pid = rt.start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;
+    println!("{} restarted (pid {pid})", args.name);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,118 @@
+//! `berth status [NAME] [--json]`: what runs, from the state files and /proc
+//! (truthful even when a monitor died): state, pid, uptime, restarts, last exit.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+use serde::Serialize;
+
+use super::containers::RunRoot;
+use crate::host::runtime::state::{self, ContainerState};
+use crate::host::runtime::{ExitInfo, Status};
+
+/// Arguments of `berth status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this container
+    pub name: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub root: RunRoot,
+}
+
+/// One row of `status` and `ls`.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub state: &'static str,
+    pub pid: Option<i32>,
+    pub supervised: bool,
+    pub uptime_secs: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<ExitInfo>,
+    pub error: Option<String>,
+}
+
+/// The row of the container whose runtime dir is `dir`.
+pub fn row(dir: &Path) -> anyhow::Result<Option<Row>> {
+    let (status, st) = state::status(dir)?;
+    let Some(st) = st else { return Ok(None) };
+    Ok(Some(make_row(&status, &st)))
+}
+
+fn make_row(status: &Status, st: &ContainerState) -> Row {
+    let (state, pid, supervised) = match status {
+        Status::Missing => ("missing", None, false),
+        Status::Running { pid, supervised } => (if *supervised { "running" } else { "running (no monitor)" }, Some(*pid), *supervised),
+        Status::Restarting => ("restarting", None, true),
+        Status::Stopping { pid } => ("stopping", Some(*pid), true),
+        Status::Stopped { exit: Some(_) } if st.phase == state::Phase::Exited => ("exited", None, false),
+        Status::Stopped { .. } => ("stopped", None, false),
+    };
+    Row {
+        name: st.name.clone(),
+        state,
+        pid,
+        supervised,
+        uptime_secs: pid.and(st.started_at).map(|t| state::now().saturating_sub(t)),
+        restarts: st.restarts,
+        last_exit: st.last_exit,
+        error: st.error.clone(),
+    }
+}
+
+/// Every container under the runtime root, sorted by name.
+pub fn all_rows(root: &RunRoot) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root.root()) else { return Ok(rows) };
+    for e in entries.flatten() {
+        if let Some(r) = row(&e.path())? {
+            rows.push(r);
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}
+
+fn uptime(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{s}s"),
+        Some(s) if s < 7200 => format!("{}m", s / 60),
+        Some(s) => format!("{}h", s / 3600),
+    }
+}
+
+/// Print rows as a table.
+pub fn print_table(rows: &[Row]) {
+    println!("{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}", "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT");
+    for r in rows {
+        let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let exit = r.last_exit.map(|e| e.code.to_string()).unwrap_or_else(|| "-".into());
+        println!("{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}", r.name, r.state, pid, uptime(r.uptime_secs), r.restarts, exit);
+        if let Some(err) = &r.error {
+            println!("  error: {err}");
+        }
+    }
+}
+
+/// Print the status of one or every container.
+pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let rows = match &args.name {
+        Some(name) => match row(&args.root.dir(name))? {
+            Some(r) => vec![r],
+            None => bail!("no container `{name}` in `{}`", args.root.root().display()),
+        },
+        None => all_rows(&args.root)?,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
