@@ -391,6 +391,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
                 if netns.is_none() && !cfg.options.host_network && cfg.spec.namespaces.user.is_none() {
                     netns = fs::File::open(format!("/proc/{pid}/ns/net")).ok();
                 }
+                trim_rss();
                 let (exit, stop) = wait_init(&fds, &mut log, run_dir, &mut st, stop_sig, &cfg, stopping)?;
                 stopping = stop;
                 exit
@@ -444,6 +445,40 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
                 netns = None;
             }
+        }
+    }
+}
+
+/// Drop our resident pages of read-only file mappings (text, rodata) once the
+/// start is done: the idle loop touches few of them and a restart faults the
+/// rest back in from the page cache. Mappings with anonymous (copied) pages,
+/// such as RELRO after relocation, are kept: dropping those would lose data.
+fn trim_rss() {
+    let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else { return };
+    let mut current: Option<(usize, usize)> = None;
+    let drop_it = |range: Option<(usize, usize)>| {
+        if let Some((a, b)) = range {
+            // SAFETY: the range is one of our own read-only, unmodified file
+            // mappings; after MADV_DONTNEED its pages are re-read from the file.
+            unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+        }
+    };
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            // A mapping header: `start-end perms offset dev inode path`.
+            let perms = f.next().unwrap_or("");
+            let inode = f.nth(2).unwrap_or("0");
+            current = match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                (Ok(a), Ok(b)) if !perms.contains('w') && inode != "0" => Some((a, b)),
+                _ => None,
+            };
+        } else if first == "Anonymous:" {
+            if f.next() == Some("0") {
+                drop_it(current.take());
+            }
+            current = None;
         }
     }
 }
@@ -566,7 +601,9 @@ fn wait_init(
 
 /// Entry of `berth __run`: start one container in the foreground without a
 /// monitor and return its exit code. Used by the start benchmark and tests.
-/// `berth __run --rootfs DIR [--spec FILE.json] [--hostname H] [-- CMD ARGS...]`
+/// `berth __run --rootfs DIR [--spec FILE.json] [--hostname H] [--name N]
+/// [--detach RUNTIME_ROOT] [-- CMD ARGS...]`; `--detach` starts it under a
+/// monitor in `RUNTIME_ROOT/N` instead and prints the pid.
 pub fn run_main(args: &[String]) -> ExitCode {
     match run_inner(args) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
@@ -597,6 +634,8 @@ fn run_inner(args: &[String]) -> Result<i32, RuntimeError> {
     let mut rootfs = None;
     let mut spec_file = None;
     let mut hostname = None;
+    let mut name = None;
+    let mut detach = None;
     let mut cmd = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -604,6 +643,8 @@ fn run_inner(args: &[String]) -> Result<i32, RuntimeError> {
             "--rootfs" => rootfs = it.next().cloned(),
             "--spec" => spec_file = it.next().cloned(),
             "--hostname" => hostname = it.next().cloned(),
+            "--name" => name = it.next().cloned(),
+            "--detach" => detach = it.next().map(PathBuf::from),
             "--" => {
                 cmd = it.by_ref().cloned().collect();
             }
@@ -626,8 +667,20 @@ fn run_inner(args: &[String]) -> Result<i32, RuntimeError> {
     if let Some(h) = hostname {
         spec.process.hostname = h;
     }
+    if let Some(n) = name {
+        spec.name = n;
+    }
     let parent = rootfs.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let paths = Paths { rootfs, run_dir: parent.clone(), container_dir: parent.clone(), volumes_dir: parent.join("volumes") };
+    let run_dir = match &detach {
+        Some(root) => super::container_run_dir(root, &spec.name),
+        None => parent.clone(),
+    };
+    let paths = Paths { rootfs, run_dir, container_dir: parent.clone(), volumes_dir: parent.join("volumes") };
+    if detach.is_some() {
+        let pid = Runtime::current().start(&spec, &paths, &Options::default(), &mut spawn::NoHook)?;
+        println!("{pid}");
+        return Ok(0);
+    }
     let p = spawn::prepare(&spec, &paths, &Options::default(), false)?;
     let stdio = Stdio { stdin: 0, stdout: 1, stderr: 2 };
     let pid = spawn::spawn(&p, stdio, &mut spawn::NoHook)?;
