@@ -96,6 +96,11 @@ REPORT=$W/report.md
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 b = r["berth"]["median"]
+print("| Command | Median [ms] |")
+print("|:---|---:|")
+for name, x in r.items():
+    print(f"| `{name}` | {x['median'] * 1000:.1f} |")
+print()
 for name in ("crun", "crun-no-cgroup", "runc", "lxc-execute", "systemd-nspawn", "unshare-floor"):
     if name in r:
         print(f"- median berth / {name}: {b / r[name]['median']:.2f}")

@@ -373,3 +373,81 @@ fn cli_status_exec_logs_stop_rm() {
     assert_eq!(berth(&["rm", "--force", "cli"]).0, 0);
     assert!(!fx.paths.run_dir.exists());
 }
+
+#[test]
+fn manifest_mounts_bind_tmpfs_volume() {
+    if !root() {
+        return;
+    }
+    use berth::spec::types::{MountKind, MountSpec};
+    let fx = Fixture::new();
+    let host = fx.dir.path().join("hostdata");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("hello"), "from host\n").unwrap();
+    let mut spec = sh(
+        "mnt",
+        "cat /data/hello; touch /data/x 2>/dev/null && echo BIND-WRITABLE; grep ' /scratch tmpfs' /proc/mounts | grep -c size=1024k; echo kept > /vol/file",
+    );
+    spec.mounts = vec![
+        MountSpec { kind: MountKind::Bind { source: host.to_string_lossy().into_owned() }, target: "/data".into(), readonly: true },
+        MountSpec { kind: MountKind::Tmpfs { size: Some(1 << 20), mode: None }, target: "/scratch".into(), readonly: false },
+        MountSpec { kind: MountKind::Volume { name: "v1".into() }, target: "/vol".into(), readonly: false },
+    ];
+    let (code, out) = fx.run(&spec);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "from host\n1\n");
+    assert_eq!(fs::read_to_string(fx.paths.volumes_dir.join("v1/file")).unwrap(), "kept\n");
+    // Nothing leaked into the host's mount table.
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&fx.paths.rootfs.to_string_lossy().into_owned()), "a mount leaked");
+}
+
+#[test]
+fn stop_forwards_the_spec_signal() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut spec = sh("pwr", "trap 'echo got-pwr; exit 0' PWR; echo ready; while true; do sleep 0.1; done");
+    spec.stop_signal = "SIGPWR".into();
+    fx.start(&spec).unwrap();
+    wait_until("the trap", 5, || berth::host::runtime::logs::tail(&fx.paths.run_dir, None).unwrap() == b"ready\n");
+    let t0 = Instant::now();
+    let status = fx.runtime().stop(&fx.paths.run_dir, Some(20)).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(10), "the signal was not forwarded");
+    assert!(matches!(status, Status::Stopped { exit: Some(e) } if e.code == 0), "{status:?}");
+    let log = berth::host::runtime::logs::tail(&fx.paths.run_dir, None).unwrap();
+    assert_eq!(String::from_utf8(log).unwrap(), "ready\ngot-pwr\n");
+}
+
+#[test]
+fn time_namespace_when_asked() {
+    if !root() {
+        return;
+    }
+    let Ok(host_ns) = fs::read_link("/proc/self/ns/time") else {
+        eprintln!("skipped: this kernel has no time namespaces");
+        return;
+    };
+    let fx = Fixture::new();
+    let mut spec = sh("time", "readlink /proc/self/ns/time");
+    spec.namespaces.time = true;
+    let (code, out) = fx.run(&spec);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("time:["), "{out}");
+    assert_ne!(out.trim(), host_ns.to_string_lossy());
+    let (_, out) = fx.run(&sh("notime", "readlink /proc/self/ns/time"));
+    assert_eq!(out.trim(), host_ns.to_string_lossy());
+}
+
+#[test]
+fn missing_rootfs_is_a_clear_error() {
+    if !root() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    fx.paths.rootfs = fx.dir.path().join("nope");
+    let err = fx.start(&default_spec("gone", vec!["true".into()])).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert!(matches!(state::status(&fx.paths.run_dir).unwrap().0, Status::Stopped { .. }));
+}

@@ -102,6 +102,21 @@ pub fn container_run_dir(runtime_root: &Path, name: &str) -> PathBuf {
     runtime_root.join(name)
 }
 
+/// The stop signal a full-OS container's init expects, guessed from the image:
+/// systemd wants SIGRTMIN+3; OpenWrt's procd and busybox init (LXC's default
+/// halt signal) take SIGPWR; anything else gets SIGTERM.
+pub fn init_stop_signal(rootfs: &Path, init: &str) -> &'static str {
+    let in_root = |p: &str| rootfs.join(p.trim_start_matches('/'));
+    let target = std::fs::read_link(in_root(init)).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+    if target.contains("systemd") || in_root("lib/systemd/systemd").exists() && target.is_empty() && !in_root("sbin/procd").exists() {
+        "SIGRTMIN+3"
+    } else if target.contains("busybox") || in_root("sbin/procd").exists() {
+        "SIGPWR"
+    } else {
+        "SIGTERM"
+    }
+}
+
 /// Map a signal name (`SIGTERM`, `TERM`, `SIGRTMIN+3`, `15`) to this
 /// architecture's number; MIPS numbers differ from x86 and ARM.
 pub fn signal_number(name: &str) -> Option<i32> {
@@ -138,6 +153,23 @@ pub fn signal_number(name: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_kind_picks_the_stop_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("sbin")).unwrap();
+        assert_eq!(init_stop_signal(r, "/sbin/init"), "SIGTERM");
+        std::os::unix::fs::symlink("/bin/busybox", r.join("sbin/init")).unwrap();
+        assert_eq!(init_stop_signal(r, "/sbin/init"), "SIGPWR");
+        std::fs::remove_file(r.join("sbin/init")).unwrap();
+        std::os::unix::fs::symlink("../lib/systemd/systemd", r.join("sbin/init")).unwrap();
+        assert_eq!(init_stop_signal(r, "/sbin/init"), "SIGRTMIN+3");
+        std::fs::remove_file(r.join("sbin/init")).unwrap();
+        std::fs::write(r.join("sbin/init"), "").unwrap();
+        std::fs::write(r.join("sbin/procd"), "").unwrap();
+        assert_eq!(init_stop_signal(r, "/sbin/init"), "SIGPWR");
+    }
 
     #[test]
     fn signal_names_map_to_this_arch() {

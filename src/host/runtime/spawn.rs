@@ -185,7 +185,7 @@ pub fn argv_of(spec: &Spec) -> Vec<String> {
 pub fn prepare(spec: &Spec, paths: &Paths, opts: &Options, join_net: bool) -> Result<Prepared, RuntimeError> {
     let name = spec.name.as_str();
     let invalid = |message: String| RuntimeError::Invalid { name: name.into(), message };
-    if !paths.rootfs.join("bin").exists() && std::fs::read_dir(&paths.rootfs).is_err() {
+    if !paths.rootfs.is_dir() {
         return Err(RuntimeError::Io {
             verb: "open rootfs",
             path: paths.rootfs.clone(),
