@@ -34,13 +34,20 @@ pub struct ObservedContainer {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Fetch, verify and extract an image into the store.
-    FetchImage { image: String, sha256: Option<String> },
+    FetchImage {
+        image: String,
+        sha256: Option<String>,
+    },
     /// Create the container from its Spec (rootfs layer, state record).
     Create { container: String },
     /// Start a created, stopped container.
     Start { container: String },
     /// Change cgroup limits of a running container in place.
-    UpdateLimits { container: String, from: ResourceSpec, to: ResourceSpec },
+    UpdateLimits {
+        container: String,
+        from: ResourceSpec,
+        to: ResourceSpec,
+    },
     /// Stop the container, then start it again from the new Spec.
     Recreate { container: String, reason: String },
     /// Stop a running container (autostart turned off).
@@ -67,14 +74,30 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::FetchImage { image, sha256: Some(d) } => write!(f, "fetch image {image} (sha256 {})", &d[..d.len().min(12)]),
-            Action::FetchImage { image, sha256: None } => write!(f, "fetch image {image}"),
+            Action::FetchImage {
+                image,
+                sha256: Some(d),
+            } => write!(f, "fetch image {image} (sha256 {})", &d[..d.len().min(12)]),
+            Action::FetchImage {
+                image,
+                sha256: None,
+            } => write!(f, "fetch image {image}"),
             Action::Create { container } => write!(f, "+ create {container}"),
             Action::Start { container } => write!(f, "> start {container}"),
-            Action::UpdateLimits { container, from, to } => {
-                write!(f, "~ update {container} in place: {}", limits_diff(from, to))
+            Action::UpdateLimits {
+                container,
+                from,
+                to,
+            } => {
+                write!(
+                    f,
+                    "~ update {container} in place: {}",
+                    limits_diff(from, to)
+                )
             }
-            Action::Recreate { container, reason } => write!(f, "-/+ recreate {container} ({reason})"),
+            Action::Recreate { container, reason } => {
+                write!(f, "-/+ recreate {container} ({reason})")
+            }
             Action::Stop { container } => write!(f, "! stop {container}"),
             Action::Remove { container } => write!(f, "- remove {container}"),
         }
@@ -114,8 +137,14 @@ pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
     // Removals first, dependents before what they depend on (reverse start order
     // is unknown for removed containers: names give a stable order).
     if prune {
-        for name in observed.containers.keys().filter(|n| !desired.containers.contains_key(*n)) {
-            actions.push(Action::Remove { container: name.clone() });
+        for name in observed
+            .containers
+            .keys()
+            .filter(|n| !desired.containers.contains_key(*n))
+        {
+            actions.push(Action::Remove {
+                container: name.clone(),
+            });
         }
     }
 
@@ -124,19 +153,32 @@ pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
     let mut wanted_images = BTreeSet::new();
     let mut container_steps = Vec::new();
     for name in &order {
-        let Some(spec) = desired.containers.get(name) else { continue };
+        let Some(spec) = desired.containers.get(name) else {
+            continue;
+        };
         let digest = spec.digest(&desired.networks);
         let steps = container_actions(spec, &digest, observed.containers.get(name));
-        if steps.iter().any(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. })) {
+        if steps
+            .iter()
+            .any(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }))
+        {
             wanted_images.insert(spec.image.clone());
         }
         container_steps.extend(steps);
     }
     for image in wanted_images {
-        let Some(img) = desired.images.get(&image) else { continue };
-        let present = img.sha256.as_ref().map_or(false, |d| observed.images.contains(d));
+        let Some(img) = desired.images.get(&image) else {
+            continue;
+        };
+        let present = img
+            .sha256
+            .as_ref()
+            .map_or(false, |d| observed.images.contains(d));
         if !present {
-            actions.push(Action::FetchImage { image, sha256: img.sha256.clone() });
+            actions.push(Action::FetchImage {
+                image,
+                sha256: img.sha256.clone(),
+            });
         }
     }
     actions.extend(container_steps);
@@ -154,12 +196,19 @@ fn container_actions(spec: &Spec, digest: &str, seen: Option<&ObservedContainer>
             v
         }
         Some(o) if o.digest != digest => {
-            vec![Action::Recreate { container: name(), reason: "spec changed".into() }]
+            vec![Action::Recreate {
+                container: name(),
+                reason: "spec changed".into(),
+            }]
         }
         Some(o) => {
             let mut v = Vec::new();
             if o.resources != spec.resources {
-                v.push(Action::UpdateLimits { container: name(), from: o.resources.clone(), to: spec.resources.clone() });
+                v.push(Action::UpdateLimits {
+                    container: name(),
+                    from: o.resources.clone(),
+                    to: spec.resources.clone(),
+                });
             }
             match (o.running, spec.autostart) {
                 (false, true) => v.push(Action::Start { container: name() }),
@@ -179,10 +228,17 @@ pub fn start_order(desired: &Desired) -> Vec<String> {
     while placed.len() < desired.containers.len() {
         let ready = desired.containers.values().find(|s| {
             !placed.contains(s.name.as_str())
-                && s.depends_on.iter().all(|d| placed.contains(d.as_str()) || !desired.containers.contains_key(d))
+                && s.depends_on
+                    .iter()
+                    .all(|d| placed.contains(d.as_str()) || !desired.containers.contains_key(d))
         });
         // A leftover cycle: take the first unplaced name rather than loop forever.
-        let next = ready.or_else(|| desired.containers.values().find(|s| !placed.contains(s.name.as_str())));
+        let next = ready.or_else(|| {
+            desired
+                .containers
+                .values()
+                .find(|s| !placed.contains(s.name.as_str()))
+        });
         let Some(next) = next else { break };
         placed.insert(&next.name);
         order.push(next.name.clone());

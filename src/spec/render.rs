@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::spec::SpecError;
+use crate::spec::pos::PosIndex;
+use crate::spec::{Diagnostic, SpecError};
 
 /// Facts about the device the manifest is rendered for (`device.*` in templates).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -50,7 +51,10 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Spe
     env.set_keep_trailing_newline(true);
 
     let mut ctx: BTreeMap<String, minijinja::Value> = BTreeMap::new();
-    ctx.insert("device".into(), minijinja::Value::from_serialize(&input.facts));
+    ctx.insert(
+        "device".into(),
+        minijinja::Value::from_serialize(&input.facts),
+    );
     // Overrides first so that manifest vars may use them and device facts.
     for (k, v) in &input.vars_file {
         ctx.insert(k.clone(), minijinja::Value::from_serialize(v));
@@ -65,22 +69,131 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Spe
         // A var's own value may be a template over the facts and the overrides.
         let value = match v {
             serde_yaml::Value::String(s) => {
-                let rendered = env.render_str(&s, &ctx).map_err(|e| render_error(file, &e, 1))?;
+                let rendered = env.render_str(&s, &ctx).map_err(|e| {
+                    let mut d = render_error(file, &e, 1);
+                    d.path = format!("vars.{k}");
+                    SpecError::Render(d)
+                })?;
                 minijinja::Value::from(rendered)
             }
             other => minijinja::Value::from_serialize(&other),
         };
         ctx.insert(k, value);
     }
-    env.render_str(text, &ctx).map_err(|e| render_error(file, &e, 0))
+    env.render_str(text, &ctx).map_err(|e| {
+        let mut d = render_error(file, &e, 0);
+        locate_in_template(&mut d, &e, text, &ctx, &env);
+        SpecError::Render(d)
+    })
 }
 
-fn render_error(file: &str, e: &minijinja::Error, fallback_line: usize) -> SpecError {
-    let mut message = e.detail().map_or_else(|| e.kind().to_string(), ToString::to_string);
+fn render_error(file: &str, e: &minijinja::Error, fallback_line: usize) -> Diagnostic {
+    let mut message = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), ToString::to_string);
     if e.kind() == minijinja::ErrorKind::UndefinedError {
-        message = format!("{message}; define it under `vars:`, pass --var NAME=VALUE, or use `| default(...)`");
+        message = "undefined variable".to_string();
     }
-    SpecError::Render { file: file.to_string(), line: e.line().unwrap_or(fallback_line), message }
+    let line = e.line().unwrap_or(fallback_line);
+    Diagnostic {
+        file: file.to_string(),
+        line,
+        col: 1,
+        path: String::new(),
+        message: format!("template: {message}"),
+    }
+}
+
+/// Name the undefined variable, its column and the field it is in. minijinja
+/// reports only the line; the field comes from rendering once more with
+/// undefined values left empty and indexing that text.
+fn locate_in_template(
+    d: &mut Diagnostic,
+    e: &minijinja::Error,
+    text: &str,
+    ctx: &BTreeMap<String, minijinja::Value>,
+    env: &Environment,
+) {
+    let Some(line) = text.lines().nth(d.line.wrapping_sub(1)) else {
+        return;
+    };
+    if e.kind() == minijinja::ErrorKind::UndefinedError {
+        if let Some((col, name)) = undefined_name(line, ctx) {
+            d.col = col;
+            d.message = if let Some(fact) = name.strip_prefix("device.") {
+                format!("template: this device has no fact `{fact}`; write `{{{{ {name} | default(...) }}}}` for devices without it")
+            } else {
+                format!(
+                "template: undefined variable `{name}`; define it under `vars:`, pass --var {name}=VALUE, or write `{{{{ {name} | default(...) }}}}`"
+                )
+            };
+        }
+    }
+    let mut lenient = env.clone();
+    lenient.set_undefined_behavior(UndefinedBehavior::Lenient);
+    if let Ok(rendered) = lenient.render_str(text, ctx) {
+        let col = if d.col > 1 { d.col } else { line.len() + 1 };
+        if let Some(path) = PosIndex::build(&rendered).at(d.line, col) {
+            d.path = path.to_string();
+        }
+    }
+}
+
+/// The first dotted name inside `{{ }}` or `{% %}` on `line` whose root is not
+/// defined, or else the first `device.*` name (a missing fact), with its column.
+fn undefined_name(line: &str, ctx: &BTreeMap<String, minijinja::Value>) -> Option<(usize, String)> {
+    let mut names = Vec::new();
+    let mut rest = line;
+    let mut offset = 0;
+    while let Some(open) = rest.find("{{").or_else(|| rest.find("{%")) {
+        let body_start = open + 2;
+        let close = rest[body_start..]
+            .find("}}")
+            .or_else(|| rest[body_start..].find("%}"))
+            .map_or(rest.len(), |c| body_start + c);
+        let body = &rest[body_start..close];
+        let mut i = 0;
+        let bytes = body.as_bytes();
+        while i < bytes.len() {
+            let c = bytes[i];
+            let prev_dot = i > 0 && bytes[i - 1] == b'.';
+            let in_string = body[..i].matches(['\'', '"']).count() % 2 == 1;
+            if (c.is_ascii_alphabetic() || c == b'_') && !prev_dot && !in_string {
+                let end = body[i..]
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '.'))
+                    .map_or(body.len(), |e| i + e);
+                names.push((
+                    offset + body_start + i + 1,
+                    body[i..end].trim_end_matches('.').to_string(),
+                ));
+                i = end;
+            } else {
+                i += 1;
+            }
+        }
+        offset += close;
+        rest = &rest[close..];
+        if rest.len() >= 2 {
+            rest = &rest[2..];
+            offset += 2;
+        } else {
+            break;
+        }
+    }
+    const KEYWORDS: &[&str] = &[
+        "for", "in", "if", "else", "endif", "endfor", "not", "and", "or", "is", "defined", "none",
+        "true", "false", "range", "default", "set", "loop",
+    ];
+    let root = |n: &str| n.split('.').next().unwrap_or_default().to_string();
+    let candidates: Vec<&(usize, String)> = names
+        .iter()
+        .filter(|(_, n)| !KEYWORDS.contains(&root(n).as_str()))
+        .collect();
+    candidates
+        .iter()
+        .find(|(_, n)| !ctx.contains_key(&root(n)))
+        .or_else(|| candidates.iter().find(|(_, n)| n.starts_with("device.")))
+        .map(|(c, n)| (*c, n.clone()))
 }
 
 /// The top-level `vars:` block, read before rendering since the rest of the
@@ -92,7 +205,10 @@ fn manifest_vars(file: &str, text: &str) -> Result<BTreeMap<String, serde_yaml::
     };
     let mut block = vec![first];
     for (_, line) in lines {
-        let top_level = line.chars().next().map_or(false, |c| !c.is_whitespace() && c != '#');
+        let top_level = line
+            .chars()
+            .next()
+            .map_or(false, |c| !c.is_whitespace() && c != '#');
         if top_level {
             break;
         }
@@ -103,10 +219,16 @@ fn manifest_vars(file: &str, text: &str) -> Result<BTreeMap<String, serde_yaml::
         #[serde(default)]
         vars: Option<BTreeMap<String, serde_yaml::Value>>,
     }
-    let parsed: Vars = serde_yaml::from_str(&block.join("\n")).map_err(|e| SpecError::Render {
-        file: file.to_string(),
-        line: start + e.location().map_or(1, |l| l.line()),
-        message: format!("`vars:` must be a plain YAML map (no templates inside its keys): {e}"),
+    let parsed: Vars = serde_yaml::from_str(&block.join("\n")).map_err(|e| {
+        SpecError::Render(Diagnostic {
+            file: file.to_string(),
+            line: start + e.location().map_or(1, |l| l.line()),
+            col: e.location().map_or(1, |l| l.column()),
+            path: "vars".into(),
+            message: format!(
+                "`vars:` must be a plain YAML map, without template tags around it: {e}"
+            ),
+        })
     })?;
     Ok(parsed.vars.unwrap_or_default())
 }
@@ -116,16 +238,26 @@ mod tests {
     use super::*;
 
     fn input() -> RenderInput {
-        let mut facts = Facts { hostname: "rtr".into(), arch: "mips".into(), ..Facts::default() };
+        let mut facts = Facts {
+            hostname: "rtr".into(),
+            arch: "mips".into(),
+            ..Facts::default()
+        };
         facts.macs.insert("eth0".into(), "02:00:00:00:00:01".into());
-        RenderInput { facts, ..RenderInput::default() }
+        RenderInput {
+            facts,
+            ..RenderInput::default()
+        }
     }
 
     #[test]
     fn vars_facts_and_overrides() {
         let text = "vars:\n  prefix: 192.168.1\n  name: \"{{ device.hostname }}-web\"\nx: \"{{ prefix }}.5 {{ name }} {{ device.macs.eth0 }}\"\n";
         let out = render("m.yaml", text, &input()).expect("renders");
-        assert!(out.ends_with("x: \"192.168.1.5 rtr-web 02:00:00:00:00:01\"\n"), "{out}");
+        assert!(
+            out.ends_with("x: \"192.168.1.5 rtr-web 02:00:00:00:00:01\"\n"),
+            "{out}"
+        );
 
         let mut inp = input();
         inp.vars.insert("prefix".into(), "10.0.0".into());
@@ -137,13 +269,21 @@ mod tests {
     fn undefined_variable_is_an_error_with_line() {
         let err = render("m.yaml", "version: 1\nx: \"{{ nope }}\"\n", &input()).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("m.yaml:2: template:"), "{msg}");
-        assert!(msg.contains("--var"), "{msg}");
+        assert!(
+            msg.starts_with("m.yaml:2:8: x: template: undefined variable `nope`"),
+            "{msg}"
+        );
+        assert!(msg.contains("--var nope=VALUE"), "{msg}");
     }
 
     #[test]
     fn default_filter_covers_missing_facts() {
-        let out = render("m.yaml", "p: \"{{ device.interfaces.wan | default('eth1') }}\"\n", &input()).expect("renders");
+        let out = render(
+            "m.yaml",
+            "p: \"{{ device.interfaces.wan | default('eth1') }}\"\n",
+            &input(),
+        )
+        .expect("renders");
         assert_eq!(out, "p: \"eth1\"\n");
     }
 
@@ -151,7 +291,9 @@ mod tests {
     fn rendering_is_deterministic() {
         let text = "{% for k, v in device.macs|items %}{{ k }}={{ v }} {% endfor %}\n";
         let mut inp = input();
-        inp.facts.macs.insert("br-lan".into(), "02:00:00:00:00:02".into());
+        inp.facts
+            .macs
+            .insert("br-lan".into(), "02:00:00:00:00:02".into());
         let a = render("m.yaml", text, &inp).expect("renders");
         assert_eq!(a, render("m.yaml", text, &inp).expect("renders"));
         assert!(a.starts_with("br-lan="), "{a}");
