@@ -63,11 +63,12 @@ test-root: deps rootfs
 		$(CARGO) test --locked $(addprefix --test ,$(ROOT_TESTS)),@echo "no root tests")
 
 lint: check-cargo
+	@if command -v rustup >/dev/null; then rustup component add clippy rustfmt 2>/dev/null || true; fi
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 # Fragments add their own tiers to these lists (mk/*.mk).
-TEST_TIERS := test-unit test-root
+TEST_TIERS := lint test-unit test-root
 BENCH_TIERS :=
 include $(wildcard mk/*.mk)
 

@@ -57,7 +57,7 @@ fn bad_manifests_fail_with_their_expected_messages() {
                 "{name}: no column in {line}"
             );
             assert!(
-                field.map_or(false, |f| !f.trim().is_empty() && !f.trim().contains(' ')),
+                field.is_some_and(|f| !f.trim().is_empty() && !f.trim().contains(' ')),
                 "{name}: no field in {line}"
             );
         }

@@ -32,6 +32,8 @@ pub struct ObservedContainer {
 /// One step. Steps run in the order the plan lists them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
+// A plan holds a handful of actions; boxing the limits would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Fetch, verify and extract an image into the store.
     FetchImage {
@@ -173,7 +175,7 @@ pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
         let present = img
             .sha256
             .as_ref()
-            .map_or(false, |d| observed.images.contains(d));
+            .is_some_and(|d| observed.images.contains(d));
         if !present {
             actions.push(Action::FetchImage {
                 image,

@@ -208,7 +208,7 @@ fn manifest_vars(file: &str, text: &str) -> Result<BTreeMap<String, serde_yaml::
         let top_level = line
             .chars()
             .next()
-            .map_or(false, |c| !c.is_whitespace() && c != '#');
+            .is_some_and(|c| !c.is_whitespace() && c != '#');
         if top_level {
             break;
         }
