@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs};
 use crate::exec::{self, Host};
 use crate::host::state::StateStore;
-use crate::plan::{self, Observed, ObservedContainer, Plan};
+use crate::plan::{self, Observed, Plan};
 use crate::spec::types::{hex, Desired, ImageSource};
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
@@ -90,14 +90,7 @@ fn observe(state: &StateStore, host: &mut dyn Host) -> anyhow::Result<Observed> 
         let running = host.is_running(&name).map_err(|e| {
             anyhow::anyhow!("check whether `{name}` runs: {}", exec::chain(e.as_ref()))
         })?;
-        observed.containers.insert(
-            name,
-            ObservedContainer {
-                digest: rec.digest,
-                resources: rec.spec.resources,
-                running,
-            },
-        );
+        observed.containers.insert(name, rec.observed(running));
     }
     observed.images = host.present_images();
     Ok(observed)

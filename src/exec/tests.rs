@@ -75,16 +75,7 @@ fn run(host: &mut FakeHost, yaml: &str, state: &StateStore) -> Report {
             .load()
             .expect("load")
             .into_iter()
-            .map(|(n, r)| {
-                (
-                    n,
-                    crate::plan::ObservedContainer {
-                        digest: r.digest,
-                        resources: r.spec.resources,
-                        running: true,
-                    },
-                )
-            })
+            .map(|(n, r)| (n, r.observed(true)))
             .collect(),
         images: Default::default(),
     };

@@ -27,6 +27,9 @@ pub struct ObservedContainer {
     /// The live fields as last applied.
     pub resources: ResourceSpec,
     pub running: bool,
+    /// What it depended on when applied, so removals go dependents first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 /// One step. Steps run in the order the plan lists them.
@@ -136,16 +139,17 @@ impl fmt::Display for Plan {
 pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
     let mut actions = Vec::new();
 
-    // Removals first, dependents before what they depend on (reverse start order
-    // is unknown for removed containers: names give a stable order).
+    // Removals first, dependents before what they depend on.
     if prune {
-        for name in observed
+        let gone: BTreeMap<&str, &[String]> = observed
             .containers
-            .keys()
-            .filter(|n| !desired.containers.contains_key(*n))
-        {
+            .iter()
+            .filter(|(n, _)| !desired.containers.contains_key(*n))
+            .map(|(n, o)| (n.as_str(), o.depends_on.as_slice()))
+            .collect();
+        for name in order_by_deps(&gone).into_iter().rev() {
             actions.push(Action::Remove {
-                container: name.clone(),
+                container: name.to_string(),
             });
         }
     }
@@ -225,25 +229,35 @@ fn container_actions(spec: &Spec, digest: &str, seen: Option<&ObservedContainer>
 /// Container names so that every container comes after what it depends on; ties
 /// in name order. Validation has refused cycles; any left are broken by name order.
 pub fn start_order(desired: &Desired) -> Vec<String> {
-    let mut order: Vec<String> = Vec::new();
+    let deps: BTreeMap<&str, &[String]> = desired
+        .containers
+        .values()
+        .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    order_by_deps(&deps)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Names ordered so each comes after the names it depends on (dependencies
+/// outside the map are ignored).
+fn order_by_deps<'a>(deps: &BTreeMap<&'a str, &[String]>) -> Vec<&'a str> {
+    let mut order: Vec<&str> = Vec::new();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
-    while placed.len() < desired.containers.len() {
-        let ready = desired.containers.values().find(|s| {
-            !placed.contains(s.name.as_str())
-                && s.depends_on
+    while placed.len() < deps.len() {
+        let ready = deps.iter().find(|(n, ds)| {
+            !placed.contains(*n)
+                && ds
                     .iter()
-                    .all(|d| placed.contains(d.as_str()) || !desired.containers.contains_key(d))
+                    .all(|d| placed.contains(d.as_str()) || !deps.contains_key(d.as_str()))
         });
         // A leftover cycle: take the first unplaced name rather than loop forever.
-        let next = ready.or_else(|| {
-            desired
-                .containers
-                .values()
-                .find(|s| !placed.contains(s.name.as_str()))
-        });
-        let Some(next) = next else { break };
-        placed.insert(&next.name);
-        order.push(next.name.clone());
+        let next = ready.or_else(|| deps.iter().find(|(n, _)| !placed.contains(*n)));
+        let Some((next, _)) = next else { break };
+        let next: &'a str = next;
+        placed.insert(next);
+        order.push(next);
     }
     order
 }

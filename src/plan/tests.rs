@@ -30,6 +30,7 @@ fn applied(yaml: &str) -> Observed {
                 digest: s.digest(&d.networks),
                 resources: s.resources.clone(),
                 running: true,
+                depends_on: s.depends_on.clone(),
             };
             (s.name.clone(), o)
         })
@@ -147,6 +148,15 @@ containers:
     assert_eq!(
         lines(&plan(&desired(&changed), &applied(yaml), true)),
         ["-/+ recreate a (spec changed)"]
+    );
+}
+
+#[test]
+fn removals_go_dependents_first() {
+    let yaml = "version: 1\nimages: { bb: { path: /bb.tar } }\ncontainers: {}\n";
+    assert_eq!(
+        lines(&plan(&desired(yaml), &applied(BASE), true)),
+        ["- remove web", "- remove db"]
     );
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::ObservedContainer;
 use crate::spec::types::{NetworkSpec, Spec};
 
 /// Errors of the state store.
@@ -44,6 +45,18 @@ pub struct Record {
     pub spec: Spec,
     /// The networks the container was attached to, as they were defined.
     pub networks: Vec<NetworkSpec>,
+}
+
+impl Record {
+    /// The container as `plan` sees it, given whether it runs now.
+    pub fn observed(&self, running: bool) -> ObservedContainer {
+        ObservedContainer {
+            digest: self.digest.clone(),
+            resources: self.spec.resources.clone(),
+            running,
+            depends_on: self.spec.depends_on.clone(),
+        }
+    }
 }
 
 /// The records of all containers under a store root.
