@@ -1,28 +1,59 @@
-//! Shared by the container subcommands: where a container's runtime dir is.
+//! The container subcommands (start, stop, restart, kill, rm, ls, status,
+//! exec, logs): each body is in its own file; this one dispatches and says
+//! where a container's runtime dir is.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-use clap::Args;
+use clap::Subcommand;
 
-/// The runtime root option every container subcommand takes.
-#[derive(Debug, Clone, Args)]
-pub struct RunRoot {
-    /// Runtime directory (tmpfs): state, logs and monitor files [env: BERTH_RUNTIME_DIR]
-    #[arg(long, value_name = "DIR")]
-    pub runtime_dir: Option<PathBuf>,
+use super::{exec, kill, logs, ls, restart, rm, start, status, stop, Global};
+
+/// Subcommands that act on containers through the runtime.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Start a created container
+    Start(start::StartArgs),
+    /// Stop a container (stop signal, then kill after the timeout)
+    Stop(stop::StopArgs),
+    /// Stop and start a container
+    Restart(restart::RestartArgs),
+    /// Send a signal to a container's init
+    Kill(kill::KillArgs),
+    /// Remove a stopped container's runtime state
+    Rm(rm::RmArgs),
+    /// List containers
+    Ls,
+    /// Show container status: state, pid, uptime, restarts, last exit
+    Status(status::StatusArgs),
+    /// Run a command in a running container, passing on its exit code
+    Exec(exec::ExecArgs),
+    /// Print a container's output
+    Logs(logs::LogsArgs),
 }
 
-impl RunRoot {
-    /// The runtime root: the option, else `$BERTH_RUNTIME_DIR`, else /run/berth.
-    pub fn root(&self) -> PathBuf {
-        self.runtime_dir
-            .clone()
-            .or_else(|| std::env::var_os("BERTH_RUNTIME_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/run/berth"))
-    }
+/// The runtime root: `--runtime-dir`, else `$BERTH_RUNTIME_DIR`, else /var/run/berth.
+pub fn run_root(global: &Global) -> PathBuf {
+    global.runtime_dir.clone().unwrap_or_else(|| PathBuf::from("/var/run/berth"))
+}
 
-    /// The runtime dir of container `name`.
-    pub fn dir(&self, name: &str) -> PathBuf {
-        crate::host::runtime::container_run_dir(&self.root(), name)
+/// The runtime dir of container `name`.
+pub fn dir(root: &Path, name: &str) -> PathBuf {
+    crate::host::runtime::container_run_dir(root, name)
+}
+
+/// Run one container subcommand.
+pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> {
+    let root = run_root(global);
+    match cmd {
+        ContainerCommand::Start(a) => start::run(&root, a),
+        ContainerCommand::Stop(a) => stop::run(&root, a),
+        ContainerCommand::Restart(a) => restart::run(&root, a),
+        ContainerCommand::Kill(a) => kill::run(&root, a),
+        ContainerCommand::Rm(a) => rm::run(&root, a),
+        ContainerCommand::Ls => ls::run(&root),
+        ContainerCommand::Status(a) => status::run(&root, a),
+        ContainerCommand::Exec(a) => exec::run(&root, a),
+        ContainerCommand::Logs(a) => logs::run(&root, a),
     }
 }

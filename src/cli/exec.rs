@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::containers::RunRoot;
+use std::path::Path;
+
+use super::containers;
 use crate::host::runtime::exec;
 
 /// Arguments of `berth exec`.
@@ -19,12 +21,10 @@ pub struct ExecArgs {
     /// The command and its arguments
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
-    #[command(flatten)]
-    pub root: RunRoot,
 }
 
 /// Run the command; its exit code becomes ours.
-pub fn run(args: &ExecArgs) -> anyhow::Result<ExitCode> {
-    let code = exec::exec(&args.root.dir(&args.name), &args.command, args.tty)?;
+pub fn run(root: &Path, args: &ExecArgs) -> anyhow::Result<ExitCode> {
+    let code = exec::exec(&containers::dir(root, &args.name), &args.command, args.tty)?;
     Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::anyhow;
 use clap::Args;
 
-use super::containers::RunRoot;
+use std::path::Path;
+
+use super::containers;
 use crate::host::runtime::{signal_number, Runtime};
 
 /// Arguments of `berth kill`.
@@ -16,13 +18,11 @@ pub struct KillArgs {
     /// Signal name or number
     #[arg(long, short = 's', default_value = "SIGKILL")]
     pub signal: String,
-    #[command(flatten)]
-    pub root: RunRoot,
 }
 
 /// Signal the init. The monitor then applies the restart policy.
-pub fn run(args: &KillArgs) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, args: &KillArgs) -> anyhow::Result<ExitCode> {
     let sig = signal_number(&args.signal).ok_or_else(|| anyhow!("`{}` is not a signal; use e.g. SIGTERM or 15", args.signal))?;
-    Runtime::current().kill(&args.root.dir(&args.name), sig)?;
+    Runtime::current().kill(&containers::dir(root, &args.name), sig)?;
     Ok(ExitCode::SUCCESS)
 }

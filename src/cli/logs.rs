@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::containers::RunRoot;
+use std::path::Path;
+
+use super::containers;
 use crate::host::runtime::{logs, state, Status};
 
 /// Arguments of `berth logs`.
@@ -21,13 +23,11 @@ pub struct LogsArgs {
     /// Only the last N lines
     #[arg(short = 'n', long = "lines")]
     pub lines: Option<usize>,
-    #[command(flatten)]
-    pub root: RunRoot,
 }
 
 /// Print the log.
-pub fn run(args: &LogsArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.root.dir(&args.name);
+pub fn run(root: &Path, args: &LogsArgs) -> anyhow::Result<ExitCode> {
+    let dir = containers::dir(root, &args.name);
     if let (Status::Missing, _) = state::status(&dir)? {
         bail!("no container `{}` in `{}`", args.name, dir.display());
     }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use super::containers::RunRoot;
+use std::path::Path;
+
+use super::containers;
 use crate::host::runtime::monitor::load_config;
 use crate::host::runtime::spawn::NoHook;
 use crate::host::runtime::Runtime;
@@ -18,13 +20,11 @@ pub struct RestartArgs {
     /// Seconds to wait before killing (default: the manifest's stop_timeout)
     #[arg(long, short = 't')]
     pub timeout: Option<u32>,
-    #[command(flatten)]
-    pub root: RunRoot,
 }
 
 /// Stop and start again.
-pub fn run(args: &RestartArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.root.dir(&args.name);
+pub fn run(root: &Path, args: &RestartArgs) -> anyhow::Result<ExitCode> {
+    let dir = containers::dir(root, &args.name);
     let cfg = load_config(&dir).with_context(|| format!("container `{}` was never created here", args.name))?;
     let rt = Runtime::current();
     rt.stop(&dir, args.timeout)?;

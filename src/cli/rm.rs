@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Args;
 
-use super::containers::RunRoot;
+use std::path::Path;
+
+use super::containers;
 use crate::host::runtime::{state, Runtime, Status};
 
 /// Arguments of `berth rm`.
@@ -17,13 +19,11 @@ pub struct RmArgs {
     /// Stop it first if it runs
     #[arg(long, short = 'f')]
     pub force: bool,
-    #[command(flatten)]
-    pub root: RunRoot,
 }
 
 /// Remove the container's runtime dir.
-pub fn run(args: &RmArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.root.dir(&args.name);
+pub fn run(root: &Path, args: &RmArgs) -> anyhow::Result<ExitCode> {
+    let dir = containers::dir(root, &args.name);
     let (status, _) = state::status(&dir)?;
     if let Status::Missing = status {
         bail!("no container `{}` in `{}`", args.name, dir.display());

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 
-use super::containers::RunRoot;
+use std::path::Path;
+
+use super::containers;
 use crate::host::runtime::monitor::load_config;
 use crate::host::runtime::spawn::NoHook;
 use crate::host::runtime::Runtime;
@@ -16,13 +18,11 @@ use crate::host::runtime::Runtime;
 pub struct StartArgs {
     /// Container name
     pub name: String,
-    #[command(flatten)]
-    pub root: RunRoot,
 }
 
 /// Start the container and print its init pid.
-pub fn run(args: &StartArgs) -> anyhow::Result<ExitCode> {
-    let dir = args.root.dir(&args.name);
+pub fn run(root: &Path, args: &StartArgs) -> anyhow::Result<ExitCode> {
+    let dir = containers::dir(root, &args.name);
     let cfg = load_config(&dir).with_context(|| format!("container `{}` was never created here", args.name))?;
     let pid = Runtime::current().start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;
     println!("{} started (pid {pid})", args.name);

@@ -8,7 +8,7 @@ use anyhow::bail;
 use clap::Args;
 use serde::Serialize;
 
-use super::containers::RunRoot;
+use super::containers;
 use crate::host::runtime::state::{self, ContainerState};
 use crate::host::runtime::{ExitInfo, Status};
 
@@ -20,8 +20,6 @@ pub struct StatusArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
-    #[command(flatten)]
-    pub root: RunRoot,
 }
 
 /// One row of `status` and `ls`.
@@ -66,9 +64,9 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
 }
 
 /// Every container under the runtime root, sorted by name.
-pub fn all_rows(root: &RunRoot) -> anyhow::Result<Vec<Row>> {
+pub fn all_rows(root: &Path) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root.root()) else { return Ok(rows) };
+    let Ok(entries) = std::fs::read_dir(root) else { return Ok(rows) };
     for e in entries.flatten() {
         if let Some(r) = row(&e.path())? {
             rows.push(r);
@@ -101,13 +99,13 @@ pub fn print_table(rows: &[Row]) {
 }
 
 /// Print the status of one or every container.
-pub fn run(args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let rows = match &args.name {
-        Some(name) => match row(&args.root.dir(name))? {
+        Some(name) => match row(&containers::dir(root, name))? {
             Some(r) => vec![r],
-            None => bail!("no container `{name}` in `{}`", args.root.root().display()),
+            None => bail!("no container `{name}` in `{}`", root.display()),
         },
-        None => all_rows(&args.root)?,
+        None => all_rows(root)?,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::containers::RunRoot;
+use std::path::Path;
+
+use super::containers;
 use crate::host::runtime::Runtime;
 
 /// Arguments of `berth stop`.
@@ -16,12 +18,10 @@ pub struct StopArgs {
     /// Seconds to wait before killing (default: the manifest's stop_timeout)
     #[arg(long, short = 't')]
     pub timeout: Option<u32>,
-    #[command(flatten)]
-    pub root: RunRoot,
 }
 
 /// Stop the container and wait until it is down.
-pub fn run(args: &StopArgs) -> anyhow::Result<ExitCode> {
-    Runtime::current().stop(&args.root.dir(&args.name), args.timeout)?;
+pub fn run(root: &Path, args: &StopArgs) -> anyhow::Result<ExitCode> {
+    Runtime::current().stop(&containers::dir(root, &args.name), args.timeout)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -27,20 +27,32 @@ pub struct ObservedContainer {
     /// The live fields as last applied.
     pub resources: ResourceSpec,
     pub running: bool,
+    /// What it depended on when applied, so removals go dependents first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 /// One step. Steps run in the order the plan lists them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
+// A plan holds a handful of actions; boxing the limits would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Fetch, verify and extract an image into the store.
-    FetchImage { image: String, sha256: Option<String> },
+    FetchImage {
+        image: String,
+        sha256: Option<String>,
+    },
     /// Create the container from its Spec (rootfs layer, state record).
     Create { container: String },
     /// Start a created, stopped container.
     Start { container: String },
     /// Change cgroup limits of a running container in place.
-    UpdateLimits { container: String, from: ResourceSpec, to: ResourceSpec },
+    UpdateLimits {
+        container: String,
+        from: ResourceSpec,
+        to: ResourceSpec,
+    },
     /// Stop the container, then start it again from the new Spec.
     Recreate { container: String, reason: String },
     /// Stop a running container (autostart turned off).
@@ -67,14 +79,30 @@ impl Action {
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Action::FetchImage { image, sha256: Some(d) } => write!(f, "fetch image {image} (sha256 {})", &d[..d.len().min(12)]),
-            Action::FetchImage { image, sha256: None } => write!(f, "fetch image {image}"),
+            Action::FetchImage {
+                image,
+                sha256: Some(d),
+            } => write!(f, "fetch image {image} (sha256 {})", &d[..d.len().min(12)]),
+            Action::FetchImage {
+                image,
+                sha256: None,
+            } => write!(f, "fetch image {image}"),
             Action::Create { container } => write!(f, "+ create {container}"),
             Action::Start { container } => write!(f, "> start {container}"),
-            Action::UpdateLimits { container, from, to } => {
-                write!(f, "~ update {container} in place: {}", limits_diff(from, to))
+            Action::UpdateLimits {
+                container,
+                from,
+                to,
+            } => {
+                write!(
+                    f,
+                    "~ update {container} in place: {}",
+                    limits_diff(from, to)
+                )
             }
-            Action::Recreate { container, reason } => write!(f, "-/+ recreate {container} ({reason})"),
+            Action::Recreate { container, reason } => {
+                write!(f, "-/+ recreate {container} ({reason})")
+            }
             Action::Stop { container } => write!(f, "! stop {container}"),
             Action::Remove { container } => write!(f, "- remove {container}"),
         }
@@ -111,11 +139,18 @@ impl fmt::Display for Plan {
 pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
     let mut actions = Vec::new();
 
-    // Removals first, dependents before what they depend on (reverse start order
-    // is unknown for removed containers: names give a stable order).
+    // Removals first, dependents before what they depend on.
     if prune {
-        for name in observed.containers.keys().filter(|n| !desired.containers.contains_key(*n)) {
-            actions.push(Action::Remove { container: name.clone() });
+        let gone: BTreeMap<&str, &[String]> = observed
+            .containers
+            .iter()
+            .filter(|(n, _)| !desired.containers.contains_key(*n))
+            .map(|(n, o)| (n.as_str(), o.depends_on.as_slice()))
+            .collect();
+        for name in order_by_deps(&gone).into_iter().rev() {
+            actions.push(Action::Remove {
+                container: name.to_string(),
+            });
         }
     }
 
@@ -124,19 +159,32 @@ pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
     let mut wanted_images = BTreeSet::new();
     let mut container_steps = Vec::new();
     for name in &order {
-        let Some(spec) = desired.containers.get(name) else { continue };
+        let Some(spec) = desired.containers.get(name) else {
+            continue;
+        };
         let digest = spec.digest(&desired.networks);
         let steps = container_actions(spec, &digest, observed.containers.get(name));
-        if steps.iter().any(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. })) {
+        if steps
+            .iter()
+            .any(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }))
+        {
             wanted_images.insert(spec.image.clone());
         }
         container_steps.extend(steps);
     }
     for image in wanted_images {
-        let Some(img) = desired.images.get(&image) else { continue };
-        let present = img.sha256.as_ref().map_or(false, |d| observed.images.contains(d));
+        let Some(img) = desired.images.get(&image) else {
+            continue;
+        };
+        let present = img
+            .sha256
+            .as_ref()
+            .is_some_and(|d| observed.images.contains(d));
         if !present {
-            actions.push(Action::FetchImage { image, sha256: img.sha256.clone() });
+            actions.push(Action::FetchImage {
+                image,
+                sha256: img.sha256.clone(),
+            });
         }
     }
     actions.extend(container_steps);
@@ -154,12 +202,19 @@ fn container_actions(spec: &Spec, digest: &str, seen: Option<&ObservedContainer>
             v
         }
         Some(o) if o.digest != digest => {
-            vec![Action::Recreate { container: name(), reason: "spec changed".into() }]
+            vec![Action::Recreate {
+                container: name(),
+                reason: "spec changed".into(),
+            }]
         }
         Some(o) => {
             let mut v = Vec::new();
             if o.resources != spec.resources {
-                v.push(Action::UpdateLimits { container: name(), from: o.resources.clone(), to: spec.resources.clone() });
+                v.push(Action::UpdateLimits {
+                    container: name(),
+                    from: o.resources.clone(),
+                    to: spec.resources.clone(),
+                });
             }
             match (o.running, spec.autostart) {
                 (false, true) => v.push(Action::Start { container: name() }),
@@ -174,18 +229,35 @@ fn container_actions(spec: &Spec, digest: &str, seen: Option<&ObservedContainer>
 /// Container names so that every container comes after what it depends on; ties
 /// in name order. Validation has refused cycles; any left are broken by name order.
 pub fn start_order(desired: &Desired) -> Vec<String> {
-    let mut order: Vec<String> = Vec::new();
+    let deps: BTreeMap<&str, &[String]> = desired
+        .containers
+        .values()
+        .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    order_by_deps(&deps)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Names ordered so each comes after the names it depends on (dependencies
+/// outside the map are ignored).
+fn order_by_deps<'a>(deps: &BTreeMap<&'a str, &[String]>) -> Vec<&'a str> {
+    let mut order: Vec<&str> = Vec::new();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
-    while placed.len() < desired.containers.len() {
-        let ready = desired.containers.values().find(|s| {
-            !placed.contains(s.name.as_str())
-                && s.depends_on.iter().all(|d| placed.contains(d.as_str()) || !desired.containers.contains_key(d))
+    while placed.len() < deps.len() {
+        let ready = deps.iter().find(|(n, ds)| {
+            !placed.contains(*n)
+                && ds
+                    .iter()
+                    .all(|d| placed.contains(d.as_str()) || !deps.contains_key(d.as_str()))
         });
         // A leftover cycle: take the first unplaced name rather than loop forever.
-        let next = ready.or_else(|| desired.containers.values().find(|s| !placed.contains(s.name.as_str())));
-        let Some(next) = next else { break };
-        placed.insert(&next.name);
-        order.push(next.name.clone());
+        let next = ready.or_else(|| deps.iter().find(|(n, _)| !placed.contains(*n)));
+        let Some((next, _)) = next else { break };
+        let next: &'a str = next;
+        placed.insert(next);
+        order.push(next);
     }
     order
 }

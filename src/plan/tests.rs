@@ -5,7 +5,9 @@ use super::*;
 use crate::spec::{self, RenderInput};
 
 fn desired(yaml: &str) -> Desired {
-    spec::load("m.yaml", yaml, "/etc/berth", &RenderInput::default()).expect("valid test manifest").desired
+    spec::load("m.yaml", yaml, "/etc/berth", &RenderInput::default())
+        .expect("valid test manifest")
+        .desired
 }
 
 const BASE: &str = "
@@ -24,7 +26,12 @@ fn applied(yaml: &str) -> Observed {
         .containers
         .values()
         .map(|s| {
-            let o = ObservedContainer { digest: s.digest(&d.networks), resources: s.resources.clone(), running: true };
+            let o = ObservedContainer {
+                digest: s.digest(&d.networks),
+                resources: s.resources.clone(),
+                running: true,
+                depends_on: s.depends_on.clone(),
+            };
             (s.name.clone(), o)
         })
         .collect();
@@ -44,9 +51,21 @@ fn table() {
             BASE,
             Observed::default(),
             true,
-            &["fetch image bb (sha256 aaaaaaaaaaaa)", "+ create db", "> start db", "+ create web", "> start web"],
+            &[
+                "fetch image bb (sha256 aaaaaaaaaaaa)",
+                "+ create db",
+                "> start db",
+                "+ create web",
+                "> start web",
+            ],
         ),
-        ("unchanged manifest: nothing to do", BASE, applied(BASE), true, &[]),
+        (
+            "unchanged manifest: nothing to do",
+            BASE,
+            applied(BASE),
+            true,
+            &[],
+        ),
         (
             "memory limit changed: update in place, no restart",
             &BASE.replace("memory: 32M", "memory: 64M"),
@@ -63,14 +82,20 @@ fn table() {
         ),
         (
             "container dropped from manifest: removed with prune",
-            &BASE.replace("  web: { image: bb, command: [httpd, -f], depends_on: [db] }\n", ""),
+            &BASE.replace(
+                "  web: { image: bb, command: [httpd, -f], depends_on: [db] }\n",
+                "",
+            ),
             applied(BASE),
             true,
             &["- remove web"],
         ),
         (
             "container dropped, --no-prune: kept",
-            &BASE.replace("  web: { image: bb, command: [httpd, -f], depends_on: [db] }\n", ""),
+            &BASE.replace(
+                "  web: { image: bb, command: [httpd, -f], depends_on: [db] }\n",
+                "",
+            ),
             applied(BASE),
             false,
             &[],
@@ -78,7 +103,10 @@ fn table() {
         (
             "image present in store: no fetch",
             BASE,
-            Observed { containers: BTreeMap::new(), images: applied(BASE).images },
+            Observed {
+                containers: BTreeMap::new(),
+                images: applied(BASE).images,
+            },
             true,
             &["+ create db", "> start db", "+ create web", "> start web"],
         ),
@@ -117,7 +145,19 @@ containers:
   b: { image: bb }
 ";
     let changed = yaml.replace("bridge: br-lan", "bridge: br-guest");
-    assert_eq!(lines(&plan(&desired(&changed), &applied(yaml), true)), ["-/+ recreate a (spec changed)"]);
+    assert_eq!(
+        lines(&plan(&desired(&changed), &applied(yaml), true)),
+        ["-/+ recreate a (spec changed)"]
+    );
+}
+
+#[test]
+fn removals_go_dependents_first() {
+    let yaml = "version: 1\nimages: { bb: { path: /bb.tar } }\ncontainers: {}\n";
+    assert_eq!(
+        lines(&plan(&desired(yaml), &applied(BASE), true)),
+        ["- remove web", "- remove db"]
+    );
 }
 
 #[test]
@@ -136,7 +176,11 @@ containers:
 #[test]
 fn digest_ignores_live_fields() {
     let d1 = desired(BASE);
-    let d2 = desired(&BASE.replace("memory: 32M", "memory: 64M").replace("[httpd, -f] ", "[httpd, -f], restart: always "));
+    let d2 = desired(
+        &BASE
+            .replace("memory: 32M", "memory: 64M")
+            .replace("[httpd, -f] ", "[httpd, -f], restart: always "),
+    );
     let digest = |d: &Desired, n: &str| d.containers[n].digest(&d.networks);
     assert_eq!(digest(&d1, "db"), digest(&d2, "db"));
     assert_eq!(digest(&d1, "web"), digest(&d2, "web"));

@@ -43,8 +43,8 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// The template did not render.
-    #[error("{file}:{line}: template: {message}")]
-    Render { file: String, line: usize, message: String },
+    #[error("{0}")]
+    Render(Diagnostic),
     /// The rendered text is not a valid YAML manifest (syntax, types, unknown fields).
     #[error("{0}")]
     Parse(Diagnostic),
@@ -54,7 +54,11 @@ pub enum SpecError {
 }
 
 fn list(diags: &[Diagnostic]) -> String {
-    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A manifest taken through the whole front of the flow.
@@ -68,11 +72,20 @@ pub struct Loaded {
 
 /// Render, parse and validate manifest `text`, named `file` in messages.
 /// `base_dir` resolves relative image paths.
-pub fn load(file: &str, text: &str, base_dir: &str, input: &RenderInput) -> Result<Loaded, SpecError> {
+pub fn load(
+    file: &str,
+    text: &str,
+    base_dir: &str,
+    input: &RenderInput,
+) -> Result<Loaded, SpecError> {
     let rendered = render::render(file, text, input)?;
     let manifest = parse(file, &rendered)?;
     let desired = validate::validate(file, &rendered, &manifest, base_dir)?;
-    Ok(Loaded { rendered, manifest, desired })
+    Ok(Loaded {
+        rendered,
+        manifest,
+        desired,
+    })
 }
 
 /// Parse rendered YAML into the manifest model. Unknown fields and wrong types
@@ -85,9 +98,22 @@ pub fn parse(file: &str, text: &str) -> Result<Manifest, SpecError> {
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
         let (path, message) = match msg.split_once(": ") {
             Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
-            _ => (String::new(), msg.clone()),
+            _ => match pos::PosIndex::build(text).before(pos::Pos { line, col }) {
+                // A syntax error: name the last field that still parsed.
+                Some(p) => (
+                    p.to_string(),
+                    format!("YAML syntax error after this field: {msg}"),
+                ),
+                None => (String::new(), format!("YAML syntax error: {msg}")),
+            },
         };
-        SpecError::Parse(Diagnostic { file: file.to_string(), line, col, path, message: hint(&message) })
+        SpecError::Parse(Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            path,
+            message: hint(&message),
+        })
     })
 }
 
@@ -109,11 +135,19 @@ mod tests {
     #[test]
     fn unknown_field_names_line_column_and_path() {
         let text = "version: 1\ncontainers:\n  web:\n    image: busybox\n    memroy: 16M\n";
-        let SpecError::Parse(d) = parse("m.yaml", text).unwrap_err() else { panic!("not a parse error") };
+        let SpecError::Parse(d) = parse("m.yaml", text).unwrap_err() else {
+            panic!("not a parse error")
+        };
         assert_eq!((d.line, d.col), (5, 5));
         assert_eq!(d.path, "containers.web");
-        assert!(d.message.starts_with("unknown field `memroy`"), "{}", d.message);
-        assert!(d.to_string().starts_with("m.yaml:5:5: containers.web: unknown field `memroy`"));
+        assert!(
+            d.message.starts_with("unknown field `memroy`"),
+            "{}",
+            d.message
+        );
+        assert!(d
+            .to_string()
+            .starts_with("m.yaml:5:5: containers.web: unknown field `memroy`"));
     }
 
     #[test]

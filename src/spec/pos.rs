@@ -24,15 +24,24 @@ pub struct PosIndex {
 }
 
 impl PosIndex {
-    /// Index `text`. A text that does not parse gives an empty index: the serde
-    /// pass reports the syntax error with its own position.
+    /// Index `text`. A text that does not parse gives the values before the error.
     pub fn build(text: &str) -> PosIndex {
         let mut builder = Builder::default();
         let mut parser = Parser::new_from_str(text);
-        if parser.load(&mut builder, false).is_err() {
-            return PosIndex::default();
+        // On a syntax error the values before it are kept: they tell where it is.
+        let _ = parser.load(&mut builder, false);
+        PosIndex {
+            values: builder.values,
         }
-        PosIndex { values: builder.values }
+    }
+
+    /// The field whose value starts last before `pos`.
+    pub fn before(&self, pos: Pos) -> Option<&str> {
+        self.values
+            .iter()
+            .filter(|(p, at)| **at < pos && !p.is_empty())
+            .max_by_key(|(_, at)| **at)
+            .map(|(p, _)| p.as_str())
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.
@@ -44,6 +53,16 @@ impl PosIndex {
             }
             p = parent(p)?;
         }
+    }
+
+    /// The field whose value starts last on `line` at or before `col`: the field a
+    /// template error on that line is in.
+    pub fn at(&self, line: usize, col: usize) -> Option<&str> {
+        self.values
+            .iter()
+            .filter(|(_, p)| p.line == line && p.col <= col)
+            .max_by_key(|(path, p)| (p.col, path.len()))
+            .map(|(path, _)| path.as_str())
     }
 
     /// The position of exactly `path`.
@@ -96,7 +115,10 @@ impl Builder {
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, ev: Event, mark: Marker) {
         // yaml-rust2 counts lines from 1 and columns from 0.
-        let pos = Pos { line: mark.line(), col: mark.col() + 1 };
+        let pos = Pos {
+            line: mark.line(),
+            col: mark.col() + 1,
+        };
         match ev {
             Event::Scalar(text, ..) => {
                 if let Some(p) = self.value_path(Some(&text)) {
@@ -145,17 +167,36 @@ containers:
     fn block_and_flow_values_have_positions() {
         let idx = PosIndex::build(TEXT);
         assert_eq!(idx.exact("version"), Some(Pos { line: 1, col: 10 }));
-        assert_eq!(idx.exact("containers.web.resources.memory"), Some(Pos { line: 4, col: 26 }));
-        assert_eq!(idx.exact("containers.web.mounts[0].target"), Some(Pos { line: 7, col: 17 }));
-        assert_eq!(idx.exact("containers.web.mounts[1].target"), Some(Pos { line: 8, col: 32 }));
+        assert_eq!(
+            idx.exact("containers.web.resources.memory"),
+            Some(Pos { line: 4, col: 26 })
+        );
+        assert_eq!(
+            idx.exact("containers.web.mounts[0].target"),
+            Some(Pos { line: 7, col: 17 })
+        );
+        assert_eq!(
+            idx.exact("containers.web.mounts[1].target"),
+            Some(Pos { line: 8, col: 32 })
+        );
     }
 
     #[test]
     fn missing_path_falls_back_to_ancestor() {
         let idx = PosIndex::build(TEXT);
-        let (pos, found) = idx.find("containers.web.resources.cpu.max").expect("ancestor");
+        let (pos, found) = idx
+            .find("containers.web.resources.cpu.max")
+            .expect("ancestor");
         assert_eq!(found, "containers.web.resources");
         assert_eq!(pos.line, 4);
+    }
+
+    #[test]
+    fn field_at_a_position() {
+        let idx = PosIndex::build(TEXT);
+        assert_eq!(idx.at(4, 30), Some("containers.web.resources.memory"));
+        assert_eq!(idx.at(8, 33), Some("containers.web.mounts[1].target"));
+        assert_eq!(idx.at(99, 1), None);
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //! - other lists (command, args, dns, dns_search) are replaced whole.
 
 use crate::spec::manifest::{
-    Attachment, Capabilities, ContainerFields, Cpu, Cpuset, Devices, Io, Mount, Namespaces, Resources,
+    Attachment, Capabilities, ContainerFields, Cpu, Cpuset, Devices, Io, Mount, Namespaces,
+    Resources,
 };
 
 /// `over` applied on top of `base`.
@@ -37,9 +38,11 @@ pub fn merge(base: &ContainerFields, over: &ContainerFields) -> ContainerFields 
         stop_signal: last(&base.stop_signal, &over.stop_signal),
         stop_timeout: last(&base.stop_timeout, &over.stop_timeout),
         depends_on: union(&base.depends_on, &over.depends_on),
-        capabilities: both(&base.capabilities, &over.capabilities, |b, o| Capabilities {
-            keep: union(&b.keep, &o.keep),
-            drop: union(&b.drop, &o.drop),
+        capabilities: both(&base.capabilities, &over.capabilities, |b, o| {
+            Capabilities {
+                keep: union(&b.keep, &o.keep),
+                drop: union(&b.drop, &o.drop),
+            }
         }),
         namespaces: both(&base.namespaces, &over.namespaces, |b, o| Namespaces {
             user: last(&b.user, &o.user),
@@ -52,7 +55,9 @@ pub fn merge(base: &ContainerFields, over: &ContainerFields) -> ContainerFields 
             deny: union(&b.deny, &o.deny),
         }),
         mounts: by_key(&base.mounts, &over.mounts, |m: &Mount| m.target.clone()),
-        network: by_key(&base.network, &over.network, |a: &Attachment| a.network.clone()),
+        network: by_key(&base.network, &over.network, |a: &Attachment| {
+            a.network.clone()
+        }),
         dns: last(&base.dns, &over.dns),
         dns_search: last(&base.dns_search, &over.dns_search),
         volatile: last(&base.volatile, &over.volatile),
@@ -67,10 +72,18 @@ fn merge_resources(b: &Resources, o: &Resources) -> Resources {
         memory: last(&b.memory, &o.memory),
         memory_low: last(&b.memory_low, &o.memory_low),
         swap: last(&b.swap, &o.swap),
-        cpu: both(&b.cpu, &o.cpu, |b, o| Cpu { weight: last(&b.weight, &o.weight), max: last(&b.max, &o.max) }),
+        cpu: both(&b.cpu, &o.cpu, |b, o| Cpu {
+            weight: last(&b.weight, &o.weight),
+            max: last(&b.max, &o.max),
+        }),
         pids: last(&b.pids, &o.pids),
-        cpuset: both(&b.cpuset, &o.cpuset, |b, o| Cpuset { cpus: last(&b.cpus, &o.cpus), mems: last(&b.mems, &o.mems) }),
-        io: both(&b.io, &o.io, |b, o| Io { weight: last(&b.weight, &o.weight) }),
+        cpuset: both(&b.cpuset, &o.cpuset, |b, o| Cpuset {
+            cpus: last(&b.cpus, &o.cpus),
+            mems: last(&b.mems, &o.mems),
+        }),
+        io: both(&b.io, &o.io, |b, o| Io {
+            weight: last(&b.weight, &o.weight),
+        }),
     }
 }
 
@@ -95,11 +108,18 @@ fn union(base: &[String], over: &[String]) -> Vec<String> {
     out
 }
 
+/// Entries of `over` replace the `base` entry with the same key; duplicates within
+/// `over` itself are kept so that validation reports them.
 fn by_key<T: Clone>(base: &[T], over: &[T], key: impl Fn(&T) -> String) -> Vec<T> {
     let mut out = base.to_vec();
+    let mut replaced = vec![false; base.len()];
     for item in over {
-        match out.iter_mut().find(|e| key(e) == key(item)) {
-            Some(slot) => *slot = item.clone(),
+        let slot = (0..base.len()).find(|i| !replaced[*i] && key(&base[*i]) == key(item));
+        match slot {
+            Some(i) => {
+                out[i] = item.clone();
+                replaced[i] = true;
+            }
             None => out.push(item.clone()),
         }
     }
@@ -116,7 +136,9 @@ mod tests {
 
     #[test]
     fn scalars_last_wins_and_maps_merge_by_key() {
-        let base = yaml("{image: a, hostname: h1, env: {A: '1', B: '2'}, resources: {memory: 16M, pids: 10}}");
+        let base = yaml(
+            "{image: a, hostname: h1, env: {A: '1', B: '2'}, resources: {memory: 16M, pids: 10}}",
+        );
         let over = yaml("{hostname: h2, env: {B: '3'}, resources: {pids: 20}}");
         let m = merge(&base, &over);
         assert_eq!(m.image.as_deref(), Some("a"));
@@ -148,8 +170,20 @@ mod tests {
     }
 
     #[test]
+    fn duplicates_within_one_list_survive_for_validation() {
+        let m = merge(
+            &ContainerFields::default(),
+            &yaml("{mounts: [{type: tmpfs, target: /a}, {type: tmpfs, target: /a}]}"),
+        );
+        assert_eq!(m.mounts.len(), 2);
+    }
+
+    #[test]
     fn whole_lists_are_replaced() {
-        let m = merge(&yaml("{command: [a, b], dns: [1.1.1.1]}"), &yaml("{command: [c]}"));
+        let m = merge(
+            &yaml("{command: [a, b], dns: [1.1.1.1]}"),
+            &yaml("{command: [c]}"),
+        );
         assert_eq!(m.command, Some(vec!["c".to_string()]));
         assert_eq!(m.dns, Some(vec!["1.1.1.1".to_string()]));
     }

@@ -10,7 +10,9 @@ use crate::spec::types::{DeviceKind, DeviceRule, IdMap};
 pub fn size(text: &str) -> Result<u64, String> {
     let bad = || format!("\"{text}\" is not a size; use e.g. 64M");
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
@@ -36,7 +38,9 @@ pub fn size(text: &str) -> Result<u64, String> {
             .ok_or_else(bad)?
     } else {
         let n: u64 = num.parse().map_err(|_| bad())?;
-        n.checked_shl(shift).filter(|v| v >> shift == n).ok_or_else(bad)?
+        n.checked_shl(shift)
+            .filter(|v| v >> shift == n)
+            .ok_or_else(bad)?
     };
     Ok(bytes)
 }
@@ -44,23 +48,33 @@ pub fn size(text: &str) -> Result<u64, String> {
 /// CPU cap in CPUs (`0.5`, `2`) -> (quota_us, period_us) with a 100 ms period.
 pub fn cpu_max(text: &str) -> Result<(u64, u64), String> {
     const PERIOD: u64 = 100_000;
-    let bad = || format!("\"{text}\" is not a CPU amount; use e.g. 0.5 for half a CPU or 2 for two");
+    let bad =
+        || format!("\"{text}\" is not a CPU amount; use e.g. 0.5 for half a CPU or 2 for two");
     let t = text.trim();
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
     if whole.is_empty() && frac.is_empty() || frac.len() > 5 {
         return Err(bad());
     }
-    let whole: u64 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| bad())? };
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
     let mut frac_us = 0;
     if !frac.is_empty() {
         let digits = u32::try_from(frac.len()).map_err(|_| bad())?;
         let f: u64 = frac.parse().map_err(|_| bad())?;
         frac_us = f * PERIOD / 10u64.pow(digits);
     }
-    let quota = whole.checked_mul(PERIOD).map(|q| q + frac_us).ok_or_else(bad)?;
+    let quota = whole
+        .checked_mul(PERIOD)
+        .map(|q| q + frac_us)
+        .ok_or_else(bad)?;
     // The kernel refuses quotas under 1 ms.
     if quota < 1000 {
-        return Err(format!("\"{text}\" is below the kernel's minimum of 0.01 CPU"));
+        return Err(format!(
+            "\"{text}\" is below the kernel's minimum of 0.01 CPU"
+        ));
     }
     Ok((quota, PERIOD))
 }
@@ -95,7 +109,7 @@ pub fn signal(text: &str) -> Result<String, String> {
         return Ok(format!("SIG{name}"));
     }
     if let Some(n) = name.strip_prefix("RTMIN+") {
-        if n.parse::<u8>().map_or(false, |n| n <= 15) {
+        if n.parse::<u8>().is_ok_and(|n| n <= 15) {
             return Ok(format!("SIG{name}"));
         }
     }
@@ -106,22 +120,65 @@ pub fn signal(text: &str) -> Result<String, String> {
 
 /// Every capability the kernel knows, in number order (CAP_CHOWN is 0).
 pub const CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
-    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 ];
 
 /// The default set, the one Docker grants.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT",
-    "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SYS_CHROOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_WRITE",
+    "CAP_SETFCAP",
 ];
 
 /// What a capability entry names.
@@ -137,7 +194,11 @@ pub fn capability(text: &str) -> Result<CapName, String> {
     if upper == "ALL" {
         return Ok(CapName::All);
     }
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     CAPABILITIES.iter().find(|c| **c == full).map(|c| CapName::One(c)).ok_or_else(|| {
         format!("\"{text}\" is not a capability; use a name such as net_admin or CAP_NET_ADMIN, or all")
     })
@@ -145,7 +206,9 @@ pub fn capability(text: &str) -> Result<CapName, String> {
 
 /// A device rule as LXC writes it: `c 136:* rwm`, `b 8:0 r`, `a`.
 pub fn device_rule(text: &str, allow: bool) -> Result<DeviceRule, String> {
-    let bad = |why: &str| format!("\"{text}\" is not a device rule ({why}); use e.g. \"c 136:* rwm\" or \"a\"");
+    let bad = |why: &str| {
+        format!("\"{text}\" is not a device rule ({why}); use e.g. \"c 136:* rwm\" or \"a\"")
+    };
     let parts: Vec<&str> = text.split_whitespace().collect();
     let kind = match parts.first().copied() {
         Some("a") => DeviceKind::All,
@@ -157,7 +220,15 @@ pub fn device_rule(text: &str, allow: bool) -> Result<DeviceRule, String> {
         if parts.len() > 1 {
             return Err(bad("`a` takes no numbers"));
         }
-        return Ok(DeviceRule { allow, kind, major: None, minor: None, read: true, write: true, mknod: true });
+        return Ok(DeviceRule {
+            allow,
+            kind,
+            major: None,
+            minor: None,
+            read: true,
+            write: true,
+            mknod: true,
+        });
     }
     let (Some(nums), access) = (parts.get(1), parts.get(2).copied().unwrap_or("rwm")) else {
         return Err(bad("missing major:minor"));
@@ -165,12 +236,16 @@ pub fn device_rule(text: &str, allow: bool) -> Result<DeviceRule, String> {
     if parts.len() > 3 {
         return Err(bad("too many fields"));
     }
-    let (major, minor) = nums.split_once(':').ok_or_else(|| bad("missing major:minor"))?;
+    let (major, minor) = nums
+        .split_once(':')
+        .ok_or_else(|| bad("missing major:minor"))?;
     let num = |s: &str| -> Result<Option<u32>, String> {
         if s == "*" {
             Ok(None)
         } else {
-            s.parse().map(Some).map_err(|_| bad("major and minor are numbers or *"))
+            s.parse()
+                .map(Some)
+                .map_err(|_| bad("major and minor are numbers or *"))
         }
     };
     if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
@@ -189,14 +264,26 @@ pub fn device_rule(text: &str, allow: bool) -> Result<DeviceRule, String> {
 
 /// `0 100000 65536`: inside id, outside id, count.
 pub fn id_map(text: &str) -> Result<IdMap, String> {
-    let bad = || format!("\"{text}\" is not an id mapping; use \"INSIDE OUTSIDE COUNT\" e.g. \"0 100000 65536\"");
-    let nums: Vec<u32> = text.split_whitespace().map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let bad = || {
+        format!(
+            "\"{text}\" is not an id mapping; use \"INSIDE OUTSIDE COUNT\" e.g. \"0 100000 65536\""
+        )
+    };
+    let nums: Vec<u32> = text
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
     match nums[..] {
         [inside, outside, count] if count > 0 => {
             if inside.checked_add(count - 1).is_none() || outside.checked_add(count - 1).is_none() {
                 return Err(format!("\"{text}\" runs past the largest id 4294967295"));
             }
-            Ok(IdMap { inside, outside, count })
+            Ok(IdMap {
+                inside,
+                outside,
+                count,
+            })
         }
         _ => Err(bad()),
     }
@@ -219,15 +306,23 @@ pub fn cpu_list(text: &str) -> Result<String, String> {
 
 /// A name used in paths and cgroup names: `[a-z0-9][a-z0-9_.-]*`, at most `max` bytes.
 pub fn name(text: &str, what: &str, max: usize) -> Result<(), String> {
-    let ok_start = text.chars().next().map_or(false, |c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    let ok_rest = text.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+    let ok_start = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let ok_rest = text
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
     if !ok_start || !ok_rest {
         return Err(format!(
             "\"{text}\" is not a valid {what} name; use lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit"
         ));
     }
     if text.len() > max {
-        return Err(format!("{what} name \"{text}\" is {} bytes; the limit is {max}", text.len()));
+        return Err(format!(
+            "{what} name \"{text}\" is {} bytes; the limit is {max}",
+            text.len()
+        ));
     }
     Ok(())
 }
@@ -235,10 +330,19 @@ pub fn name(text: &str, what: &str, max: usize) -> Result<(), String> {
 /// A network interface name: 1 to 15 bytes, no `/`, `:`, whitespace, not `.` or `..`.
 pub fn ifname(text: &str) -> Result<(), String> {
     if text.is_empty() || text.len() > 15 {
-        return Err(format!("interface name \"{text}\" must be 1 to 15 bytes (the kernel's IFNAMSIZ)"));
+        return Err(format!(
+            "interface name \"{text}\" must be 1 to 15 bytes (the kernel's IFNAMSIZ)"
+        ));
     }
-    if text == "." || text == ".." || text.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
-        return Err(format!("\"{text}\" is not a valid interface name; avoid `/`, `:` and spaces"));
+    if text == "."
+        || text == ".."
+        || text
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
+        return Err(format!(
+            "\"{text}\" is not a valid interface name; avoid `/`, `:` and spaces"
+        ));
     }
     Ok(())
 }
@@ -262,18 +366,36 @@ pub fn hostname(text: &str) -> Result<(), String> {
 /// An absolute path without `..` components.
 pub fn abs_path(text: &str) -> Result<(), String> {
     if !text.starts_with('/') {
-        return Err(format!("\"{text}\" is not an absolute path; start it with /"));
+        return Err(format!(
+            "\"{text}\" is not an absolute path; start it with /"
+        ));
     }
     if text.split('/').any(|c| c == "..") {
-        return Err(format!("\"{text}\" contains `..`; write the path without it"));
+        return Err(format!(
+            "\"{text}\" contains `..`; write the path without it"
+        ));
     }
     Ok(())
 }
 
 /// Resource limit names (`RLIMIT_*` without the prefix, lowercase).
 pub const RLIMITS: &[&str] = &[
-    "as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
 ];
 
 /// `1024`, `1024:4096`, `unlimited` -> (soft, hard); `None` is unlimited.
@@ -282,9 +404,9 @@ pub fn rlimit_value(text: &str) -> Result<(Option<u64>, Option<u64>), String> {
         if s == "unlimited" {
             Ok(None)
         } else {
-            s.parse().map(Some).map_err(|_| {
-                format!("\"{text}\" is not a limit; use N, SOFT:HARD or unlimited")
-            })
+            s.parse()
+                .map(Some)
+                .map_err(|_| format!("\"{text}\" is not a limit; use N, SOFT:HARD or unlimited"))
         }
     };
     let (soft, hard) = match text.split_once(':') {
@@ -296,11 +418,15 @@ pub fn rlimit_value(text: &str) -> Result<(Option<u64>, Option<u64>), String> {
     };
     if let (Some(s), Some(h)) = (soft, hard) {
         if s > h {
-            return Err(format!("\"{text}\": the soft limit is above the hard limit"));
+            return Err(format!(
+                "\"{text}\": the soft limit is above the hard limit"
+            ));
         }
     }
     if soft.is_none() && hard.is_some() {
-        return Err(format!("\"{text}\": an unlimited soft limit needs an unlimited hard limit"));
+        return Err(format!(
+            "\"{text}\": an unlimited soft limit needs an unlimited hard limit"
+        ));
     }
     Ok((soft, hard))
 }
@@ -327,7 +453,10 @@ mod tests {
         for (text, want) in table {
             assert_eq!(size(text).ok(), *want, "{text}");
         }
-        assert_eq!(size("12QB").unwrap_err(), "\"12QB\" is not a size; use e.g. 64M");
+        assert_eq!(
+            size("12QB").unwrap_err(),
+            "\"12QB\" is not a size; use e.g. 64M"
+        );
     }
 
     #[test]
@@ -355,28 +484,53 @@ mod tests {
     #[test]
     fn capability_names() {
         assert_eq!(capability("sys_admin"), Ok(CapName::One("CAP_SYS_ADMIN")));
-        assert_eq!(capability("CAP_NET_ADMIN"), Ok(CapName::One("CAP_NET_ADMIN")));
+        assert_eq!(
+            capability("CAP_NET_ADMIN"),
+            Ok(CapName::One("CAP_NET_ADMIN"))
+        );
         assert_eq!(capability("all"), Ok(CapName::All));
         assert!(capability("sys_admn").is_err());
         assert_eq!(CAPABILITIES.len(), 41);
-        assert!(DEFAULT_CAPABILITIES.iter().all(|c| CAPABILITIES.contains(c)));
+        assert!(DEFAULT_CAPABILITIES
+            .iter()
+            .all(|c| CAPABILITIES.contains(c)));
     }
 
     #[test]
     fn device_rules() {
         let r = device_rule("c 136:* rwm", true).expect("valid");
-        assert_eq!((r.kind, r.major, r.minor, r.read, r.write, r.mknod), (DeviceKind::Char, Some(136), None, true, true, true));
+        assert_eq!(
+            (r.kind, r.major, r.minor, r.read, r.write, r.mknod),
+            (DeviceKind::Char, Some(136), None, true, true, true)
+        );
         let r = device_rule("b 8:0 r", false).expect("valid");
-        assert_eq!((r.allow, r.kind, r.minor, r.write), (false, DeviceKind::Block, Some(0), false));
+        assert_eq!(
+            (r.allow, r.kind, r.minor, r.write),
+            (false, DeviceKind::Block, Some(0), false)
+        );
         assert_eq!(device_rule("a", true).map(|r| r.kind), Ok(DeviceKind::All));
-        for bad in ["x 1:3 rwm", "c 1 rwm", "c 1:3 rwx", "c a:3", "a 1:2", "c 1:3 r w"] {
+        for bad in [
+            "x 1:3 rwm",
+            "c 1 rwm",
+            "c 1:3 rwx",
+            "c a:3",
+            "a 1:2",
+            "c 1:3 r w",
+        ] {
             assert!(device_rule(bad, true).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn id_maps() {
-        assert_eq!(id_map("0 100000 65536"), Ok(IdMap { inside: 0, outside: 100000, count: 65536 }));
+        assert_eq!(
+            id_map("0 100000 65536"),
+            Ok(IdMap {
+                inside: 0,
+                outside: 100000,
+                count: 65536
+            })
+        );
         assert!(id_map("0 100000").is_err());
         assert!(id_map("0 100000 0").is_err());
         assert!(id_map("0 4294967295 2").is_err());
@@ -387,7 +541,9 @@ mod tests {
         assert!(name("web-1", "container", 32).is_ok());
         assert!(name("Web", "container", 32).is_err());
         assert!(name("../x", "container", 32).is_err());
-        assert!(name("a-very-long-network", "network", 15).unwrap_err().contains("limit is 15"));
+        assert!(name("a-very-long-network", "network", 15)
+            .unwrap_err()
+            .contains("limit is 15"));
         assert!(ifname("eth0").is_ok());
         assert!(ifname("a/b").is_err());
         assert!(ifname("sixteen-bytes-xx").is_err());
