@@ -1,20 +1,18 @@
-# Container runtime (src/host/runtime): unit + root tests, start benchmark.
-# `make test` should call test-runtime, `make bench` bench-runtime.
+# Container runtime (src/host/runtime). Its unit tests run in `test-unit`
+# (cargo test --lib) and its root tests (tests/root_runtime.rs) in `test-root`;
+# this fragment adds the start benchmark to `make bench`.
 
-.PHONY: test-runtime bench-runtime
-
-test-runtime:
-	DEBIAN_FRONTEND=noninteractive apt-get install -y busybox-static
-	cargo test --lib host::runtime
-	cargo test --test root_runtime
+.PHONY: bench-runtime
+BENCH_TIERS += bench-runtime
 
 # Release build of the static musl binary (what ships), then hyperfine side by
-# side with crun, runc, lxc-execute, systemd-nspawn and an unshare floor.
-bench-runtime:
-	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y hyperfine crun runc lxc systemd-container busybox-static python3
+# side with crun, runc, lxc-execute, systemd-nspawn and an unshare floor on the
+# same busybox rootfs, plus the monitor's idle RSS; figures go into
+# docs/benchmarks.md under "## Container start".
+bench-runtime: check-cargo
+	$(call apt_install,hyperfine crun runc lxc systemd-container busybox-static python3 util-linux)
 	rustup target add x86_64-unknown-linux-musl
-	cargo build --release --target x86_64-unknown-linux-musl
-	mkdir -p target/bench
-	bench/start.sh target/x86_64-unknown-linux-musl/release/berth target/bench/runtime.md
-	python3 bench/put_section.py docs/benchmarks.md target/bench/runtime.md
+	$(CARGO) build --locked --release --target x86_64-unknown-linux-musl
+	@mkdir -p $(BUILD)/bench
+	bench/start.sh target/x86_64-unknown-linux-musl/release/berth $(BUILD)/bench/runtime.md
+	python3 bench/put_section.py docs/benchmarks.md $(BUILD)/bench/runtime.md

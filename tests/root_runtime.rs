@@ -3,20 +3,23 @@
 //! its own rootfs, runtime dir and (when it needs one) its own v1 cgroup,
 //! removed in `Drop` even when the test fails.
 
+// Test setup: a failed step should panic with its location.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use berth::host::runtime::monitor::default_spec;
+use berth::host::runtime::oneshot::default_spec;
 use berth::host::runtime::state::{self, ProcId};
 use berth::host::runtime::{exec, Options, Paths, Runtime, RuntimeError, Status};
 use berth::spec::types::{IdMap, IdMaps, RestartPolicy, Spec, User};
 
 fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root (run under `make test`)");
+    if !common::root_or_skip("root_runtime") {
         return false;
     }
     if !Path::new("/bin/busybox").exists() {
@@ -48,7 +51,11 @@ impl Fixture {
                 std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
             }
         }
-        fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n").unwrap();
+        fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        )
+        .unwrap();
         fs::write(rootfs.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
         let paths = Paths {
             rootfs,
@@ -56,12 +63,20 @@ impl Fixture {
             container_dir: dir.path().join("container"),
             volumes_dir: dir.path().join("volumes"),
         };
-        Fixture { dir, paths, cgroup: None }
+        Fixture {
+            dir,
+            paths,
+            cgroup: None,
+        }
     }
 
     /// Its own cgroup under the v1 pids hierarchy (this machine is hybrid).
     fn with_cgroup(mut self) -> Self {
-        let name = format!("berth-test-{}-{}", std::process::id(), self.dir.path().file_name().unwrap().to_string_lossy());
+        let name = format!(
+            "berth-test-{}-{}",
+            std::process::id(),
+            self.dir.path().file_name().unwrap().to_string_lossy()
+        );
         let cg = Path::new("/sys/fs/cgroup/pids").join(name);
         fs::create_dir(&cg).unwrap();
         self.cgroup = Some(cg);
@@ -69,15 +84,25 @@ impl Fixture {
     }
 
     fn options(&self) -> Options {
-        Options { cgroup_procs: self.cgroup.iter().map(|c| c.join("cgroup.procs")).collect(), ..Options::default() }
+        Options {
+            cgroup_procs: self.cgroup.iter().map(|c| c.join("cgroup.procs")).collect(),
+            ..Options::default()
+        }
     }
 
     /// Run `spec` in the foreground through `berth __run`: (exit code, stdout+stderr).
     fn run(&self, spec: &Spec) -> (i32, String) {
         let file = self.dir.path().join("spec.json");
         fs::write(&file, serde_json::to_vec(spec).unwrap()).unwrap();
-        let out = Command::new(BERTH).args(["__run", "--rootfs"]).arg(&self.paths.rootfs).arg("--spec").arg(&file).output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let out = Command::new(BERTH)
+            .args(["__run", "--rootfs"])
+            .arg(&self.paths.rootfs)
+            .arg("--spec")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
         (out.status.code().unwrap_or(-1), text)
     }
 
@@ -86,11 +111,18 @@ impl Fixture {
     }
 
     fn start(&self, spec: &Spec) -> Result<i32, RuntimeError> {
-        self.runtime().start(spec, &self.paths, &self.options(), &mut berth::host::runtime::spawn::NoHook)
+        self.runtime().start(
+            spec,
+            &self.paths,
+            &self.options(),
+            &mut berth::host::runtime::spawn::NoHook,
+        )
     }
 
     fn state(&self) -> state::ContainerState {
-        state::load(&self.paths.run_dir).unwrap().expect("a state file")
+        state::load(&self.paths.run_dir)
+            .unwrap()
+            .expect("a state file")
     }
 }
 
@@ -98,7 +130,7 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = self.runtime().remove(&self.paths.run_dir);
         if let Some(cg) = &self.cgroup {
-            berth::host::runtime::monitor::kill_all(&[cg.join("cgroup.procs")], None);
+            berth::host::runtime::control::kill_all(&[cg.join("cgroup.procs")], None);
             for _ in 0..100 {
                 if fs::remove_dir(cg).is_ok() {
                     break;
@@ -114,7 +146,13 @@ fn sh(name: &str, script: &str) -> Spec {
 }
 
 fn cap_line(out: &str, key: &str) -> String {
-    out.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key} in {out}")).split_whitespace().nth(1).unwrap().to_string()
+    out.lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
 }
 
 fn wait_until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
@@ -131,7 +169,10 @@ fn pid1_is_the_command_with_its_hostname() {
         return;
     }
     let fx = Fixture::new();
-    let mut spec = sh("pid1", "echo pid=$$; hostname; cat /proc/1/cmdline | tr '\\0' ' '");
+    let mut spec = sh(
+        "pid1",
+        "echo pid=$$; hostname; cat /proc/1/cmdline | tr '\\0' ' '",
+    );
     spec.process.hostname = "box-one".into();
     let (code, out) = fx.run(&spec);
     assert_eq!(code, 0, "{out}");
@@ -197,10 +238,15 @@ fn proc_paths_are_masked_and_proc_sys_is_read_only() {
     }
     let fx = Fixture::new();
     // Mask only what this kernel has (/proc/kcore needs CONFIG_PROC_KCORE).
-    let files: Vec<&str> = ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug"]
-        .into_iter()
-        .filter(|p| fs::metadata(p).map(|m| m.is_file()).unwrap_or(false))
-        .collect();
+    let files: Vec<&str> = [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+    ]
+    .into_iter()
+    .filter(|p| fs::metadata(p).map(|m| m.is_file()).unwrap_or(false))
+    .collect();
     assert!(!files.is_empty());
     let script = format!("for f in {}; do echo $f=$(wc -c < $f); done; echo x > /proc/sys/kernel/domainname && echo WROTE", files.join(" "));
     let (_, out) = fx.run(&sh("mask", &script));
@@ -218,14 +264,28 @@ fn user_namespace_root_maps_to_the_configured_host_id() {
     }
     let fx = Fixture::new();
     let mut spec = default_spec("userns", vec!["sleep".into(), "300".into()]);
-    let map = vec![IdMap { inside: 0, outside: 200000, count: 65536 }];
-    spec.namespaces.user = Some(IdMaps { uid: map.clone(), gid: map });
+    let map = vec![IdMap {
+        inside: 0,
+        outside: 200000,
+        count: 65536,
+    }];
+    spec.namespaces.user = Some(IdMaps {
+        uid: map.clone(),
+        gid: map,
+    });
     let pid = fx.start(&spec).unwrap();
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert_eq!(uid_line.split_whitespace().nth(1), Some("200000"), "{uid_line}");
+    assert_eq!(
+        uid_line.split_whitespace().nth(1),
+        Some("200000"),
+        "{uid_line}"
+    );
     let map = fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
-    assert_eq!(map.split_whitespace().collect::<Vec<_>>(), ["0", "200000", "65536"]);
+    assert_eq!(
+        map.split_whitespace().collect::<Vec<_>>(),
+        ["0", "200000", "65536"]
+    );
 }
 
 #[test]
@@ -236,9 +296,16 @@ fn command_not_found_is_127_and_recorded() {
     let fx = Fixture::new();
     let (code, out) = fx.run(&default_spec("nf", vec!["no-such-command".into()]));
     assert_eq!(code, 127, "{out}");
-    let err = fx.start(&default_spec("nf", vec!["no-such-command".into()])).unwrap_err();
-    assert!(matches!(err, RuntimeError::ExecFailed { code: 127, .. }), "{err}");
-    wait_until("the monitor to record the exit", 5, || fx.state().last_exit.map(|e| e.code) == Some(127));
+    let err = fx
+        .start(&default_spec("nf", vec!["no-such-command".into()]))
+        .unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::ExecFailed { code: 127, .. }),
+        "{err}"
+    );
+    wait_until("the monitor to record the exit", 5, || {
+        fx.state().last_exit.map(|e| e.code) == Some(127)
+    });
     assert!(fx.state().error.unwrap_or_default().contains("not found"));
 }
 
@@ -251,8 +318,16 @@ fn restart_policy_restarts_a_crashing_command_with_backoff() {
     let mut spec = sh("crash", "cut -d' ' -f1 /proc/uptime >> /runs; exit 3");
     spec.restart = RestartPolicy::OnFailure;
     fx.start(&spec).unwrap();
-    wait_until("four runs", 10, || fs::read_to_string(fx.paths.rootfs.join("runs")).map(|s| s.lines().count() >= 4).unwrap_or(false));
-    let runs: Vec<f64> = fs::read_to_string(fx.paths.rootfs.join("runs")).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    wait_until("four runs", 10, || {
+        fs::read_to_string(fx.paths.rootfs.join("runs"))
+            .map(|s| s.lines().count() >= 4)
+            .unwrap_or(false)
+    });
+    let runs: Vec<f64> = fs::read_to_string(fx.paths.rootfs.join("runs"))
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
     let gaps: Vec<f64> = runs.windows(2).map(|w| w[1] - w[0]).collect();
     // Backoff 0.1 s, 0.2 s, 0.4 s: each pause at least the scheduled delay, and growing.
     assert!(gaps[0] >= 0.09 && gaps[2] >= 0.39, "{gaps:?}");
@@ -272,7 +347,9 @@ fn stop_kills_everything_after_the_timeout() {
     let spec = sh("stubborn", "trap '' TERM; sleep 300 & sleep 301");
     let pid = fx.start(&spec).unwrap();
     let procs = fx.cgroup.as_ref().unwrap().join("cgroup.procs");
-    wait_until("two processes in the cgroup", 5, || fs::read_to_string(&procs).unwrap().lines().count() >= 2);
+    wait_until("two processes in the cgroup", 5, || {
+        fs::read_to_string(&procs).unwrap().lines().count() >= 2
+    });
     let t0 = Instant::now();
     let status = fx.runtime().stop(&fx.paths.run_dir, Some(1)).unwrap();
     assert!(t0.elapsed() >= Duration::from_secs(1));
@@ -295,12 +372,24 @@ fn killing_the_monitor_then_start_converges() {
     unsafe { libc::kill(monitor.pid, libc::SIGKILL) };
     wait_until("the monitor to die", 5, || !monitor.alive());
     let (status, _) = state::status(&fx.paths.run_dir).unwrap();
-    assert_eq!(status, Status::Running { pid, supervised: false });
+    assert_eq!(
+        status,
+        Status::Running {
+            pid,
+            supervised: false
+        }
+    );
     let old = ProcId::of(pid).unwrap();
     let new_pid = fx.start(&spec).unwrap();
     assert!(!old.alive(), "the orphan still runs");
     let (status, _) = state::status(&fx.paths.run_dir).unwrap();
-    assert_eq!(status, Status::Running { pid: new_pid, supervised: true });
+    assert_eq!(
+        status,
+        Status::Running {
+            pid: new_pid,
+            supervised: true
+        }
+    );
     // A second start of a healthy container changes nothing.
     assert_eq!(fx.start(&spec).unwrap(), new_pid);
 }
@@ -314,12 +403,22 @@ fn exec_returns_the_command_exit_code() {
     let mut spec = default_spec("ex", vec!["sleep".into(), "300".into()]);
     spec.process.hostname = "exec-box".into();
     fx.start(&spec).unwrap();
-    let cmd: Vec<String> = ["/bin/sh", "-c", "test \"$(hostname)\" = exec-box && test $(cat /proc/1/comm) = sleep && exit 7"].iter().map(|s| s.to_string()).collect();
+    let cmd: Vec<String> = [
+        "/bin/sh",
+        "-c",
+        "test \"$(hostname)\" = exec-box && test $(cat /proc/1/comm) = sleep && exit 7",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(exec::exec(&fx.paths.run_dir, &cmd, false).unwrap(), 7);
     let missing: Vec<String> = vec!["no-such-tool".into()];
     assert_eq!(exec::exec(&fx.paths.run_dir, &missing, false).unwrap(), 127);
     fx.runtime().stop(&fx.paths.run_dir, Some(0)).unwrap();
-    assert!(matches!(exec::exec(&fx.paths.run_dir, &cmd, false), Err(RuntimeError::NotRunning { .. })));
+    assert!(matches!(
+        exec::exec(&fx.paths.run_dir, &cmd, false),
+        Err(RuntimeError::NotRunning { .. })
+    ));
 }
 
 #[test]
@@ -346,8 +445,18 @@ fn cli_status_exec_logs_stop_rm() {
     let pid = fx.start(&spec).unwrap();
     let berth = |args: &[&str]| {
         // The option goes right after the subcommand: exec's command ends the line.
-        let out = Command::new(BERTH).arg(args[0]).arg("--runtime-dir").arg(&rr).args(&args[1..]).output().unwrap();
-        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        let out = Command::new(BERTH)
+            .arg(args[0])
+            .arg("--runtime-dir")
+            .arg(&rr)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
     };
     let (code, out) = berth(&["status", "cli", "--json"]);
     assert_eq!(code, 0, "{out}");
@@ -356,7 +465,9 @@ fn cli_status_exec_logs_stop_rm() {
     assert_eq!(v[0]["pid"], pid);
     let (code, out) = berth(&["exec", "cli", "--", "sh", "-c", "exit 5"]);
     assert_eq!(code, 5, "{out}");
-    wait_until("the log line", 5, || berth(&["logs", "cli", "-n", "1"]).1 == "hello\n");
+    wait_until("the log line", 5, || {
+        berth(&["logs", "cli", "-n", "1"]).1 == "hello\n"
+    });
     let (code, out) = berth(&["ls"]);
     assert_eq!(code, 0);
     assert!(out.lines().nth(1).unwrap().starts_with("cli "), "{out}");
@@ -389,17 +500,40 @@ fn manifest_mounts_bind_tmpfs_volume() {
         "cat /data/hello; touch /data/x 2>/dev/null && echo BIND-WRITABLE; grep ' /scratch tmpfs' /proc/mounts | grep -c size=1024k; echo kept > /vol/file",
     );
     spec.mounts = vec![
-        MountSpec { kind: MountKind::Bind { source: host.to_string_lossy().into_owned() }, target: "/data".into(), readonly: true },
-        MountSpec { kind: MountKind::Tmpfs { size: Some(1 << 20), mode: None }, target: "/scratch".into(), readonly: false },
-        MountSpec { kind: MountKind::Volume { name: "v1".into() }, target: "/vol".into(), readonly: false },
+        MountSpec {
+            kind: MountKind::Bind {
+                source: host.to_string_lossy().into_owned(),
+            },
+            target: "/data".into(),
+            readonly: true,
+        },
+        MountSpec {
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 20),
+                mode: None,
+            },
+            target: "/scratch".into(),
+            readonly: false,
+        },
+        MountSpec {
+            kind: MountKind::Volume { name: "v1".into() },
+            target: "/vol".into(),
+            readonly: false,
+        },
     ];
     let (code, out) = fx.run(&spec);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out, "from host\n1\n");
-    assert_eq!(fs::read_to_string(fx.paths.volumes_dir.join("v1/file")).unwrap(), "kept\n");
+    assert_eq!(
+        fs::read_to_string(fx.paths.volumes_dir.join("v1/file")).unwrap(),
+        "kept\n"
+    );
     // Nothing leaked into the host's mount table.
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
-    assert!(!mounts.contains(&fx.paths.rootfs.to_string_lossy().into_owned()), "a mount leaked");
+    assert!(
+        !mounts.contains(&fx.paths.rootfs.to_string_lossy().into_owned()),
+        "a mount leaked"
+    );
 }
 
 #[test]
@@ -408,14 +542,25 @@ fn stop_forwards_the_spec_signal() {
         return;
     }
     let fx = Fixture::new();
-    let mut spec = sh("pwr", "trap 'echo got-pwr; exit 0' PWR; echo ready; while true; do sleep 0.1; done");
+    let mut spec = sh(
+        "pwr",
+        "trap 'echo got-pwr; exit 0' PWR; echo ready; while true; do sleep 0.1; done",
+    );
     spec.stop_signal = "SIGPWR".into();
     fx.start(&spec).unwrap();
-    wait_until("the trap", 5, || berth::host::runtime::logs::tail(&fx.paths.run_dir, None).unwrap() == b"ready\n");
+    wait_until("the trap", 5, || {
+        berth::host::runtime::logs::tail(&fx.paths.run_dir, None).unwrap() == b"ready\n"
+    });
     let t0 = Instant::now();
     let status = fx.runtime().stop(&fx.paths.run_dir, Some(20)).unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(10), "the signal was not forwarded");
-    assert!(matches!(status, Status::Stopped { exit: Some(e) } if e.code == 0), "{status:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "the signal was not forwarded"
+    );
+    assert!(
+        matches!(status, Status::Stopped { exit: Some(e) } if e.code == 0),
+        "{status:?}"
+    );
     let log = berth::host::runtime::logs::tail(&fx.paths.run_dir, None).unwrap();
     assert_eq!(String::from_utf8(log).unwrap(), "ready\ngot-pwr\n");
 }
@@ -447,7 +592,12 @@ fn missing_rootfs_is_a_clear_error() {
     }
     let mut fx = Fixture::new();
     fx.paths.rootfs = fx.dir.path().join("nope");
-    let err = fx.start(&default_spec("gone", vec!["true".into()])).unwrap_err();
+    let err = fx
+        .start(&default_spec("gone", vec!["true".into()]))
+        .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
-    assert!(matches!(state::status(&fx.paths.run_dir).unwrap().0, Status::Stopped { .. }));
+    assert!(matches!(
+        state::status(&fx.paths.run_dir).unwrap().0,
+        Status::Stopped { .. }
+    ));
 }

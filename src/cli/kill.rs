@@ -22,7 +22,8 @@ pub struct KillArgs {
 
 /// Signal the init. The monitor then applies the restart policy.
 pub fn run(root: &Path, args: &KillArgs) -> anyhow::Result<ExitCode> {
-    let sig = signal_number(&args.signal).ok_or_else(|| anyhow!("`{}` is not a signal; use e.g. SIGTERM or 15", args.signal))?;
+    let sig = signal_number(&args.signal)
+        .ok_or_else(|| anyhow!("`{}` is not a signal; use e.g. SIGTERM or 15", args.signal))?;
     Runtime::current().kill(&containers::dir(root, &args.name), sig)?;
     Ok(ExitCode::SUCCESS)
 }

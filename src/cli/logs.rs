@@ -31,13 +31,19 @@ pub fn run(root: &Path, args: &LogsArgs) -> anyhow::Result<ExitCode> {
     if let (Status::Missing, _) = state::status(&dir)? {
         bail!("no container `{}` in `{}`", args.name, dir.display());
     }
-    let text = logs::tail(&dir, args.lines).with_context(|| format!("read the log of `{}`", args.name))?;
+    let text =
+        logs::tail(&dir, args.lines).with_context(|| format!("read the log of `{}`", args.name))?;
     let mut out = std::io::stdout().lock();
     out.write_all(&text)?;
     out.flush()?;
     if args.follow {
         // Follow while the container runs or restarts; stop after it ends.
-        let mut alive = || matches!(state::status(&dir).map(|s| s.0), Ok(Status::Running { .. } | Status::Restarting | Status::Stopping { .. }));
+        let mut alive = || {
+            matches!(
+                state::status(&dir).map(|s| s.0),
+                Ok(Status::Running { .. } | Status::Restarting | Status::Stopping { .. })
+            )
+        };
         logs::follow(&dir, &mut out, &mut alive)?;
     }
     Ok(ExitCode::SUCCESS)

@@ -25,7 +25,8 @@ pub struct RestartArgs {
 /// Stop and start again.
 pub fn run(root: &Path, args: &RestartArgs) -> anyhow::Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
-    let cfg = load_config(&dir).with_context(|| format!("container `{}` was never created here", args.name))?;
+    let cfg = load_config(&dir)
+        .with_context(|| format!("container `{}` was never created here", args.name))?;
     let rt = Runtime::current();
     rt.stop(&dir, args.timeout)?;
     let pid = rt.start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;

@@ -29,7 +29,10 @@ pub fn run(root: &Path, args: &RmArgs) -> anyhow::Result<ExitCode> {
         bail!("no container `{}` in `{}`", args.name, dir.display());
     }
     if !args.force && !matches!(status, Status::Stopped { .. }) {
-        bail!("container `{}` is running; stop it first or use --force", args.name);
+        bail!(
+            "container `{}` is running; stop it first or use --force",
+            args.name
+        );
     }
     Runtime::current().remove(&dir)?;
     Ok(ExitCode::SUCCESS)

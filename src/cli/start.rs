@@ -23,7 +23,8 @@ pub struct StartArgs {
 /// Start the container and print its init pid.
 pub fn run(root: &Path, args: &StartArgs) -> anyhow::Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
-    let cfg = load_config(&dir).with_context(|| format!("container `{}` was never created here", args.name))?;
+    let cfg = load_config(&dir)
+        .with_context(|| format!("container `{}` was never created here", args.name))?;
     let pid = Runtime::current().start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;
     println!("{} started (pid {pid})", args.name);
     Ok(ExitCode::SUCCESS)

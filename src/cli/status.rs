@@ -45,10 +45,20 @@ pub fn row(dir: &Path) -> anyhow::Result<Option<Row>> {
 fn make_row(status: &Status, st: &ContainerState) -> Row {
     let (state, pid, supervised) = match status {
         Status::Missing => ("missing", None, false),
-        Status::Running { pid, supervised } => (if *supervised { "running" } else { "running (no monitor)" }, Some(*pid), *supervised),
+        Status::Running { pid, supervised } => (
+            if *supervised {
+                "running"
+            } else {
+                "running (no monitor)"
+            },
+            Some(*pid),
+            *supervised,
+        ),
         Status::Restarting => ("restarting", None, true),
         Status::Stopping { pid } => ("stopping", Some(*pid), true),
-        Status::Stopped { exit: Some(_) } if st.phase == state::Phase::Exited => ("exited", None, false),
+        Status::Stopped { exit: Some(_) } if st.phase == state::Phase::Exited => {
+            ("exited", None, false)
+        }
         Status::Stopped { .. } => ("stopped", None, false),
     };
     Row {
@@ -56,7 +66,9 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
         state,
         pid,
         supervised,
-        uptime_secs: pid.and(st.started_at).map(|t| state::now().saturating_sub(t)),
+        uptime_secs: pid
+            .and(st.started_at)
+            .map(|t| state::now().saturating_sub(t)),
         restarts: st.restarts,
         last_exit: st.last_exit,
         error: st.error.clone(),
@@ -66,7 +78,9 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
 /// Every container under the runtime root, sorted by name.
 pub fn all_rows(root: &Path) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root) else { return Ok(rows) };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(rows);
+    };
     for e in entries.flatten() {
         if let Some(r) = row(&e.path())? {
             rows.push(r);
@@ -87,11 +101,25 @@ fn uptime(secs: Option<u64>) -> String {
 
 /// Print rows as a table.
 pub fn print_table(rows: &[Row]) {
-    println!("{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}", "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT");
+    println!(
+        "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}",
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"
+    );
     for r in rows {
         let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-        let exit = r.last_exit.map(|e| e.code.to_string()).unwrap_or_else(|| "-".into());
-        println!("{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}", r.name, r.state, pid, uptime(r.uptime_secs), r.restarts, exit);
+        let exit = r
+            .last_exit
+            .map(|e| e.code.to_string())
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}",
+            r.name,
+            r.state,
+            pid,
+            uptime(r.uptime_secs),
+            r.restarts,
+            exit
+        );
         if let Some(err) = &r.error {
             println!("  error: {err}");
         }

@@ -74,8 +74,15 @@ const NAMES: &[&str] = &[
 /// Bit number of a `CAP_*` name (also accepts it without the prefix, any case).
 pub fn cap_number(name: &str) -> Option<u32> {
     let upper = name.to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
-    NAMES.iter().position(|n| *n == full).and_then(|i| u32::try_from(i).ok())
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    NAMES
+        .iter()
+        .position(|n| *n == full)
+        .and_then(|i| u32::try_from(i).ok())
 }
 
 /// Mask of the named capabilities; unknown names are returned as the error.
@@ -110,8 +117,16 @@ pub struct CapPlan {
 impl CapPlan {
     /// The plan for `keep` on a kernel whose last capability is `last_cap`.
     pub fn new(keep: u64, last_cap: u32, root: bool) -> Self {
-        let known = if last_cap >= 63 { u64::MAX } else { (1u64 << (last_cap + 1)) - 1 };
-        CapPlan { keep: keep & known, last_cap, root }
+        let known = if last_cap >= 63 {
+            u64::MAX
+        } else {
+            (1u64 << (last_cap + 1)) - 1
+        };
+        CapPlan {
+            keep: keep & known,
+            last_cap,
+            root,
+        }
     }
 
     /// Drop the bounding set. Runs in the child before the uid change (it needs
@@ -122,7 +137,8 @@ impl CapPlan {
                 continue;
             }
             // SAFETY: prctl with integer arguments only.
-            let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+            let rc =
+                unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
             if rc != 0 {
                 let err = io::Error::last_os_error();
                 // EINVAL: a capability this kernel does not have.
@@ -140,7 +156,15 @@ impl CapPlan {
         let inh = if self.root { 0 } else { self.keep };
         capset(self.keep, self.keep, inh)?;
         // SAFETY: prctl with integer arguments only.
-        let rc = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+        let rc = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            )
+        };
         // EINVAL: kernel before 4.3 without ambient capabilities; nothing to clear.
         if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
             return Err(io::Error::last_os_error());
@@ -152,7 +176,13 @@ impl CapPlan {
                 }
                 // SAFETY: prctl with integer arguments only.
                 let rc = unsafe {
-                    libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE, libc::c_ulong::from(cap), 0, 0)
+                    libc::prctl(
+                        libc::PR_CAP_AMBIENT,
+                        libc::PR_CAP_AMBIENT_RAISE,
+                        libc::c_ulong::from(cap),
+                        0,
+                        0,
+                    )
                 };
                 if rc != 0 {
                     return Err(io::Error::last_os_error());
@@ -189,13 +219,30 @@ fn hi(m: u64) -> u32 {
 }
 
 fn capset(eff: u64, prm: u64, inh: u64) -> Result<(), io::Error> {
-    let mut header = CapHeader { version: CAP_V3, pid: 0 };
+    let mut header = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
     let data = [
-        CapData { effective: lo(eff), permitted: lo(prm), inheritable: lo(inh) },
-        CapData { effective: hi(eff), permitted: hi(prm), inheritable: hi(inh) },
+        CapData {
+            effective: lo(eff),
+            permitted: lo(prm),
+            inheritable: lo(inh),
+        },
+        CapData {
+            effective: hi(eff),
+            permitted: hi(prm),
+            inheritable: hi(inh),
+        },
     ];
     // SAFETY: header and data are valid, correctly laid out v3 structures.
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capset,
+            &mut header as *mut CapHeader,
+            data.as_ptr(),
+        )
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -220,7 +267,10 @@ mod tests {
         let names: Vec<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
         // The CapEff value Docker containers show for root.
         assert_eq!(mask(&names), Ok(0x00000000a80425fb));
-        assert_eq!(mask(&["CAP_BOGUS".to_string()]), Err("CAP_BOGUS".to_string()));
+        assert_eq!(
+            mask(&["CAP_BOGUS".to_string()]),
+            Err("CAP_BOGUS".to_string())
+        );
     }
 
     #[test]

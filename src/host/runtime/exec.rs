@@ -32,9 +32,16 @@ const NAMESPACES: &[(&str, libc::c_int)] = &[
 /// (126/127 when it cannot be executed or found).
 pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeError> {
     let st = state::load(run_dir)?;
-    let name = st.as_ref().map(|s| s.name.clone()).unwrap_or_else(|| run_dir.display().to_string());
-    let Some(st) = st else { return Err(RuntimeError::NotRunning { name }) };
-    let Some(init) = st.init.filter(ProcId::alive) else { return Err(RuntimeError::NotRunning { name }) };
+    let name = st
+        .as_ref()
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| run_dir.display().to_string());
+    let Some(st) = st else {
+        return Err(RuntimeError::NotRunning { name });
+    };
+    let Some(init) = st.init.filter(ProcId::alive) else {
+        return Err(RuntimeError::NotRunning { name });
+    };
     let cfg = load_config(run_dir)?;
     let mut plan = spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, true)?;
     plan.set_command(argv)?;
@@ -43,9 +50,12 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
     for (kind, flag) in NAMESPACES {
         let theirs = format!("/proc/{}/ns/{kind}", init.pid);
         let ours = format!("/proc/self/ns/{kind}");
-        let (Ok(a), Ok(b)) = (fs::read_link(&theirs), fs::read_link(&ours)) else { continue };
+        let (Ok(a), Ok(b)) = (fs::read_link(&theirs), fs::read_link(&ours)) else {
+            continue;
+        };
         if a != b {
-            let f = fs::File::open(&theirs).map_err(|e| RuntimeError::io("open namespace", Path::new(&theirs), e))?;
+            let f = fs::File::open(&theirs)
+                .map_err(|e| RuntimeError::io("open namespace", Path::new(&theirs), e))?;
             fds.push((f, *flag));
         }
     }
@@ -63,7 +73,13 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
     }
     if pid == 0 {
         spawn::close(err_r);
-        helper(&plan, &st.cgroup_procs, &fds, pty.as_ref().map(|p| p.1), err_w);
+        helper(
+            &plan,
+            &st.cgroup_procs,
+            &fds,
+            pty.as_ref().map(|p| p.1),
+            err_w,
+        );
     }
     spawn::close(err_w);
     drop(fds);
@@ -84,24 +100,40 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
         let mut errno = [0u8; 4];
         errno.copy_from_slice(&report[..4]);
         let what = String::from_utf8_lossy(&report[5..]).into_owned();
-        return Err(RuntimeError::ChildSetup { what, source: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)) });
+        return Err(RuntimeError::ChildSetup {
+            what,
+            source: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+        });
     }
     Ok(exit.code)
 }
 
 /// The forked helper: join, fork the command, pass on its exit code.
-fn helper(plan: &Prepared, procs: &[std::path::PathBuf], fds: &[(fs::File, libc::c_int)], tty: Option<RawFd>, err_w: RawFd) -> ! {
+fn helper(
+    plan: &Prepared,
+    procs: &[std::path::PathBuf],
+    fds: &[(fs::File, libc::c_int)],
+    tty: Option<RawFd>,
+    err_w: RawFd,
+) -> ! {
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
     for p in procs {
         if fs::write(p, me.to_string()).is_err() {
-            spawn::fail(err_w, 0, libc::EIO, format!("join cgroup `{}`", p.display()).as_bytes());
+            spawn::fail(
+                err_w,
+                0,
+                libc::EIO,
+                format!("join cgroup `{}`", p.display()).as_bytes(),
+            );
         }
     }
     for (f, flag) in fds {
         // SAFETY: joining a namespace through an fd we opened.
         if unsafe { libc::setns(f.as_raw_fd(), *flag) } != 0 {
-            let errno = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+            let errno = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
             spawn::fail(err_w, 0, errno, b"join a namespace of the container");
         }
     }
@@ -121,7 +153,11 @@ fn helper(plan: &Prepared, procs: &[std::path::PathBuf], fds: &[(fs::File, libc:
         finish_and_exec(plan, err_w);
     }
     spawn::close(err_w);
-    let code = if pid < 0 { 125 } else { spawn::wait(pid).map(|e| e.code).unwrap_or(125) };
+    let code = if pid < 0 {
+        125
+    } else {
+        spawn::wait(pid).map(|e| e.code).unwrap_or(125)
+    };
     // SAFETY: ending the helper without running the parent's destructors.
     unsafe { libc::_exit(code) }
 }
@@ -138,7 +174,10 @@ fn open_pty() -> Result<(RawFd, RawFd), RuntimeError> {
         if libc::ptsname_r(master, name.as_mut_ptr(), name.len()) != 0 {
             return Err(RuntimeError::sys("name the pseudo-terminal"));
         }
-        let slave = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        let slave = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
         if slave < 0 {
             return Err(RuntimeError::sys("open the pseudo-terminal"));
         }
@@ -168,7 +207,18 @@ fn relay_pty(master: RawFd) {
         let mut buf = [0u8; 4096];
         let mut stdin_open = true;
         loop {
-            let mut p = [libc::pollfd { fd: master, events: libc::POLLIN, revents: 0 }, libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 }];
+            let mut p = [
+                libc::pollfd {
+                    fd: master,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: 0,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
             let n = libc::poll(p.as_mut_ptr(), if stdin_open { 2 } else { 1 }, -1);
             if n < 0 {
                 if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {

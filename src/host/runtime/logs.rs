@@ -27,7 +27,12 @@ impl LogFile {
     pub fn new(dir: &Path, max: u64) -> Self {
         let path = dir.join(LOG_FILE);
         let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        LogFile { path, max: if max == 0 { DEFAULT_SIZE } else { max }, file: None, size }
+        LogFile {
+            path,
+            max: if max == 0 { DEFAULT_SIZE } else { max },
+            file: None,
+            size,
+        }
     }
 
     /// Append bytes, rotating first when they would not fit.
@@ -39,7 +44,12 @@ impl LogFile {
             let room = usize::try_from(self.max - self.size).unwrap_or(usize::MAX);
             let n = data.len().min(room);
             if self.file.is_none() {
-                self.file = Some(OpenOptions::new().create(true).append(true).open(&self.path)?);
+                self.file = Some(
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&self.path)?,
+                );
             }
             if let Some(f) = self.file.as_mut() {
                 f.write_all(&data[..n])?;
@@ -94,7 +104,11 @@ pub fn tail(dir: &Path, n: Option<usize>) -> io::Result<Vec<u8>> {
 }
 
 /// Copy new log output to `out` until `keep_going` says stop, following rotation.
-pub fn follow(dir: &Path, out: &mut dyn Write, keep_going: &mut dyn FnMut() -> bool) -> io::Result<()> {
+pub fn follow(
+    dir: &Path,
+    out: &mut dyn Write,
+    keep_going: &mut dyn FnMut() -> bool,
+) -> io::Result<()> {
     let path = dir.join(LOG_FILE);
     let mut pos = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut buf = vec![0u8; 8192];

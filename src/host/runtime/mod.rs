@@ -1,18 +1,24 @@
 //! The container runtime: the last host step of `apply`. It turns one resolved
 //! `Spec` plus a ready rootfs into a running, supervised process tree.
 //!
+//! - `prepare`: the child's whole setup computed from the `Spec` (pure-ish);
 //! - `spawn`: clone into new namespaces, parent/child handshake, exec;
 //! - `mounts`, `caps`, `seccomp`: what the child sets up before exec;
 //! - `monitor`: the detached supervisor (`berth __monitor`), restarts and stop;
+//! - `control`: the caller's side (`Runtime`: start, stop, kill, remove);
+//! - `oneshot`: `berth __run`, a foreground start for benchmarks and tests;
 //! - `state`: crash-only facts on disk (pid + start time) and `status`;
 //! - `logs`: size-bounded, rotated stdout/stderr files;
 //! - `exec`: enter a running container like `lxc-attach`.
 
 pub mod caps;
+pub mod control;
 pub mod exec;
 pub mod logs;
 pub mod monitor;
 pub mod mounts;
+pub mod oneshot;
+pub mod prepare;
 pub mod seccomp;
 pub mod spawn;
 pub mod state;
@@ -20,7 +26,9 @@ pub mod state;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use monitor::{monitor_main, run_main, Runtime};
+pub use control::Runtime;
+pub use monitor::monitor_main;
+pub use oneshot::run_main;
 pub use spawn::{ExitInfo, SetupHook};
 pub use state::{ContainerState, Status};
 
@@ -29,10 +37,17 @@ pub use state::{ContainerState, Status};
 pub enum RuntimeError {
     /// A host-side system call on a path failed.
     #[error("{verb} `{}`", path.display())]
-    Io { verb: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        verb: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// A system call without a path failed.
     #[error("{verb}")]
-    Sys { verb: &'static str, source: io::Error },
+    Sys {
+        verb: &'static str,
+        source: io::Error,
+    },
     /// The child failed during setup, before its command ran.
     #[error("set up the container: {what}")]
     ChildSetup { what: String, source: io::Error },
@@ -64,11 +79,18 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     pub(crate) fn io(verb: &'static str, path: &Path, source: io::Error) -> Self {
-        RuntimeError::Io { verb, path: path.to_path_buf(), source }
+        RuntimeError::Io {
+            verb,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub(crate) fn sys(verb: &'static str) -> Self {
-        RuntimeError::Sys { verb, source: io::Error::last_os_error() }
+        RuntimeError::Sys {
+            verb,
+            source: io::Error::last_os_error(),
+        }
     }
 }
 
@@ -107,8 +129,14 @@ pub fn container_run_dir(runtime_root: &Path, name: &str) -> PathBuf {
 /// halt signal) take SIGPWR; anything else gets SIGTERM.
 pub fn init_stop_signal(rootfs: &Path, init: &str) -> &'static str {
     let in_root = |p: &str| rootfs.join(p.trim_start_matches('/'));
-    let target = std::fs::read_link(in_root(init)).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
-    if target.contains("systemd") || in_root("lib/systemd/systemd").exists() && target.is_empty() && !in_root("sbin/procd").exists() {
+    let target = std::fs::read_link(in_root(init))
+        .map(|t| t.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if target.contains("systemd")
+        || in_root("lib/systemd/systemd").exists()
+            && target.is_empty()
+            && !in_root("sbin/procd").exists()
+    {
         "SIGRTMIN+3"
     } else if target.contains("busybox") || in_root("sbin/procd").exists() {
         "SIGPWR"
@@ -128,7 +156,11 @@ pub fn signal_number(name: &str) -> Option<i32> {
     if let Some(rest) = bare.strip_prefix("RTMIN") {
         // glibc reserves the kernel's first two real-time signals (32, 33), so
         // `SIGRTMIN+3` as systemd (a glibc program) reads it is 34 + 3.
-        let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix('+')?.parse().ok()? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.strip_prefix('+')?.parse().ok()?
+        };
         let n = 34 + off;
         return (n <= 64).then_some(n);
     }

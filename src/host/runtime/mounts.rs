@@ -14,9 +14,19 @@ use crate::spec::types::{MountKind, MountSpec};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountOp {
     /// mount(2). `source`/`fstype`/`data` may be empty.
-    Mount { source: CString, target: CString, fstype: CString, flags: libc::c_ulong, data: CString, optional: bool },
+    Mount {
+        source: CString,
+        target: CString,
+        fstype: CString,
+        flags: libc::c_ulong,
+        data: CString,
+        optional: bool,
+    },
     /// Remount a bind read-only, keeping the flags the kernel locks in a user namespace.
-    RemountRo { target: CString, flags: libc::c_ulong },
+    RemountRo {
+        target: CString,
+        flags: libc::c_ulong,
+    },
     /// Create a directory and its parents.
     Mkdir { path: CString },
     /// Create an empty file (a bind target for a device node).
@@ -53,7 +63,13 @@ pub const MASKED: &[&str] = &[
 ];
 
 /// Paths Docker makes read-only.
-pub const READONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -71,7 +87,9 @@ pub enum MountPlanError {
 }
 
 fn c(path: &Path) -> Result<CString, MountPlanError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| MountPlanError::Nul { path: path.to_path_buf() })
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| MountPlanError::Nul {
+        path: path.to_path_buf(),
+    })
 }
 
 fn cs(s: &str) -> CString {
@@ -84,7 +102,9 @@ fn cs(s: &str) -> CString {
 pub fn under_root(rootfs: &Path, target: &str) -> Result<PathBuf, MountPlanError> {
     let rel = Path::new(target);
     if !rel.is_absolute() {
-        return Err(MountPlanError::BadTarget { target: target.into() });
+        return Err(MountPlanError::BadTarget {
+            target: target.into(),
+        });
     }
     let mut out = rootfs.to_path_buf();
     for comp in rel.components() {
@@ -98,14 +118,21 @@ pub fn under_root(rootfs: &Path, target: &str) -> Result<PathBuf, MountPlanError
                     }
                 }
             }
-            _ => return Err(MountPlanError::BadTarget { target: target.into() }),
+            _ => {
+                return Err(MountPlanError::BadTarget {
+                    target: target.into(),
+                })
+            }
         }
     }
     Ok(out)
 }
 
 /// Everything mounted before pivot_root, with host-side paths under the rootfs.
-pub fn plan_before_pivot(layout: &Layout<'_>, mounts: &[MountSpec]) -> Result<Vec<MountOp>, MountPlanError> {
+pub fn plan_before_pivot(
+    layout: &Layout<'_>,
+    mounts: &[MountSpec],
+) -> Result<Vec<MountOp>, MountPlanError> {
     let root = layout.rootfs;
     let nsd = libc::MS_NOSUID | libc::MS_NODEV;
     let mut ops = Vec::new();
@@ -119,7 +146,9 @@ pub fn plan_before_pivot(layout: &Layout<'_>, mounts: &[MountSpec]) -> Result<Ve
         optional: false,
     });
     let proc_dir = root.join("proc");
-    ops.push(MountOp::Mkdir { path: c(&proc_dir)? });
+    ops.push(MountOp::Mkdir {
+        path: c(&proc_dir)?,
+    });
     ops.push(MountOp::Mount {
         source: cs("proc"),
         target: c(&proc_dir)?,
@@ -150,7 +179,10 @@ pub fn plan_before_pivot(layout: &Layout<'_>, mounts: &[MountSpec]) -> Result<Ve
             data: CString::default(),
             optional: false,
         });
-        ops.push(MountOp::RemountRo { target: c(&sys_dir)?, flags: nsd | libc::MS_NOEXEC });
+        ops.push(MountOp::RemountRo {
+            target: c(&sys_dir)?,
+            flags: nsd | libc::MS_NOEXEC,
+        });
     }
     let dev = root.join("dev");
     ops.push(MountOp::Mkdir { path: c(&dev)? });
@@ -178,7 +210,11 @@ pub fn plan_before_pivot(layout: &Layout<'_>, mounts: &[MountSpec]) -> Result<Ve
     let pts = dev.join("pts");
     ops.push(MountOp::Mkdir { path: c(&pts)? });
     // gid=5 (tty) only exists for sure outside a user namespace.
-    let pts_data = if layout.user_ns { "newinstance,ptmxmode=0666,mode=0620" } else { "newinstance,ptmxmode=0666,mode=0620,gid=5" };
+    let pts_data = if layout.user_ns {
+        "newinstance,ptmxmode=0666,mode=0620"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    };
     ops.push(MountOp::Mount {
         source: cs("devpts"),
         target: c(&pts)?,
@@ -187,7 +223,10 @@ pub fn plan_before_pivot(layout: &Layout<'_>, mounts: &[MountSpec]) -> Result<Ve
         data: cs(pts_data),
         optional: false,
     });
-    ops.push(MountOp::Symlink { to: cs("pts/ptmx"), link: c(&dev.join("ptmx"))? });
+    ops.push(MountOp::Symlink {
+        to: cs("pts/ptmx"),
+        link: c(&dev.join("ptmx"))?,
+    });
     let shm = dev.join("shm");
     ops.push(MountOp::Mkdir { path: c(&shm)? });
     ops.push(MountOp::Mount {
@@ -209,12 +248,19 @@ pub fn plan_before_pivot(layout: &Layout<'_>, mounts: &[MountSpec]) -> Result<Ve
         data: CString::default(),
         optional: true,
     });
-    for (to, link) in [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"), ("/proc/self/fd/2", "stderr")] {
-        ops.push(MountOp::Symlink { to: cs(to), link: c(&dev.join(link))? });
+    for (to, link) in [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ] {
+        ops.push(MountOp::Symlink {
+            to: cs(to),
+            link: c(&dev.join(link))?,
+        });
     }
     for m in mounts {
         let target = under_root(root, &m.target)?;
-        let ro_flags;
         match &m.kind {
             MountKind::Bind { source } => {
                 let src = Path::new(source);
@@ -224,16 +270,16 @@ pub fn plan_before_pivot(layout: &Layout<'_>, mounts: &[MountSpec]) -> Result<Ve
                     ops.push(MountOp::Touch { path: c(&target)? });
                 }
                 ops.push(bind(src, &target)?);
-                ro_flags = 0;
             }
             MountKind::Volume { name } => {
                 if name.is_empty() || name.contains('/') || name == "." || name == ".." {
                     return Err(MountPlanError::BadVolume { name: name.clone() });
                 }
-                ops.push(MountOp::Mkdir { path: c(&layout.volumes_dir.join(name))? });
+                ops.push(MountOp::Mkdir {
+                    path: c(&layout.volumes_dir.join(name))?,
+                });
                 ops.push(MountOp::Mkdir { path: c(&target)? });
                 ops.push(bind(&layout.volumes_dir.join(name), &target)?);
-                ro_flags = 0;
             }
             MountKind::Tmpfs { size, mode } => {
                 let mut data = format!("mode={:o}", mode.unwrap_or(0o1777));
@@ -254,7 +300,10 @@ pub fn plan_before_pivot(layout: &Layout<'_>, mounts: &[MountSpec]) -> Result<Ve
             }
         }
         if m.readonly {
-            ops.push(MountOp::RemountRo { target: c(&target)?, flags: ro_flags });
+            ops.push(MountOp::RemountRo {
+                target: c(&target)?,
+                flags: 0,
+            });
         }
     }
     Ok(ops)
@@ -287,10 +336,16 @@ pub fn plan_after_pivot(readonly_root: bool) -> Vec<MountOp> {
             data: CString::default(),
             optional: true,
         });
-        ops.push(MountOp::RemountRo { target, flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC });
+        ops.push(MountOp::RemountRo {
+            target,
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        });
     }
     if readonly_root {
-        ops.push(MountOp::RemountRo { target: cs("/"), flags: 0 });
+        ops.push(MountOp::RemountRo {
+            target: cs("/"),
+            flags: 0,
+        });
     }
     ops
 }
@@ -302,10 +357,30 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-fn mount_raw(source: &CString, target: &CString, fstype: &CString, flags: libc::c_ulong, data: &CString) -> io::Result<()> {
-    let opt = |s: &CString| if s.as_bytes().is_empty() { std::ptr::null() } else { s.as_ptr() };
+fn mount_raw(
+    source: &CString,
+    target: &CString,
+    fstype: &CString,
+    flags: libc::c_ulong,
+    data: &CString,
+) -> io::Result<()> {
+    let opt = |s: &CString| {
+        if s.as_bytes().is_empty() {
+            std::ptr::null()
+        } else {
+            s.as_ptr()
+        }
+    };
     // SAFETY: every pointer is a NUL-terminated string or null, valid for the call.
-    check(unsafe { libc::mount(opt(source), target.as_ptr(), opt(fstype), flags, opt(data).cast()) })
+    check(unsafe {
+        libc::mount(
+            opt(source),
+            target.as_ptr(),
+            opt(fstype),
+            flags,
+            opt(data).cast(),
+        )
+    })
 }
 
 fn mkdir_p(path: &CString) -> io::Result<()> {
@@ -333,20 +408,47 @@ fn mkdir_one(bytes: &[u8]) -> io::Result<()> {
 /// Run one op in the child. Returns the error with the op for reporting.
 pub fn apply(op: &MountOp) -> io::Result<()> {
     match op {
-        MountOp::Mount { source, target, fstype, flags, data, optional } => {
+        MountOp::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+            optional,
+        } => {
             let res = mount_raw(source, target, fstype, *flags, data);
             // A bind does not take MS_RDONLY on the first call: remount it.
             if res.is_ok() && *flags & libc::MS_BIND != 0 && *flags & libc::MS_RDONLY != 0 {
-                return mount_raw(&CString::default(), target, &CString::default(), *flags | libc::MS_REMOUNT, &CString::default());
+                return mount_raw(
+                    &CString::default(),
+                    target,
+                    &CString::default(),
+                    *flags | libc::MS_REMOUNT,
+                    &CString::default(),
+                );
             }
             match res {
-                Err(e) if *optional && matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::EPERM)) => Ok(()),
+                Err(e)
+                    if *optional
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::EPERM)
+                        ) =>
+                {
+                    Ok(())
+                }
                 other => other,
             }
         }
         MountOp::RemountRo { target, flags } => {
             let empty = CString::default();
-            match mount_raw(&empty, target, &empty, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags, &empty) {
+            match mount_raw(
+                &empty,
+                target,
+                &empty,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+                &empty,
+            ) {
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
                     // Not a mount point, or absent on this kernel (an optional
                     // bind that was skipped, e.g. no CONFIG_MAGIC_SYSRQ).
@@ -358,11 +460,21 @@ pub fn apply(op: &MountOp) -> io::Result<()> {
         MountOp::Mkdir { path } => mkdir_p(path),
         MountOp::Touch { path } => {
             // SAFETY: path is a valid NUL-terminated string; the fd is closed at once.
-            let fd = unsafe { libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o644) };
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
             if fd < 0 {
                 let err = io::Error::last_os_error();
                 // EISDIR and friends: something is already there; the bind decides.
-                return if err.raw_os_error() == Some(libc::EISDIR) { Ok(()) } else { Err(err) };
+                return if err.raw_os_error() == Some(libc::EISDIR) {
+                    Ok(())
+                } else {
+                    Err(err)
+                };
             }
             // SAFETY: fd was just opened by us.
             unsafe { libc::close(fd) };
@@ -384,9 +496,21 @@ pub fn apply(op: &MountOp) -> io::Result<()> {
             // SAFETY: stat succeeded, so st is initialised.
             let st = unsafe { st.assume_init() };
             if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                mount_raw(&cs("tmpfs"), path, &cs("tmpfs"), libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, &cs("size=0"))
+                mount_raw(
+                    &cs("tmpfs"),
+                    path,
+                    &cs("tmpfs"),
+                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    &cs("size=0"),
+                )
             } else {
-                mount_raw(&cs("/dev/null"), path, &CString::default(), libc::MS_BIND, &CString::default())
+                mount_raw(
+                    &cs("/dev/null"),
+                    path,
+                    &CString::default(),
+                    libc::MS_BIND,
+                    &CString::default(),
+                )
             }
         }
     }
@@ -395,8 +519,14 @@ pub fn apply(op: &MountOp) -> io::Result<()> {
 /// Short text of an op for error messages.
 pub fn describe(op: &MountOp) -> String {
     match op {
-        MountOp::Mount { target, fstype, .. } => format!("mount `{}` on `{}`", fstype.to_string_lossy(), target.to_string_lossy()),
-        MountOp::RemountRo { target, .. } => format!("remount `{}` read-only", target.to_string_lossy()),
+        MountOp::Mount { target, fstype, .. } => format!(
+            "mount `{}` on `{}`",
+            fstype.to_string_lossy(),
+            target.to_string_lossy()
+        ),
+        MountOp::RemountRo { target, .. } => {
+            format!("remount `{}` read-only", target.to_string_lossy())
+        }
         MountOp::Mkdir { path } => format!("create directory `{}`", path.to_string_lossy()),
         MountOp::Touch { path } => format!("create file `{}`", path.to_string_lossy()),
         MountOp::Symlink { link, .. } => format!("create symlink `{}`", link.to_string_lossy()),
@@ -421,7 +551,13 @@ pub fn pivot(rootfs: &CString) -> io::Result<()> {
                 return Err(err);
             }
             let slash = cs("/");
-            check(libc::mount(dot.as_ptr(), slash.as_ptr(), std::ptr::null(), libc::MS_MOVE, std::ptr::null()))?;
+            check(libc::mount(
+                dot.as_ptr(),
+                slash.as_ptr(),
+                std::ptr::null(),
+                libc::MS_MOVE,
+                std::ptr::null(),
+            ))?;
             check(libc::chroot(dot.as_ptr()))?;
         }
         check(libc::chdir(cs("/").as_ptr()))
@@ -432,7 +568,15 @@ pub fn pivot(rootfs: &CString) -> io::Result<()> {
 pub fn make_private() -> io::Result<()> {
     let slash = cs("/");
     // SAFETY: valid strings; affects only this (new) mount namespace.
-    check(unsafe { libc::mount(std::ptr::null(), slash.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) })
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            slash.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -440,7 +584,13 @@ mod tests {
     use super::*;
 
     fn layout(root: &Path) -> Layout<'_> {
-        Layout { rootfs: root, volumes_dir: Path::new("/vol"), user_ns: false, new_net: true, readonly: false }
+        Layout {
+            rootfs: root,
+            volumes_dir: Path::new("/vol"),
+            user_ns: false,
+            new_net: true,
+            readonly: false,
+        }
     }
 
     #[test]
@@ -448,28 +598,67 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("etc")).unwrap();
         std::os::unix::fs::symlink("/", dir.path().join("escape")).unwrap();
-        assert_eq!(under_root(dir.path(), "/etc/x").unwrap(), dir.path().join("etc/x"));
-        assert!(matches!(under_root(dir.path(), "/../x"), Err(MountPlanError::BadTarget { .. })));
-        assert!(matches!(under_root(dir.path(), "rel"), Err(MountPlanError::BadTarget { .. })));
-        assert!(matches!(under_root(dir.path(), "/escape/etc"), Err(MountPlanError::Symlink { .. })));
+        assert_eq!(
+            under_root(dir.path(), "/etc/x").unwrap(),
+            dir.path().join("etc/x")
+        );
+        assert!(matches!(
+            under_root(dir.path(), "/../x"),
+            Err(MountPlanError::BadTarget { .. })
+        ));
+        assert!(matches!(
+            under_root(dir.path(), "rel"),
+            Err(MountPlanError::BadTarget { .. })
+        ));
+        assert!(matches!(
+            under_root(dir.path(), "/escape/etc"),
+            Err(MountPlanError::Symlink { .. })
+        ));
     }
 
     #[test]
     fn plan_has_proc_dev_and_manifest_mounts() {
         let dir = tempfile::tempdir().unwrap();
         let mounts = vec![
-            MountSpec { kind: MountKind::Tmpfs { size: Some(4096), mode: None }, target: "/tmp".into(), readonly: false },
-            MountSpec { kind: MountKind::Volume { name: "data".into() }, target: "/data".into(), readonly: true },
+            MountSpec {
+                kind: MountKind::Tmpfs {
+                    size: Some(4096),
+                    mode: None,
+                },
+                target: "/tmp".into(),
+                readonly: false,
+            },
+            MountSpec {
+                kind: MountKind::Volume {
+                    name: "data".into(),
+                },
+                target: "/data".into(),
+                readonly: true,
+            },
         ];
         let ops = plan_before_pivot(&layout(dir.path()), &mounts).unwrap();
         let text: Vec<String> = ops.iter().map(describe).collect();
-        assert!(text.iter().any(|t| t.starts_with("mount `proc`")), "{text:?}");
+        assert!(
+            text.iter().any(|t| t.starts_with("mount `proc`")),
+            "{text:?}"
+        );
         assert!(text.iter().any(|t| t.starts_with("mount `devpts`")));
         assert!(ops.iter().any(|o| matches!(o, MountOp::Mount { data, .. } if data.to_str().unwrap() == "mode=1777,size=4096")));
         let last = ops.last().unwrap();
-        assert!(matches!(last, MountOp::RemountRo { target, .. } if target.to_str().unwrap().ends_with("/data")));
-        let bad = vec![MountSpec { kind: MountKind::Volume { name: "../x".into() }, target: "/d".into(), readonly: false }];
-        assert!(matches!(plan_before_pivot(&layout(dir.path()), &bad), Err(MountPlanError::BadVolume { .. })));
+        assert!(
+            matches!(last, MountOp::RemountRo { target, .. } if target.to_str().unwrap().ends_with("/data"))
+        );
+        let bad = vec![MountSpec {
+            kind: MountKind::Volume {
+                name: "../x".into(),
+            },
+            target: "/d".into(),
+            readonly: false,
+        }];
+        assert!(matches!(
+            plan_before_pivot(&layout(dir.path()), &bad),
+            Err(MountPlanError::BadVolume { .. })
+        ));
     }
 
     #[test]
@@ -479,7 +668,11 @@ mod tests {
         l.user_ns = true;
         l.new_net = false;
         let ops = plan_before_pivot(&l, &[]).unwrap();
-        assert!(!ops.iter().any(|o| matches!(o, MountOp::Mount { fstype, .. } if fstype.to_str().unwrap() == "sysfs")));
-        assert!(plan_after_pivot(true).iter().any(|o| matches!(o, MountOp::RemountRo { target, .. } if target.to_str().unwrap() == "/")));
+        assert!(!ops.iter().any(
+            |o| matches!(o, MountOp::Mount { fstype, .. } if fstype.to_str().unwrap() == "sysfs")
+        ));
+        assert!(plan_after_pivot(true).iter().any(
+            |o| matches!(o, MountOp::RemountRo { target, .. } if target.to_str().unwrap() == "/")
+        ));
     }
 }

@@ -12,8 +12,8 @@ use std::io;
 
 use super::caps::cap_number;
 
-// Classic BPF opcodes (linux/bpf_common.h).
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+// Classic BPF opcodes (linux/bpf_common.h): BPF_LD (0) | BPF_W (0) | BPF_ABS.
+const BPF_LD_W_ABS: u16 = 0x20;
 const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
 const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
 const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
@@ -93,14 +93,31 @@ fn denied() -> Vec<(&'static str, Sys)> {
         ("CAP_SYSLOG", libc::SYS_syslog),
         ("CAP_SYS_TTY_CONFIG", libc::SYS_vhangup),
     ];
-    #[cfg(any(target_arch = "x86_64", target_arch = "x86", target_arch = "arm", target_arch = "mips"))]
-    v.extend([("", libc::SYS_sysfs), ("", libc::SYS__sysctl), ("", libc::SYS_uselib), ("", libc::SYS_ustat)]);
+    #[cfg(any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "arm",
+        target_arch = "mips"
+    ))]
+    v.extend([
+        ("", libc::SYS_sysfs),
+        ("", libc::SYS__sysctl),
+        ("", libc::SYS_uselib),
+        ("", libc::SYS_ustat),
+    ]);
     #[cfg(any(target_arch = "x86_64", target_arch = "mips"))]
-    v.extend([("CAP_SYS_RAWIO", libc::SYS_ioperm), ("CAP_SYS_RAWIO", libc::SYS_iopl)]);
+    v.extend([
+        ("CAP_SYS_RAWIO", libc::SYS_ioperm),
+        ("CAP_SYS_RAWIO", libc::SYS_iopl),
+    ]);
     #[cfg(target_arch = "x86_64")]
     v.push(("", libc::SYS_kexec_file_load));
     #[cfg(target_arch = "mips")]
-    v.extend([("CAP_SYS_TIME", libc::SYS_stime), ("CAP_SYS_ADMIN", libc::SYS_umount), ("", libc::SYS_vm86)]);
+    v.extend([
+        ("CAP_SYS_TIME", libc::SYS_stime),
+        ("CAP_SYS_ADMIN", libc::SYS_umount),
+        ("", libc::SYS_vm86),
+    ]);
     // The 64-bit time calls of 32-bit ABIs (Linux 5.1+); libc does not name them.
     #[cfg(target_arch = "arm")]
     v.extend([("CAP_SYS_TIME", 404), ("CAP_SYS_TIME", 405)]);
@@ -110,7 +127,12 @@ fn denied() -> Vec<(&'static str, Sys)> {
 }
 
 fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code, jt: 0, jf: 0, k }
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
@@ -123,16 +145,34 @@ fn nr(n: Sys) -> Option<u32> {
 
 /// Build the default filter for a container keeping the capability mask `keep`.
 pub fn default_filter(keep: u64) -> Vec<libc::sock_filter> {
-    let has = |cap: &str| cap.is_empty().then_some(false).unwrap_or_else(|| cap_number(cap).map(|b| keep & (1u64 << b) != 0).unwrap_or(false));
+    let has = |cap: &str| {
+        !cap.is_empty()
+            && cap_number(cap)
+                .map(|b| keep & (1u64 << b) != 0)
+                .unwrap_or(false)
+    };
     let sys_admin = has("CAP_SYS_ADMIN");
-    let deny: Vec<u32> = denied().into_iter().filter(|(cap, _)| !has(cap)).filter_map(|(_, n)| nr(n)).collect();
-    let enosys: Vec<u32> = if sys_admin { Vec::new() } else { nr(libc::SYS_clone3).into_iter().collect() };
+    let deny: Vec<u32> = denied()
+        .into_iter()
+        .filter(|(cap, _)| !has(cap))
+        .filter_map(|(_, n)| nr(n))
+        .collect();
+    let enosys: Vec<u32> = if sys_admin {
+        Vec::new()
+    } else {
+        nr(libc::SYS_clone3).into_iter().collect()
+    };
     let mut checks: Vec<(u32, bool)> = deny.iter().map(|n| (*n, false)).collect();
     checks.extend(enosys.iter().map(|n| (*n, true)));
     // Layout: arch check, nr load, [x32 check], checks, [clone check], allow, deny, enosys.
     let x32 = cfg!(target_arch = "x86_64");
     let clone = if sys_admin { None } else { nr(libc::SYS_clone) };
-    let mut prog = vec![stmt(BPF_LD_W_ABS, 4), jump(BPF_JMP_JEQ_K, AUDIT_ARCH, 1, 0), stmt(BPF_RET_K, RET_ERRNO | errno(libc::EPERM)), stmt(BPF_LD_W_ABS, 0)];
+    let mut prog = vec![
+        stmt(BPF_LD_W_ABS, 4),
+        jump(BPF_JMP_JEQ_K, AUDIT_ARCH, 1, 0),
+        stmt(BPF_RET_K, RET_ERRNO | errno(libc::EPERM)),
+        stmt(BPF_LD_W_ABS, 0),
+    ];
     let body = usize::from(x32) + checks.len() + if clone.is_some() { 3 } else { 0 };
     let allow_at = prog.len() + body;
     let deny_at = allow_at + 1;
@@ -166,11 +206,21 @@ fn errno(e: i32) -> u32 {
 
 /// Load the filter into this process (needs no_new_privs or CAP_SYS_ADMIN).
 pub fn install(filter: &[libc::sock_filter]) -> io::Result<()> {
-    let len = libc::c_ushort::try_from(filter.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
-    let prog = libc::sock_fprog { len, filter: filter.as_ptr().cast_mut() };
+    let len = libc::c_ushort::try_from(filter.len())
+        .map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    let prog = libc::sock_fprog {
+        len,
+        filter: filter.as_ptr().cast_mut(),
+    };
     // SAFETY: prog points to `len` valid instructions that outlive the call;
     // the kernel copies them.
-    let rc = unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) };
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &prog as *const libc::sock_fprog,
+        )
+    };
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
@@ -221,9 +271,23 @@ mod tests {
         assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_mount), 0), eperm);
         assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_keyctl), 0), eperm);
         assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_getpid), 0), RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_clone3), 0), RET_ERRNO | libc::ENOSYS as u32);
-        assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_clone), libc::SIGCHLD as u64), RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_clone), libc::CLONE_NEWUSER as u64), eperm);
+        assert_eq!(
+            run(&p, AUDIT_ARCH, n(libc::SYS_clone3), 0),
+            RET_ERRNO | libc::ENOSYS as u32
+        );
+        assert_eq!(
+            run(&p, AUDIT_ARCH, n(libc::SYS_clone), libc::SIGCHLD as u64),
+            RET_ALLOW
+        );
+        assert_eq!(
+            run(
+                &p,
+                AUDIT_ARCH,
+                n(libc::SYS_clone),
+                libc::CLONE_NEWUSER as u64
+            ),
+            eperm
+        );
         assert_eq!(run(&p, AUDIT_ARCH ^ 1, n(libc::SYS_getpid), 0), eperm);
     }
 
@@ -232,8 +296,22 @@ mod tests {
         let admin = 1u64 << cap_number("CAP_SYS_ADMIN").unwrap();
         let p = default_filter(admin);
         assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_mount), 0), RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_clone), libc::CLONE_NEWUSER as u64), RET_ALLOW);
-        assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_keyctl), 0), RET_ERRNO | libc::EPERM as u32);
-        assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_reboot), 0), RET_ERRNO | libc::EPERM as u32);
+        assert_eq!(
+            run(
+                &p,
+                AUDIT_ARCH,
+                n(libc::SYS_clone),
+                libc::CLONE_NEWUSER as u64
+            ),
+            RET_ALLOW
+        );
+        assert_eq!(
+            run(&p, AUDIT_ARCH, n(libc::SYS_keyctl), 0),
+            RET_ERRNO | libc::EPERM as u32
+        );
+        assert_eq!(
+            run(&p, AUDIT_ARCH, n(libc::SYS_reboot), 0),
+            RET_ERRNO | libc::EPERM as u32
+        );
     }
 }

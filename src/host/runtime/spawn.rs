@@ -1,5 +1,5 @@
-//! Process creation: everything the child needs is computed first (`prepare`,
-//! no syscall that changes anything), then `spawn` clones into new namespaces,
+//! Process creation: everything the child needs is computed first (module
+//! `prepare`, no syscall that changes anything), then `spawn` clones into new namespaces,
 //! runs the caller's `SetupHook` with the child's pid, writes the id maps and
 //! releases the child, which sets itself up and execs. Setup and exec errors
 //! come back over a close-on-exec pipe: EOF without data means the exec worked.
@@ -7,17 +7,15 @@
 //! Call `spawn` from a single-threaded process (the monitor, `__run`): the raw
 //! clone skips libc's fork handlers, so another thread's lock would stay held.
 
-use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::RawFd;
 use std::path::Path;
 
-use super::caps::{self, CapPlan};
-use super::mounts::{self, Layout, MountOp};
-use super::{seccomp, Options, Paths, RuntimeError};
-use crate::spec::types::{HostNamespace, IdMap, Spec, User};
+use super::mounts::{self, MountOp};
+use super::seccomp;
+use super::RuntimeError;
+
+pub use super::prepare::{argv_of, ns_supported, prepare, Prepared};
 
 /// Runs in the parent with the child's pid while the child waits, before it
 /// can run anything: place it in its cgroup, plug its network interfaces.
@@ -49,267 +47,17 @@ impl ExitInfo {
     pub fn from_wait(status: libc::c_int) -> Self {
         if libc::WIFSIGNALED(status) {
             let sig = libc::WTERMSIG(status);
-            ExitInfo { code: 128 + sig, signal: Some(sig) }
+            ExitInfo {
+                code: 128 + sig,
+                signal: Some(sig),
+            }
         } else {
-            ExitInfo { code: libc::WEXITSTATUS(status), signal: None }
-        }
-    }
-}
-
-#[cfg(target_env = "gnu")]
-type RlimitResource = libc::__rlimit_resource_t;
-#[cfg(not(target_env = "gnu"))]
-type RlimitResource = libc::c_int;
-
-fn rlimit_resource(name: &str) -> Option<RlimitResource> {
-    let r = match name.to_ascii_lowercase().trim_start_matches("rlimit_") {
-        "as" => libc::RLIMIT_AS,
-        "core" => libc::RLIMIT_CORE,
-        "cpu" => libc::RLIMIT_CPU,
-        "data" => libc::RLIMIT_DATA,
-        "fsize" => libc::RLIMIT_FSIZE,
-        "locks" => libc::RLIMIT_LOCKS,
-        "memlock" => libc::RLIMIT_MEMLOCK,
-        "msgqueue" => libc::RLIMIT_MSGQUEUE,
-        "nice" => libc::RLIMIT_NICE,
-        "nofile" => libc::RLIMIT_NOFILE,
-        "nproc" => libc::RLIMIT_NPROC,
-        "rss" => libc::RLIMIT_RSS,
-        "rtprio" => libc::RLIMIT_RTPRIO,
-        "rttime" => libc::RLIMIT_RTTIME,
-        "sigpending" => libc::RLIMIT_SIGPENDING,
-        "stack" => libc::RLIMIT_STACK,
-        _ => return None,
-    };
-    Some(r)
-}
-
-/// Everything the child does, computed before clone.
-pub struct Prepared {
-    clone_flags: libc::c_int,
-    unshare_cgroup: bool,
-    pub(crate) time_ns: bool,
-    uid_map: Option<String>,
-    gid_map: Option<String>,
-    hostname: Option<CString>,
-    rootfs: CString,
-    before: Vec<MountOp>,
-    after: Vec<MountOp>,
-    workdir: CString,
-    rlimits: Vec<(RlimitResource, libc::rlimit)>,
-    uid: libc::uid_t,
-    gid: libc::gid_t,
-    groups: Vec<libc::gid_t>,
-    caps: CapPlan,
-    filter: Option<Vec<libc::sock_filter>>,
-    /// Candidate paths for argv[0] in PATH order.
-    programs: Vec<CString>,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
-    path_env: String,
-}
-
-impl Prepared {
-    /// Replace the command (for `exec`), searching the container's PATH.
-    pub fn set_command(&mut self, argv: &[String]) -> Result<(), RuntimeError> {
-        let prog = argv.first().ok_or_else(|| RuntimeError::Invalid { name: "exec".into(), message: "no command given".into() })?;
-        self.programs = if prog.contains('/') {
-            vec![cstr(prog, "exec")?]
-        } else {
-            self.path_env.split(':').filter(|d| !d.is_empty()).map(|d| cstr(&format!("{d}/{prog}"), "exec")).collect::<Result<Vec<_>, _>>()?
-        };
-        self.argv = argv.iter().map(|a| cstr(a, "exec")).collect::<Result<Vec<_>, _>>()?;
-        Ok(())
-    }
-}
-
-fn cstr(s: &str, name: &str) -> Result<CString, RuntimeError> {
-    CString::new(s).map_err(|_| RuntimeError::Invalid { name: name.into(), message: format!("`{s}` contains a NUL byte") })
-}
-
-/// The namespace files that must exist for a namespace kind.
-pub fn ns_supported(kind: &str) -> bool {
-    Path::new("/proc/self/ns").join(kind).exists()
-}
-
-/// Look a user up in the image's /etc/passwd: (uid, gid, home).
-fn lookup_user(rootfs: &Path, user: &User) -> Option<(u32, u32, String)> {
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-    let entries = passwd.lines().filter_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 6).then(|| (f[0], f[2].parse::<u32>().ok(), f[3].parse::<u32>().ok(), f[5]))
-    });
-    for (name, uid, gid, home) in entries {
-        let (Some(uid), Some(gid)) = (uid, gid) else { continue };
-        let hit = match user {
-            User::Name(n) => n == name,
-            User::Id { uid: want, .. } => *want == uid,
-        };
-        if hit {
-            return Some((uid, gid, home.to_string()));
-        }
-    }
-    None
-}
-
-/// Supplementary groups of `name` from the image's /etc/group.
-fn lookup_groups(rootfs: &Path, name: &str) -> Vec<u32> {
-    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-    group
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() >= 4 && f[3].split(',').any(|m| m == name)).then(|| f[2].parse().ok()).flatten()
-        })
-        .collect()
-}
-
-fn id_map_text(maps: &[IdMap]) -> String {
-    maps.iter().map(|m| format!("{} {} {}\n", m.inside, m.outside, m.count)).collect()
-}
-
-/// The argv of the container's init: `init` for a full-OS container, else command + args.
-pub fn argv_of(spec: &Spec) -> Vec<String> {
-    if spec.process.boot {
-        let mut v = vec![spec.process.init.clone()];
-        v.extend(spec.process.args.clone().unwrap_or_default());
-        return v;
-    }
-    let mut v = spec.process.command.clone().unwrap_or_default();
-    v.extend(spec.process.args.clone().unwrap_or_default());
-    v
-}
-
-/// Compute the child's whole setup from the spec. Reads the image's passwd file
-/// and the kernel's limits; changes nothing.
-pub fn prepare(spec: &Spec, paths: &Paths, opts: &Options, join_net: bool) -> Result<Prepared, RuntimeError> {
-    let name = spec.name.as_str();
-    let invalid = |message: String| RuntimeError::Invalid { name: name.into(), message };
-    if !paths.rootfs.is_dir() {
-        return Err(RuntimeError::Io {
-            verb: "open rootfs",
-            path: paths.rootfs.clone(),
-            source: io::Error::from_raw_os_error(libc::ENOENT),
-        });
-    }
-    let host = &spec.namespaces.host;
-    let mut flags = libc::CLONE_NEWNS;
-    let mut need = vec!["mnt"];
-    for (ns, flag, kind) in [
-        (HostNamespace::Pid, libc::CLONE_NEWPID, "pid"),
-        (HostNamespace::Uts, libc::CLONE_NEWUTS, "uts"),
-        (HostNamespace::Ipc, libc::CLONE_NEWIPC, "ipc"),
-    ] {
-        if !host.contains(&ns) {
-            flags |= flag;
-            need.push(kind);
-        }
-    }
-    let new_net = !opts.host_network && !join_net;
-    if new_net {
-        flags |= libc::CLONE_NEWNET;
-        need.push("net");
-    }
-    let unshare_cgroup = !host.contains(&HostNamespace::Cgroup);
-    if unshare_cgroup {
-        need.push("cgroup");
-    }
-    if spec.namespaces.user.is_some() {
-        flags |= libc::CLONE_NEWUSER;
-        need.push("user");
-    }
-    if spec.namespaces.time {
-        need.push("time");
-    }
-    for kind in need {
-        if !ns_supported(kind) {
-            return Err(RuntimeError::Unsupported { kind });
-        }
-    }
-    let argv_s = argv_of(spec);
-    let Some(prog) = argv_s.first().cloned() else {
-        return Err(invalid("no command to run (set `command` or `boot: true`)".into()));
-    };
-    // User and environment.
-    let (uid, gid, home, groups) = match &spec.process.user {
-        None => (0, 0, "/root".to_string(), Vec::new()),
-        Some(user) => {
-            let found = lookup_user(&paths.rootfs, user);
-            match (user, found) {
-                (User::Name(n), Some((u, g, h))) => (u, g, h, lookup_groups(&paths.rootfs, n)),
-                (User::Name(n), None) => return Err(invalid(format!("user `{n}` is not in the image's /etc/passwd"))),
-                (User::Id { uid, gid }, found) => {
-                    let g = gid.or(found.as_ref().map(|f| f.1)).unwrap_or(0);
-                    (*uid, g, found.map(|f| f.2).unwrap_or_else(|| "/".into()), Vec::new())
-                }
+            ExitInfo {
+                code: libc::WEXITSTATUS(status),
+                signal: None,
             }
         }
-    };
-    let hostname = if spec.process.hostname.is_empty() { spec.name.clone() } else { spec.process.hostname.clone() };
-    let mut env: BTreeMap<String, String> = BTreeMap::new();
-    env.insert("PATH".into(), "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
-    env.insert("HOSTNAME".into(), hostname.clone());
-    env.insert("HOME".into(), home);
-    if spec.process.boot {
-        env.insert("container".into(), "berth".into());
     }
-    env.extend(spec.process.env.clone());
-    let envp = env.iter().map(|(k, v)| cstr(&format!("{k}={v}"), name)).collect::<Result<Vec<_>, _>>()?;
-    let programs = if prog.contains('/') {
-        vec![cstr(&prog, name)?]
-    } else {
-        let path = env.get("PATH").cloned().unwrap_or_default();
-        path.split(':').filter(|d| !d.is_empty()).map(|d| cstr(&format!("{d}/{prog}"), name)).collect::<Result<Vec<_>, _>>()?
-    };
-    let argv = argv_s.iter().map(|a| cstr(a, name)).collect::<Result<Vec<_>, _>>()?;
-    // Limits: an unset side keeps the current value.
-    let mut rlimits = Vec::new();
-    for rl in &spec.process.rlimits {
-        let res = rlimit_resource(&rl.name).ok_or_else(|| invalid(format!("unknown rlimit `{}`", rl.name)))?;
-        let mut cur = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: cur is a valid rlimit to fill.
-        if unsafe { libc::getrlimit(res, &mut cur) } != 0 {
-            return Err(RuntimeError::sys("read rlimits"));
-        }
-        let to_rlim = |v: u64| libc::rlim_t::try_from(v).unwrap_or(libc::RLIM_INFINITY);
-        let soft = rl.soft.map(to_rlim).unwrap_or(cur.rlim_cur);
-        let hard = rl.hard.map(to_rlim).unwrap_or(cur.rlim_max.max(soft));
-        rlimits.push((res, libc::rlimit { rlim_cur: soft, rlim_max: hard }));
-    }
-    let keep = caps::mask(&spec.capabilities).map_err(|n| invalid(format!("unknown capability `{n}`")))?;
-    let cap_plan = CapPlan::new(keep, caps::last_cap(), uid == 0);
-    let filter = if spec.seccomp { Some(seccomp::default_filter(keep)) } else { None };
-    let layout = Layout {
-        rootfs: &paths.rootfs,
-        volumes_dir: &paths.volumes_dir,
-        user_ns: spec.namespaces.user.is_some(),
-        new_net,
-        readonly: spec.readonly,
-    };
-    let before = mounts::plan_before_pivot(&layout, &spec.mounts).map_err(|e| invalid(e.to_string()))?;
-    let rootfs = CString::new(paths.rootfs.as_os_str().as_bytes()).map_err(|_| invalid("rootfs path contains a NUL byte".into()))?;
-    Ok(Prepared {
-        clone_flags: flags,
-        unshare_cgroup,
-        time_ns: spec.namespaces.time,
-        uid_map: spec.namespaces.user.as_ref().map(|m| id_map_text(&m.uid)),
-        gid_map: spec.namespaces.user.as_ref().map(|m| id_map_text(&m.gid)),
-        hostname: if host.contains(&HostNamespace::Uts) { None } else { Some(cstr(&hostname, name)?) },
-        rootfs,
-        before,
-        after: mounts::plan_after_pivot(spec.readonly),
-        workdir: cstr(spec.process.workdir.as_deref().unwrap_or("/"), name)?,
-        rlimits,
-        uid,
-        gid,
-        groups,
-        caps: cap_plan,
-        filter,
-        programs,
-        argv,
-        envp,
-        path_env: env.get("PATH").cloned().unwrap_or_default(),
-    })
 }
 
 /// File descriptors the child gets as 0, 1 and 2.
@@ -389,7 +137,10 @@ pub fn spawn(p: &Prepared, stdio: Stdio, hook: &mut dyn SetupHook) -> Result<i32
         for fd in [rel_r, rel_w, err_r, err_w] {
             close(fd);
         }
-        return Err(RuntimeError::Sys { verb: "clone the container process", source });
+        return Err(RuntimeError::Sys {
+            verb: "clone the container process",
+            source,
+        });
     }
     if pid == 0 {
         close(rel_w);
@@ -422,16 +173,27 @@ pub fn spawn(p: &Prepared, stdio: Stdio, hook: &mut dyn SetupHook) -> Result<i32
         let what = String::from_utf8_lossy(&report[5..]).into_owned();
         let _ = wait(pid);
         if kind == 1 {
-            let code = if errno == libc::ENOENT || errno == libc::ENOTDIR { 127 } else { 126 };
-            return Err(RuntimeError::ExecFailed { program: what, code });
+            let code = if errno == libc::ENOENT || errno == libc::ENOTDIR {
+                127
+            } else {
+                126
+            };
+            return Err(RuntimeError::ExecFailed {
+                program: what,
+                code,
+            });
         }
-        return Err(RuntimeError::ChildSetup { what, source: io::Error::from_raw_os_error(errno) });
+        return Err(RuntimeError::ChildSetup {
+            what,
+            source: io::Error::from_raw_os_error(errno),
+        });
     }
     Ok(pid)
 }
 
 fn parent_setup(p: &Prepared, pid: i32, hook: &mut dyn SetupHook) -> Result<(), RuntimeError> {
-    hook.setup(pid).map_err(|message| RuntimeError::Hook { pid, message })?;
+    hook.setup(pid)
+        .map_err(|message| RuntimeError::Hook { pid, message })?;
     for (file, map) in [("uid_map", &p.uid_map), ("gid_map", &p.gid_map)] {
         if let Some(text) = map {
             let path = Path::new("/proc").join(pid.to_string()).join(file);
@@ -464,17 +226,32 @@ pub(crate) fn fail(err_fd: RawFd, kind: u8, errno: i32, what: &[u8]) -> ! {
     // SAFETY: writing a valid buffer, then ending the process without unwinding.
     unsafe {
         libc::write(err_fd, msg.as_ptr().cast(), msg.len());
-        libc::_exit(if kind == 1 { if errno == libc::ENOENT { 127 } else { 126 } } else { 125 });
+        libc::_exit(if kind == 1 {
+            if errno == libc::ENOENT {
+                127
+            } else {
+                126
+            }
+        } else {
+            125
+        });
     }
 }
 
 fn os_err() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 fn try_or_fail(err_fd: RawFd, res: io::Result<()>, what: &str) {
     if let Err(e) = res {
-        fail(err_fd, 0, e.raw_os_error().unwrap_or(libc::EIO), what.as_bytes());
+        fail(
+            err_fd,
+            0,
+            e.raw_os_error().unwrap_or(libc::EIO),
+            what.as_bytes(),
+        );
     }
 }
 
@@ -514,26 +291,52 @@ fn child_main(p: &Prepared, stdio: Stdio, rel_r: RawFd, err_w: RawFd) -> ! {
         libc::setsid();
         if p.uid_map.is_some() {
             // Become root of the new user namespace now that the maps exist.
-            try_or_fail(err_w, rc(libc::setresgid(0, 0, 0)), "become root in the user namespace (setresgid)");
-            try_or_fail(err_w, rc(libc::setresuid(0, 0, 0)), "become root in the user namespace (setresuid)");
+            try_or_fail(
+                err_w,
+                rc(libc::setresgid(0, 0, 0)),
+                "become root in the user namespace (setresgid)",
+            );
+            try_or_fail(
+                err_w,
+                rc(libc::setresuid(0, 0, 0)),
+                "become root in the user namespace (setresuid)",
+            );
         }
         // After the hook placed us in our cgroup, so that it becomes our cgroup root.
         if p.unshare_cgroup {
-            try_or_fail(err_w, rc(libc::unshare(libc::CLONE_NEWCGROUP)), "create the cgroup namespace");
+            try_or_fail(
+                err_w,
+                rc(libc::unshare(libc::CLONE_NEWCGROUP)),
+                "create the cgroup namespace",
+            );
         }
         if let Some(h) = &p.hostname {
-            try_or_fail(err_w, rc(libc::sethostname(h.as_ptr(), h.as_bytes().len())), "set the hostname");
+            try_or_fail(
+                err_w,
+                rc(libc::sethostname(h.as_ptr(), h.as_bytes().len())),
+                "set the hostname",
+            );
         }
     }
     try_or_fail(err_w, mounts::make_private(), "make mounts private");
     for op in &p.before {
         try_or_fail(err_w, mounts::apply(op), &mounts::describe(op));
     }
-    try_or_fail(err_w, mounts::pivot(&p.rootfs), "pivot_root into the rootfs");
+    try_or_fail(
+        err_w,
+        mounts::pivot(&p.rootfs),
+        "pivot_root into the rootfs",
+    );
     for op in &p.after {
         try_or_fail(err_w, mounts::apply(op), &mounts::describe(op));
     }
-    try_or_fail(err_w, mounts::apply(&MountOp::Mkdir { path: p.workdir.clone() }), "create the workdir");
+    try_or_fail(
+        err_w,
+        mounts::apply(&MountOp::Mkdir {
+            path: p.workdir.clone(),
+        }),
+        "create the workdir",
+    );
     finish_and_exec(p, err_w)
 }
 
@@ -541,24 +344,60 @@ fn child_main(p: &Prepared, stdio: Stdio, rel_r: RawFd, err_w: RawFd) -> ! {
 /// capabilities, uid/gid, no_new_privs, seccomp, then execve along PATH.
 pub(crate) fn finish_and_exec(p: &Prepared, err_w: RawFd) -> ! {
     // SAFETY: workdir is a valid string.
-    try_or_fail(err_w, rc(unsafe { libc::chdir(p.workdir.as_ptr()) }), "enter the workdir");
+    try_or_fail(
+        err_w,
+        rc(unsafe { libc::chdir(p.workdir.as_ptr()) }),
+        "enter the workdir",
+    );
     for (res, lim) in &p.rlimits {
         // SAFETY: lim is a valid rlimit.
-        try_or_fail(err_w, rc(unsafe { libc::setrlimit(*res, lim) }), "set an rlimit");
+        try_or_fail(
+            err_w,
+            rc(unsafe { libc::setrlimit(*res, lim) }),
+            "set an rlimit",
+        );
     }
-    try_or_fail(err_w, p.caps.drop_bounding(), "drop the capability bounding set");
+    try_or_fail(
+        err_w,
+        p.caps.drop_bounding(),
+        "drop the capability bounding set",
+    );
     // SAFETY: plain syscalls; groups points to groups.len() valid gids.
     unsafe {
-        try_or_fail(err_w, rc(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0)), "keep capabilities across setuid");
-        try_or_fail(err_w, rc(libc::setgroups(p.groups.len(), p.groups.as_ptr())), "set supplementary groups");
-        try_or_fail(err_w, rc(libc::setresgid(p.gid, p.gid, p.gid)), "set the gid");
-        try_or_fail(err_w, rc(libc::setresuid(p.uid, p.uid, p.uid)), "set the uid");
+        try_or_fail(
+            err_w,
+            rc(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0)),
+            "keep capabilities across setuid",
+        );
+        try_or_fail(
+            err_w,
+            rc(libc::setgroups(p.groups.len(), p.groups.as_ptr())),
+            "set supplementary groups",
+        );
+        try_or_fail(
+            err_w,
+            rc(libc::setresgid(p.gid, p.gid, p.gid)),
+            "set the gid",
+        );
+        try_or_fail(
+            err_w,
+            rc(libc::setresuid(p.uid, p.uid, p.uid)),
+            "set the uid",
+        );
     }
     try_or_fail(err_w, p.caps.apply(), "set the capabilities");
     // SAFETY: prctl with integer arguments only.
-    try_or_fail(err_w, rc(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }), "set no_new_privs");
+    try_or_fail(
+        err_w,
+        rc(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }),
+        "set no_new_privs",
+    );
     if let Some(filter) = &p.filter {
-        try_or_fail(err_w, seccomp::install(filter), "install the seccomp filter");
+        try_or_fail(
+            err_w,
+            seccomp::install(filter),
+            "install the seccomp filter",
+        );
     }
     let mut argv: Vec<*const libc::c_char> = p.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
@@ -574,41 +413,32 @@ pub(crate) fn finish_and_exec(p: &Prepared, err_w: RawFd) -> ! {
             errno = e;
         }
     }
-    fail(err_w, 1, errno, p.argv.first().map(|a| a.as_bytes()).unwrap_or(b"?"));
+    fail(
+        err_w,
+        1,
+        errno,
+        p.argv.first().map(|a| a.as_bytes()).unwrap_or(b"?"),
+    );
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn user_lookup_reads_the_image_passwd() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("etc")).unwrap();
-        std::fs::write(dir.path().join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nwww:x:33:44::/var/www:/bin/false\nbad\n").unwrap();
-        std::fs::write(dir.path().join("etc/group"), "net:x:7:www,other\nnone:x:8:\n").unwrap();
-        assert_eq!(lookup_user(dir.path(), &User::Name("www".into())), Some((33, 44, "/var/www".into())));
-        assert_eq!(lookup_user(dir.path(), &User::Id { uid: 0, gid: None }).map(|u| u.1), Some(0));
-        assert_eq!(lookup_user(dir.path(), &User::Name("nobody".into())), None);
-        assert_eq!(lookup_groups(dir.path(), "www"), vec![7]);
-    }
-
-    #[test]
     fn exit_status_decodes() {
-        assert_eq!(ExitInfo::from_wait(3 << 8), ExitInfo { code: 3, signal: None });
-        assert_eq!(ExitInfo::from_wait(libc::SIGKILL), ExitInfo { code: 137, signal: Some(libc::SIGKILL) });
-    }
-
-    #[test]
-    fn rlimit_names() {
-        assert_eq!(rlimit_resource("nofile"), Some(libc::RLIMIT_NOFILE));
-        assert_eq!(rlimit_resource("RLIMIT_NPROC"), Some(libc::RLIMIT_NPROC));
-        assert_eq!(rlimit_resource("bogus"), None);
-    }
-
-    #[test]
-    fn id_maps_render_as_proc_lines() {
-        let m = [IdMap { inside: 0, outside: 100000, count: 65536 }];
-        assert_eq!(id_map_text(&m), "0 100000 65536\n");
+        assert_eq!(
+            ExitInfo::from_wait(3 << 8),
+            ExitInfo {
+                code: 3,
+                signal: None
+            }
+        );
+        assert_eq!(
+            ExitInfo::from_wait(libc::SIGKILL),
+            ExitInfo {
+                code: 137,
+                signal: Some(libc::SIGKILL)
+            }
+        );
     }
 }

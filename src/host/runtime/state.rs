@@ -53,7 +53,9 @@ fn start_time(proc_root: &Path, pid: i32) -> Option<u64> {
 
 /// Whether `id` is alive under a /proc tree (a parameter for tests).
 pub fn alive_in(proc_root: &Path, id: &ProcId) -> bool {
-    let Ok(text) = fs::read_to_string(proc_root.join(id.pid.to_string()).join("stat")) else { return false };
+    let Ok(text) = fs::read_to_string(proc_root.join(id.pid.to_string()).join("stat")) else {
+        return false;
+    };
     matches!(parse_stat(&text), Some((state, start)) if start == id.start && state != 'Z' && state != 'X')
 }
 
@@ -113,16 +115,24 @@ impl ContainerState {
 
 /// Seconds since the epoch.
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync the dir.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
     let mut f = File::create(&tmp).map_err(|e| RuntimeError::io("create", &tmp, e))?;
-    f.write_all(bytes).map_err(|e| RuntimeError::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| RuntimeError::io("fsync", &tmp, e))?;
+    f.write_all(bytes)
+        .map_err(|e| RuntimeError::io("write", &tmp, e))?;
+    f.sync_all()
+        .map_err(|e| RuntimeError::io("fsync", &tmp, e))?;
     drop(f);
     fs::rename(&tmp, path).map_err(|e| RuntimeError::io("rename into", path, e))?;
     let d = File::open(dir).map_err(|e| RuntimeError::io("open", dir, e))?;
@@ -132,7 +142,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
 /// Save the record into `run_dir`.
 pub fn save(run_dir: &Path, st: &ContainerState) -> Result<(), RuntimeError> {
     let path = run_dir.join(STATE_FILE);
-    let json = serde_json::to_vec_pretty(st).map_err(|e| RuntimeError::BadState { path: path.clone(), message: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(st).map_err(|e| RuntimeError::BadState {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
     write_atomic(&path, &json)
 }
 
@@ -140,7 +153,12 @@ pub fn save(run_dir: &Path, st: &ContainerState) -> Result<(), RuntimeError> {
 pub fn load(run_dir: &Path) -> Result<Option<ContainerState>, RuntimeError> {
     let path = run_dir.join(STATE_FILE);
     match fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| RuntimeError::BadState { path, message: e.to_string() }),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| RuntimeError::BadState {
+                path,
+                message: e.to_string(),
+            }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(RuntimeError::io("read", &path, e)),
     }
@@ -168,7 +186,10 @@ pub fn status_of(proc_root: &Path, st: &ContainerState) -> Status {
     let init = st.init.filter(|i| alive_in(proc_root, i));
     match (st.phase, init) {
         (Phase::Stopping, Some(i)) if monitor => Status::Stopping { pid: i.pid },
-        (_, Some(i)) => Status::Running { pid: i.pid, supervised: monitor },
+        (_, Some(i)) => Status::Running {
+            pid: i.pid,
+            supervised: monitor,
+        },
         (Phase::Restarting | Phase::Starting, None) if monitor => Status::Restarting,
         _ => Status::Stopped { exit: st.last_exit },
     }
@@ -193,12 +214,19 @@ mod tests {
         let mut rest: Vec<String> = (0..25).map(|i| i.to_string()).collect();
         rest[0] = state.to_string();
         rest[19] = start.to_string();
-        fs::write(dir.join("stat"), format!("{pid} (a (weird) name) {}", rest.join(" "))).unwrap();
+        fs::write(
+            dir.join("stat"),
+            format!("{pid} (a (weird) name) {}", rest.join(" ")),
+        )
+        .unwrap();
     }
 
     #[test]
     fn stat_parsing_survives_odd_comm() {
-        assert_eq!(parse_stat("7 (x) y) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 20"), Some(('S', 4242)));
+        assert_eq!(
+            parse_stat("7 (x) y) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 20"),
+            Some(('S', 4242))
+        );
         assert_eq!(parse_stat("garbage"), None);
     }
 
@@ -207,9 +235,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fake_proc(dir.path(), 10, 'S', 500);
         fake_proc(dir.path(), 11, 'Z', 600);
-        assert!(alive_in(dir.path(), &ProcId { pid: 10, start: 500 }));
-        assert!(!alive_in(dir.path(), &ProcId { pid: 10, start: 499 }));
-        assert!(!alive_in(dir.path(), &ProcId { pid: 11, start: 600 }));
+        assert!(alive_in(
+            dir.path(),
+            &ProcId {
+                pid: 10,
+                start: 500
+            }
+        ));
+        assert!(!alive_in(
+            dir.path(),
+            &ProcId {
+                pid: 10,
+                start: 499
+            }
+        ));
+        assert!(!alive_in(
+            dir.path(),
+            &ProcId {
+                pid: 11,
+                start: 600
+            }
+        ));
         assert!(!alive_in(dir.path(), &ProcId { pid: 12, start: 1 }));
     }
 
@@ -221,10 +267,22 @@ mod tests {
         st.phase = Phase::Running;
         st.monitor = Some(ProcId { pid: 19, start: 6 });
         st.init = Some(ProcId { pid: 20, start: 7 });
-        assert_eq!(status_of(dir.path(), &st), Status::Running { pid: 20, supervised: false });
+        assert_eq!(
+            status_of(dir.path(), &st),
+            Status::Running {
+                pid: 20,
+                supervised: false
+            }
+        );
         st.init = Some(ProcId { pid: 20, start: 8 });
-        st.last_exit = Some(ExitInfo { code: 1, signal: None });
-        assert_eq!(status_of(dir.path(), &st), Status::Stopped { exit: st.last_exit });
+        st.last_exit = Some(ExitInfo {
+            code: 1,
+            signal: None,
+        });
+        assert_eq!(
+            status_of(dir.path(), &st),
+            Status::Stopped { exit: st.last_exit }
+        );
         fake_proc(dir.path(), 19, 'S', 6);
         st.phase = Phase::Restarting;
         assert_eq!(status_of(dir.path(), &st), Status::Restarting);
@@ -238,9 +296,15 @@ mod tests {
         st.restarts = 3;
         save(dir.path(), &st).unwrap();
         assert_eq!(load(dir.path()).unwrap(), Some(st));
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
         fs::write(dir.path().join(STATE_FILE), "{").unwrap();
-        assert!(matches!(load(dir.path()), Err(RuntimeError::BadState { .. })));
+        assert!(matches!(
+            load(dir.path()),
+            Err(RuntimeError::BadState { .. })
+        ));
     }
 }
