@@ -601,3 +601,131 @@ fn missing_rootfs_is_a_clear_error() {
         Status::Stopped { .. }
     ));
 }
+
+/// A hook that records what it saw of the waiting child, or fails.
+struct Probe {
+    seen: Vec<(i32, String)>,
+    fail: bool,
+}
+
+impl berth::host::runtime::SetupHook for Probe {
+    fn setup(&mut self, pid: i32) -> Result<(), String> {
+        let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+        self.seen.push((pid, exe.to_string_lossy().into_owned()));
+        if self.fail {
+            return Err("no bridge `br-test`".into());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn setup_hook_runs_before_the_command_and_its_failure_leaves_nothing() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new().with_cgroup();
+    let spec = default_spec("hook", vec!["sleep".into(), "300".into()]);
+    let mut probe = Probe {
+        seen: Vec::new(),
+        fail: false,
+    };
+    let pid = fx
+        .runtime()
+        .start(&spec, &fx.paths, &fx.options(), &mut probe)
+        .unwrap();
+    assert_eq!(probe.seen.len(), 1);
+    assert_eq!(probe.seen[0].0, pid);
+    // Still the runtime's own process: the command had not run yet.
+    assert!(!probe.seen[0].1.ends_with("busybox"), "{:?}", probe.seen);
+    let procs = fs::read_to_string(fx.cgroup.as_ref().unwrap().join("cgroup.procs")).unwrap();
+    assert_eq!(
+        procs.trim(),
+        pid.to_string(),
+        "placed in its cgroup before it ran"
+    );
+    fx.runtime().stop(&fx.paths.run_dir, Some(0)).unwrap();
+
+    let fx = Fixture::new().with_cgroup();
+    let mut failing = Probe {
+        seen: Vec::new(),
+        fail: true,
+    };
+    let err = fx
+        .runtime()
+        .start(&spec, &fx.paths, &fx.options(), &mut failing)
+        .unwrap_err();
+    assert!(err.to_string().contains("no bridge `br-test`"), "{err}");
+    let child = failing.seen[0].0;
+    wait_until("the child to be gone", 5, || {
+        !Path::new(&format!("/proc/{child}")).exists()
+    });
+    assert_eq!(
+        fs::read_to_string(fx.cgroup.as_ref().unwrap().join("cgroup.procs")).unwrap(),
+        ""
+    );
+    assert!(matches!(
+        state::status(&fx.paths.run_dir).unwrap().0,
+        Status::Stopped { .. }
+    ));
+}
+
+#[test]
+fn restarts_keep_the_network_namespace() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut spec = sh(
+        "netns",
+        "readlink /proc/self/ns/net >> /nets; sleep 0.2; exit 1",
+    );
+    spec.restart = RestartPolicy::Always;
+    fx.start(&spec).unwrap();
+    let nets = fx.paths.rootfs.join("nets");
+    wait_until("three runs", 10, || {
+        fs::read_to_string(&nets)
+            .map(|s| s.lines().count() >= 3)
+            .unwrap_or(false)
+    });
+    let text = fs::read_to_string(&nets).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.iter().all(|l| *l == lines[0]), "{lines:?}");
+    assert_ne!(
+        fs::read_link("/proc/self/ns/net")
+            .unwrap()
+            .to_string_lossy(),
+        lines[0]
+    );
+}
+
+#[test]
+fn exec_with_a_tty() {
+    if !root() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let rr = fx.dir.path().join("rr");
+    fx.paths.run_dir = rr.join("tty");
+    fx.start(&default_spec("tty", vec!["sleep".into(), "300".into()]))
+        .unwrap();
+    let out = Command::new(BERTH)
+        .args(["exec", "--runtime-dir"])
+        .arg(&rr)
+        .args([
+            "-t",
+            "tty",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo on-a-tty; exit 3",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).replace('\r', ""),
+        "on-a-tty\n"
+    );
+}
