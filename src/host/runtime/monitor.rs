@@ -62,7 +62,11 @@ pub fn monitor_main(args: &[String]) -> ExitCode {
         _ => return ExitCode::SUCCESS,
     }
     // SAFETY: setsid has no arguments; we are not a group leader after fork.
-    unsafe { libc::setsid() };
+    // chdir: do not keep the caller's working directory (a mount) busy.
+    unsafe {
+        libc::setsid();
+        libc::chdir(b"/\0".as_ptr().cast());
+    }
     // SAFETY: fd was handed to us open by `start`; we own it from here.
     let sync = unsafe { UnixStream::from_raw_fd(fd) };
     let _ = fcntl_cloexec(fd);
