@@ -96,10 +96,17 @@ fn fcntl_cloexec(fd: RawFd) -> io::Result<()> {
 struct MonitorHook<'a> {
     procs: &'a [PathBuf],
     sync: Option<&'a mut UnixStream>,
+    run_dir: &'a Path,
+    st: &'a mut ContainerState,
 }
 
 impl SetupHook for MonitorHook<'_> {
     fn setup(&mut self, pid: i32) -> Result<(), String> {
+        // On disk before the child may run: if this monitor is killed from
+        // here on, `status` and the next start still find the container.
+        self.st.init = ProcId::of(pid);
+        self.st.phase = Phase::Starting;
+        state::save(self.run_dir, self.st).map_err(|e| e.to_string())?;
         for p in self.procs {
             fs::write(p, pid.to_string())
                 .map_err(|e| format!("write pid to `{}`: {e}", p.display()))?;
@@ -210,6 +217,8 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             let mut hook = MonitorHook {
                 procs: &cfg.options.cgroup_procs,
                 sync: sync.as_mut(),
+                run_dir,
+                st: &mut st,
             };
             spawn::spawn(&p, stdio, &mut hook)
         });

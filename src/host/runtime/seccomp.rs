@@ -49,6 +49,8 @@ type Sys = libc::c_long;
 
 /// Syscalls denied unless the named capability is kept ("" = always denied).
 fn denied() -> Vec<(&'static str, Sys)> {
+    // aarch64 has no arch-specific additions.
+    #[cfg_attr(target_arch = "aarch64", allow(unused_mut))]
     let mut v: Vec<(&'static str, Sys)> = vec![
         ("", libc::SYS_add_key),
         ("", libc::SYS_keyctl),
