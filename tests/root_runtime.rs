@@ -286,6 +286,16 @@ fn user_namespace_root_maps_to_the_configured_host_id() {
         map.split_whitespace().collect::<Vec<_>>(),
         ["0", "200000", "65536"]
     );
+    // exec joins the user namespace too: root inside, same map.
+    let cmd: Vec<String> = [
+        "/bin/sh",
+        "-c",
+        "test $(id -u) = 0 && grep -q 200000 /proc/self/uid_map && exit 4",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(exec::exec(&fx.paths.run_dir, &cmd, false).unwrap(), 4);
 }
 
 #[test]
