@@ -739,3 +739,41 @@ fn exec_with_a_tty() {
         "on-a-tty\n"
     );
 }
+
+#[test]
+fn full_os_busybox_init_boots_and_powers_off_on_sigpwr() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let r = &fx.paths.rootfs;
+    fs::create_dir_all(r.join("sbin")).unwrap();
+    std::os::unix::fs::symlink("/bin/busybox", r.join("sbin/init")).unwrap();
+    fs::write(
+        r.join("etc/inittab"),
+        "::sysinit:/bin/sh -c 'echo booted as $container'\n::respawn:/bin/sleep 1000\n::shutdown:/bin/echo shutting-down\n",
+    )
+    .unwrap();
+    let mut spec = default_spec("os", Vec::new());
+    spec.process.command = None;
+    spec.process.boot = true;
+    spec.stop_signal = berth::host::runtime::init_stop_signal(r, "/sbin/init").into();
+    assert_eq!(spec.stop_signal, "SIGPWR");
+    let pid = fx.start(&spec).unwrap();
+    assert_eq!(
+        fs::read_to_string(format!("/proc/{pid}/comm")).unwrap(),
+        "init\n"
+    );
+    let log = || {
+        String::from_utf8(berth::host::runtime::logs::tail(&fx.paths.run_dir, None).unwrap())
+            .unwrap()
+    };
+    wait_until("the boot", 5, || log().contains("booted as berth"));
+    let t0 = Instant::now();
+    fx.runtime().stop(&fx.paths.run_dir, Some(30)).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "init ignored SIGPWR"
+    );
+    assert!(log().contains("shutting-down"), "{}", log());
+}
