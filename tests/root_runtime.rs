@@ -777,3 +777,34 @@ fn full_os_busybox_init_boots_and_powers_off_on_sigpwr() {
     );
     assert!(log().contains("shutting-down"), "{}", log());
 }
+
+#[test]
+fn cgroup2_host_gives_a_read_only_own_cgroup_view() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    // A private mount namespace (gone with its shell) where /sys/fs/cgroup is
+    // cgroup2 only, as on OpenWrt; this machine's own layout is untouched.
+    let script = format!(
+        "umount -R /sys/fs/cgroup 2>/dev/null || umount -l /sys/fs/cgroup; mount -t cgroup2 none /sys/fs/cgroup; \
+         {BERTH} __run --rootfs {} -- sh -c 'grep \"^0::\" /proc/self/cgroup; grep \" /sys/fs/cgroup \" /proc/mounts'",
+        fx.paths.rootfs.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "0::/");
+    assert!(
+        lines[1].starts_with("cgroup2 /sys/fs/cgroup cgroup2 ro,"),
+        "{text}"
+    );
+}

@@ -44,7 +44,9 @@ pub struct Layout<'a> {
     pub volumes_dir: &'a Path,
     pub user_ns: bool,
     pub new_net: bool,
-    pub readonly: bool,
+    /// Mount the container's own cgroup2 view at /sys/fs/cgroup (a new cgroup
+    /// namespace on a cgroup v2 host); `Some(true)` read-write (full-OS).
+    pub cgroup2: Option<bool>,
 }
 
 /// Paths Docker hides (bind of /dev/null or an empty tmpfs).
@@ -182,6 +184,18 @@ pub fn plan_before_pivot(
         ops.push(MountOp::RemountRo {
             target: c(&sys_dir)?,
             flags: nsd | libc::MS_NOEXEC,
+        });
+    }
+    if let Some(writable) = layout.cgroup2 {
+        // sysfs provides the empty /sys/fs/cgroup directory to mount on.
+        let ro = if writable { 0 } else { libc::MS_RDONLY };
+        ops.push(MountOp::Mount {
+            source: cs("cgroup2"),
+            target: c(&sys_dir.join("fs/cgroup"))?,
+            fstype: cs("cgroup2"),
+            flags: nsd | libc::MS_NOEXEC | ro,
+            data: CString::default(),
+            optional: true,
         });
     }
     let dev = root.join("dev");
@@ -589,7 +603,7 @@ mod tests {
             volumes_dir: Path::new("/vol"),
             user_ns: false,
             new_net: true,
-            readonly: false,
+            cgroup2: None,
         }
     }
 
@@ -671,6 +685,12 @@ mod tests {
         assert!(!ops.iter().any(
             |o| matches!(o, MountOp::Mount { fstype, .. } if fstype.to_str().unwrap() == "sysfs")
         ));
+        l.cgroup2 = Some(false);
+        let ops = plan_before_pivot(&l, &[]).unwrap();
+        assert!(ops
+            .iter()
+            .any(|o| matches!(o, MountOp::Mount { fstype, flags, .. }
+            if fstype.to_str().unwrap() == "cgroup2" && flags & libc::MS_RDONLY != 0)));
         assert!(plan_after_pivot(true).iter().any(
             |o| matches!(o, MountOp::RemountRo { target, .. } if target.to_str().unwrap() == "/")
         ));

@@ -98,6 +98,18 @@ pub(crate) fn cstr(s: &str, name: &str) -> Result<CString, RuntimeError> {
     })
 }
 
+/// Whether /sys/fs/cgroup is a cgroup2 mount (pure v2, as on OpenWrt).
+fn host_is_cgroup2() -> bool {
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a valid path and an out pointer the kernel fills on success.
+    if unsafe { libc::statfs(b"/sys/fs/cgroup\0".as_ptr().cast(), st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: statfs succeeded, so st is initialised.
+    let st = unsafe { st.assume_init() };
+    u64::try_from(st.f_type).ok() == Some(0x6367_7270) // CGROUP2_SUPER_MAGIC
+}
+
 /// The namespace files that must exist for a namespace kind.
 pub fn ns_supported(kind: &str) -> bool {
     Path::new("/proc/self/ns").join(kind).exists()
@@ -318,7 +330,7 @@ pub fn prepare(
         volumes_dir: &paths.volumes_dir,
         user_ns: spec.namespaces.user.is_some(),
         new_net,
-        readonly: spec.readonly,
+        cgroup2: (unshare_cgroup && host_is_cgroup2()).then_some(spec.process.boot),
     };
     let before =
         mounts::plan_before_pivot(&layout, &spec.mounts).map_err(|e| invalid(e.to_string()))?;
