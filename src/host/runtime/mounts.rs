@@ -78,12 +78,16 @@ const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 /// Errors of planning mounts (before any syscall).
 #[derive(Debug, thiserror::Error)]
 pub enum MountPlanError {
+    /// A relative target or one with `..`.
     #[error("mount target `{target}` must be an absolute path without `..`")]
     BadTarget { target: String },
+    /// A target path through a symlink that exists in the rootfs.
     #[error("mount target `{}` goes through a symlink in the rootfs", path.display())]
     Symlink { path: PathBuf },
+    /// A path that cannot be passed to the kernel.
     #[error("mount path `{}` contains a NUL byte", path.display())]
     Nul { path: PathBuf },
+    /// A volume name with a slash, or `.`/`..`.
     #[error("volume name `{name}` is not a plain name")]
     BadVolume { name: String },
 }
