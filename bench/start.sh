@@ -11,7 +11,7 @@ RUNS=${RUNS:-200}
 W=$(mktemp -d /tmp/berth-bench.XXXXXX)
 cleanup() {
     if [ -n "${MON_ROOT:-}" ]; then "$BERTH" stop --runtime-dir "$MON_ROOT" --timeout 1 idle >/dev/null 2>&1 || true; fi
-    lxc-destroy -P "$W/lxc" -n bench >/dev/null 2>&1 || true
+    lxc-stop -P "$W/lxc" -n idle -k >/dev/null 2>&1 || true
     rm -rf "$W"
 }
 trap cleanup EXIT INT TERM
@@ -81,6 +81,15 @@ MPID=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['monitor'
 RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$MPID/status")
 "$BERTH" stop --runtime-dir "$MON_ROOT" --timeout 1 idle >/dev/null
 
+# The same for lxc's monitor (`lxc-start -d`), for scale.
+sed 's|^lxc.init.cmd = .*|lxc.init.cmd = /bin/sleep 600|' "$W/lxc.conf" > "$W/lxc-idle.conf"
+lxc-start -P "$W/lxc" -n idle -f "$W/lxc-idle.conf" -d
+sleep 1
+LPID=$(lxc-info -P "$W/lxc" -n idle -p -H)
+LMON=$(awk '{print $4}' "/proc/$LPID/stat")
+LXC_RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$LMON/status")
+lxc-stop -P "$W/lxc" -n idle -k
+
 REPORT=$W/report.md
 {
     echo "## Container start"
@@ -106,7 +115,8 @@ for name in ("crun", "crun-no-cgroup", "runc", "lxc-execute", "systemd-nspawn", 
         print(f"- median berth / {name}: {b / r[name]['median']:.2f}")
 PY
     echo
-    echo "Monitor idle RSS (VmRSS of \`berth __monitor\` supervising \`sleep\`): ${RSS} KiB."
+    echo "Monitor idle RSS (VmRSS while supervising \`sleep\`, same run): berth \`__monitor\` ${RSS} KiB,"
+    echo "lxc's \`[lxc monitor]\` (\`lxc-start -d\`) ${LXC_RSS} KiB."
 } > "$REPORT"
 cat "$REPORT"
 if [ -n "$OUT" ]; then

@@ -183,6 +183,41 @@ fn pid1_is_the_command_with_its_hostname() {
 }
 
 #[test]
+fn env_workdir_rlimits_and_read_only_rootfs() {
+    if !root() {
+        return;
+    }
+    use berth::spec::types::{MountKind, MountSpec, Rlimit};
+    let fx = Fixture::new();
+    let mut spec = sh(
+        "proc",
+        "pwd; echo $GREETING; ulimit -n; touch /x 2>/dev/null && echo ROOT-WRITABLE; touch /tmp/ok && echo tmp-ok",
+    );
+    spec.process
+        .env
+        .insert("GREETING".into(), "hello there".into());
+    spec.process.workdir = Some("/srv/app".into());
+    spec.process.rlimits = vec![Rlimit {
+        name: "nofile".into(),
+        soft: Some(123),
+        hard: Some(456),
+    }];
+    spec.readonly = true;
+    spec.mounts = vec![MountSpec {
+        kind: MountKind::Tmpfs {
+            size: None,
+            mode: None,
+        },
+        target: "/tmp".into(),
+        readonly: false,
+    }];
+    fs::create_dir_all(fx.paths.rootfs.join("srv/app")).unwrap();
+    let (code, out) = fx.run(&spec);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out, "/srv/app\nhello there\n123\ntmp-ok\n");
+}
+
+#[test]
 fn capability_sets_equal_the_default_masks() {
     if !root() {
         return;
