@@ -641,10 +641,14 @@ fn missing_rootfs_is_a_clear_error() {
         .start(&default_spec("gone", vec!["true".into()]))
         .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
-    assert!(matches!(
-        state::status(&fx.paths.run_dir).unwrap().0,
-        Status::Stopped { .. }
-    ));
+    // Nothing left behind: no runtime dir, so no monitor either.
+    assert!(!fx.paths.run_dir.exists());
+    let mut spec = default_spec("nouser", vec!["true".into()]);
+    spec.process.user = Some(User::Name("ghost".into()));
+    fx.paths.rootfs = fx.dir.path().join("rootfs");
+    let err = fx.start(&spec).unwrap_err();
+    assert!(err.to_string().contains("user `ghost`"), "{err}");
+    assert!(!fx.paths.run_dir.exists());
 }
 
 /// A hook that records what it saw of the waiting child, or fails.
@@ -842,4 +846,25 @@ fn cgroup2_host_gives_a_read_only_own_cgroup_view() {
         lines[1].starts_with("cgroup2 /sys/fs/cgroup cgroup2 ro,"),
         "{text}"
     );
+}
+
+#[test]
+fn a_runtime_dir_of_another_container_is_refused() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    fx.start(&default_spec("first", vec!["sleep".into(), "300".into()]))
+        .unwrap();
+    let err = fx
+        .start(&default_spec("second", vec!["true".into()]))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("belongs to container `first`"),
+        "{err}"
+    );
+    assert!(matches!(
+        state::status(&fx.paths.run_dir).unwrap().0,
+        Status::Running { .. }
+    ));
 }

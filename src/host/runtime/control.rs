@@ -50,8 +50,17 @@ impl Runtime {
         hook: &mut dyn SetupHook,
     ) -> Result<i32, RuntimeError> {
         let run_dir = &paths.run_dir;
+        // Everything the spec can get wrong (rootfs, user, mounts, a namespace
+        // this kernel lacks) fails here, before any file or process exists.
+        super::prepare::prepare(spec, paths, opts, false)?;
         fs::create_dir_all(run_dir).map_err(|e| RuntimeError::io("create", run_dir, e))?;
         if let Some(st) = state::load(run_dir)? {
+            if st.name != spec.name {
+                return Err(RuntimeError::Invalid {
+                    name: spec.name.clone(),
+                    message: format!("`{}` belongs to container `{}`", run_dir.display(), st.name),
+                });
+            }
             match state::status_of(Path::new("/proc"), &st) {
                 Status::Running {
                     pid,
