@@ -71,6 +71,7 @@ hyperfine -N --warmup 10 --runs $RUNS --export-json "$W/start.json" --export-mar
   -n systemd-nspawn "systemd-nspawn -q --register=no --keep-unit --private-network -D $R /bin/true" \\
   -n unshare-floor "unshare -fmpiu chroot $R /bin/true"
 INNER
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 unshare -m --propagation private sh "$W/inner.sh"
 
 # Idle RSS of a monitor: start a sleeping container under one, measure, stop.
@@ -98,6 +99,8 @@ REPORT=$W/report.md
     echo "(loopback only), same busybox-static rootfs, hyperfine -N, $RUNS runs after 10 warm-ups,"
     echo "all in one run on $(uname -m), kernel $(uname -r), $(nproc) cores; measured $(date -u +%Y-%m-%d)."
     echo "berth: \`berth __run\` (the monitor's own prepare/clone/pivot_root/caps/seccomp/exec path)."
+    echo "Load average before the run: $LOAD (a shared machine: absolute times vary between runs,"
+    echo "the ratios come from one interleaved-in-time run)."
     echo
     cat "$W/start.md"
     echo
