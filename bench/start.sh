@@ -100,7 +100,7 @@ REPORT=$W/report.md
     echo "all in one run on $(uname -m), kernel $(uname -r), $(nproc) cores; measured $(date -u +%Y-%m-%d)."
     echo "berth: \`berth __run\` (the monitor's own prepare/clone/pivot_root/caps/seccomp/exec path)."
     echo "Load average before the run: $LOAD (a shared machine: absolute times vary between runs,"
-    echo "the ratios come from one interleaved-in-time run)."
+    echo "the ratios come from one hyperfine run, one command after the other)."
     echo
     cat "$W/start.md"
     echo
