@@ -45,6 +45,12 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
     let cfg = load_config(run_dir)?;
     let mut plan = spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, true)?;
     plan.set_command(argv)?;
+    if tty {
+        // The terminal is ours: tell the command what it is, as lxc-attach does.
+        if let Ok(term) = std::env::var("TERM") {
+            plan.add_env("TERM", &term)?;
+        }
+    }
     // Open every namespace that differs from ours before forking.
     let mut fds: Vec<(fs::File, libc::c_int)> = Vec::new();
     for (kind, flag) in NAMESPACES {

@@ -68,6 +68,19 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Set one environment variable unless the container already sets it.
+    pub fn add_env(&mut self, key: &str, value: &str) -> Result<(), RuntimeError> {
+        let prefix = format!("{key}=");
+        if !self
+            .envp
+            .iter()
+            .any(|e| e.as_bytes().starts_with(prefix.as_bytes()))
+        {
+            self.envp.push(cstr(&format!("{key}={value}"), "exec")?);
+        }
+        Ok(())
+    }
+
     /// Replace the command (for `exec`), searching the container's PATH.
     pub fn set_command(&mut self, argv: &[String]) -> Result<(), RuntimeError> {
         let prog = argv.first().ok_or_else(|| RuntimeError::Invalid {
@@ -367,6 +380,85 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture() -> (tempfile::TempDir, Paths) {
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+        std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        let paths = Paths {
+            rootfs,
+            run_dir: dir.path().join("run"),
+            container_dir: dir.path().join("c"),
+            volumes_dir: dir.path().join("v"),
+        };
+        (dir, paths)
+    }
+
+    #[test]
+    fn prepare_resolves_command_env_and_namespaces() {
+        let (_dir, paths) = fixture();
+        let mut spec =
+            crate::host::runtime::oneshot::default_spec("web", vec!["httpd".into(), "-f".into()]);
+        spec.process
+            .env
+            .insert("PATH".into(), "/opt/bin:/bin".into());
+        spec.namespaces.host.insert(HostNamespace::Uts);
+        let mut p = prepare(&spec, &paths, &Options::default(), false).unwrap();
+        assert_eq!(
+            p.programs,
+            vec![
+                CString::new("/opt/bin/httpd").unwrap(),
+                CString::new("/bin/httpd").unwrap()
+            ]
+        );
+        assert!(p
+            .envp
+            .contains(&CString::new("PATH=/opt/bin:/bin").unwrap()));
+        assert!(p.envp.contains(&CString::new("HOME=/root").unwrap()));
+        assert_eq!(p.clone_flags & libc::CLONE_NEWUTS, 0);
+        assert_ne!(p.clone_flags & libc::CLONE_NEWPID, 0);
+        assert!(
+            p.hostname.is_none(),
+            "a shared UTS namespace keeps the host name"
+        );
+        assert!(p.filter.is_some());
+        p.add_env("TERM", "vt100").unwrap();
+        p.add_env("PATH", "/nope").unwrap();
+        assert!(p.envp.contains(&CString::new("TERM=vt100").unwrap()));
+        assert!(!p.envp.contains(&CString::new("PATH=/nope").unwrap()));
+        p.set_command(&["ls".to_string()]).unwrap();
+        assert_eq!(p.argv, vec![CString::new("ls").unwrap()]);
+        assert_eq!(p.programs[0], CString::new("/opt/bin/ls").unwrap());
+    }
+
+    fn fails(spec: &Spec, paths: &Paths) -> RuntimeError {
+        match prepare(spec, paths, &Options::default(), false) {
+            Err(e) => e,
+            Ok(_) => panic!("prepare accepted a bad spec"),
+        }
+    }
+
+    #[test]
+    fn prepare_refuses_bad_specs() {
+        let (dir, mut paths) = fixture();
+        let spec = crate::host::runtime::oneshot::default_spec("web", Vec::new());
+        let err = fails(&spec, &paths);
+        assert!(err.to_string().contains("no command"), "{err}");
+        let mut spec = crate::host::runtime::oneshot::default_spec("web", vec!["true".into()]);
+        spec.capabilities.insert("CAP_BOGUS".into());
+        assert!(fails(&spec, &paths).to_string().contains("CAP_BOGUS"));
+        spec.capabilities.remove("CAP_BOGUS");
+        spec.process.rlimits = vec![crate::spec::types::Rlimit {
+            name: "bogus".into(),
+            soft: None,
+            hard: None,
+        }];
+        assert!(fails(&spec, &paths).to_string().contains("rlimit"));
+        paths.rootfs = dir.path().join("missing");
+        spec.process.rlimits.clear();
+        assert!(matches!(fails(&spec, &paths), RuntimeError::Io { .. }));
+    }
 
     #[test]
     fn user_lookup_reads_the_image_passwd() {
