@@ -868,3 +868,57 @@ fn a_runtime_dir_of_another_container_is_refused() {
         Status::Running { .. }
     ));
 }
+
+/// A v1 pids cgroup of its own, killed empty and removed on drop.
+struct CgroupGuard(PathBuf);
+
+impl CgroupGuard {
+    fn new(tag: &str) -> Self {
+        let cg = Path::new("/sys/fs/cgroup/pids")
+            .join(format!("berth-test-{}-{tag}", std::process::id()));
+        fs::create_dir(&cg).unwrap();
+        CgroupGuard(cg)
+    }
+}
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        berth::host::runtime::control::kill_all(&[self.0.join("cgroup.procs")], None);
+        for _ in 0..100 {
+            if fs::remove_dir(&self.0).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[test]
+fn the_monitor_moves_into_its_own_cgroup() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new().with_cgroup();
+    let mon = CgroupGuard::new("monitor");
+    let opts = Options {
+        monitor_cgroup_procs: vec![mon.0.join("cgroup.procs")],
+        ..fx.options()
+    };
+    let spec = default_spec("moved", vec!["sleep".into(), "300".into()]);
+    fx.runtime()
+        .start(
+            &spec,
+            &fx.paths,
+            &opts,
+            &mut berth::host::runtime::spawn::NoHook,
+        )
+        .unwrap();
+    let monitor = fx.state().monitor.unwrap();
+    let procs = fs::read_to_string(mon.0.join("cgroup.procs")).unwrap();
+    assert_eq!(
+        procs.trim(),
+        monitor.pid.to_string(),
+        "only the monitor, not its container"
+    );
+    fx.runtime().stop(&fx.paths.run_dir, Some(0)).unwrap();
+}

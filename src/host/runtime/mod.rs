@@ -117,6 +117,11 @@ pub struct Options {
     pub cgroup_procs: Vec<PathBuf>,
     /// Upper bound of one log file in bytes (0: the 1 MiB default).
     pub log_size: u64,
+    /// `cgroup.procs` files the monitor moves itself into, so that it leaves
+    /// the caller's cgroup (a procd or systemd service that may be killed as
+    /// a whole). Empty: it stays where it was started.
+    #[serde(default)]
+    pub monitor_cgroup_procs: Vec<PathBuf>,
 }
 
 /// The runtime dir of container `name` under the runtime root.

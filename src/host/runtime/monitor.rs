@@ -188,6 +188,10 @@ fn should_restart(policy: RestartPolicy, exit: &ExitInfo) -> bool {
 
 fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), RuntimeError> {
     let cfg = load_config(run_dir)?;
+    for procs in &cfg.options.monitor_cgroup_procs {
+        // "0" is the writing process itself.
+        fs::write(procs, "0").map_err(|e| RuntimeError::io("move the monitor into", procs, e))?;
+    }
     let fds = setup_fds()?;
     let mut log = LogFile::new(run_dir, cfg.options.log_size);
     let mut st = state::load(run_dir)
