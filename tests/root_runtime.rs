@@ -70,14 +70,14 @@ impl Fixture {
         }
     }
 
-    /// Its own cgroup under the v1 pids hierarchy (this machine is hybrid).
+    /// Its own cgroup (v1 pids hierarchy on this hybrid machine).
     fn with_cgroup(mut self) -> Self {
         let name = format!(
             "berth-test-{}-{}",
             std::process::id(),
             self.dir.path().file_name().unwrap().to_string_lossy()
         );
-        let cg = Path::new("/sys/fs/cgroup/pids").join(name);
+        let cg = cgroup_parent().join(name);
         fs::create_dir(&cg).unwrap();
         self.cgroup = Some(cg);
         self
@@ -138,6 +138,17 @@ impl Drop for Fixture {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+}
+
+/// Where test cgroups go: the v1 pids hierarchy on this hybrid machine, the
+/// cgroup2 root on a pure v2 host.
+fn cgroup_parent() -> PathBuf {
+    let v1 = Path::new("/sys/fs/cgroup/pids");
+    if v1.join("cgroup.procs").exists() {
+        v1.to_path_buf()
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
     }
 }
 
@@ -869,13 +880,12 @@ fn a_runtime_dir_of_another_container_is_refused() {
     ));
 }
 
-/// A v1 pids cgroup of its own, killed empty and removed on drop.
+/// A test cgroup of its own, killed empty and removed on drop.
 struct CgroupGuard(PathBuf);
 
 impl CgroupGuard {
     fn new(tag: &str) -> Self {
-        let cg = Path::new("/sys/fs/cgroup/pids")
-            .join(format!("berth-test-{}-{tag}", std::process::id()));
+        let cg = cgroup_parent().join(format!("berth-test-{}-{tag}", std::process::id()));
         fs::create_dir(&cg).unwrap();
         CgroupGuard(cg)
     }
