@@ -289,3 +289,52 @@ pub fn kill_all(cgroup_procs: &[PathBuf], init: Option<ProcId>) {
         }
     }
 }
+
+/// The runtime as the executor sees it: plain data in and out, so a plan's
+/// execution can be tested against a fake.
+pub trait ProcessRuntime {
+    /// Start (or find running) the container; returns its init pid.
+    fn start(
+        &self,
+        spec: &Spec,
+        paths: &Paths,
+        opts: &Options,
+        hook: &mut dyn SetupHook,
+    ) -> Result<i32, RuntimeError>;
+    /// Stop it: stop signal, then kill everything after `timeout` seconds.
+    fn stop(&self, run_dir: &Path, timeout: Option<u32>) -> Result<Status, RuntimeError>;
+    /// Signal its init.
+    fn kill(&self, run_dir: &Path, signal: i32) -> Result<(), RuntimeError>;
+    /// Stop it at once and delete its runtime dir.
+    fn remove(&self, run_dir: &Path) -> Result<(), RuntimeError>;
+    /// What runs, from the state file and /proc.
+    fn status(&self, run_dir: &Path) -> Result<(Status, Option<ContainerState>), RuntimeError>;
+}
+
+impl ProcessRuntime for Runtime {
+    fn start(
+        &self,
+        spec: &Spec,
+        paths: &Paths,
+        opts: &Options,
+        hook: &mut dyn SetupHook,
+    ) -> Result<i32, RuntimeError> {
+        Runtime::start(self, spec, paths, opts, hook)
+    }
+
+    fn stop(&self, run_dir: &Path, timeout: Option<u32>) -> Result<Status, RuntimeError> {
+        Runtime::stop(self, run_dir, timeout)
+    }
+
+    fn kill(&self, run_dir: &Path, signal: i32) -> Result<(), RuntimeError> {
+        Runtime::kill(self, run_dir, signal)
+    }
+
+    fn remove(&self, run_dir: &Path) -> Result<(), RuntimeError> {
+        Runtime::remove(self, run_dir)
+    }
+
+    fn status(&self, run_dir: &Path) -> Result<(Status, Option<ContainerState>), RuntimeError> {
+        state::status(run_dir)
+    }
+}

@@ -26,7 +26,7 @@ pub mod state;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use control::Runtime;
+pub use control::{ProcessRuntime, Runtime};
 pub use monitor::monitor_main;
 pub use oneshot::run_main;
 pub use spawn::{ExitInfo, SetupHook};
