@@ -151,7 +151,7 @@ impl Netlink {
                         };
                     }
                     NetlinkPayload::Done(_) => return Ok(()),
-                    NetlinkPayload::InnerMessage(inner) if on_msg(inner) => have_single = true,
+                    NetlinkPayload::InnerMessage(inner) => have_single |= on_msg(inner),
                     _ => {}
                 }
             }
