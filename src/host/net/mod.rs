@@ -92,6 +92,8 @@ pub enum NetError {
     NameClashInside { who: Who, name: String },
     #[error("{who}: address `{address}` is already in use on bridge `{bridge}`; choose a free address")]
     AddressInUse { who: Who, address: Cidr, bridge: String },
+    #[error("{who}: MAC `{mac}` is already used by another interface on `{parent}`; give each container its own `mac:`")]
+    MacInUse { who: Who, mac: String, parent: String },
     #[error("{who}: parent `{parent}` does not allow a {kind} child ({source}); use an Ethernet parent that is not a bridge port, `type: ipvlan`, or a single passthru child")]
     ParentRefused { who: Who, parent: String, kind: &'static str, source: io::Error },
     #[error("{who}: the kernel has no `{module}` support; load it (`modprobe {module}`, on OpenWrt install kmod-{module})")]

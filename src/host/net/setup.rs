@@ -9,6 +9,7 @@ use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use super::link::{self, Change, Kind, Link, NewLink};
 use super::netlink::Netlink;
@@ -307,9 +308,16 @@ fn attach_one(
                     return Err(NetError::NameClash { who: w, name: host_name, found: old.alias });
                 }
                 // Our own leftover from a crash: replace it.
-                link::delete(&mut ctx.host, old.index).map_err(nl_err(&w, format!("delete stale `{host_name}`")))?;
+                match link::delete(&mut ctx.host, old.index) {
+                    // Vanished meanwhile: its namespace was being torn down.
+                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                    r => r.map_err(nl_err(&w, format!("delete stale `{host_name}`")))?,
+                }
             }
             let host = NewLink { name: host_name.clone(), mtu, up: true, ..Default::default() };
+            // veth_open() fails with ENOTCONN while the pair is half-built, so
+            // the peer cannot be created up: it is set up from inside below.
+            let peer = NewLink { up: false, ..peer.clone() };
             let msg = link::veth_msg(&host, Some(br.index), &peer);
             ctx.host.create(msg).map_err(|e| {
                 // EEXIST here is the peer's name inside the container: the host
@@ -322,8 +330,7 @@ fn attach_one(
         NetworkKind::Macvlan { parent, mode, vlan, .. } => {
             ctx.ensure(net, &[], Some(&spec.name))?;
             let (pidx, pname) = ctx.parent(&w, parent, *vlan)?;
-            let msg = link::macvlan_msg(&peer, pidx, *mode);
-            ctx.host.create(msg).map_err(|e| create_err(&w, Kind::Macvlan, &att.interface, Some(&pname), true, e))?;
+            create_macvlan(ctx, &w, &peer, pidx, &pname, *mode)?;
             ("macvlan", None, Some(mac))
         }
         NetworkKind::Ipvlan { parent, mode, vlan } => {
@@ -343,6 +350,8 @@ fn attach_one(
         })?;
     if host_name.is_none() {
         ctx.undo.push(Undo::Container(inside.index, att.interface.clone()));
+    } else {
+        link::set(cont, inside.index, &Change::Up).map_err(nl_err(&w, format!("set `{}` up", att.interface)))?;
     }
     configure_inside(cont, &w, inside.index, att)?;
     Ok(Some(Interface {
@@ -354,6 +363,33 @@ fn attach_one(
         addresses: att.addresses.clone(),
         dhcp: att.dhcp,
     }))
+}
+
+/// How long a macvlan create waits for its MAC to be freed by a dying namespace.
+const MAC_WAIT: Duration = Duration::from_secs(3);
+
+/// Creates a macvlan inside the container. EADDRINUSE means a sibling on the
+/// parent has the same MAC: after a quick recreate that is the previous
+/// instance, whose namespace the kernel tears down asynchronously, so wait
+/// for it briefly before blaming the manifest.
+fn create_macvlan(ctx: &mut Ctx, w: &Who, peer: &NewLink, pidx: u32, pname: &str, mode: MacvlanMode) -> Result<(), NetError> {
+    let start = Instant::now();
+    loop {
+        match ctx.host.create(link::macvlan_msg(peer, pidx, mode)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+                if start.elapsed() > MAC_WAIT {
+                    return Err(NetError::MacInUse {
+                        who: w.clone(),
+                        mac: peer.mac.map(|m| m.to_string()).unwrap_or_default(),
+                        parent: pname.to_string(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(create_err(w, Kind::Macvlan, &peer.name, Some(pname), true, e)),
+        }
+    }
 }
 
 /// Refuses an address the bridge itself (the host side) already holds.
