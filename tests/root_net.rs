@@ -123,6 +123,18 @@ fn kernel_has(cmd: &str) -> bool {
     Command::new("sh").args(["-c", cmd]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
+/// Polls `cond` for up to 5 s (the kernel dismantles namespaces asynchronously).
+fn wait_until(cond: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(5) {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    cond()
+}
+
 fn cidr(s: &str) -> Cidr {
     s.parse().expect("cidr")
 }
@@ -260,6 +272,7 @@ fn existing_bridge_and_bad_input_leave_nothing() {
         assert!(host_ping("10.51.0.2"));
         drop(c);
         net::detach("gamma").expect("detach");
+        assert!(wait_until(|| marked("gamma").is_empty()));
 
         let before = host_links();
         assert!(!before.iter().any(|n| n.starts_with("vgamma")), "{before:?}");
@@ -470,14 +483,16 @@ fn nothing_left_after_detach() {
         // Stop while the namespace is alive elsewhere: detach must delete.
         let holder = File::open(format!("/proc/{}/ns/net", c.pid())).expect("hold netns");
         c.kill();
-        net::detach("gone").expect("detach");
+        let removed = net::detach("gone").expect("detach");
         drop(holder);
+        assert_eq!(removed, vec![names::host_veth("gone", "lan", "eth0")]);
         assert!(marked("gone").is_empty());
-        // Plain stop: the namespace teardown removes the pair, detach finds the rest.
+        // Plain stop: the kernel's namespace teardown removes the pair (for
+        // free, asynchronously); detach leaves that to it and deletes the rest.
         let (mut c, _) = start_attached("gone", &s, &nets);
         c.kill();
         net::detach("gone").expect("detach");
-        assert!(marked("gone").is_empty());
+        assert!(wait_until(|| marked("gone").is_empty()), "veth left: {:?}", marked("gone"));
         net::remove_network("lan").expect("remove network");
         assert_eq!(host_links(), before);
     });

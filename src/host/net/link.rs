@@ -26,6 +26,9 @@ pub struct Link {
     pub kind: Option<String>,
     pub mac: Option<Mac>,
     pub up: bool,
+    /// IFLA_LINK_NETNSID: where a veth's peer lives. -1 (not assigned) when
+    /// that namespace is already being dismantled, None when in this one.
+    pub link_netnsid: Option<i32>,
 }
 
 impl Link {
@@ -37,11 +40,13 @@ impl Link {
             kind: None,
             mac: None,
             up: msg.header.flags.contains(LinkFlags::Up),
+            link_netnsid: None,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
+                LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),
                 LinkAttribute::Address(a) if a.len() == 6 => {
                     let mut b = [0u8; 6];
                     b.copy_from_slice(a);
