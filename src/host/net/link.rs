@@ -11,6 +11,7 @@ use netlink_packet_route::link::{
     InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, IpVlanMode, LinkAttribute,
     LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
 };
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::netlink::Netlink;
@@ -239,6 +240,22 @@ pub fn find(nl: &mut Netlink, name: &str) -> io::Result<Option<Link>> {
         Ok(_) => Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Whether the namespace that `nsid` names (a veth's IFLA_LINK_NETNSID) is
+/// still alive. RTM_GETNSID by id takes a reference with maybe_get_net(),
+/// which fails (ENOENT) once the namespace's last user is gone and the
+/// kernel's asynchronous teardown is pending. Unknown answers count as alive.
+pub fn netns_alive(nl: &mut Netlink, nsid: i32) -> bool {
+    if nsid < 0 {
+        return false;
+    }
+    let mut msg = NsidMessage::default();
+    msg.attributes.push(NsidAttribute::Id(nsid));
+    match nl.get(RouteNetlinkMessage::GetNsId(msg)) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+        _ => true,
     }
 }
 

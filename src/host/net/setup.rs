@@ -212,33 +212,55 @@ pub fn ensure_network_with(net: &NetworkSpec, host_addresses: &[Cidr]) -> Result
 /// Deletes the host-side links berth created for a network (bridge, VLAN,
 /// host link: those marked `berth-net:<network>`). Links it did not create stay.
 pub fn remove_network(network: &str) -> Result<Vec<String>, NetError> {
-    delete_marked(&names::network_mark(network), &who(network, None), |_| true)
+    delete_marked(&names::network_mark(network), &who(network, None), |_, _| true)
 }
 
 /// Deletes every host-side link marked `berth:<container>`: what a crash
 /// (of berth or of the container's namespace holder) left behind. Returns
 /// the names removed. Call before (re)creating the container.
 pub fn cleanup_stale(container: &str) -> Result<Vec<String>, NetError> {
-    delete_marked(&names::container_mark(container), &who("-", Some(container)), |_| true)
+    delete_marked(&names::container_mark(container), &who("-", Some(container)), |_, _| true)
 }
 
 /// Removes what remains of a stopped container's interfaces, without paying
 /// for what the kernel already does: a veth whose peer namespace is being
-/// dismantled (IFLA_LINK_NETNSID -1, or no peer left) goes away with it for
+/// dismantled (its nsid no longer resolves, or no peer left) goes away with it for
 /// free, while an explicit delete costs 14-25 ms. Veths whose peer namespace
 /// is still alive (held by a stuck process or a bind mount) are deleted.
 /// Returns the names deleted here.
 pub fn detach(container: &str) -> Result<Vec<String>, NetError> {
-    delete_marked(&names::container_mark(container), &who("-", Some(container)), |l| {
-        l.kind.as_deref() != Some("veth") || l.link_netnsid.map_or(false, |id| id >= 0)
+    delete_marked(&names::container_mark(container), &who("-", Some(container)), |nl, l| {
+        if l.kind.as_deref() != Some("veth") {
+            return true;
+        }
+        let Some(id) = l.link_netnsid else { return false };
+        // A container that lived only a few ms can still be pinned by the
+        // netlink socket `attach` used inside it: netlink_release() drops its
+        // netns reference after an RCU grace period. Wait that out briefly
+        // before paying for an explicit delete.
+        let start = Instant::now();
+        while link::netns_alive(nl, id) {
+            if start.elapsed() > DYING_WAIT {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
     })
 }
 
-fn delete_marked(mark: &str, w: &Who, wanted: impl Fn(&Link) -> bool) -> Result<Vec<String>, NetError> {
+/// How long `detach` waits for a just-exited container's namespace to be
+/// released before deleting its veth itself.
+const DYING_WAIT: Duration = Duration::from_millis(50);
+
+fn delete_marked(mark: &str, w: &Who, wanted: impl Fn(&mut Netlink, &Link) -> bool) -> Result<Vec<String>, NetError> {
     let mut ctx = Ctx::new()?;
     let links = link::list(&mut ctx.host).map_err(nl_err(w, "list links"))?;
     let mut removed = Vec::new();
-    for l in links.into_iter().filter(|l| l.alias.as_deref() == Some(mark) && wanted(l)) {
+    for l in links.into_iter().filter(|l| l.alias.as_deref() == Some(mark)) {
+        if !wanted(&mut ctx.host, &l) {
+            continue;
+        }
         match link::delete(&mut ctx.host, l.index) {
             // Gone meanwhile: the namespace teardown removed the pair.
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
