@@ -16,7 +16,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth::host::net::{self, NetnsRef};
-use berth::spec::types::{AttachmentSpec, MacvlanMode, NetworkKind, NetworkSpec, ProcessSpec, RestartPolicy, Spec};
+use berth::spec::types::{
+    AttachmentSpec, MacvlanMode, NetworkKind, NetworkSpec, ProcessSpec, RestartPolicy, Spec,
+};
 
 fn spec(name: &str, network: &str, addr: &str) -> Spec {
     Spec {
@@ -104,16 +106,29 @@ fn berth_once(s: &Spec, nets: &BTreeMap<String, NetworkSpec>) -> Duration {
     let t = Instant::now();
     let removed = net::detach(&s.name).expect("detach");
     if std::env::var_os("NET_BENCH_VERBOSE").is_some() {
-        eprintln!("{}: attach {:?} detach {:?} removed {removed:?} total {:?}", s.name, t_attach, t.elapsed(), start.elapsed());
+        eprintln!(
+            "{}: attach {:?} detach {:?} removed {removed:?} total {:?}",
+            s.name,
+            t_attach,
+            t.elapsed(),
+            start.elapsed()
+        );
     }
     start.elapsed()
 }
 
 fn cmd_once(args: &[&str]) -> Duration {
     let start = Instant::now();
-    let out = Command::new(args[0]).args(&args[1..]).output().expect("spawn");
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
     let took = start.elapsed();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     took
 }
 
@@ -126,17 +141,31 @@ fn stats(name: &str, mut v: Vec<Duration>) -> f64 {
 }
 
 fn main() {
-    let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(30);
-    let lxc_dir = std::env::args().nth(2).unwrap_or_else(|| "/tmp/berth-bench-lxc".into());
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(30);
+    let lxc_dir = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "/tmp/berth-bench-lxc".into());
     let nets: BTreeMap<String, NetworkSpec> = [
         NetworkSpec {
             name: "lan".into(),
-            kind: NetworkKind::Bridge { bridge: "br0".into(), create: false, address: vec![] },
+            kind: NetworkKind::Bridge {
+                bridge: "br0".into(),
+                create: false,
+                address: vec![],
+            },
             mtu: None,
         },
         NetworkSpec {
             name: "wan".into(),
-            kind: NetworkKind::Macvlan { parent: "p0".into(), mode: MacvlanMode::Bridge, vlan: None, host_link: false },
+            kind: NetworkKind::Macvlan {
+                parent: "p0".into(),
+                mode: MacvlanMode::Bridge,
+                vlan: None,
+                host_link: false,
+            },
             mtu: None,
         },
     ]
@@ -147,7 +176,19 @@ fn main() {
     let macvlan = spec("benchm", "wan", "10.61.0.2/24");
     let lxc = |conf: &str, name: &str| {
         let conf = format!("{lxc_dir}/{conf}.conf");
-        cmd_once(&["lxc-execute", "-P", &lxc_dir, "-n", name, "-f", &conf, "-q", "--", "/bin/busybox", "true"])
+        cmd_once(&[
+            "lxc-execute",
+            "-P",
+            &lxc_dir,
+            "-n",
+            name,
+            "-f",
+            &conf,
+            "-q",
+            "--",
+            "/bin/busybox",
+            "true",
+        ])
     };
     let mut res: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for i in 0..iterations + 2 {
@@ -156,7 +197,13 @@ fn main() {
             ("berth-macvlan", berth_once(&macvlan, &nets)),
             ("lxc-veth", lxc("veth", "lv")),
             ("lxc-macvlan", lxc("macvlan", "lm")),
-            ("floor", cmd_once(&["unshare", "-n", "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth1"])),
+            (
+                "floor",
+                cmd_once(&[
+                    "unshare", "-n", "ip", "link", "add", "eth0", "type", "veth", "peer", "name",
+                    "eth1",
+                ]),
+            ),
         ];
         if i < 2 {
             continue; // warm-up: page cache, module autoload

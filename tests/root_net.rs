@@ -12,7 +12,8 @@ use std::process::{Child, Command, Output};
 
 use berth::host::net::{self, link, names, netlink::Netlink, Interface, NetError, NetnsRef};
 use berth::spec::types::{
-    AttachmentSpec, Cidr, IpvlanMode, MacvlanMode, NetworkKind, NetworkSpec, ProcessSpec, RestartPolicy, Spec,
+    AttachmentSpec, Cidr, IpvlanMode, MacvlanMode, NetworkKind, NetworkSpec, ProcessSpec,
+    RestartPolicy, Spec,
 };
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -23,7 +24,10 @@ fn root() -> bool {
         return true;
     }
     // Under `make test` (CI, as root) a skip would hide a failure.
-    assert!(std::env::var_os("BERTH_REQUIRE_ROOT_TESTS").is_none(), "root_net tests need root");
+    assert!(
+        std::env::var_os("BERTH_REQUIRE_ROOT_TESTS").is_none(),
+        "root_net tests need root"
+    );
     eprintln!("skipped: root_net tests need root (run under `make test-net`)");
     false
 }
@@ -34,7 +38,12 @@ fn in_host_ns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         let handle = s.spawn(|| {
             // SAFETY: unshare only affects this fresh thread.
             let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
+            assert_eq!(
+                rc,
+                0,
+                "unshare(CLONE_NEWNET): {}",
+                std::io::Error::last_os_error()
+            );
             sh("ip link set lo up");
             f()
         });
@@ -48,13 +57,13 @@ fn in_host_ns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
 /// A "container": busybox sleep in its own network namespace, killed on drop.
 struct Container {
     child: Child,
-    name: String,
 }
 
 impl Container {
     fn start(name: &str) -> Container {
         let mut cmd = Command::new(BUSYBOX);
-        cmd.args(["sleep", "1000"]);
+        cmd.args(["sleep", "1000"])
+            .env("BERTH_TEST_CONTAINER", name);
         // SAFETY: unshare is async-signal-safe; runs in the forked child only.
         unsafe {
             cmd.pre_exec(|| {
@@ -65,7 +74,7 @@ impl Container {
             });
         }
         let child = cmd.spawn().expect("spawn container");
-        Container { child, name: name.to_string() }
+        Container { child }
     }
 
     fn pid(&self) -> u32 {
@@ -77,12 +86,21 @@ impl Container {
         let pid = self.pid().to_string();
         let mut full = vec!["-t", pid.as_str(), "-n", BUSYBOX];
         full.extend_from_slice(args);
-        Command::new("nsenter").args(&full).output().expect("nsenter")
+        Command::new("nsenter")
+            .args(&full)
+            .output()
+            .expect("nsenter")
     }
 
     fn ping(&self, ip: &str) -> bool {
-        let ok = self.run(&["ping", "-c", "1", "-W", "2", ip]).status.success();
-        ok || self.run(&["ping", "-c", "1", "-W", "2", ip]).status.success()
+        let ok = self
+            .run(&["ping", "-c", "1", "-W", "2", ip])
+            .status
+            .success();
+        ok || self
+            .run(&["ping", "-c", "1", "-W", "2", ip])
+            .status
+            .success()
     }
 
     fn kill(&mut self) {
@@ -99,30 +117,52 @@ impl Drop for Container {
 
 fn sh(cmd: &str) {
     let out = Command::new("sh").args(["-c", cmd]).output().expect("sh");
-    assert!(out.status.success(), "`{cmd}`: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "`{cmd}`: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn host_ping(ip: &str) -> bool {
-    let ping = || Command::new(BUSYBOX).args(["ping", "-c", "1", "-W", "2", ip]).output().map(|o| o.status.success());
+    let ping = || {
+        Command::new(BUSYBOX)
+            .args(["ping", "-c", "1", "-W", "2", ip])
+            .output()
+            .map(|o| o.status.success())
+    };
     ping().unwrap_or(false) || ping().unwrap_or(false)
 }
 
 /// Names of every link in the calling thread's namespace.
 fn host_links() -> BTreeSet<String> {
     let mut nl = Netlink::open().expect("netlink");
-    link::list(&mut nl).expect("list").into_iter().map(|l| l.name).collect()
+    link::list(&mut nl)
+        .expect("list")
+        .into_iter()
+        .map(|l| l.name)
+        .collect()
 }
 
 /// Links carrying berth's container mark for `container`.
 fn marked(container: &str) -> Vec<String> {
     let mut nl = Netlink::open().expect("netlink");
     let mark = names::container_mark(container);
-    link::list(&mut nl).expect("list").into_iter().filter(|l| l.alias.as_deref() == Some(&mark)).map(|l| l.name).collect()
+    link::list(&mut nl)
+        .expect("list")
+        .into_iter()
+        .filter(|l| l.alias.as_deref() == Some(&mark))
+        .map(|l| l.name)
+        .collect()
 }
 
 /// A kernel feature probe done with `ip` (the oracle, not the code under test).
 fn kernel_has(cmd: &str) -> bool {
-    Command::new("sh").args(["-c", cmd]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// Polls `cond` for up to 5 s (the kernel dismantles namespaces asynchronously).
@@ -197,7 +237,11 @@ fn networks(list: Vec<NetworkSpec>) -> BTreeMap<String, NetworkSpec> {
 fn bridge_net(name: &str, bridge: &str, create: bool, address: &[&str]) -> NetworkSpec {
     NetworkSpec {
         name: name.into(),
-        kind: NetworkKind::Bridge { bridge: bridge.into(), create, address: address.iter().map(|a| cidr(a)).collect() },
+        kind: NetworkKind::Bridge {
+            bridge: bridge.into(),
+            create,
+            address: address.iter().map(|a| cidr(a)).collect(),
+        },
         mtu: None,
     }
 }
@@ -205,7 +249,12 @@ fn bridge_net(name: &str, bridge: &str, create: bool, address: &[&str]) -> Netwo
 fn macvlan_net(name: &str, parent: &str, vlan: Option<u16>, host_link: bool) -> NetworkSpec {
     NetworkSpec {
         name: name.into(),
-        kind: NetworkKind::Macvlan { parent: parent.into(), mode: MacvlanMode::Bridge, vlan, host_link },
+        kind: NetworkKind::Macvlan {
+            parent: parent.into(),
+            mode: MacvlanMode::Bridge,
+            vlan,
+            host_link,
+        },
         mtu: None,
     }
 }
@@ -215,7 +264,11 @@ fn make_parent() {
     sh("ip link add p0 type veth peer name p1 && ip link set p0 up && ip link set p1 up");
 }
 
-fn start_attached(name: &str, s: &Spec, nets: &BTreeMap<String, NetworkSpec>) -> (Container, Vec<Interface>) {
+fn start_attached(
+    name: &str,
+    s: &Spec,
+    nets: &BTreeMap<String, NetworkSpec>,
+) -> (Container, Vec<Interface>) {
     let c = Container::start(name);
     let ifaces = net::attach(s, nets, NetnsRef::Pid(c.pid())).expect("attach");
     (c, ifaces)
@@ -227,16 +280,38 @@ fn bridge_created_two_containers_ping_v4_and_v6() {
         return;
     }
     in_host_ns(|| {
-        let nets = networks(vec![bridge_net("lan", "br-t1", true, &["10.50.0.1/24", "fd50::1/64"])]);
-        let mut sa = spec("alpha", vec![att("lan", &["10.50.0.2/24", "fd50::2/64"], Some("10.50.0.1"))]);
+        let nets = networks(vec![bridge_net(
+            "lan",
+            "br-t1",
+            true,
+            &["10.50.0.1/24", "fd50::1/64"],
+        )]);
+        let mut sa = spec(
+            "alpha",
+            vec![att(
+                "lan",
+                &["10.50.0.2/24", "fd50::2/64"],
+                Some("10.50.0.1"),
+            )],
+        );
         sa.network[0].gateway6 = Some("fd50::1".parse().expect("ip"));
-        let sb = spec("beta", vec![att("lan", &["10.50.0.3/24", "fd50::3/64"], Some("10.50.0.1"))]);
+        let sb = spec(
+            "beta",
+            vec![att(
+                "lan",
+                &["10.50.0.3/24", "fd50::3/64"],
+                Some("10.50.0.1"),
+            )],
+        );
         let (a, ia) = start_attached("alpha", &sa, &nets);
         let (b, _) = start_attached("beta", &sb, &nets);
 
         assert_eq!(ia.len(), 1);
         assert_eq!(ia[0].kind, "veth");
-        assert_eq!(ia[0].host_name.as_deref(), Some(names::host_veth("alpha", "lan", "eth0").as_str()));
+        assert_eq!(
+            ia[0].host_name.as_deref(),
+            Some(names::host_veth("alpha", "lan", "eth0").as_str())
+        );
         assert_eq!(ia[0].mac, Some(names::mac("alpha", "lan")));
         assert!(host_links().contains("br-t1"));
 
@@ -267,8 +342,14 @@ fn existing_bridge_and_bad_input_leave_nothing() {
     }
     in_host_ns(|| {
         sh("ip link add br-ex type bridge && ip addr add 10.51.0.1/24 dev br-ex && ip link set br-ex up");
-        let nets = networks(vec![bridge_net("lan", "br-ex", false, &[]), bridge_net("gone", "br-none", false, &[])]);
-        let s = spec("gamma", vec![att("lan", &["10.51.0.2/24"], Some("10.51.0.1"))]);
+        let nets = networks(vec![
+            bridge_net("lan", "br-ex", false, &[]),
+            bridge_net("gone", "br-none", false, &[]),
+        ]);
+        let s = spec(
+            "gamma",
+            vec![att("lan", &["10.51.0.2/24"], Some("10.51.0.1"))],
+        );
         let (c, _) = start_attached("gamma", &s, &nets);
         assert!(c.ping("10.51.0.1"), "container -> existing bridge");
         assert!(host_ping("10.51.0.2"));
@@ -277,13 +358,19 @@ fn existing_bridge_and_bad_input_leave_nothing() {
         assert!(wait_until(|| marked("gamma").is_empty()));
 
         let before = host_links();
-        assert!(!before.iter().any(|n| n.starts_with("vgamma")), "{before:?}");
+        assert!(
+            !before.iter().any(|n| n.starts_with("vgamma")),
+            "{before:?}"
+        );
         // The bridge's own address.
         let bad = spec("delta", vec![att("lan", &["10.51.0.1/24"], None)]);
         let d = Container::start("delta");
         let err = net::attach(&bad, &nets, NetnsRef::Pid(d.pid())).expect_err("address in use");
         assert!(matches!(err, NetError::AddressInUse { .. }), "{err}");
-        assert!(err.to_string().contains("delta") && err.to_string().contains("`lan`"), "{err}");
+        assert!(
+            err.to_string().contains("delta") && err.to_string().contains("`lan`"),
+            "{err}"
+        );
 
         // A missing bridge.
         let bad = spec("delta", vec![att("gone", &[], None)]);
@@ -299,7 +386,10 @@ fn existing_bridge_and_bad_input_leave_nothing() {
         sh(&format!("ip link del {clash}"));
 
         // A second attachment failing rolls back the first one.
-        let two = spec("delta", vec![att("lan", &["10.51.0.9/24"], None), att("gone", &[], None)]);
+        let two = spec(
+            "delta",
+            vec![att("lan", &["10.51.0.9/24"], None), att("gone", &[], None)],
+        );
         let mut two = two;
         two.network[1].interface = "eth1".into();
         let err = net::attach(&two, &nets, NetnsRef::Pid(d.pid())).expect_err("second fails");
@@ -307,7 +397,10 @@ fn existing_bridge_and_bad_input_leave_nothing() {
 
         assert_eq!(host_links(), before, "nothing left on the host");
         let inside = String::from_utf8_lossy(&d.run(&["ip", "-o", "link"]).stdout).to_string();
-        assert!(!inside.contains("eth0") && !inside.contains("eth1"), "nothing left inside: {inside}");
+        assert!(
+            !inside.contains("eth0") && !inside.contains("eth1"),
+            "nothing left inside: {inside}"
+        );
     });
 }
 
@@ -320,9 +413,21 @@ fn macvlan_containers_reach_each_other_and_host_link() {
         make_parent();
         let lan = macvlan_net("mlan", "p0", None, true);
         net::ensure_network_with(&lan, &[cidr("10.52.0.1/24")]).expect("host link");
-        let nets = networks(vec![lan, macvlan_net("lo-net", "lo", None, false), macvlan_net("nope", "nope0", None, false)]);
-        let (a, ia) = start_attached("ma", &spec("ma", vec![att("mlan", &["10.52.0.2/24"], None)]), &nets);
-        let (b, _) = start_attached("mb", &spec("mb", vec![att("mlan", &["10.52.0.3/24"], None)]), &nets);
+        let nets = networks(vec![
+            lan,
+            macvlan_net("lo-net", "lo", None, false),
+            macvlan_net("nope", "nope0", None, false),
+        ]);
+        let (a, ia) = start_attached(
+            "ma",
+            &spec("ma", vec![att("mlan", &["10.52.0.2/24"], None)]),
+            &nets,
+        );
+        let (b, _) = start_attached(
+            "mb",
+            &spec("mb", vec![att("mlan", &["10.52.0.3/24"], None)]),
+            &nets,
+        );
         assert_eq!(ia[0].kind, "macvlan");
         assert!(host_links().contains(&names::host_link("mlan")));
 
@@ -333,9 +438,19 @@ fn macvlan_containers_reach_each_other_and_host_link() {
 
         // A parent that refuses macvlan children (loopback), and a missing one.
         let c = Container::start("mc");
-        let err = net::attach(&spec("mc", vec![att("lo-net", &[], None)]), &nets, NetnsRef::Pid(c.pid())).expect_err("lo");
+        let err = net::attach(
+            &spec("mc", vec![att("lo-net", &[], None)]),
+            &nets,
+            NetnsRef::Pid(c.pid()),
+        )
+        .expect_err("lo");
         assert!(matches!(err, NetError::ParentRefused { .. }), "{err}");
-        let err = net::attach(&spec("mc", vec![att("nope", &[], None)]), &nets, NetnsRef::Pid(c.pid())).expect_err("missing");
+        let err = net::attach(
+            &spec("mc", vec![att("nope", &[], None)]),
+            &nets,
+            NetnsRef::Pid(c.pid()),
+        )
+        .expect_err("missing");
         assert!(matches!(err, NetError::ParentMissing { .. }), "{err}");
         // The same MAC as a live sibling: refused after a short wait.
         let mut dup = spec("mc", vec![att("mlan", &["10.52.0.4/24"], None)]);
@@ -359,7 +474,8 @@ fn vlan_parent_is_created_on_demand() {
     }
     in_host_ns(|| {
         make_parent();
-        let has_8021q = kernel_has("ip link add link p1 name probe.9 type vlan id 9 && ip link del probe.9");
+        let has_8021q =
+            kernel_has("ip link add link p1 name probe.9 type vlan id 9 && ip link del probe.9");
         let nets = networks(vec![macvlan_net("vl", "p0", Some(10), false)]);
         let s = spec("va", vec![att("vl", &["10.53.0.2/24"], None)]);
         let a = Container::start("va");
@@ -368,12 +484,25 @@ fn vlan_parent_is_created_on_demand() {
         if has_8021q {
             res.expect("attach on vlan");
             assert!(host_links().contains("p0.10"));
-            let (b, _) = start_attached("vb", &spec("vb", vec![att("vl", &["10.53.0.3/24"], None)]), &nets);
+            let (b, _) = start_attached(
+                "vb",
+                &spec("vb", vec![att("vl", &["10.53.0.3/24"], None)]),
+                &nets,
+            );
             assert!(b.ping("10.53.0.2"), "two macvlans on one VLAN");
         } else {
             // This kernel lacks 802.1Q: the error names the module, nothing is left.
             let err = res.expect_err("no 8021q");
-            assert!(matches!(err, NetError::ModuleMissing { module: "8021q", .. }), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    NetError::ModuleMissing {
+                        module: "8021q",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
             assert!(err.to_string().contains("kmod-8021q"), "{err}");
             assert_eq!(host_links(), before);
         }
@@ -387,21 +516,43 @@ fn ipvlan_or_its_module_error() {
     }
     in_host_ns(|| {
         make_parent();
-        let has_ipvlan = kernel_has("ip link add link p1 name probe0 type ipvlan mode l2 && ip link del probe0");
+        let has_ipvlan =
+            kernel_has("ip link add link p1 name probe0 type ipvlan mode l2 && ip link del probe0");
         let nets = networks(vec![NetworkSpec {
             name: "ipv".into(),
-            kind: NetworkKind::Ipvlan { parent: "p0".into(), mode: IpvlanMode::L2, vlan: None },
+            kind: NetworkKind::Ipvlan {
+                parent: "p0".into(),
+                mode: IpvlanMode::L2,
+                vlan: None,
+            },
             mtu: None,
         }]);
         let a = Container::start("ia");
-        let res = net::attach(&spec("ia", vec![att("ipv", &["10.54.0.2/24"], None)]), &nets, NetnsRef::Pid(a.pid()));
+        let res = net::attach(
+            &spec("ia", vec![att("ipv", &["10.54.0.2/24"], None)]),
+            &nets,
+            NetnsRef::Pid(a.pid()),
+        );
         if has_ipvlan {
             res.expect("attach ipvlan");
-            let (b, _) = start_attached("ib", &spec("ib", vec![att("ipv", &["10.54.0.3/24"], None)]), &nets);
+            let (b, _) = start_attached(
+                "ib",
+                &spec("ib", vec![att("ipv", &["10.54.0.3/24"], None)]),
+                &nets,
+            );
             assert!(b.ping("10.54.0.2"), "ipvlan siblings");
         } else {
             let err = res.expect_err("no ipvlan");
-            assert!(matches!(err, NetError::ModuleMissing { module: "ipvlan", .. }), "{err}");
+            assert!(
+                matches!(
+                    err,
+                    NetError::ModuleMissing {
+                        module: "ipvlan",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
             let inside = String::from_utf8_lossy(&a.run(&["ip", "-o", "link"]).stdout).to_string();
             assert!(!inside.contains("eth0"), "{inside}");
         }
@@ -418,7 +569,10 @@ fn mac_is_stable_across_recreate() {
         let s = spec("stable", vec![att("lan", &["10.55.0.2/24"], None)]);
         let mac_of = |c: &Container| {
             let seen = net::observe(NetnsRef::Pid(c.pid())).expect("observe");
-            seen.into_iter().find(|i| i.name == "eth0").and_then(|i| i.mac).expect("eth0 mac")
+            seen.into_iter()
+                .find(|i| i.name == "eth0")
+                .and_then(|i| i.mac)
+                .expect("eth0 mac")
         };
         let (mut c, _) = start_attached("stable", &s, &nets);
         let first = mac_of(&c);
@@ -449,7 +603,10 @@ fn stale_interfaces_after_kill_are_cleaned() {
         // mount would), so the veth outlives the SIGKILLed container.
         let holder = File::open(format!("/proc/{}/ns/net", c.pid())).expect("hold netns");
         c.kill();
-        assert_eq!(marked("crashy"), vec![names::host_veth("crashy", "lan", "eth0")]);
+        assert_eq!(
+            marked("crashy"),
+            vec![names::host_veth("crashy", "lan", "eth0")]
+        );
 
         // The next apply: recreate attaches again after cleaning up.
         let removed = net::cleanup_stale("crashy").expect("cleanup");
@@ -476,8 +633,17 @@ fn nothing_left_after_detach() {
     in_host_ns(|| {
         make_parent();
         let before = host_links();
-        let nets = networks(vec![bridge_net("lan", "br-t4", true, &["10.57.0.1/24"]), macvlan_net("wan", "p0", None, false)]);
-        let mut s = spec("gone", vec![att("lan", &["10.57.0.2/24"], None), att("wan", &["10.58.0.2/24"], None)]);
+        let nets = networks(vec![
+            bridge_net("lan", "br-t4", true, &["10.57.0.1/24"]),
+            macvlan_net("wan", "p0", None, false),
+        ]);
+        let mut s = spec(
+            "gone",
+            vec![
+                att("lan", &["10.57.0.2/24"], None),
+                att("wan", &["10.58.0.2/24"], None),
+            ],
+        );
         s.network[1].interface = "eth1".into();
         let (mut c, ifaces) = start_attached("gone", &s, &nets);
         assert_eq!(ifaces.len(), 2);
@@ -495,8 +661,15 @@ fn nothing_left_after_detach() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         c.kill();
         let removed = net::detach("gone").expect("detach");
-        assert!(removed.is_empty(), "detach paid for a delete the kernel does: {removed:?}");
-        assert!(wait_until(|| marked("gone").is_empty()), "veth left: {:?}", marked("gone"));
+        assert!(
+            removed.is_empty(),
+            "detach paid for a delete the kernel does: {removed:?}"
+        );
+        assert!(
+            wait_until(|| marked("gone").is_empty()),
+            "veth left: {:?}",
+            marked("gone")
+        );
         net::remove_network("lan").expect("remove network");
         assert_eq!(host_links(), before);
     });

@@ -33,7 +33,9 @@ pub fn addr_msg(index: u32, cidr: &Cidr) -> RouteNetlinkMessage {
         IpAddr::V4(_) => msg.attributes.push(AddressAttribute::Address(cidr.addr)),
         // A static address chosen by the manifest: skip duplicate address
         // detection, which would hold it "tentative" (unusable) for ~1 s.
-        IpAddr::V6(_) => msg.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad)),
+        IpAddr::V6(_) => msg
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad)),
     }
     RouteNetlinkMessage::NewAddress(msg)
 }
@@ -41,21 +43,30 @@ pub fn addr_msg(index: u32, cidr: &Cidr) -> RouteNetlinkMessage {
 /// RTM_NEWROUTE to `to` via `via` (a gateway), or directly out of link
 /// `oif` when `via` is None.
 pub fn route_msg(oif: u32, to: Option<&Cidr>, via: Option<IpAddr>) -> RouteNetlinkMessage {
-    let fam_of = to.map(|c| c.addr).or(via).unwrap_or(IpAddr::V4([0, 0, 0, 0].into()));
+    let fam_of = to
+        .map(|c| c.addr)
+        .or(via)
+        .unwrap_or(IpAddr::V4([0, 0, 0, 0].into()));
     let mut msg = RouteMessage::default();
     msg.header.address_family = family(&fam_of);
     msg.header.table = RouteHeader::RT_TABLE_MAIN;
     msg.header.protocol = RouteProtocol::Static;
     msg.header.kind = RouteType::Unicast;
-    msg.header.scope = if via.is_some() { RouteScope::Universe } else { RouteScope::Link };
+    msg.header.scope = if via.is_some() {
+        RouteScope::Universe
+    } else {
+        RouteScope::Link
+    };
     if let Some(to) = to {
         msg.header.destination_prefix_length = to.prefix;
         if to.prefix > 0 {
-            msg.attributes.push(RouteAttribute::Destination(RouteAddress::from(to.addr)));
+            msg.attributes
+                .push(RouteAttribute::Destination(RouteAddress::from(to.addr)));
         }
     }
     if let Some(via) = via {
-        msg.attributes.push(RouteAttribute::Gateway(RouteAddress::from(via)));
+        msg.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::from(via)));
     }
     msg.attributes.push(RouteAttribute::Oif(oif));
     RouteNetlinkMessage::NewRoute(msg)
@@ -90,7 +101,13 @@ pub fn list(nl: &mut Netlink) -> io::Result<Vec<(u32, Cidr)>> {
                 })
             });
             if let Some(addr) = addr {
-                out.push((m.header.index, Cidr { addr, prefix: m.header.prefix_len }));
+                out.push((
+                    m.header.index,
+                    Cidr {
+                        addr,
+                        prefix: m.header.prefix_len,
+                    },
+                ));
             }
         }
     }
@@ -104,18 +121,27 @@ mod tests {
     #[test]
     fn v6_addresses_skip_dad() {
         let cidr: Cidr = "fd00::2/64".parse().expect("cidr");
-        let RouteNetlinkMessage::NewAddress(m) = addr_msg(3, &cidr) else { panic!("not an address") };
+        let RouteNetlinkMessage::NewAddress(m) = addr_msg(3, &cidr) else {
+            panic!("not an address")
+        };
         assert_eq!(m.header.family, AddressFamily::Inet6);
-        assert!(m.attributes.contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
+        assert!(m
+            .attributes
+            .contains(&AddressAttribute::Flags(AddressFlags::Nodad)));
         assert_eq!(m.header.prefix_len, 64);
     }
 
     #[test]
     fn default_route_has_no_destination() {
         let gw: IpAddr = "10.0.0.1".parse().expect("ip");
-        let RouteNetlinkMessage::NewRoute(m) = route_msg(5, None, Some(gw)) else { panic!("not a route") };
+        let RouteNetlinkMessage::NewRoute(m) = route_msg(5, None, Some(gw)) else {
+            panic!("not a route")
+        };
         assert_eq!(m.header.destination_prefix_length, 0);
-        assert!(!m.attributes.iter().any(|a| matches!(a, RouteAttribute::Destination(_))));
+        assert!(!m
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Destination(_))));
         assert!(m.attributes.contains(&RouteAttribute::Oif(5)));
         assert_eq!(m.header.address_family, AddressFamily::Inet);
     }
@@ -124,7 +150,9 @@ mod tests {
     fn extra_route_keeps_its_prefix() {
         let to: Cidr = "fd10::/48".parse().expect("cidr");
         let gw: IpAddr = "fd00::1".parse().expect("ip");
-        let RouteNetlinkMessage::NewRoute(m) = route_msg(2, Some(&to), Some(gw)) else { panic!("not a route") };
+        let RouteNetlinkMessage::NewRoute(m) = route_msg(2, Some(&to), Some(gw)) else {
+            panic!("not a route")
+        };
         assert_eq!(m.header.destination_prefix_length, 48);
         assert_eq!(m.header.address_family, AddressFamily::Inet6);
     }

@@ -28,7 +28,11 @@ pub fn resolv_conf(spec: &Spec) -> Option<String> {
 
 /// /etc/hosts text: loopback names plus the hostname on every static address.
 pub fn hosts(spec: &Spec) -> String {
-    let host = if spec.process.hostname.is_empty() { &spec.name } else { &spec.process.hostname };
+    let host = if spec.process.hostname.is_empty() {
+        &spec.name
+    } else {
+        &spec.process.hostname
+    };
     let mut out = String::from("# written by berth from the manifest\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     let mut any = false;
     for att in &spec.network {
@@ -47,7 +51,10 @@ pub fn hosts(spec: &Spec) -> String {
 /// Writes /etc/resolv.conf (when DNS is set) and /etc/hosts under `rootfs`.
 pub fn write(rootfs: &Path, spec: &Spec) -> Result<(), NetError> {
     let etc = rootfs.join("etc");
-    fs::create_dir_all(&etc).map_err(|source| NetError::WriteFile { path: etc.clone(), source })?;
+    fs::create_dir_all(&etc).map_err(|source| NetError::WriteFile {
+        path: etc.clone(),
+        source,
+    })?;
     if let Some(text) = resolv_conf(spec) {
         write_atomic(&etc.join("resolv.conf"), &text)?;
     }
@@ -55,7 +62,10 @@ pub fn write(rootfs: &Path, spec: &Spec) -> Result<(), NetError> {
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), NetError> {
-    let err = |source: io::Error| NetError::WriteFile { path: path.to_path_buf(), source };
+    let err = |source: io::Error| NetError::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp: PathBuf = path.with_extension("berth-tmp");
     // An image may ship resolv.conf as a symlink (systemd-resolved stub): the
     // rename replaces the link itself and never writes through it to the host.
@@ -64,7 +74,11 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), NetError> {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err(e)),
         _ => {}
     }
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(err)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(err)?;
     f.write_all(text.as_bytes()).map_err(err)?;
     f.sync_all().map_err(err)?;
     drop(f);
@@ -100,7 +114,10 @@ mod tests {
             network: vec![AttachmentSpec {
                 network: "lan".into(),
                 interface: "eth0".into(),
-                addresses: vec!["10.0.0.5/24".parse().expect("cidr"), "fd00::5/64".parse().expect("cidr")],
+                addresses: vec![
+                    "10.0.0.5/24".parse().expect("cidr"),
+                    "fd00::5/64".parse().expect("cidr"),
+                ],
                 gateway: None,
                 gateway6: None,
                 routes: vec![],
@@ -158,9 +175,12 @@ mod tests {
         let outside = dir.path().join("outside");
         fs::write(&outside, "keep\n").expect("seed");
         fs::create_dir_all(dir.path().join("root/etc")).expect("mkdir");
-        std::os::unix::fs::symlink(&outside, dir.path().join("root/etc/resolv.conf")).expect("symlink");
+        std::os::unix::fs::symlink(&outside, dir.path().join("root/etc/resolv.conf"))
+            .expect("symlink");
         write(&dir.path().join("root"), &spec()).expect("write");
         assert_eq!(fs::read_to_string(&outside).expect("outside"), "keep\n");
-        assert!(fs::read_to_string(dir.path().join("root/etc/resolv.conf")).expect("r").contains("10.0.0.1"));
+        assert!(fs::read_to_string(dir.path().join("root/etc/resolv.conf"))
+            .expect("r")
+            .contains("10.0.0.1"));
     }
 }

@@ -20,12 +20,17 @@ use crate::spec::types::{IpvlanMode, Mac, MacvlanMode};
 /// What berth needs to know about an existing link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
+    /// ifindex in the namespace it was read from.
     pub index: u32,
+    /// IFLA_IFNAME.
     pub name: String,
+    /// IFLA_IFALIAS: berth's ownership mark lives here.
     pub alias: Option<String>,
     /// IFLA_INFO_KIND (`bridge`, `veth`, ...), None for physical devices.
     pub kind: Option<String>,
+    /// The Ethernet address, when the link has one.
     pub mac: Option<Mac>,
+    /// IFF_UP is set.
     pub up: bool,
     /// IFLA_LINK_NETNSID: where a veth's peer lives. -1 (not assigned) when
     /// that namespace is already being dismantled, None when in this one.
@@ -70,10 +75,15 @@ impl Link {
 /// The device kinds berth creates; each names the kernel module it needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// Linux bridge.
     Bridge,
+    /// Virtual Ethernet pair.
     Veth,
+    /// macvlan child of a parent.
     Macvlan,
+    /// ipvlan child of a parent.
     Ipvlan,
+    /// 802.1Q sub-interface.
     Vlan,
 }
 
@@ -93,8 +103,11 @@ impl Kind {
 /// Common settings of a new link.
 #[derive(Debug, Clone, Default)]
 pub struct NewLink {
+    /// Interface name (at most 15 bytes).
     pub name: String,
+    /// Ethernet address; the kernel picks a random one when None.
     pub mac: Option<Mac>,
+    /// MTU; the kernel default when None.
     pub mtu: Option<u32>,
     /// Create it up (IFF_UP in the header: no second message).
     pub up: bool,
@@ -124,7 +137,10 @@ fn base(new: &NewLink) -> LinkMessage {
 /// A new bridge.
 pub fn bridge_msg(new: &NewLink) -> RouteNetlinkMessage {
     let mut msg = base(new);
-    msg.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Bridge)]));
+    msg.attributes
+        .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+            InfoKind::Bridge,
+        )]));
     RouteNetlinkMessage::NewLink(msg)
 }
 
@@ -164,7 +180,8 @@ pub fn macvlan_msg(new: &NewLink, parent: u32, mode: MacvlanMode) -> RouteNetlin
 /// An ipvlan child of `parent`; ipvlan children share the parent's MAC.
 pub fn ipvlan_msg(new: &NewLink, parent: u32, mode: IpvlanMode) -> RouteNetlinkMessage {
     let mut msg = base(new);
-    msg.attributes.retain(|a| !matches!(a, LinkAttribute::Address(_)));
+    msg.attributes
+        .retain(|a| !matches!(a, LinkAttribute::Address(_)));
     msg.attributes.push(LinkAttribute::Link(parent));
     let mode = match mode {
         IpvlanMode::L2 => IpVlanMode::L2,
@@ -191,12 +208,19 @@ pub fn vlan_msg(new: &NewLink, parent: u32, vid: u16) -> RouteNetlinkMessage {
 /// A change to an existing link, by index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// Set IFLA_IFALIAS (the ownership mark).
     Alias(String),
+    /// Set IFF_UP.
     Up,
+    /// Set the MTU.
     Mtu(u32),
+    /// Set the Ethernet address.
     Mac(Mac),
+    /// Rename (the link must be down).
     Rename(String),
+    /// Move into the network namespace of this fd.
     NetnsFd(RawFd),
+    /// Move into the network namespace of this process.
     NetnsPid(u32),
 }
 
@@ -253,10 +277,7 @@ pub fn netns_alive(nl: &mut Netlink, nsid: i32) -> bool {
     }
     let mut msg = NsidMessage::default();
     msg.attributes.push(NsidAttribute::Id(nsid));
-    match nl.get(RouteNetlinkMessage::GetNsId(msg)) {
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
-        _ => true,
-    }
+    !matches!(nl.get(RouteNetlinkMessage::GetNsId(msg)), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
 }
 
 /// Every link in the socket's namespace.
@@ -284,7 +305,11 @@ mod tests {
 
     #[test]
     fn veth_peer_goes_straight_into_the_container_netns() {
-        let host = NewLink { name: "vweb-abcde".into(), up: true, ..Default::default() };
+        let host = NewLink {
+            name: "vweb-abcde".into(),
+            up: true,
+            ..Default::default()
+        };
         let peer = NewLink {
             name: "eth0".into(),
             mac: Some(Mac([2, 0, 0, 0, 0, 1])),
@@ -294,7 +319,10 @@ mod tests {
         let msg = veth_msg(&host, Some(4), &peer);
         let a = attrs(&msg);
         assert!(a.contains(&LinkAttribute::Controller(4)));
-        assert!(!a.iter().any(|x| matches!(x, LinkAttribute::NetNsFd(_))), "host end stays");
+        assert!(
+            !a.iter().any(|x| matches!(x, LinkAttribute::NetNsFd(_))),
+            "host end stays"
+        );
         let info = a.iter().find_map(|x| match x {
             LinkAttribute::LinkInfo(i) => Some(i),
             _ => None,
@@ -307,7 +335,9 @@ mod tests {
         });
         let peer_msg = peer_msg.expect("peer present");
         assert!(peer_msg.attributes.contains(&LinkAttribute::NetNsFd(7)));
-        assert!(peer_msg.attributes.contains(&LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1])));
+        assert!(peer_msg
+            .attributes
+            .contains(&LinkAttribute::Address(vec![2, 0, 0, 0, 0, 1])));
         if let RouteNetlinkMessage::NewLink(m) = &msg {
             assert!(m.header.flags.contains(LinkFlags::Up));
         }
@@ -315,15 +345,24 @@ mod tests {
 
     #[test]
     fn ipvlan_drops_the_mac() {
-        let new = NewLink { name: "eth0".into(), mac: Some(Mac([2, 0, 0, 0, 0, 1])), ..Default::default() };
+        let new = NewLink {
+            name: "eth0".into(),
+            mac: Some(Mac([2, 0, 0, 0, 0, 1])),
+            ..Default::default()
+        };
         let msg = ipvlan_msg(&new, 3, IpvlanMode::L3);
-        assert!(!attrs(&msg).iter().any(|x| matches!(x, LinkAttribute::Address(_))));
+        assert!(!attrs(&msg)
+            .iter()
+            .any(|x| matches!(x, LinkAttribute::Address(_))));
         assert!(attrs(&msg).contains(&LinkAttribute::Link(3)));
     }
 
     #[test]
     fn macvlan_modes_map() {
-        let new = NewLink { name: "m".into(), ..Default::default() };
+        let new = NewLink {
+            name: "m".into(),
+            ..Default::default()
+        };
         let msg = macvlan_msg(&new, 2, MacvlanMode::Passthru);
         let found = attrs(&msg).iter().any(|x| {
             matches!(x, LinkAttribute::LinkInfo(i) if i.contains(&LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(MacVlanMode::Passthrough)]))))

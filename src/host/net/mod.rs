@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::types::{Cidr, Mac};
 
-pub use setup::{attach, cleanup_stale, detach, ensure_network, ensure_network_with, observe, remove_network};
+pub use setup::{
+    attach, cleanup_stale, detach, ensure_network, ensure_network_with, observe, remove_network,
+};
 
 /// The container's network namespace, as the runtime holds it.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +52,7 @@ pub struct Interface {
     pub kind: String,
     /// The host end of a veth.
     pub host_name: Option<String>,
+    /// The interface's Ethernet address (an ipvlan shares its parent's).
     pub mac: Option<Mac>,
     /// Static addresses set by berth (empty with `dhcp: true`).
     pub addresses: Vec<Cidr>,
@@ -60,7 +63,9 @@ pub struct Interface {
 /// Who an error is about: the network, and the container when there is one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Who {
+    /// The manifest network (`-` before one is known).
     pub network: String,
+    /// The container, unless the error is about the network alone.
     pub container: Option<String>,
 }
 
@@ -76,34 +81,80 @@ impl fmt::Display for Who {
 /// Errors of the network backend. Each names the network, the container and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("container `{container}`: network `{network}` is not defined; add it under `networks:`")]
+    /// An attachment names a network the manifest does not define.
+    #[error(
+        "container `{container}`: network `{network}` is not defined; add it under `networks:`"
+    )]
     UnknownNetwork { container: String, network: String },
+    /// An interface name the kernel would refuse.
     #[error("{who}: `{name}` is not a valid interface name; use 1-15 characters without `/`, `:` or spaces")]
     InvalidName { who: Who, name: String },
-    #[error("{who}: bridge `{bridge}` does not exist; create it on the host or set `create: true`")]
+    /// The bridge does not exist and `create` is not set.
+    #[error(
+        "{who}: bridge `{bridge}` does not exist; create it on the host or set `create: true`"
+    )]
     BridgeMissing { who: Who, bridge: String },
+    /// The `bridge:` name is taken by a link of another kind.
     #[error("{who}: `{name}` exists but is not a bridge; pick another `bridge:` name")]
     NotABridge { who: Who, name: String },
+    /// The macvlan/ipvlan parent does not exist.
     #[error("{who}: parent interface `{parent}` does not exist; check `parent:` (see `ip link`)")]
     ParentMissing { who: Who, parent: String },
+    /// A host-side name is taken by a link berth did not mark as its own.
     #[error("{who}: interface `{name}` already exists on the host and was not created by berth (mark {found:?}); rename or remove it")]
-    NameClash { who: Who, name: String, found: Option<String> },
+    NameClash {
+        who: Who,
+        name: String,
+        found: Option<String>,
+    },
+    /// The interface name is already used inside the container.
     #[error("{who}: interface `{name}` already exists inside the container; give each attachment its own `interface:`")]
     NameClashInside { who: Who, name: String },
-    #[error("{who}: address `{address}` is already in use on bridge `{bridge}`; choose a free address")]
-    AddressInUse { who: Who, address: Cidr, bridge: String },
+    /// The address is already held by the bridge (the host side).
+    #[error(
+        "{who}: address `{address}` is already in use on bridge `{bridge}`; choose a free address"
+    )]
+    AddressInUse {
+        who: Who,
+        address: Cidr,
+        bridge: String,
+    },
+    /// Another child of the parent has this MAC (and kept it past the wait).
     #[error("{who}: MAC `{mac}` is already used by another interface on `{parent}`; give each container its own `mac:`")]
-    MacInUse { who: Who, mac: String, parent: String },
+    MacInUse {
+        who: Who,
+        mac: String,
+        parent: String,
+    },
+    /// The parent refuses macvlan/ipvlan children.
     #[error("{who}: parent `{parent}` does not allow a {kind} child ({source}); use an Ethernet parent that is not a bridge port, `type: ipvlan`, or a single passthru child")]
-    ParentRefused { who: Who, parent: String, kind: &'static str, source: io::Error },
+    ParentRefused {
+        who: Who,
+        parent: String,
+        kind: &'static str,
+        source: io::Error,
+    },
+    /// The kernel has no driver for the link kind.
     #[error("{who}: the kernel has no `{module}` support; load it (`modprobe {module}`, on OpenWrt install kmod-{module})")]
     ModuleMissing { who: Who, module: &'static str },
+    /// The container's netns could not be opened.
     #[error("open network namespace `{path}`: {source}")]
     OpenNetns { path: PathBuf, source: io::Error },
+    /// Any other netlink failure, with the operation that failed.
     #[error("{who}: {op}: {source}")]
-    Netlink { who: Who, op: String, source: io::Error },
+    Netlink {
+        who: Who,
+        op: String,
+        source: io::Error,
+    },
+    /// A step failed and undoing an earlier step failed too.
     #[error("{cause}; and rolling back `{name}` failed too: {source}")]
-    Rollback { cause: Box<NetError>, name: String, source: io::Error },
+    Rollback {
+        cause: Box<NetError>,
+        name: String,
+        source: io::Error,
+    },
+    /// Writing resolv.conf or hosts failed.
     #[error("write `{path}`: {source}")]
     WriteFile { path: PathBuf, source: io::Error },
 }

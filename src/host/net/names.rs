@@ -41,7 +41,11 @@ fn hex5(bytes: &[u8]) -> String {
 /// Up to `max` readable characters of `name` ([a-z0-9] only, so the result is
 /// always a valid interface name).
 fn readable(name: &str, max: usize) -> String {
-    name.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).take(max).collect()
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_lowercase())
+        .take(max)
+        .collect()
 }
 
 /// Host end of a container's veth: `v<6 of container>-<5 hex>`, the hash
@@ -86,7 +90,9 @@ pub fn valid_ifname(name: &str) -> bool {
         && name.len() <= IFNAMSIZ_MAX
         && name != "."
         && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b == 0)
 }
 
 #[cfg(test)]
@@ -96,11 +102,18 @@ mod tests {
     #[test]
     fn names_fit_and_are_stable() {
         let long = "a-very-long-container-name-indeed";
-        for name in [host_veth(long, "lan", "eth0"), host_link(long), vlan("br-lan-extra-long", 4094)] {
+        for name in [
+            host_veth(long, "lan", "eth0"),
+            host_link(long),
+            vlan("br-lan-extra-long", 4094),
+        ] {
             assert!(name.len() <= IFNAMSIZ_MAX, "{name}");
             assert!(valid_ifname(&name), "{name}");
         }
-        assert_eq!(host_veth("web", "lan", "eth0"), host_veth("web", "lan", "eth0"));
+        assert_eq!(
+            host_veth("web", "lan", "eth0"),
+            host_veth("web", "lan", "eth0")
+        );
         assert!(host_veth("web", "lan", "eth0").starts_with("vweb-"));
     }
 
@@ -111,7 +124,10 @@ mod tests {
         assert_ne!(base, host_veth("web", "wan", "eth0"));
         assert_ne!(base, host_veth("web2", "lan", "eth0"));
         // Same readable prefix, different container: the hash tells them apart.
-        assert_ne!(host_veth("webserver-a", "lan", "eth0"), host_veth("webserver-b", "lan", "eth0"));
+        assert_ne!(
+            host_veth("webserver-a", "lan", "eth0"),
+            host_veth("webserver-b", "lan", "eth0")
+        );
     }
 
     #[test]

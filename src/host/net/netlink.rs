@@ -12,8 +12,8 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
-    NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -36,7 +36,11 @@ impl Netlink {
         socket.connect(&SocketAddr::new(0, 0))?;
         // Extended acks give the kernel's text for EINVAL; harmless where unsupported.
         let _ = socket.set_ext_ack(true);
-        Ok(Netlink { socket, seq: 0, buf: vec![0; RECV_BUF] })
+        Ok(Netlink {
+            socket,
+            seq: 0,
+            buf: vec![0; RECV_BUF],
+        })
     }
 
     /// Opens a socket inside the network namespace `ns` (an open
