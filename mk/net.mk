@@ -1,23 +1,17 @@
-# Networking (issue 6): unit + root tests, and the lxc side-by-side benchmark.
-# Included by the top-level Makefile; `make test` should depend on test-net,
-# `make bench` on bench-net. Both need root.
+# Networking (issue 6). Unit tests (src/host/net) run under test-unit and
+# tests/root_net.rs under test-root already; test-net runs just this area.
+# bench-net compares berth's attach/detach with lxc-execute (installs lxc).
 
-NET_TEST_PKGS := iproute2 busybox-static util-linux
-NET_BENCH_PKGS := $(NET_TEST_PKGS) lxc
+.PHONY: test-net bench-net
 
-.PHONY: test-net bench-net net-deps net-bench-deps
+BENCH_TIERS += bench-net
 
-net-deps:
-	@missing=""; for p in $(NET_TEST_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+test-net: deps
+	@[ "$$(id -u)" = 0 ] || { echo "make test-net: needs root (network namespaces, netlink)" >&2; exit 1; }
+	$(CARGO) test --locked --lib host::net
+	BERTH_ROOT_TESTS=required $(CARGO) test --locked --test root_net
 
-net-bench-deps:
-	@missing=""; for p in $(NET_BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
-
-test-net: net-deps
-	cargo test --lib host::net
-	BERTH_REQUIRE_ROOT_TESTS=1 cargo test --test root_net
-
-bench-net: net-bench-deps
+bench-net: deps
+	$(call apt_install,lxc)
+	@[ "$$(id -u)" = 0 ] || { echo "make bench-net: needs root (network namespaces)" >&2; exit 1; }
 	sh bench/net.sh
