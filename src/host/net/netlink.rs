@@ -129,40 +129,159 @@ impl Netlink {
         seq: u32,
         mut on_msg: impl FnMut(RouteNetlinkMessage) -> bool,
     ) -> io::Result<()> {
-        let mut have_single = false;
         loop {
             let len = self.socket.recv(&mut &mut self.buf[..], 0)?;
-            let mut offset = 0;
-            while offset < len {
-                let bytes = &self.buf[offset..len];
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-                let msg_len = usize::try_from(msg.header.length)
-                    .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
-                if msg_len == 0 {
-                    return Err(io::Error::from(io::ErrorKind::InvalidData));
-                }
-                // Netlink messages are 4-byte aligned inside one datagram.
-                offset += (msg_len + 3) & !3;
-                if msg.header.sequence_number != seq {
-                    continue; // a late reply to an earlier request
-                }
-                match msg.payload {
-                    NetlinkPayload::Error(err) => {
-                        return match err.code {
-                            None => Ok(()),
-                            Some(code) => Err(io::Error::from_raw_os_error(code.get().abs())),
-                        };
-                    }
-                    NetlinkPayload::Done(_) => return Ok(()),
-                    NetlinkPayload::InnerMessage(inner) => have_single |= on_msg(inner),
-                    _ => {}
-                }
-            }
-            // A plain get (no ACK flag) answers with one message and no trailer.
-            if have_single {
+            if parse_datagram(&self.buf[..len], seq, &mut on_msg)? == Step::Done {
                 return Ok(());
             }
         }
+    }
+}
+
+/// Whether a request's answer is complete after one datagram.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    More,
+    Done,
+}
+
+/// Walks the messages of one datagram for request `seq`: an ack ends it,
+/// an error ends it with the errno, NLMSG_DONE ends a dump; data messages go
+/// to `on_msg`, and one that returns true (a plain get, which has no
+/// trailer) ends it after this datagram. Replies to other requests are skipped.
+fn parse_datagram(
+    bytes: &[u8],
+    seq: u32,
+    on_msg: &mut impl FnMut(RouteNetlinkMessage) -> bool,
+) -> io::Result<Step> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+    let mut step = Step::More;
+    let mut offset = 0;
+    while offset + 16 <= bytes.len() {
+        let rest = &bytes[offset..];
+        // nlmsghdr: u32 length, u16 type, u16 flags, u32 seq (host byte order).
+        let msg_len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        let msg_seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        let msg_len = usize::try_from(msg_len).map_err(|_| bad("netlink length"))?;
+        if msg_len < 16 || msg_len > rest.len() {
+            return Err(bad("truncated netlink message"));
+        }
+        // Netlink messages are 4-byte aligned inside one datagram.
+        offset += (msg_len + 3) & !3;
+        if msg_seq != seq {
+            continue; // a late reply to an earlier request: not even parsed
+        }
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..msg_len])
+            .map_err(|e| bad(&e.to_string()))?;
+        match msg.payload {
+            NetlinkPayload::Error(err) => {
+                return match err.code {
+                    None => Ok(Step::Done),
+                    Some(code) => Err(io::Error::from_raw_os_error(code.get().abs())),
+                };
+            }
+            NetlinkPayload::Done(_) => return Ok(Step::Done),
+            NetlinkPayload::InnerMessage(inner) => {
+                if on_msg(inner) {
+                    step = Step::Done;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(step)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{DoneMessage, ErrorMessage};
+    use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+    use std::num::NonZeroI32;
+
+    fn datagram(parts: Vec<(u32, NetlinkPayload<RouteNetlinkMessage>)>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (seq, payload) in parts {
+            let mut header = NetlinkHeader::default();
+            header.sequence_number = seq;
+            let mut msg = NetlinkMessage::new(header, payload);
+            msg.finalize();
+            let mut bytes = vec![0; msg.buffer_len()];
+            msg.serialize(&mut bytes);
+            while bytes.len() % 4 != 0 {
+                bytes.push(0);
+            }
+            out.extend(bytes);
+        }
+        out
+    }
+
+    fn link(name: &str) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.into()));
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m))
+    }
+
+    fn error(code: i32) -> NetlinkPayload<RouteNetlinkMessage> {
+        let mut e = ErrorMessage::default();
+        e.code = NonZeroI32::new(code);
+        NetlinkPayload::Error(e)
+    }
+
+    #[test]
+    fn ack_and_error() {
+        let mut never = |_| panic!("no data expected");
+        assert_eq!(
+            parse_datagram(&datagram(vec![(7, error(0))]), 7, &mut never).ok(),
+            Some(Step::Done)
+        );
+        let err = parse_datagram(&datagram(vec![(7, error(-libc::EEXIST))]), 7, &mut never)
+            .expect_err("errno");
+        assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
+    }
+
+    #[test]
+    fn dump_collects_until_done_and_skips_other_requests() {
+        let mut names = Vec::new();
+        let mut collect = |m: RouteNetlinkMessage| {
+            if let RouteNetlinkMessage::NewLink(l) = m {
+                names.extend(l.attributes.into_iter().filter_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n),
+                    _ => None,
+                }));
+            }
+            false
+        };
+        let first = datagram(vec![(3, error(-1)), (4, link("lo")), (4, link("eth0"))]);
+        assert_eq!(
+            parse_datagram(&first, 4, &mut collect).ok(),
+            Some(Step::More)
+        );
+        let last = datagram(vec![
+            (4, link("br0")),
+            (4, NetlinkPayload::Done(DoneMessage::default())),
+        ]);
+        assert_eq!(
+            parse_datagram(&last, 4, &mut collect).ok(),
+            Some(Step::Done)
+        );
+        assert_eq!(names, ["lo", "eth0", "br0"]);
+    }
+
+    #[test]
+    fn single_get_ends_after_its_reply() {
+        let mut one = |_| true;
+        assert_eq!(
+            parse_datagram(&datagram(vec![(9, link("x"))]), 9, &mut one).ok(),
+            Some(Step::Done)
+        );
+    }
+
+    #[test]
+    fn truncated_datagram_is_an_error() {
+        let mut bytes = datagram(vec![(1, link("x"))]);
+        bytes.truncate(bytes.len() - 8);
+        let mut any = |_| false;
+        assert!(parse_datagram(&bytes, 1, &mut any).is_err());
     }
 }
