@@ -182,9 +182,8 @@ fn parse_datagram(
             }
             NetlinkPayload::Done(_) => return Ok(Step::Done),
             NetlinkPayload::InnerMessage(inner) => {
-                if on_msg(inner) {
-                    step = Step::Done;
-                }
+                let enough = on_msg(inner);
+                step = if enough { Step::Done } else { step };
             }
             _ => {}
         }
