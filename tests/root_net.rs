@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output};
 use berth::host::net::{self, link, names, netlink::Netlink, Interface, NetError, NetnsRef};
 use berth::spec::types::{
     AttachmentSpec, Cidr, IpvlanMode, MacvlanMode, NetworkKind, NetworkSpec, ProcessSpec,
-    RestartPolicy, Spec,
+    RestartPolicy, RouteSpec, Spec,
 };
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -295,6 +295,11 @@ fn bridge_created_two_containers_ping_v4_and_v6() {
             )],
         );
         sa.network[0].gateway6 = Some("fd50::1".parse().expect("ip"));
+        sa.network[0].mtu = Some(1400);
+        sa.network[0].routes = vec![RouteSpec {
+            to: cidr("192.168.9.0/24"),
+            via: "10.50.0.1".parse().expect("ip"),
+        }];
         let sb = spec(
             "beta",
             vec![att(
@@ -324,6 +329,10 @@ fn bridge_created_two_containers_ping_v4_and_v6() {
 
         let routes = String::from_utf8_lossy(&a.run(&["ip", "route"]).stdout).to_string();
         assert!(routes.contains("default via 10.50.0.1"), "{routes}");
+        assert!(routes.contains("192.168.9.0/24 via 10.50.0.1"), "{routes}");
+        let eth0 =
+            String::from_utf8_lossy(&a.run(&["ip", "link", "show", "eth0"]).stdout).to_string();
+        assert!(eth0.contains("mtu 1400"), "{eth0}");
         let routes6 = String::from_utf8_lossy(&a.run(&["ip", "-6", "route"]).stdout).to_string();
         assert!(routes6.contains("default via fd50::1"), "{routes6}");
 
