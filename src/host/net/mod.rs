@@ -26,11 +26,60 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::types::{Cidr, Mac};
+use std::collections::BTreeMap;
+
+use crate::spec::types::{Cidr, Mac, NetworkSpec, Spec};
 
 pub use setup::{
     attach, cleanup_stale, detach, ensure_network, ensure_network_with, observe, remove_network,
 };
+
+/// The network backend as `exec` and the runtime see it, so their tests can
+/// pass a fake. [`RtNetlink`] is the real one.
+pub trait Network {
+    /// See [`ensure_network_with`].
+    fn ensure_network(&self, net: &NetworkSpec, host_addresses: &[Cidr]) -> Result<(), NetError>;
+    /// See [`attach`].
+    fn attach(
+        &self,
+        spec: &Spec,
+        networks: &BTreeMap<String, NetworkSpec>,
+        ns: NetnsRef<'_>,
+    ) -> Result<Vec<Interface>, NetError>;
+    /// See [`detach`].
+    fn detach(&self, container: &str) -> Result<Vec<String>, NetError>;
+    /// See [`cleanup_stale`].
+    fn cleanup_stale(&self, container: &str) -> Result<Vec<String>, NetError>;
+    /// See [`remove_network`].
+    fn remove_network(&self, network: &str) -> Result<Vec<String>, NetError>;
+}
+
+/// The real backend: rtnetlink in the calling thread's network namespace.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RtNetlink;
+
+impl Network for RtNetlink {
+    fn ensure_network(&self, net: &NetworkSpec, host_addresses: &[Cidr]) -> Result<(), NetError> {
+        ensure_network_with(net, host_addresses)
+    }
+    fn attach(
+        &self,
+        spec: &Spec,
+        networks: &BTreeMap<String, NetworkSpec>,
+        ns: NetnsRef<'_>,
+    ) -> Result<Vec<Interface>, NetError> {
+        attach(spec, networks, ns)
+    }
+    fn detach(&self, container: &str) -> Result<Vec<String>, NetError> {
+        detach(container)
+    }
+    fn cleanup_stale(&self, container: &str) -> Result<Vec<String>, NetError> {
+        cleanup_stale(container)
+    }
+    fn remove_network(&self, network: &str) -> Result<Vec<String>, NetError> {
+        remove_network(network)
+    }
+}
 
 /// The container's network namespace, as the runtime holds it.
 #[derive(Debug, Clone, Copy)]
