@@ -683,3 +683,52 @@ fn nothing_left_after_detach() {
         assert_eq!(host_links(), before);
     });
 }
+
+/// A busybox httpd inside a container on a created bridge serves a page that
+/// the host fetches (what `make demo` shows, at the network layer).
+#[test]
+fn host_fetches_a_page_from_a_bridged_container() {
+    if !root() {
+        return;
+    }
+    let www = tempfile::tempdir().expect("tempdir");
+    std::fs::write(www.path().join("index.html"), "hello from berth\n").expect("page");
+    in_host_ns(|| {
+        let nets = networks(vec![bridge_net("lan", "br-web", true, &["10.59.0.1/24"])]);
+        let s = spec(
+            "web",
+            vec![att("lan", &["10.59.0.2/24"], Some("10.59.0.1"))],
+        );
+        let (c, _) = start_attached("web", &s, &nets);
+        let pid = c.pid().to_string();
+        let dir = www.path().to_string_lossy().to_string();
+        let mut httpd = Command::new("nsenter")
+            .args([
+                "-t", &pid, "-n", BUSYBOX, "httpd", "-f", "-p", "8080", "-h", &dir,
+            ])
+            .spawn()
+            .expect("httpd");
+        // busybox-static's wget crashes here (static glibc NSS), so speak
+        // HTTP with nc.
+        let fetch = || {
+            let mut child = Command::new(BUSYBOX)
+                .args(["nc", "-w", "2", "10.59.0.2", "8080"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("nc");
+            if let Some(mut stdin) = child.stdin.take() {
+                use std::io::Write;
+                let _ = stdin.write_all(b"GET / HTTP/1.0\r\n\r\n");
+            }
+            child
+                .wait_with_output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default()
+        };
+        let page = wait_until(|| fetch().contains("hello from berth"));
+        let _ = httpd.kill();
+        let _ = httpd.wait();
+        assert!(page, "host could not fetch the container's page");
+    });
+}
