@@ -732,3 +732,40 @@ fn host_fetches_a_page_from_a_bridged_container() {
         assert!(page, "host could not fetch the container's page");
     });
 }
+
+/// The link helpers the main path does not use: move by pid and by fd,
+/// rename, MTU, MAC, up.
+#[test]
+fn link_changes_move_rename_mtu_mac() {
+    if !root() {
+        return;
+    }
+    in_host_ns(|| {
+        use berth::host::net::link::Change;
+        use std::os::fd::AsRawFd;
+        sh("ip link add mv0 type veth peer name mv1");
+        let c = Container::start("moves");
+        let mut host = Netlink::open().expect("netlink");
+        let find = |nl: &mut Netlink, n: &str| link::find(nl, n).expect("find");
+        let mv0 = find(&mut host, "mv0").expect("mv0");
+        link::set(&mut host, mv0.index, &Change::NetnsPid(c.pid())).expect("move by pid");
+        let ns = File::open(format!("/proc/{}/ns/net", c.pid())).expect("netns");
+        let mv1 = find(&mut host, "mv1").expect("mv1");
+        link::set(&mut host, mv1.index, &Change::NetnsFd(ns.as_raw_fd())).expect("move by fd");
+        assert!(find(&mut host, "mv0").is_none() && find(&mut host, "mv1").is_none());
+
+        let mut inside = Netlink::open_pid(c.pid()).expect("netlink inside");
+        let l = find(&mut inside, "mv0").expect("moved in");
+        link::set(&mut inside, l.index, &Change::Rename("lan0".into())).expect("rename");
+        link::set(&mut inside, l.index, &Change::Mtu(1280)).expect("mtu");
+        let mac: berth::spec::types::Mac = "02:11:22:33:44:55".parse().expect("mac");
+        link::set(&mut inside, l.index, &Change::Mac(mac)).expect("mac");
+        link::set(&mut inside, l.index, &Change::Up).expect("up");
+        let l = find(&mut inside, "lan0").expect("renamed");
+        assert!(l.up);
+        assert_eq!(l.mac, Some(mac));
+        let shown =
+            String::from_utf8_lossy(&c.run(&["ip", "link", "show", "lan0"]).stdout).to_string();
+        assert!(shown.contains("mtu 1280"), "{shown}");
+    });
+}
