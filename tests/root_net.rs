@@ -404,6 +404,14 @@ fn existing_bridge_and_bad_input_leave_nothing() {
         let err = net::attach(&two, &nets, NetnsRef::Pid(d.pid())).expect_err("second fails");
         assert!(matches!(err, NetError::BridgeMissing { .. }), "{err}");
 
+        // A failure after the veth exists (an unreachable gateway) removes it.
+        let unreachable = spec(
+            "delta",
+            vec![att("lan", &["10.51.0.9/24"], Some("10.99.0.1"))],
+        );
+        let err = net::attach(&unreachable, &nets, NetnsRef::Pid(d.pid())).expect_err("route");
+        assert!(err.to_string().contains("default route"), "{err}");
+
         assert_eq!(host_links(), before, "nothing left on the host");
         let inside = String::from_utf8_lossy(&d.run(&["ip", "-o", "link"]).stdout).to_string();
         assert!(
