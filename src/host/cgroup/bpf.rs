@@ -142,8 +142,15 @@ pub fn compile(rules: &[DeviceRule]) -> Vec<Insn> {
         if unrepresentable {
             continue;
         }
+        let unconditional = block.is_empty();
         block.push(Insn::new(ALU64_MOV_K, 0, 0, 0, i32::from(r.allow)));
         block.push(Insn::new(EXIT, 0, 0, 0, 0));
+        if unconditional {
+            // A catch-all (`a *:* rwm`) decides everything left: the verifier
+            // rejects the unreachable code that would follow it.
+            p.extend(block);
+            return p;
+        }
         let len = block.len();
         for (i, insn) in block.iter_mut().enumerate() {
             if insn.off == -1 && (insn.code == JNE_K || insn.code == JEQ_K) {
@@ -444,6 +451,11 @@ mod tests {
         let p = compile(&[]);
         // Prologue of 6 loads/shifts plus the default deny.
         assert_eq!(p.len(), 8);
+        // A catch-all rule ends the program: nothing unreachable follows it.
+        let all = effective_device_rules(&[]);
+        let q = compile(&all[..1]);
+        assert_eq!(q.len(), 8);
+        assert_eq!(q[6], Insn::new(ALU64_MOV_K, 0, 0, 0, 0));
         assert_eq!(p[0], Insn::new(0x61, 2, 1, 0, 0));
         assert_eq!((p[0].dst(), p[0].src()), (2, 1));
         if cfg!(target_endian = "little") {

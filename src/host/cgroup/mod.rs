@@ -378,6 +378,15 @@ impl CgroupBackend {
         }
     }
 
+    /// The container's directory in `controller`'s hierarchy (v1), or its one
+    /// directory (v2, where `controller` is ignored). `None` when not mounted.
+    pub fn path(&self, controller: &str, name: &str) -> Option<PathBuf> {
+        match self {
+            Self::V1(b) => b.parent(controller).map(|p| p.join(name)),
+            Self::V2(b) => Some(b.parent().join(name)),
+        }
+    }
+
     /// The version in use: 1 or 2.
     pub fn version(&self) -> u8 {
         match self {
