@@ -4,7 +4,7 @@
 //! Without root they print why and return; with BERTH_REQUIRE_ROOT=1 (as
 //! `make test` sets) that skip is a failure.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
