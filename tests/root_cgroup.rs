@@ -1,7 +1,7 @@
 //! Root tests of the cgroup backends against the real kernel: v1 on a legacy
 //! or hybrid host, v2 in the VM (`make vmtest`). Each test makes its own
 //! uniquely named cgroups and removes them in `Drop`, even when it fails.
-//! Without root they print why and return; with BERTH_REQUIRE_ROOT=1 (as
+//! Without root they print why and return; with BERTH_ROOT_TESTS=required (as
 //! `make test` sets) that skip is a failure.
 
 use std::io::Write;
@@ -32,7 +32,7 @@ fn skip_reason() -> Option<String> {
 macro_rules! need_root {
     () => {
         if let Some(why) = skip_reason() {
-            if std::env::var_os("BERTH_REQUIRE_ROOT").is_some() {
+            if std::env::var("BERTH_ROOT_TESTS").as_deref() == Ok("required") {
                 panic!("cannot run: {why}");
             }
             eprintln!("skipped: {why}");
@@ -61,7 +61,11 @@ impl Fixture {
         let backend = CgroupBackend::from_layout(&layout, &policy).expect("backend");
         let name = "c";
         backend.create(name).expect("create");
-        Fixture { backend, name, kids: Vec::new() }
+        Fixture {
+            backend,
+            name,
+            kids: Vec::new(),
+        }
     }
 
     /// Start `busybox sh -c SCRIPT` stopped at a `read`, place it, then let it run.
@@ -76,7 +80,12 @@ impl Fixture {
             .expect("spawn busybox sh");
         let pid = i32::try_from(child.id()).expect("pid");
         self.backend.place(self.name, pid).expect("place");
-        child.stdin.take().expect("stdin").write_all(b"go\n").expect("release");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"go\n")
+            .expect("release");
         self.kids.push(child);
         self.kids.len() - 1
     }
@@ -86,11 +95,17 @@ impl Fixture {
     }
 
     fn file(&self, controller: &str, file: &str) -> PathBuf {
-        self.backend.path(controller, self.name).expect("controller mounted").join(file)
+        self.backend
+            .path(controller, self.name)
+            .expect("controller mounted")
+            .join(file)
     }
 
     fn read(&self, controller: &str, file: &str) -> String {
-        std::fs::read_to_string(self.file(controller, file)).expect("read cgroup file").trim().to_string()
+        std::fs::read_to_string(self.file(controller, file))
+            .expect("read cgroup file")
+            .trim()
+            .to_string()
     }
 }
 
@@ -120,18 +135,35 @@ fn memory_hog_is_oom_killed_and_counted() {
     let mut f = Fixture::new("oom");
     let limit = 16u64 << 20;
     f.backend
-        .apply(f.name, &ResourceSpec { memory: Some(limit), swap: Some(0), ..Default::default() })
+        .apply(
+            f.name,
+            &ResourceSpec {
+                memory: Some(limit),
+                swap: Some(0),
+                ..Default::default()
+            },
+        )
         .expect("apply");
     // busybox tail keeps everything after the last newline: /dev/zero has none.
     let i = f.spawn("exec busybox tail /dev/zero", &[]);
     let status = f.kids[i].wait().expect("wait");
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "killed by the OOM killer: {status:?}");
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "killed by the OOM killer: {status:?}"
+    );
     let stats = f.backend.stats(f.name).expect("stats");
-    assert!(stats.oom_kills.unwrap_or(0) >= 1, "oom kill counted: {stats:?}");
+    assert!(
+        stats.oom_kills.unwrap_or(0) >= 1,
+        "oom kill counted: {stats:?}"
+    );
     let peak = stats.memory_peak.or(stats.memory_current).unwrap_or(0);
     // memory.peak is 5.19+; on older v2 kernels only memory.current exists.
     if stats.memory_peak.is_some() {
-        assert!(peak >= limit / 2 && peak <= limit + (1 << 20), "peak near the limit: {stats:?}");
+        assert!(
+            peak >= limit / 2 && peak <= limit + (1 << 20),
+            "peak near the limit: {stats:?}"
+        );
     }
 }
 
@@ -139,15 +171,29 @@ fn memory_hog_is_oom_killed_and_counted() {
 fn fork_loop_stops_at_pids_max() {
     need_root!();
     let mut f = Fixture::new("pids");
-    f.backend.apply(f.name, &ResourceSpec { pids: Some(8), ..Default::default() }).expect("apply");
+    f.backend
+        .apply(
+            f.name,
+            &ResourceSpec {
+                pids: Some(8),
+                ..Default::default()
+            },
+        )
+        .expect("apply");
     // Fork 20 sleepers. ash gives up at the first failed fork ("can't fork"),
     // leaving the shell's exit status and the sleepers that fit.
     let i = f.spawn("n=0; while [ $n -lt 20 ]; do busybox sleep 30 </dev/null >/dev/null 2>&1 & n=$((n+1)); done; echo all forked", &[]);
     let out = f.kids.remove(i).wait_with_output().expect("wait");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stdout.contains("all forked"), "20 forks must not fit under pids.max 8");
-    assert!(stderr.contains("fork"), "the shell saw a fork fail: {stderr}");
+    assert!(
+        !stdout.contains("all forked"),
+        "20 forks must not fit under pids.max 8"
+    );
+    assert!(
+        stderr.contains("fork"),
+        "the shell saw a fork fail: {stderr}"
+    );
     // The shell (now reaped) took one of the 8; its 7 sleepers remain.
     let procs = f.backend.pids(f.name).expect("pids");
     assert_eq!(procs.len(), 7, "{procs:?}");
@@ -155,37 +201,69 @@ fn fork_loop_stops_at_pids_max() {
     assert_eq!(stats.pids_current, Some(7), "{stats:?}");
     // kill_all takes every task, including the orphaned forks.
     f.backend.kill_all(f.name).expect("kill_all");
-    wait_until("empty cgroup", Duration::from_secs(5), || f.backend.pids(f.name).map(|p| p.is_empty()).unwrap_or(false));
+    wait_until("empty cgroup", Duration::from_secs(5), || {
+        f.backend
+            .pids(f.name)
+            .map(|p| p.is_empty())
+            .unwrap_or(false)
+    });
 }
 
 #[test]
 fn live_change_keeps_the_pid() {
     need_root!();
     let mut f = Fixture::new("live");
-    let first = ResourceSpec { memory: Some(64 << 20), cpu_weight: Some(100), ..Default::default() };
+    let first = ResourceSpec {
+        memory: Some(64 << 20),
+        cpu_weight: Some(100),
+        ..Default::default()
+    };
     f.backend.apply(f.name, &first).expect("apply");
     let i = f.spawn("exec busybox sleep 60", &[]);
     let pid = f.pid(i);
     let second = ResourceSpec {
         memory: Some(128 << 20),
         cpu_weight: Some(200),
-        cpu_max: Some(CpuMax { quota_us: 50_000, period_us: 100_000 }),
+        cpu_max: Some(CpuMax {
+            quota_us: 50_000,
+            period_us: 100_000,
+        }),
         ..Default::default()
     };
     f.backend.apply(f.name, &second).expect("apply live");
     if f.backend.version() == 1 {
-        assert_eq!(f.read("memory", "memory.limit_in_bytes"), (128u64 << 20).to_string());
+        assert_eq!(
+            f.read("memory", "memory.limit_in_bytes"),
+            (128u64 << 20).to_string()
+        );
         assert_eq!(f.read("cpu", "cpu.cfs_quota_us"), "50000");
-        assert_eq!(f.read("cpu", "cpu.shares"), berth::host::cgroup::translate::weight_to_shares(200).to_string());
+        assert_eq!(
+            f.read("cpu", "cpu.shares"),
+            berth::host::cgroup::translate::weight_to_shares(200).to_string()
+        );
     } else {
         assert_eq!(f.read("memory", "memory.max"), (128u64 << 20).to_string());
         assert_eq!(f.read("cpu", "cpu.max"), "50000 100000");
         assert_eq!(f.read("cpu", "cpu.weight"), "200");
     }
     // Lowering and removing limits works live too (v1 needs the EINVAL retry order).
-    f.backend.apply(f.name, &ResourceSpec { memory: Some(48 << 20), swap: Some(0), ..Default::default() }).expect("lower");
-    f.backend.apply(f.name, &ResourceSpec::default()).expect("reset");
-    assert!(f.kids[i].try_wait().expect("try_wait").is_none(), "still running");
+    f.backend
+        .apply(
+            f.name,
+            &ResourceSpec {
+                memory: Some(48 << 20),
+                swap: Some(0),
+                ..Default::default()
+            },
+        )
+        .expect("lower");
+    f.backend
+        .apply(f.name, &ResourceSpec::default())
+        .expect("reset");
+    assert!(
+        f.kids[i].try_wait().expect("try_wait").is_none(),
+        "still running"
+    );
     assert_eq!(f.backend.pids(f.name).expect("pids"), vec![pid]);
     let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("proc cgroup");
     assert!(own.contains("/c\n"), "still in its cgroup: {own}");
@@ -197,8 +275,17 @@ fn freeze_stops_a_counter_and_thaw_resumes_it() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let counter = tmp.path().join("n");
     let mut f = Fixture::new("freeze");
-    f.spawn("i=0; while :; do i=$((i+1)); echo $i > \"$1\"; busybox sleep 0.01; done", &[counter.to_str().expect("utf8")]);
-    let read = || std::fs::read_to_string(&counter).unwrap_or_default().trim().parse::<u64>().unwrap_or(0);
+    f.spawn(
+        "i=0; while :; do i=$((i+1)); echo $i > \"$1\"; busybox sleep 0.01; done",
+        &[counter.to_str().expect("utf8")],
+    );
+    let read = || {
+        std::fs::read_to_string(&counter)
+            .unwrap_or_default()
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0)
+    };
     wait_until("counter running", Duration::from_secs(5), || read() > 2);
     f.backend.freeze(f.name).expect("freeze");
     // Let a half-written value settle, then it must not move.
@@ -207,9 +294,14 @@ fn freeze_stops_a_counter_and_thaw_resumes_it() {
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(read(), a, "frozen counter moved");
     f.backend.thaw(f.name).expect("thaw");
-    wait_until("counter moving again", Duration::from_secs(5), || read() > a);
+    wait_until("counter moving again", Duration::from_secs(5), || {
+        read() > a
+    });
     let stats = f.backend.stats(f.name).expect("stats");
-    assert!(stats.cpu_usage_usec.unwrap_or(0) > 0, "cpu time accounted: {stats:?}");
+    assert!(
+        stats.cpu_usage_usec.unwrap_or(0) > 0,
+        "cpu time accounted: {stats:?}"
+    );
 }
 
 /// mknod a char device in `dir`.
@@ -217,8 +309,20 @@ fn mknod(dir: &Path, name: &str, major: u32, minor: u32) -> PathBuf {
     let p = dir.join(name);
     let c = std::ffi::CString::new(p.to_str().expect("utf8")).expect("cstring");
     // SAFETY: c is a valid NUL-terminated path; mknod reads it only.
-    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(major, minor)) };
-    assert_eq!(rc, 0, "mknod {}: {}", p.display(), std::io::Error::last_os_error());
+    let rc = unsafe {
+        libc::mknod(
+            c.as_ptr(),
+            libc::S_IFCHR | 0o600,
+            libc::makedev(major, minor),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "mknod {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
     p
 }
 
@@ -228,13 +332,22 @@ fn check_device_filter(f: &mut Fixture) {
     let null = mknod(tmp.path(), "null", 1, 3);
     let mem = mknod(tmp.path(), "mem", 1, 1);
     let script = "(exec 3<\"$1\") && echo null-ok; (exec 3<\"$2\") && echo mem-ok; echo done";
-    let i = f.spawn(script, &[null.to_str().expect("utf8"), mem.to_str().expect("utf8")]);
+    let i = f.spawn(
+        script,
+        &[null.to_str().expect("utf8"), mem.to_str().expect("utf8")],
+    );
     let out = f.kids.remove(i).wait_with_output().expect("wait");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("null-ok"), "the standard /dev/null node opens: {stdout} {stderr}");
+    assert!(
+        stdout.contains("null-ok"),
+        "the standard /dev/null node opens: {stdout} {stderr}"
+    );
     assert!(!stdout.contains("mem-ok"), "a mem node is denied: {stdout}");
-    assert!(stderr.contains("Operation not permitted"), "denied by the device cgroup: {stderr}");
+    assert!(
+        stderr.contains("Operation not permitted"),
+        "denied by the device cgroup: {stderr}"
+    );
 }
 
 #[test]
@@ -244,10 +357,16 @@ fn denied_device_cannot_be_opened() {
     f.backend.set_devices(f.name, &[]).expect("set_devices");
     check_device_filter(&mut f);
     // A second update replaces the rules (v2: the old program is detached).
-    f.backend.set_devices(f.name, &[]).expect("set_devices again");
+    f.backend
+        .set_devices(f.name, &[])
+        .expect("set_devices again");
     if f.backend.version() == 2 {
         let dir = f.backend.path("devices", f.name).expect("dir");
-        assert_eq!(bpf::attached(&dir).expect("query"), 1, "one filter after an update");
+        assert_eq!(
+            bpf::attached(&dir).expect("query"),
+            1,
+            "one filter after an update"
+        );
     }
     check_device_filter(&mut f);
 }
@@ -284,15 +403,39 @@ fn ebpf_filter_on_hybrid_unified_mount() {
 fn vm_delegated_placement() {
     need_root!();
     let layout = Layout::detect(Path::new("/proc")).expect("detect");
-    let own = layout.unified.as_ref().map(|m| m.own.clone()).unwrap_or_default();
+    let own = layout
+        .unified
+        .as_ref()
+        .map(|m| m.own.clone())
+        .unwrap_or_default();
     assert_eq!(layout.mode, Mode::Unified, "needs a cgroup2-only host");
-    assert!(own.starts_with("/services/berth/"), "start me in a procd instance cgroup, not {own}");
+    assert!(
+        own.starts_with("/services/berth/"),
+        "start me in a procd instance cgroup, not {own}"
+    );
     let backend = CgroupBackend::from_layout(&layout, &ParentPolicy::Auto).expect("backend");
-    let mut f = Fixture { backend, name: "web", kids: Vec::new() };
+    let mut f = Fixture {
+        backend,
+        name: "web",
+        kids: Vec::new(),
+    };
     f.backend.create(f.name).expect("create");
     let me = std::fs::read_to_string("/proc/self/cgroup").expect("self cgroup");
-    assert_eq!(me.trim(), format!("0::{own}/supervisor"), "berth moved itself into the leaf");
-    f.backend.apply(f.name, &ResourceSpec { memory: Some(32 << 20), pids: Some(20), ..Default::default() }).expect("apply");
+    assert_eq!(
+        me.trim(),
+        format!("0::{own}/supervisor"),
+        "berth moved itself into the leaf"
+    );
+    f.backend
+        .apply(
+            f.name,
+            &ResourceSpec {
+                memory: Some(32 << 20),
+                pids: Some(20),
+                ..Default::default()
+            },
+        )
+        .expect("apply");
     let i = f.spawn("exec busybox sleep 60", &[]);
     let pid = f.pid(i);
     let theirs = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");

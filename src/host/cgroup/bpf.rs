@@ -51,8 +51,17 @@ impl Insn {
     fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
         // The C bitfield `dst_reg:4, src_reg:4` puts dst in the low nibble on
         // little-endian and in the high nibble on big-endian (MIPS) targets.
-        let regs = if cfg!(target_endian = "big") { (dst << 4) | src } else { (src << 4) | dst };
-        Insn { code, regs, off, imm }
+        let regs = if cfg!(target_endian = "big") {
+            (dst << 4) | src
+        } else {
+            (src << 4) | dst
+        };
+        Insn {
+            code,
+            regs,
+            off,
+            imm,
+        }
     }
 
     /// The destination register.
@@ -264,7 +273,10 @@ fn load(insns: &[Insn], path: &Path) -> Result<OwnedFd> {
     };
     // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK, often 64 KiB.
     if first.raw_os_error() == Some(libc::EPERM) {
-        let inf = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+        let inf = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
         // SAFETY: setrlimit reads the struct we pass and nothing else.
         unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &inf) };
     }
@@ -276,14 +288,30 @@ fn load(insns: &[Insn], path: &Path) -> Result<OwnedFd> {
         Ok(fd) => owned(fd).map_err(|source| bpf_err("load", path, String::new(), source)),
         Err(source) => {
             let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]).trim().replace('\n', "; ");
-            Err(bpf_err("load", path, if text.is_empty() { text } else { format!(": verifier: {text}") }, source))
+            let text = String::from_utf8_lossy(&log[..end])
+                .trim()
+                .replace('\n', "; ");
+            Err(bpf_err(
+                "load",
+                path,
+                if text.is_empty() {
+                    text
+                } else {
+                    format!(": verifier: {text}")
+                },
+                source,
+            ))
         }
     }
 }
 
 fn bpf_err(op: &'static str, path: &Path, log: String, source: io::Error) -> CgroupError {
-    CgroupError::Bpf { op, path: path.to_path_buf(), log, source }
+    CgroupError::Bpf {
+        op,
+        path: path.to_path_buf(),
+        log,
+        source,
+    }
 }
 
 /// Ids of the device programs attached to the cgroup now.
@@ -308,7 +336,8 @@ fn query(cg: &OwnedFd) -> io::Result<Vec<u32>> {
 /// to allow it, so the container never gets more than either list allows.
 pub fn install(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
     let prog = load(&compile(rules), dir)?;
-    let cg = std::fs::File::open(dir).map_err(|source| bpf_err("open cgroup for", dir, String::new(), source))?;
+    let cg = std::fs::File::open(dir)
+        .map_err(|source| bpf_err("open cgroup for", dir, String::new(), source))?;
     let cg = OwnedFd::from(cg);
     let old = query(&cg).unwrap_or_default();
     let mut attr = AttachAttr {
@@ -329,29 +358,37 @@ pub fn install(dir: &Path, rules: &[DeviceRule]) -> Result<()> {
             attr.replace_bpf_fd = 0;
         }
     }
-    sys_bpf(BPF_PROG_ATTACH, &mut attr).map_err(|source| bpf_err("attach", dir, String::new(), source))?;
+    sys_bpf(BPF_PROG_ATTACH, &mut attr)
+        .map_err(|source| bpf_err("attach", dir, String::new(), source))?;
     for id in old {
-        let old_fd = prog_fd(id).map_err(|source| bpf_err("find the old program of", dir, String::new(), source))?;
+        let old_fd = prog_fd(id)
+            .map_err(|source| bpf_err("find the old program of", dir, String::new(), source))?;
         let mut d = AttachAttr {
             target_fd: fd_u32(&cg),
             attach_bpf_fd: fd_u32(&old_fd),
             attach_type: BPF_CGROUP_DEVICE,
             ..Default::default()
         };
-        sys_bpf(BPF_PROG_DETACH, &mut d).map_err(|source| bpf_err("detach the old program of", dir, String::new(), source))?;
+        sys_bpf(BPF_PROG_DETACH, &mut d)
+            .map_err(|source| bpf_err("detach the old program of", dir, String::new(), source))?;
     }
     Ok(())
 }
 
 fn prog_fd(id: u32) -> io::Result<OwnedFd> {
-    let mut attr = GetFdAttr { prog_id: id, ..Default::default() };
+    let mut attr = GetFdAttr {
+        prog_id: id,
+        ..Default::default()
+    };
     owned(sys_bpf(BPF_PROG_GET_FD_BY_ID, &mut attr)?)
 }
 
 /// The number of device programs attached to the cgroup at `dir` (tests, status).
 pub fn attached(dir: &Path) -> Result<usize> {
-    let cg = std::fs::File::open(dir).map_err(|source| bpf_err("open cgroup for", dir, String::new(), source))?;
-    let ids = query(&OwnedFd::from(cg)).map_err(|source| bpf_err("query", dir, String::new(), source))?;
+    let cg = std::fs::File::open(dir)
+        .map_err(|source| bpf_err("open cgroup for", dir, String::new(), source))?;
+    let ids =
+        query(&OwnedFd::from(cg)).map_err(|source| bpf_err("query", dir, String::new(), source))?;
     Ok(ids.len())
 }
 
@@ -440,8 +477,18 @@ mod tests {
         assert_eq!(run(&p, B, R, 8, 16), 1, "read sdb");
         assert_eq!(run(&p, B, R | W, 8, 16), 0, "write sdb not allowed");
         assert_eq!(run(&p, C, R, 1, 3), 1, "read null");
-        assert_eq!(run(&p, C, R | W, 1, 3), 0, "write null denied by the later rule");
-        let allow_all = DeviceRule { kind: DeviceKind::All, major: None, write: true, mknod: true, ..sda_read };
+        assert_eq!(
+            run(&p, C, R | W, 1, 3),
+            0,
+            "write null denied by the later rule"
+        );
+        let allow_all = DeviceRule {
+            kind: DeviceKind::All,
+            major: None,
+            write: true,
+            mknod: true,
+            ..sda_read
+        };
         let p = compile(&effective_device_rules(&[allow_all]));
         assert_eq!(run(&p, C, R | W, 1, 1), 1, "`a` allows everything");
     }

@@ -30,13 +30,18 @@ pub fn writes(rules: &[DeviceRule]) -> Vec<(&'static str, String)> {
     rules
         .iter()
         .filter_map(|r| {
-            let file = if r.allow { "devices.allow" } else { "devices.deny" };
-            // v1 treats `a` as everything regardless of the numbers.
-            let line = if r.kind == DeviceKind::All && r.major.is_none() && r.read && r.write && r.mknod {
-                "a".to_string()
+            let file = if r.allow {
+                "devices.allow"
             } else {
-                rule_text(r)?
+                "devices.deny"
             };
+            // v1 treats `a` as everything regardless of the numbers.
+            let line =
+                if r.kind == DeviceKind::All && r.major.is_none() && r.read && r.write && r.mknod {
+                    "a".to_string()
+                } else {
+                    rule_text(r)?
+                };
             Some((file, line))
         })
         .collect()
@@ -88,6 +93,9 @@ mod tests {
             mknod: false,
         };
         assert_eq!(rule_text(&r), None);
-        assert_eq!(rule_text(&DeviceRule { read: true, ..r }), Some("b *:1 r".into()));
+        assert_eq!(
+            rule_text(&DeviceRule { read: true, ..r }),
+            Some("b *:1 r".into())
+        );
     }
 }

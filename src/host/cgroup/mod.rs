@@ -33,7 +33,11 @@ pub enum CgroupError {
     Read { path: PathBuf, source: io::Error },
     /// A cgroup file refused a value.
     #[error("write `{value}` to `{path}`")]
-    Write { path: PathBuf, value: String, source: io::Error },
+    Write {
+        path: PathBuf,
+        value: String,
+        source: io::Error,
+    },
     /// A cgroup directory could not be made.
     #[error("create cgroup `{path}`")]
     Create { path: PathBuf, source: io::Error },
@@ -45,13 +49,27 @@ pub enum CgroupError {
     NotMounted { path: PathBuf },
     /// The manifest asks for something whose controller this host lacks.
     #[error("containers.{container}.{field} needs the {controller} controller; {hint}")]
-    MissingController { container: String, field: String, controller: String, hint: String },
+    MissingController {
+        container: String,
+        field: String,
+        controller: String,
+        hint: String,
+    },
     /// The controller is there but the kernel lacks the file (an optional feature).
     #[error("containers.{container}.{field} needs `{path}`, which this kernel lacks; {hint}")]
-    MissingFile { container: String, field: String, path: PathBuf, hint: String },
+    MissingFile {
+        container: String,
+        field: String,
+        path: PathBuf,
+        hint: String,
+    },
     /// An operation this kernel cannot do (e.g. pause without cgroup.freeze, before 5.2).
     #[error("{what} needs `{path}`, which this kernel lacks; {hint}")]
-    Unsupported { what: &'static str, path: PathBuf, hint: &'static str },
+    Unsupported {
+        what: &'static str,
+        path: PathBuf,
+        hint: &'static str,
+    },
     /// A container name that is not a single path component.
     #[error("use `{name}` as a cgroup name: it must be one path component")]
     BadName { name: String },
@@ -60,10 +78,19 @@ pub enum CgroupError {
     FreezeTimeout { path: PathBuf, secs: u64 },
     /// A signal could not be sent.
     #[error("kill pid {pid} in `{path}`")]
-    Kill { pid: i32, path: PathBuf, source: io::Error },
+    Kill {
+        pid: i32,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// The eBPF device filter could not be loaded or attached.
     #[error("{op} the device filter of `{path}`{log}")]
-    Bpf { op: &'static str, path: PathBuf, log: String, source: io::Error },
+    Bpf {
+        op: &'static str,
+        path: PathBuf,
+        log: String,
+        source: io::Error,
+    },
 }
 
 /// Result of the cgroup backends.
@@ -102,7 +129,9 @@ pub struct Layout {
 }
 
 /// v1 controllers berth uses.
-pub const V1_CONTROLLERS: [&str; 8] = ["cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"];
+pub const V1_CONTROLLERS: [&str; 8] = [
+    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+];
 
 /// v2 controllers berth enables for its containers.
 pub const V2_CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
@@ -113,7 +142,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -155,7 +187,10 @@ impl Layout {
         let mut own_v1: BTreeMap<&str, &str> = BTreeMap::new();
         for line in self_cgroup.lines() {
             let mut parts = line.splitn(3, ':');
-            let (Some(hier), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+            let (Some(hier), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
             if hier == "0" && ctrls.is_empty() {
                 own_v2 = Some(path);
             } else {
@@ -167,7 +202,9 @@ impl Layout {
         let mut unified = None;
         let mut v1 = BTreeMap::new();
         for line in mountinfo.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let l: Vec<&str> = left.split(' ').collect();
             let r: Vec<&str> = right.split(' ').collect();
             if l.len() < 5 || r.len() < 3 {
@@ -183,7 +220,13 @@ impl Layout {
                     for opt in r[2].split(',') {
                         if V1_CONTROLLERS.contains(&opt) && !v1.contains_key(opt) {
                             let own = relative(own_v1.get(opt).copied().unwrap_or("/"), &root);
-                            v1.insert(opt.to_string(), Mount { path: point.clone(), own });
+                            v1.insert(
+                                opt.to_string(),
+                                Mount {
+                                    path: point.clone(),
+                                    own,
+                                },
+                            );
                         }
                     }
                 }
@@ -250,16 +293,29 @@ impl CgroupBackend {
                 let own = m.own.as_str();
                 // A berth started from its own supervisor leaf (a monitor) keeps
                 // using the delegated cgroup above that leaf.
-                let own_base = own.strip_suffix(&format!("/{SUPERVISOR_LEAF}")).unwrap_or(own);
-                let delegated = own_base.starts_with("/services/") || own_base.ends_with(".service");
+                let own_base = own
+                    .strip_suffix(&format!("/{SUPERVISOR_LEAF}"))
+                    .unwrap_or(own);
+                let delegated =
+                    own_base.starts_with("/services/") || own_base.ends_with(".service");
                 let (parent, supervisor) = match policy {
-                    ParentPolicy::Auto if delegated => (join_rel(own_base, CONTAINERS_DIR), Some(own_base.to_string())),
-                    ParentPolicy::Delegated => (join_rel(own_base, CONTAINERS_DIR), Some(own_base.to_string())),
+                    ParentPolicy::Auto if delegated => (
+                        join_rel(own_base, CONTAINERS_DIR),
+                        Some(own_base.to_string()),
+                    ),
+                    ParentPolicy::Delegated => (
+                        join_rel(own_base, CONTAINERS_DIR),
+                        Some(own_base.to_string()),
+                    ),
                     ParentPolicy::Auto => ("/berth".to_string(), None),
                     ParentPolicy::Fixed(p) => (join_rel("/", p), None),
                     ParentPolicy::UnderOwn(p) => (join_rel(own, p), None),
                 };
-                Ok(CgroupBackend::V2(v2::V2Cgroups::new(&m.path, &parent, supervisor.as_deref())))
+                Ok(CgroupBackend::V2(v2::V2Cgroups::new(
+                    &m.path,
+                    &parent,
+                    supervisor.as_deref(),
+                )))
             }
             _ => {
                 let mut dirs = BTreeMap::new();
@@ -272,7 +328,9 @@ impl CgroupBackend {
                     dirs.insert(ctrl.clone(), (m.path.clone(), rel));
                 }
                 if dirs.is_empty() {
-                    return Err(CgroupError::NotMounted { path: PathBuf::from("/proc/self/mountinfo") });
+                    return Err(CgroupError::NotMounted {
+                        path: PathBuf::from("/proc/self/mountinfo"),
+                    });
                 }
                 Ok(CgroupBackend::V1(v1::V1Cgroups::new(dirs)))
             }
@@ -398,7 +456,9 @@ impl CgroupBackend {
 
 fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(CgroupError::BadName { name: name.to_string() });
+        return Err(CgroupError::BadName {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -430,8 +490,15 @@ pub fn standard_devices() -> Vec<DeviceRule> {
 
 /// Deny everything, allow the standard nodes, then the manifest's rules in order.
 pub fn effective_device_rules(rules: &[DeviceRule]) -> Vec<DeviceRule> {
-    let deny_all =
-        DeviceRule { allow: false, kind: DeviceKind::All, major: None, minor: None, read: true, write: true, mknod: true };
+    let deny_all = DeviceRule {
+        allow: false,
+        kind: DeviceKind::All,
+        major: None,
+        minor: None,
+        read: true,
+        write: true,
+        mknod: true,
+    };
     let mut out = vec![deny_all];
     out.extend(standard_devices());
     out.extend_from_slice(rules);
@@ -440,7 +507,10 @@ pub fn effective_device_rules(rules: &[DeviceRule]) -> Vec<DeviceRule> {
 
 /// Read a whole cgroup file.
 pub(crate) fn read(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|source| CgroupError::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Read a file, `None` when it is missing or unreadable (optional accounting files).
@@ -452,18 +522,28 @@ pub(crate) fn read_opt(path: &Path) -> Option<String> {
 /// as a newline: some kernels ignore a zero-length write.
 pub(crate) fn write(path: &Path, value: &str) -> Result<()> {
     let data = if value.is_empty() { "\n" } else { value };
-    write_raw(path, data).map_err(|source| CgroupError::Write { path: path.to_path_buf(), value: value.to_string(), source })
+    write_raw(path, data).map_err(|source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    })
 }
 
 fn write_raw(path: &Path, data: &str) -> io::Result<()> {
     use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
     f.write_all(data.as_bytes())
 }
 
 /// mkdir -p that reports the directory that failed.
 pub(crate) fn mkdir_all(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path).map_err(|source| CgroupError::Create { path: path.to_path_buf(), source })
+    std::fs::create_dir_all(path).map_err(|source| CgroupError::Create {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Parse a cgroup.procs text.
@@ -478,7 +558,12 @@ pub(crate) fn remove_tree(path: &Path, wait: Duration) -> Result<()> {
     let entries = match std::fs::read_dir(path) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(CgroupError::Remove { path: path.to_path_buf(), source }),
+        Err(source) => {
+            return Err(CgroupError::Remove {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
     };
     for entry in entries.flatten() {
         if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
@@ -493,7 +578,12 @@ pub(crate) fn remove_tree(path: &Path, wait: Duration) -> Result<()> {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < wait => {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Err(source) => return Err(CgroupError::Remove { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         }
     }
 }
@@ -506,7 +596,11 @@ pub(crate) fn kill_pids(pids: &[i32], dir: &Path) -> Result<()> {
         if rc != 0 {
             let e = io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(CgroupError::Kill { pid, path: dir.to_path_buf(), source: e });
+                return Err(CgroupError::Kill {
+                    pid,
+                    path: dir.to_path_buf(),
+                    source: e,
+                });
             }
         }
     }
@@ -530,15 +624,25 @@ mod tests {
 40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
 ";
-    const HYBRID_CG: &str = "9:name=systemd:/\n4:memory:/process_api/3ad\n2:cpu,cpuacct:/\n5:devices:/\n0::/\n";
+    const HYBRID_CG: &str =
+        "9:name=systemd:/\n4:memory:/process_api/3ad\n2:cpu,cpuacct:/\n5:devices:/\n0::/\n";
 
     #[test]
     fn detects_hybrid() {
         let l = Layout::parse(HYBRID_MI, HYBRID_CG).expect("layout");
         assert_eq!(l.mode, Mode::Hybrid);
-        assert_eq!(l.unified.as_ref().map(|m| m.path.clone()), Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        assert_eq!(l.v1.keys().cloned().collect::<Vec<_>>(), ["cpu", "cpuacct", "devices", "memory"]);
-        assert_eq!(l.v1["cpu"].path, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
+        assert_eq!(
+            l.unified.as_ref().map(|m| m.path.clone()),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(
+            l.v1.keys().cloned().collect::<Vec<_>>(),
+            ["cpu", "cpuacct", "devices", "memory"]
+        );
+        assert_eq!(
+            l.v1["cpu"].path,
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
+        );
         assert_eq!(l.v1["cpuacct"].path, l.v1["cpu"].path);
         assert_eq!(l.v1["memory"].own, "/process_api/3ad");
         assert!(!l.v1.contains_key("name=systemd"));
@@ -551,29 +655,49 @@ mod tests {
         let mi = "25 20 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n";
         let l = Layout::parse(mi, "0::/services/berth/instance1\n").expect("layout");
         assert_eq!(l.mode, Mode::Unified);
-        assert_eq!(l.unified.as_ref().map(|m| m.own.as_str()), Some("/services/berth/instance1"));
-        let CgroupBackend::V2(b) = CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend") else {
+        assert_eq!(
+            l.unified.as_ref().map(|m| m.own.as_str()),
+            Some("/services/berth/instance1")
+        );
+        let CgroupBackend::V2(b) =
+            CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
+        else {
             panic!("v2 expected")
         };
-        assert_eq!(b.parent(), Path::new("/sys/fs/cgroup/services/berth/instance1/containers"));
+        assert_eq!(
+            b.parent(),
+            Path::new("/sys/fs/cgroup/services/berth/instance1/containers")
+        );
         // A monitor running in the supervisor leaf finds the same parent.
         let l = Layout::parse(mi, "0::/services/berth/instance1/supervisor\n").expect("layout");
-        let CgroupBackend::V2(b) = CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend") else {
+        let CgroupBackend::V2(b) =
+            CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
+        else {
             panic!("v2 expected")
         };
-        assert_eq!(b.parent(), Path::new("/sys/fs/cgroup/services/berth/instance1/containers"));
+        assert_eq!(
+            b.parent(),
+            Path::new("/sys/fs/cgroup/services/berth/instance1/containers")
+        );
         // At the root or in a login session: /berth at the top.
         let l = Layout::parse(mi, "0::/user.slice/session-1.scope\n").expect("layout");
-        let CgroupBackend::V2(b) = CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend") else {
+        let CgroupBackend::V2(b) =
+            CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
+        else {
             panic!("v2 expected")
         };
         assert_eq!(b.parent(), Path::new("/sys/fs/cgroup/berth"));
         // systemd Delegate=yes service.
         let l = Layout::parse(mi, "0::/system.slice/berth.service\n").expect("layout");
-        let CgroupBackend::V2(b) = CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend") else {
+        let CgroupBackend::V2(b) =
+            CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
+        else {
             panic!("v2 expected")
         };
-        assert_eq!(b.parent(), Path::new("/sys/fs/cgroup/system.slice/berth.service/containers"));
+        assert_eq!(
+            b.parent(),
+            Path::new("/sys/fs/cgroup/system.slice/berth.service/containers")
+        );
     }
 
     #[test]
@@ -583,7 +707,10 @@ mod tests {
         assert_eq!(l.mode, Mode::Legacy);
         assert_eq!(l.v1["memory"].path, PathBuf::from("/cg/mem ory"));
         assert!(l.unified.is_none());
-        assert_eq!(Layout::parse("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n", "0::/\n"), None);
+        assert_eq!(
+            Layout::parse("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n", "0::/\n"),
+            None
+        );
     }
 
     #[test]
@@ -597,7 +724,10 @@ mod tests {
     #[test]
     fn names_are_one_component() {
         for bad in ["", ".", "..", "a/b"] {
-            assert!(matches!(check_name(bad), Err(CgroupError::BadName { .. })), "{bad:?}");
+            assert!(
+                matches!(check_name(bad), Err(CgroupError::BadName { .. })),
+                "{bad:?}"
+            );
         }
         assert!(check_name("web-1").is_ok());
     }

@@ -32,7 +32,9 @@ pub fn parse_single(text: &str) -> Option<u64> {
 pub fn parse_keyed(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
         let mut it = l.split_whitespace();
-        (it.next() == Some(key)).then(|| it.next()?.parse().ok()).flatten()
+        (it.next() == Some(key))
+            .then(|| it.next()?.parse().ok())
+            .flatten()
     })
 }
 
@@ -41,7 +43,9 @@ fn single(dir: &Path, file: &str) -> Option<u64> {
 }
 
 fn keyed(dir: &Path, file: &str, key: &str) -> Option<u64> {
-    read_opt(&dir.join(file)).as_deref().and_then(|t| parse_keyed(t, key))
+    read_opt(&dir.join(file))
+        .as_deref()
+        .and_then(|t| parse_keyed(t, key))
 }
 
 /// Read the accounting of a v2 cgroup.
@@ -62,7 +66,9 @@ pub fn read_v1(memory: Option<&Path>, cpuacct: Option<&Path>, pids: Option<&Path
         memory_current: memory.and_then(|d| single(d, "memory.usage_in_bytes")),
         memory_peak: memory.and_then(|d| single(d, "memory.max_usage_in_bytes")),
         // cpuacct.usage is in nanoseconds.
-        cpu_usage_usec: cpuacct.and_then(|d| single(d, "cpuacct.usage")).map(|ns| ns / 1000),
+        cpu_usage_usec: cpuacct
+            .and_then(|d| single(d, "cpuacct.usage"))
+            .map(|ns| ns / 1000),
         pids_current: pids.and_then(|d| single(d, "pids.current")),
         oom_kills: memory.and_then(|d| keyed(d, "memory.oom_control", "oom_kill")),
     }
@@ -106,7 +112,11 @@ mod tests {
         std::fs::create_dir(&m).expect("mkdir");
         std::fs::write(m.join("memory.usage_in_bytes"), "5\n").expect("w");
         std::fs::write(m.join("memory.max_usage_in_bytes"), "9\n").expect("w");
-        std::fs::write(m.join("memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n").expect("w");
+        std::fs::write(
+            m.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 4\n",
+        )
+        .expect("w");
         std::fs::write(m.join("cpuacct.usage"), "2500000\n").expect("w");
         let s = read_v1(Some(&m), Some(&m), None);
         assert_eq!(s.memory_peak, Some(9));

@@ -88,32 +88,91 @@ fn text(v: impl ToString) -> Value {
     Value::Text(v.to_string())
 }
 
-fn w(controller: &'static str, file: &'static str, value: Value, field: Option<&'static str>) -> Write {
-    Write { controller, file, alt: None, value, field }
+fn w(
+    controller: &'static str,
+    file: &'static str,
+    value: Value,
+    field: Option<&'static str>,
+) -> Write {
+    Write {
+        controller,
+        file,
+        alt: None,
+        value,
+        field,
+    }
 }
 
 /// The writes for cgroup v2, in order.
 pub fn v2_writes(r: &ResourceSpec) -> Vec<Write> {
     let mut out = Vec::new();
     let max_or = |v: Option<u64>| v.map_or_else(|| text("max"), text);
-    out.push(w("memory", "memory.max", max_or(r.memory), r.memory.map(|_| F_MEMORY)));
-    out.push(w("memory", "memory.low", text(r.memory_low.unwrap_or(0)), r.memory_low.map(|_| F_MEMORY_LOW)));
+    out.push(w(
+        "memory",
+        "memory.max",
+        max_or(r.memory),
+        r.memory.map(|_| F_MEMORY),
+    ));
+    out.push(w(
+        "memory",
+        "memory.low",
+        text(r.memory_low.unwrap_or(0)),
+        r.memory_low.map(|_| F_MEMORY_LOW),
+    ));
     // v2 memory.swap.max is swap alone, unlike v1 memsw (memory plus swap).
-    out.push(w("memory", "memory.swap.max", max_or(r.swap), r.swap.map(|_| F_SWAP)));
-    out.push(w("cpu", "cpu.weight", text(r.cpu_weight.unwrap_or(100).clamp(1, 10_000)), r.cpu_weight.map(|_| F_CPU_WEIGHT)));
+    out.push(w(
+        "memory",
+        "memory.swap.max",
+        max_or(r.swap),
+        r.swap.map(|_| F_SWAP),
+    ));
+    out.push(w(
+        "cpu",
+        "cpu.weight",
+        text(r.cpu_weight.unwrap_or(100).clamp(1, 10_000)),
+        r.cpu_weight.map(|_| F_CPU_WEIGHT),
+    ));
     let cpu_max = match r.cpu_max {
-        Some(CpuMax { quota_us, period_us }) => format!("{quota_us} {period_us}"),
+        Some(CpuMax {
+            quota_us,
+            period_us,
+        }) => format!("{quota_us} {period_us}"),
         None => format!("max {DEFAULT_PERIOD_US}"),
     };
-    out.push(w("cpu", "cpu.max", text(cpu_max), r.cpu_max.map(|_| F_CPU_MAX)));
-    out.push(w("pids", "pids.max", max_or(r.pids), r.pids.map(|_| F_PIDS)));
+    out.push(w(
+        "cpu",
+        "cpu.max",
+        text(cpu_max),
+        r.cpu_max.map(|_| F_CPU_MAX),
+    ));
+    out.push(w(
+        "pids",
+        "pids.max",
+        max_or(r.pids),
+        r.pids.map(|_| F_PIDS),
+    ));
     // An empty v2 cpuset file means "whatever the parent has".
     let cpus = r.cpuset_cpus.clone().unwrap_or_default();
-    out.push(w("cpuset", "cpuset.cpus", text(cpus), r.cpuset_cpus.as_ref().map(|_| F_CPUSET_CPUS)));
+    out.push(w(
+        "cpuset",
+        "cpuset.cpus",
+        text(cpus),
+        r.cpuset_cpus.as_ref().map(|_| F_CPUSET_CPUS),
+    ));
     let mems = r.cpuset_mems.clone().unwrap_or_default();
-    out.push(w("cpuset", "cpuset.mems", text(mems), r.cpuset_mems.as_ref().map(|_| F_CPUSET_MEMS)));
+    out.push(w(
+        "cpuset",
+        "cpuset.mems",
+        text(mems),
+        r.cpuset_mems.as_ref().map(|_| F_CPUSET_MEMS),
+    ));
     let io = r.io_weight.unwrap_or(100).clamp(1, 10_000);
-    out.push(w("io", "io.weight", text(format!("default {io}")), r.io_weight.map(|_| F_IO_WEIGHT)));
+    out.push(w(
+        "io",
+        "io.weight",
+        text(format!("default {io}")),
+        r.io_weight.map(|_| F_IO_WEIGHT),
+    ));
     out
 }
 
@@ -123,30 +182,73 @@ pub fn v2_writes(r: &ResourceSpec) -> Vec<Write> {
 pub fn v1_writes(r: &ResourceSpec) -> Vec<Write> {
     let mut out = Vec::new();
     let unlimited = |v: Option<u64>| v.map_or_else(|| text(-1), text);
-    out.push(w("memory", "memory.limit_in_bytes", unlimited(r.memory), r.memory.map(|_| F_MEMORY)));
+    out.push(w(
+        "memory",
+        "memory.limit_in_bytes",
+        unlimited(r.memory),
+        r.memory.map(|_| F_MEMORY),
+    ));
     // v1 memsw is memory plus swap; without a memory limit a swap limit has
     // nothing to add to, so it stays unlimited.
     let memsw = match (r.memory, r.swap) {
         (Some(m), Some(s)) => Some(m.saturating_add(s)),
         _ => None,
     };
-    out.push(w("memory", "memory.memsw.limit_in_bytes", unlimited(memsw), r.swap.map(|_| F_SWAP)));
-    out.push(w("memory", "memory.soft_limit_in_bytes", unlimited(r.memory_low), r.memory_low.map(|_| F_MEMORY_LOW)));
+    out.push(w(
+        "memory",
+        "memory.memsw.limit_in_bytes",
+        unlimited(memsw),
+        r.swap.map(|_| F_SWAP),
+    ));
+    out.push(w(
+        "memory",
+        "memory.soft_limit_in_bytes",
+        unlimited(r.memory_low),
+        r.memory_low.map(|_| F_MEMORY_LOW),
+    ));
     let shares = r.cpu_weight.map_or(1024, weight_to_shares);
-    out.push(w("cpu", "cpu.shares", text(shares), r.cpu_weight.map(|_| F_CPU_WEIGHT)));
+    out.push(w(
+        "cpu",
+        "cpu.shares",
+        text(shares),
+        r.cpu_weight.map(|_| F_CPU_WEIGHT),
+    ));
     let (quota, period) = match r.cpu_max {
-        Some(CpuMax { quota_us, period_us }) => (quota_us.to_string(), period_us),
+        Some(CpuMax {
+            quota_us,
+            period_us,
+        }) => (quota_us.to_string(), period_us),
         None => ("-1".to_string(), DEFAULT_PERIOD_US),
     };
     let cpu_field = r.cpu_max.map(|_| F_CPU_MAX);
     out.push(w("cpu", "cpu.cfs_period_us", text(period), cpu_field));
     out.push(w("cpu", "cpu.cfs_quota_us", Value::Text(quota), cpu_field));
-    out.push(w("pids", "pids.max", r.pids.map_or_else(|| text("max"), text), r.pids.map(|_| F_PIDS)));
+    out.push(w(
+        "pids",
+        "pids.max",
+        r.pids.map_or_else(|| text("max"), text),
+        r.pids.map(|_| F_PIDS),
+    ));
     let inherit = |v: &Option<String>| v.clone().map_or(Value::FromParent, Value::Text);
-    out.push(w("cpuset", "cpuset.cpus", inherit(&r.cpuset_cpus), r.cpuset_cpus.as_ref().map(|_| F_CPUSET_CPUS)));
-    out.push(w("cpuset", "cpuset.mems", inherit(&r.cpuset_mems), r.cpuset_mems.as_ref().map(|_| F_CPUSET_MEMS)));
+    out.push(w(
+        "cpuset",
+        "cpuset.cpus",
+        inherit(&r.cpuset_cpus),
+        r.cpuset_cpus.as_ref().map(|_| F_CPUSET_CPUS),
+    ));
+    out.push(w(
+        "cpuset",
+        "cpuset.mems",
+        inherit(&r.cpuset_mems),
+        r.cpuset_mems.as_ref().map(|_| F_CPUSET_MEMS),
+    ));
     let blkio = r.io_weight.map_or(500, io_weight_to_blkio);
-    let mut io = w("blkio", "blkio.weight", text(blkio), r.io_weight.map(|_| F_IO_WEIGHT));
+    let mut io = w(
+        "blkio",
+        "blkio.weight",
+        text(blkio),
+        r.io_weight.map(|_| F_IO_WEIGHT),
+    );
     io.alt = Some("blkio.bfq.weight");
     out.push(io);
     out
@@ -173,7 +275,9 @@ mod tests {
     use super::*;
 
     fn find<'a>(ws: &'a [Write], file: &str) -> &'a Write {
-        ws.iter().find(|w| w.file == file).unwrap_or_else(|| panic!("no write to {file}"))
+        ws.iter()
+            .find(|w| w.file == file)
+            .unwrap_or_else(|| panic!("no write to {file}"))
     }
 
     fn val(ws: &[Write], file: &str) -> String {
@@ -217,7 +321,10 @@ mod tests {
             memory_low: Some(8 << 20),
             swap: Some(16 << 20),
             cpu_weight: Some(50),
-            cpu_max: Some(CpuMax { quota_us: 50_000, period_us: 100_000 }),
+            cpu_max: Some(CpuMax {
+                quota_us: 50_000,
+                period_us: 100_000,
+            }),
             pids: Some(64),
             cpuset_cpus: Some("0-1".into()),
             cpuset_mems: Some("0".into()),
@@ -308,10 +415,17 @@ mod tests {
             assert_eq!(find(&ws, file).field, None);
         }
         // swap 0 means no swap at all: memsw equals the memory limit.
-        let r = ResourceSpec { memory: Some(1000), swap: Some(0), ..Default::default() };
+        let r = ResourceSpec {
+            memory: Some(1000),
+            swap: Some(0),
+            ..Default::default()
+        };
         assert_eq!(val(&v1_writes(&r), "memory.memsw.limit_in_bytes"), "1000");
         // swap without memory stays unlimited in v1 but still names its field.
-        let r = ResourceSpec { swap: Some(5), ..Default::default() };
+        let r = ResourceSpec {
+            swap: Some(5),
+            ..Default::default()
+        };
         let ws = v1_writes(&r);
         assert_eq!(val(&ws, "memory.memsw.limit_in_bytes"), "-1");
         assert_eq!(find(&ws, "memory.memsw.limit_in_bytes").field, Some(F_SWAP));

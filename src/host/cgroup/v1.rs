@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::translate::{self, Value};
-use super::{devices_v1, kill_pids, mkdir_all, parse_pids, read, remove_tree, stats, write, CgroupError, Result};
+use super::{
+    devices_v1, kill_pids, mkdir_all, parse_pids, read, remove_tree, stats, write, CgroupError,
+    Result,
+};
 use crate::spec::types::{DeviceRule, ResourceSpec};
 
 /// The v1 backend.
@@ -27,7 +30,9 @@ impl V1Cgroups {
 
     /// The berth parent directory of a controller, if mounted.
     pub fn parent(&self, controller: &str) -> Option<PathBuf> {
-        self.dirs.get(controller).map(|(m, rel)| m.join(rel.trim_start_matches('/')))
+        self.dirs
+            .get(controller)
+            .map(|(m, rel)| m.join(rel.trim_start_matches('/')))
     }
 
     fn dir(&self, controller: &str, name: &str) -> Option<PathBuf> {
@@ -47,7 +52,10 @@ impl V1Cgroups {
         }
         if let Some((mount, rel)) = self.dirs.get("cpuset") {
             let mut cur = mount.clone();
-            let levels = rel.split('/').filter(|s| !s.is_empty()).chain(std::iter::once(name));
+            let levels = rel
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .chain(std::iter::once(name));
             for part in levels {
                 let child = cur.join(part);
                 for file in ["cpuset.cpus", "cpuset.mems"] {
@@ -74,7 +82,10 @@ impl V1Cgroups {
             container: name.to_string(),
             field: field.to_string(),
             controller: controller.to_string(),
-            hint: format!("enable {} and mount its v1 hierarchy", translate::kernel_option(controller)),
+            hint: format!(
+                "enable {} and mount its v1 hierarchy",
+                translate::kernel_option(controller)
+            ),
         }
     }
 
@@ -113,7 +124,9 @@ impl V1Cgroups {
                 }
             };
             match write(&path, &value) {
-                Err(CgroupError::Write { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
+                Err(CgroupError::Write { source, .. })
+                    if source.raw_os_error() == Some(libc::EINVAL) =>
+                {
                     retry.push((path, value));
                 }
                 other => other?,
@@ -137,7 +150,8 @@ impl V1Cgroups {
     }
 
     fn freezer(&self, name: &str) -> Result<PathBuf> {
-        self.dir("freezer", name).ok_or_else(|| self.missing(name, "pause", "freezer"))
+        self.dir("freezer", name)
+            .ok_or_else(|| self.missing(name, "pause", "freezer"))
     }
 
     /// Freeze and wait until the kernel reports FROZEN (FREEZING is transient;
@@ -152,7 +166,10 @@ impl V1Cgroups {
             }
             if start.elapsed() > super::FREEZE_WAIT {
                 let _ = write(&state, "THAWED");
-                return Err(CgroupError::FreezeTimeout { path: state, secs: super::FREEZE_WAIT.as_secs() });
+                return Err(CgroupError::FreezeTimeout {
+                    path: state,
+                    secs: super::FREEZE_WAIT.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -165,7 +182,9 @@ impl V1Cgroups {
 
     /// The tasks of the container, from the first hierarchy that has it.
     pub fn pids(&self, name: &str) -> Result<Vec<i32>> {
-        let ctrl = ["pids", "freezer", "memory", "cpu"].into_iter().find(|c| self.dirs.contains_key(*c));
+        let ctrl = ["pids", "freezer", "memory", "cpu"]
+            .into_iter()
+            .find(|c| self.dirs.contains_key(*c));
         let dir = match ctrl.and_then(|c| self.dir(c, name)) {
             Some(d) => d,
             None => match self.parents().into_iter().next() {
@@ -176,14 +195,22 @@ impl V1Cgroups {
         match std::fs::read_to_string(dir.join("cgroup.procs")) {
             Ok(t) => Ok(parse_pids(&t)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(source) => Err(CgroupError::Read { path: dir.join("cgroup.procs"), source }),
+            Err(source) => Err(CgroupError::Read {
+                path: dir.join("cgroup.procs"),
+                source,
+            }),
         }
     }
 
     /// v1 has no cgroup.kill: freeze so nothing forks while we signal, kill
     /// every task, thaw so the kill is delivered. Without a freezer, kill until empty.
     pub fn kill_all(&self, name: &str) -> Result<()> {
-        let dir = self.parents().into_iter().next().map(|p| p.join(name)).unwrap_or_default();
+        let dir = self
+            .parents()
+            .into_iter()
+            .next()
+            .map(|p| p.join(name))
+            .unwrap_or_default();
         if self.dirs.contains_key("freezer") {
             self.freeze(name)?;
             let killed = self.pids(name).and_then(|p| kill_pids(&p, &dir));
@@ -223,7 +250,11 @@ impl V1Cgroups {
         for p in self.parents() {
             match std::fs::remove_dir(&p) {
                 Ok(()) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EBUSY | libc::ENOTEMPTY)) => {}
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::EBUSY | libc::ENOTEMPTY)
+                    ) => {}
                 Err(source) => return Err(CgroupError::Remove { path: p, source }),
             }
         }
@@ -234,7 +265,9 @@ impl V1Cgroups {
 /// What to enable when an optional v1 file is missing.
 fn hint_for(file: &str) -> String {
     match file {
-        "memory.memsw.limit_in_bytes" => "enable CONFIG_MEMCG_SWAP and boot with swapaccount=1".into(),
+        "memory.memsw.limit_in_bytes" => {
+            "enable CONFIG_MEMCG_SWAP and boot with swapaccount=1".into()
+        }
         "cpu.cfs_quota_us" | "cpu.cfs_period_us" => "enable CONFIG_CFS_BANDWIDTH".into(),
         "blkio.weight" => "enable CONFIG_BFQ_GROUP_IOSCHED and use the bfq scheduler".into(),
         _ => "use a kernel that has it".into(),
@@ -252,19 +285,42 @@ mod tests {
     fn fake() -> (tempfile::TempDir, CgroupBackend) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let r = tmp.path();
-        let mounts = [("memory", "memory"), ("cpu,cpuacct", "cpu,cpuacct"), ("pids", "pids"), ("cpuset", "cpuset")];
+        let mounts = [
+            ("memory", "memory"),
+            ("cpu,cpuacct", "cpu,cpuacct"),
+            ("pids", "pids"),
+            ("cpuset", "cpuset"),
+        ];
         let mut mi = String::new();
-        for (i, (dir, opts)) in mounts.iter().chain([("devices", "devices"), ("freezer", "freezer")].iter()).enumerate() {
-            mi.push_str(&format!("{} 1 0:{i} / {}/{dir} rw - cgroup cgroup rw,{opts}\n", 30 + i, r.display()));
+        for (i, (dir, opts)) in mounts
+            .iter()
+            .chain([("devices", "devices"), ("freezer", "freezer")].iter())
+            .enumerate()
+        {
+            mi.push_str(&format!(
+                "{} 1 0:{i} / {}/{dir} rw - cgroup cgroup rw,{opts}\n",
+                30 + i,
+                r.display()
+            ));
         }
         let c = r.join("memory/berth/web");
         std::fs::create_dir_all(&c).expect("mkdir");
-        for f in ["memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "memory.soft_limit_in_bytes", "cgroup.procs"] {
+        for f in [
+            "memory.limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "memory.soft_limit_in_bytes",
+            "cgroup.procs",
+        ] {
             std::fs::write(c.join(f), "").expect("w");
         }
         let c = r.join("cpu,cpuacct/berth/web");
         std::fs::create_dir_all(&c).expect("mkdir");
-        for f in ["cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", "cgroup.procs"] {
+        for f in [
+            "cpu.shares",
+            "cpu.cfs_quota_us",
+            "cpu.cfs_period_us",
+            "cgroup.procs",
+        ] {
             std::fs::write(c.join(f), "").expect("w");
         }
         let c = r.join("pids/berth/web");
@@ -304,8 +360,19 @@ mod tests {
         assert_eq!(get(r, "cpuset/berth/cpuset.cpus"), "0-3");
         assert_eq!(get(r, "cpuset/berth/web/cpuset.mems"), "0");
         b.place("web", 4242).expect("place");
-        for h in ["memory", "cpu,cpuacct", "pids", "cpuset", "devices", "freezer"] {
-            assert_eq!(get(r, &format!("{h}/berth/web/cgroup.procs")), "4242", "{h}");
+        for h in [
+            "memory",
+            "cpu,cpuacct",
+            "pids",
+            "cpuset",
+            "devices",
+            "freezer",
+        ] {
+            assert_eq!(
+                get(r, &format!("{h}/berth/web/cgroup.procs")),
+                "4242",
+                "{h}"
+            );
         }
     }
 
@@ -316,7 +383,10 @@ mod tests {
             memory: Some(1 << 20),
             swap: Some(0),
             cpu_weight: Some(100),
-            cpu_max: Some(crate::spec::types::CpuMax { quota_us: 20_000, period_us: 50_000 }),
+            cpu_max: Some(crate::spec::types::CpuMax {
+                quota_us: 20_000,
+                period_us: 50_000,
+            }),
             pids: Some(10),
             cpuset_cpus: Some("1".into()),
             ..Default::default()
@@ -324,7 +394,10 @@ mod tests {
         b.apply("web", &spec).expect("apply");
         let r = tmp.path();
         assert_eq!(get(r, "memory/berth/web/memory.limit_in_bytes"), "1048576");
-        assert_eq!(get(r, "memory/berth/web/memory.memsw.limit_in_bytes"), "1048576");
+        assert_eq!(
+            get(r, "memory/berth/web/memory.memsw.limit_in_bytes"),
+            "1048576"
+        );
         assert_eq!(get(r, "memory/berth/web/memory.soft_limit_in_bytes"), "-1");
         assert_eq!(get(r, "cpu,cpuacct/berth/web/cpu.shares"), "2598");
         assert_eq!(get(r, "cpu,cpuacct/berth/web/cpu.cfs_period_us"), "50000");
@@ -337,7 +410,10 @@ mod tests {
     #[test]
     fn missing_controller_names_the_field() {
         let (_tmp, b) = fake();
-        let spec = ResourceSpec { io_weight: Some(300), ..Default::default() };
+        let spec = ResourceSpec {
+            io_weight: Some(300),
+            ..Default::default()
+        };
         let err = b.apply("web", &spec).expect_err("no blkio");
         assert_eq!(
             err.to_string(),
@@ -349,12 +425,33 @@ mod tests {
     #[test]
     fn missing_memsw_names_swap_accounting() {
         let (tmp, b) = fake();
-        std::fs::remove_file(tmp.path().join("memory/berth/web/memory.memsw.limit_in_bytes")).expect("rm");
+        std::fs::remove_file(
+            tmp.path()
+                .join("memory/berth/web/memory.memsw.limit_in_bytes"),
+        )
+        .expect("rm");
         // Without a swap field the missing file is fine.
-        b.apply("web", &ResourceSpec { memory: Some(4096), ..Default::default() }).expect("apply");
-        let err = b.apply("web", &ResourceSpec { memory: Some(4096), swap: Some(1), ..Default::default() });
+        b.apply(
+            "web",
+            &ResourceSpec {
+                memory: Some(4096),
+                ..Default::default()
+            },
+        )
+        .expect("apply");
+        let err = b.apply(
+            "web",
+            &ResourceSpec {
+                memory: Some(4096),
+                swap: Some(1),
+                ..Default::default()
+            },
+        );
         let msg = err.expect_err("no memsw").to_string();
-        assert!(msg.starts_with("containers.web.resources.swap needs `"), "{msg}");
+        assert!(
+            msg.starts_with("containers.web.resources.swap needs `"),
+            "{msg}"
+        );
         assert!(msg.ends_with("swapaccount=1"), "{msg}");
     }
 
@@ -386,7 +483,10 @@ mod tests {
         std::fs::write(r.join("cpu,cpuacct/berth/web/cpuacct.usage"), "5000\n").expect("w");
         assert_eq!(b.pids("web").expect("pids"), vec![10, 11]);
         let s = b.stats("web").expect("stats");
-        assert_eq!((s.pids_current, s.memory_current, s.cpu_usage_usec), (Some(2), Some(77), Some(5)));
+        assert_eq!(
+            (s.pids_current, s.memory_current, s.cpu_usage_usec),
+            (Some(2), Some(77), Some(5))
+        );
     }
 
     #[test]

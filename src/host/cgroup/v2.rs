@@ -14,7 +14,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::translate::{self, Value};
-use super::{bpf, kill_pids, mkdir_all, parse_pids, read, read_opt, remove_tree, stats, write, CgroupError, Result};
+use super::{
+    bpf, kill_pids, mkdir_all, parse_pids, read, read_opt, remove_tree, stats, write, CgroupError,
+    Result,
+};
 use super::{SUPERVISOR_LEAF, V2_CONTROLLERS};
 use crate::spec::types::{DeviceRule, ResourceSpec};
 
@@ -36,7 +39,11 @@ impl V2Cgroups {
     /// `mount` is the cgroup2 mount point, `parent_rel` the containers' parent
     /// below it, `delegated` berth's own cgroup when it must move into a leaf.
     pub fn new(mount: &Path, parent_rel: &str, delegated: Option<&str>) -> Self {
-        V2Cgroups { mount: mount.to_path_buf(), parent_rel: parent_rel.to_string(), delegated: delegated.map(String::from) }
+        V2Cgroups {
+            mount: mount.to_path_buf(),
+            parent_rel: parent_rel.to_string(),
+            delegated: delegated.map(String::from),
+        }
     }
 
     /// The containers' parent directory.
@@ -58,7 +65,8 @@ impl V2Cgroups {
             for pid in parse_pids(&read(&own_dir.join("cgroup.procs"))?) {
                 match write(&leaf.join("cgroup.procs"), &pid.to_string()) {
                     // The process exited meanwhile.
-                    Err(CgroupError::Write { source, .. }) if source.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(CgroupError::Write { source, .. })
+                        if source.raw_os_error() == Some(libc::ESRCH) => {}
                     other => other?,
                 }
             }
@@ -107,8 +115,10 @@ impl V2Cgroups {
     /// Write the limits live.
     pub fn apply(&self, name: &str, r: &ResourceSpec) -> Result<()> {
         let dir = self.dir(name);
-        let available: BTreeSet<String> =
-            read(&dir.join("cgroup.controllers"))?.split_whitespace().map(String::from).collect();
+        let available: BTreeSet<String> = read(&dir.join("cgroup.controllers"))?
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         for w in translate::v2_writes(r) {
             if !available.contains(w.controller) {
                 match w.field {
@@ -148,7 +158,11 @@ impl V2Cgroups {
         if f.exists() {
             Ok(f)
         } else {
-            Err(CgroupError::Unsupported { what: "pause", path: f, hint: "use kernel 5.2 or newer" })
+            Err(CgroupError::Unsupported {
+                what: "pause",
+                path: f,
+                hint: "use kernel 5.2 or newer",
+            })
         }
     }
 
@@ -164,7 +178,10 @@ impl V2Cgroups {
             }
             if start.elapsed() > super::FREEZE_WAIT {
                 let _ = write(&f, "0");
-                return Err(CgroupError::FreezeTimeout { path: f, secs: super::FREEZE_WAIT.as_secs() });
+                return Err(CgroupError::FreezeTimeout {
+                    path: f,
+                    secs: super::FREEZE_WAIT.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -213,7 +230,14 @@ impl V2Cgroups {
         let p = self.parent();
         match std::fs::remove_dir(&p) {
             Ok(()) => Ok(()),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::EBUSY | libc::ENOTEMPTY)) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT | libc::EBUSY | libc::ENOTEMPTY)
+                ) =>
+            {
+                Ok(())
+            }
             Err(source) => Err(CgroupError::Remove { path: p, source }),
         }
     }
@@ -223,7 +247,9 @@ impl V2Cgroups {
 /// A refusal is not fatal here: `apply` reports a missing controller with the
 /// manifest field that needs it, which says more than EBUSY would.
 fn enable_controllers(level: &Path) {
-    let Some(avail) = read_opt(&level.join("cgroup.controllers")) else { return };
+    let Some(avail) = read_opt(&level.join("cgroup.controllers")) else {
+        return;
+    };
     let enabled = read_opt(&level.join("cgroup.subtree_control")).unwrap_or_default();
     let enabled: BTreeSet<&str> = enabled.split_whitespace().collect();
     for c in avail.split_whitespace() {
@@ -237,7 +263,12 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
     match std::fs::read_to_string(dir.join("cgroup.procs")) {
         Ok(t) => out.extend(parse_pids(&t)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(CgroupError::Read { path: dir.join("cgroup.procs"), source }),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.join("cgroup.procs"),
+                source,
+            })
+        }
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
@@ -280,8 +311,18 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let m = tmp.path();
         let all = "cpuset cpu io memory hugetlb pids rdma misc";
-        touch(m, &[("cgroup.controllers", all), ("cgroup.subtree_control", ""), ("cgroup.procs", "1\n")]);
-        let mi = format!("25 20 0:22 / {} rw - cgroup2 cgroup2 rw,nsdelegate\n", m.display());
+        touch(
+            m,
+            &[
+                ("cgroup.controllers", all),
+                ("cgroup.subtree_control", ""),
+                ("cgroup.procs", "1\n"),
+            ],
+        );
+        let mi = format!(
+            "25 20 0:22 / {} rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            m.display()
+        );
         let layout = Layout::parse(&mi, &format!("0::{own}\n")).expect("layout");
         let b = CgroupBackend::from_layout(&layout, &ParentPolicy::Auto).expect("backend");
         (tmp, b)
@@ -291,21 +332,40 @@ mod tests {
     fn delegated_instance_moves_into_leaf_and_enables_down() {
         let (tmp, b) = fake("/services/berth/instance1");
         let m = tmp.path();
-        let sub = [("cgroup.controllers", "cpu memory pids"), ("cgroup.subtree_control", "")];
+        let sub = [
+            ("cgroup.controllers", "cpu memory pids"),
+            ("cgroup.subtree_control", ""),
+        ];
         touch(&m.join("services"), &sub);
         touch(&m.join("services/berth"), &sub);
         let inst = m.join("services/berth/instance1");
-        touch(&inst, &[("cgroup.controllers", "cpu memory pids"), ("cgroup.subtree_control", ""), ("cgroup.procs", "77\n78\n")]);
+        touch(
+            &inst,
+            &[
+                ("cgroup.controllers", "cpu memory pids"),
+                ("cgroup.subtree_control", ""),
+                ("cgroup.procs", "77\n78\n"),
+            ],
+        );
         // What the kernel would create with the directories.
         touch(&inst.join("supervisor"), &[("cgroup.procs", "")]);
-        touch(&inst.join("containers"), &[("cgroup.controllers", "cpu memory pids"), ("cgroup.subtree_control", "")]);
+        touch(
+            &inst.join("containers"),
+            &[
+                ("cgroup.controllers", "cpu memory pids"),
+                ("cgroup.subtree_control", ""),
+            ],
+        );
         b.create("web").expect("create");
         // Both processes were moved (the fake keeps the last write).
         assert_eq!(get(&inst.join("supervisor/cgroup.procs")), "78");
         // Each level passes its controllers on; the last write per file is the last one enabled.
         assert_eq!(get(&m.join("cgroup.subtree_control")), "+pids");
         assert_eq!(get(&inst.join("cgroup.subtree_control")), "+pids");
-        assert_eq!(get(&inst.join("containers/cgroup.subtree_control")), "+pids");
+        assert_eq!(
+            get(&inst.join("containers/cgroup.subtree_control")),
+            "+pids"
+        );
         assert!(inst.join("containers/web").is_dir());
         // hugetlb, rdma and misc are never enabled: only what berth uses.
         assert!(!get(&m.join("cgroup.subtree_control")).contains("hugetlb"));
@@ -315,10 +375,23 @@ mod tests {
     fn already_enabled_controllers_are_not_rewritten() {
         let (tmp, b) = fake("/");
         let m = tmp.path();
-        std::fs::write(m.join("cgroup.subtree_control"), "cpuset cpu io memory pids").expect("w");
-        touch(&m.join("berth"), &[("cgroup.controllers", ""), ("cgroup.subtree_control", "untouched")]);
+        std::fs::write(
+            m.join("cgroup.subtree_control"),
+            "cpuset cpu io memory pids",
+        )
+        .expect("w");
+        touch(
+            &m.join("berth"),
+            &[
+                ("cgroup.controllers", ""),
+                ("cgroup.subtree_control", "untouched"),
+            ],
+        );
         b.create("web").expect("create");
-        assert_eq!(get(&m.join("cgroup.subtree_control")), "cpuset cpu io memory pids");
+        assert_eq!(
+            get(&m.join("cgroup.subtree_control")),
+            "cpuset cpu io memory pids"
+        );
         assert_eq!(get(&m.join("berth/cgroup.subtree_control")), "untouched");
     }
 
@@ -354,7 +427,10 @@ mod tests {
             memory: Some(32 << 20),
             swap: Some(0),
             cpu_weight: Some(50),
-            cpu_max: Some(CpuMax { quota_us: 50_000, period_us: 100_000 }),
+            cpu_max: Some(CpuMax {
+                quota_us: 50_000,
+                period_us: 100_000,
+            }),
             pids: Some(16),
             io_weight: Some(300),
             ..Default::default()
@@ -382,16 +458,43 @@ mod tests {
         std::fs::write(tmp.path().join("cgroup.controllers"), "cpu pids").expect("w");
         container(tmp.path(), "cpu pids");
         // Resets for missing controllers are skipped.
-        b.apply("web", &ResourceSpec { pids: Some(3), ..Default::default() }).expect("apply");
-        let err = b.apply("web", &ResourceSpec { memory: Some(1), ..Default::default() }).expect_err("no memory");
+        b.apply(
+            "web",
+            &ResourceSpec {
+                pids: Some(3),
+                ..Default::default()
+            },
+        )
+        .expect("apply");
+        let err = b
+            .apply(
+                "web",
+                &ResourceSpec {
+                    memory: Some(1),
+                    ..Default::default()
+                },
+            )
+            .expect_err("no memory");
         assert_eq!(
             err.to_string(),
             "containers.web.resources.memory needs the memory controller; enable CONFIG_MEMCG"
         );
         // The kernel has io but the parent did not pass it down: a delegation hint.
         std::fs::write(tmp.path().join("cgroup.controllers"), "cpu pids io").expect("w");
-        let err = b.apply("web", &ResourceSpec { io_weight: Some(5), ..Default::default() }).expect_err("no io");
-        assert!(err.to_string().contains("not enabled in cgroup.subtree_control"), "{err}");
+        let err = b
+            .apply(
+                "web",
+                &ResourceSpec {
+                    io_weight: Some(5),
+                    ..Default::default()
+                },
+            )
+            .expect_err("no io");
+        assert!(
+            err.to_string()
+                .contains("not enabled in cgroup.subtree_control"),
+            "{err}"
+        );
     }
 
     #[test]
