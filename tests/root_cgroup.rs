@@ -257,6 +257,28 @@ fn live_change_keeps_the_pid() {
             },
         )
         .expect("lower");
+    // Raising memory above the old memory+swap: v1 refuses the memory limit
+    // (EINVAL) until memsw is raised, so the backend retries it after.
+    let raise = ResourceSpec {
+        memory: Some(96 << 20),
+        swap: Some(0),
+        ..Default::default()
+    };
+    f.backend.apply(f.name, &raise).expect("raise");
+    if f.backend.version() == 1 {
+        assert_eq!(
+            f.read("memory", "memory.limit_in_bytes"),
+            (96u64 << 20).to_string()
+        );
+        if f.file("memory", "memory.memsw.limit_in_bytes").exists() {
+            assert_eq!(
+                f.read("memory", "memory.memsw.limit_in_bytes"),
+                (96u64 << 20).to_string()
+            );
+        }
+    } else {
+        assert_eq!(f.read("memory", "memory.swap.max"), "0");
+    }
     f.backend
         .apply(f.name, &ResourceSpec::default())
         .expect("reset");

@@ -212,9 +212,12 @@ impl V1Cgroups {
             .map(|p| p.join(name))
             .unwrap_or_default();
         if self.dirs.contains_key("freezer") {
-            self.freeze(name)?;
+            // A freeze that times out (a task in D state) must not stop the kill.
+            let frozen = self.freeze(name).is_ok();
             let killed = self.pids(name).and_then(|p| kill_pids(&p, &dir));
-            self.thaw(name)?;
+            if frozen {
+                self.thaw(name)?;
+            }
             return killed;
         }
         for _ in 0..50 {
