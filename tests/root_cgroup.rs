@@ -209,6 +209,41 @@ fn fork_loop_stops_at_pids_max() {
     });
 }
 
+/// The kill fallback of kernels without cgroup.kill (v1, and v2 before 5.14):
+/// freeze, SIGKILL every pid, thaw. Forked children that left the main
+/// process die too.
+#[test]
+fn kill_all_fallback_takes_forks() {
+    need_root!();
+    let mut f = Fixture::new("kill");
+    if let CgroupBackend::V2(b) = &mut f.backend {
+        b.disable_cgroup_kill();
+    }
+    let i = f.spawn(
+        "for n in 1 2 3 4; do busybox sleep 60 </dev/null >/dev/null 2>&1 & done; exec busybox sleep 60",
+        &[],
+    );
+    wait_until("5 tasks", Duration::from_secs(10), || {
+        f.backend
+            .pids(f.name)
+            .map(|p| p.len() == 5)
+            .unwrap_or(false)
+    });
+    f.backend.kill_all(f.name).expect("kill_all");
+    let status = f.kids[i].wait().expect("wait");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    wait_until("empty cgroup", Duration::from_secs(5), || {
+        f.backend
+            .pids(f.name)
+            .map(|p| p.is_empty())
+            .unwrap_or(false)
+    });
+    // Not left frozen: a new task placed there runs.
+    let j = f.spawn("echo alive", &[]);
+    let out = f.kids.remove(j).wait_with_output().expect("wait");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alive");
+}
+
 #[test]
 fn live_change_keeps_the_pid() {
     need_root!();
@@ -278,6 +313,12 @@ fn live_change_keeps_the_pid() {
         }
     } else {
         assert_eq!(f.read("memory", "memory.swap.max"), "0");
+        let io = ResourceSpec {
+            io_weight: Some(300),
+            ..Default::default()
+        };
+        f.backend.apply(f.name, &io).expect("io weight");
+        assert_eq!(f.read("io", "io.weight"), "default 300");
     }
     f.backend
         .apply(f.name, &ResourceSpec::default())

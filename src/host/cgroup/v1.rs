@@ -35,6 +35,13 @@ impl V1Cgroups {
             .map(|(m, rel)| m.join(rel.trim_start_matches('/')))
     }
 
+    /// The parent relative to each mount point, by controller.
+    pub fn parent_rels(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.dirs
+            .iter()
+            .map(|(c, (_, rel))| (c.as_str(), rel.as_str()))
+    }
+
     fn dir(&self, controller: &str, name: &str) -> Option<PathBuf> {
         self.parent(controller).map(|p| p.join(name))
     }

@@ -29,6 +29,8 @@ pub struct V2Cgroups {
     parent_rel: String,
     /// The delegated own cgroup whose processes move into the supervisor leaf.
     delegated: Option<String>,
+    /// Use cgroup.kill when the kernel has it (5.14+); off to test the fallback.
+    cgroup_kill: bool,
 }
 
 fn components(rel: &str) -> impl Iterator<Item = &str> {
@@ -43,7 +45,20 @@ impl V2Cgroups {
             mount: mount.to_path_buf(),
             parent_rel: parent_rel.to_string(),
             delegated: delegated.map(String::from),
+            cgroup_kill: true,
         }
+    }
+
+    /// Never use cgroup.kill, as on kernels before 5.14 (tests of the fallback).
+    pub fn disable_cgroup_kill(&mut self) {
+        self.cgroup_kill = false;
+    }
+
+    /// The containers' parent relative to the mount. The runtime records it so
+    /// that later commands (run from any cgroup) reopen the same place with
+    /// `ParentPolicy::Fixed`.
+    pub fn parent_rel(&self) -> &str {
+        &self.parent_rel
     }
 
     /// The containers' parent directory.
@@ -204,7 +219,7 @@ impl V2Cgroups {
     pub fn kill_all(&self, name: &str) -> Result<()> {
         let dir = self.dir(name);
         let kill = dir.join("cgroup.kill");
-        if kill.exists() {
+        if self.cgroup_kill && kill.exists() {
             return write(&kill, "1");
         }
         let frozen = self.freeze(name).is_ok();
