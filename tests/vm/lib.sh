@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Helpers for VM scenarios (sourced from /lib/vmtest.sh inside the VM).
 
 # run_test BIN TEST [extra args]: run one Rust test by exact name and insist

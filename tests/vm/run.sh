@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/bin/bash
 # Boot a Debian kernel under qemu (TCG, never KVM) with an initramfs holding
 # busybox, kernel modules, berth and test binaries; run every scenario and
 # report one RESULT line per scenario. Fails on any failure or a timeout.
@@ -18,8 +18,14 @@ modules=${VM_MODULES:-veth macvlan ipvlan overlay bridge 8021q}
 mkdir -p "$vm_dir"
 
 # 1. The kernel: the package linux-image-amd64 depends on, unpacked once.
-if ! ls "$vm_dir"/kernel/boot/vmlinuz-* >/dev/null 2>&1; then
-    pkg=$(apt-cache depends linux-image-amd64 | sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n 1)
+if ! compgen -G "$vm_dir/kernel/boot/vmlinuz-*" >/dev/null; then
+    find_pkg() {
+        apt-cache depends linux-image-amd64 2>/dev/null |
+            sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n 1
+    }
+    pkg=$(find_pkg)
+    # A fresh machine may have no package lists yet.
+    [ -n "$pkg" ] || { apt-get update -q >&2 && pkg=$(find_pkg); }
     [ -n "$pkg" ] || { echo "vmtest: cannot find the kernel package behind linux-image-amd64" >&2; exit 1; }
     mkdir -p "$vm_dir/deb"
     rm -f "$vm_dir"/deb/*.deb
@@ -27,7 +33,8 @@ if ! ls "$vm_dir"/kernel/boot/vmlinuz-* >/dev/null 2>&1; then
     rm -rf "$vm_dir/kernel"
     dpkg-deb -x "$vm_dir"/deb/*.deb "$vm_dir/kernel"
 fi
-vmlinuz=$(ls "$vm_dir"/kernel/boot/vmlinuz-* | head -n 1)
+set -- "$vm_dir"/kernel/boot/vmlinuz-*
+vmlinuz=$1
 kver=${vmlinuz##*/vmlinuz-}
 moddir=$vm_dir/kernel/lib/modules/$kver
 
@@ -76,7 +83,7 @@ initrd=$vm_dir/initramfs.cpio.gz
 
 # 3. Boot. -no-reboot turns the final poweroff (or a panic) into an exit.
 log=$vm_dir/console.log
-echo "vmtest: booting $kver ($(ls "$root/scenarios" | wc -l) scenarios, timeout ${timeout_s}s)"
+echo "vmtest: booting $kver ($(find "$root/scenarios" -type f | wc -l) scenarios, timeout ${timeout_s}s)"
 set +e
 timeout "$timeout_s" qemu-system-x86_64 -accel tcg -nographic -no-reboot -m 1G -smp 2 \
     -kernel "$vmlinuz" -initrd "$initrd" \
