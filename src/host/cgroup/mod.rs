@@ -449,6 +449,20 @@ impl CgroupBackend {
         }
     }
 
+    /// The containers' parent relative to the hierarchy root (v1: of the first
+    /// mounted controller). The runtime records it at create time so that later
+    /// commands, run from any cgroup, reopen it with `ParentPolicy::Fixed`.
+    pub fn parent_rel(&self) -> String {
+        match self {
+            Self::V1(b) => b
+                .parent_rels()
+                .next()
+                .map(|(_, r)| r.to_string())
+                .unwrap_or_default(),
+            Self::V2(b) => b.parent_rel().to_string(),
+        }
+    }
+
     /// The version in use: 1 or 2.
     pub fn version(&self) -> u8 {
         match self {
