@@ -189,3 +189,33 @@ fn plan_json_lists_actions() {
         .collect();
     assert_eq!(actions, ["fetch_image", "create", "start"]);
 }
+
+#[test]
+fn render_raw_shows_an_invalid_manifest() {
+    let out = berth(&["render", "--raw", "tests/bad/size.yaml"], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("memory: 12QB"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn missing_vars_file_is_a_usage_error() {
+    let out = berth(
+        &[
+            "validate",
+            "--vars-file",
+            "/nonexistent/v.yaml",
+            "examples/web-bridge.yaml",
+        ],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("berth: read vars file `/nonexistent/v.yaml`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

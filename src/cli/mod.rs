@@ -49,8 +49,11 @@ pub enum Command {
         #[command(flatten)]
         manifest: ManifestArgs,
         /// Print the resolved desired state as JSON instead
-        #[arg(long)]
+        #[arg(long, conflicts_with = "raw")]
         json: bool,
+        /// Print only the template's output, even when it is not a valid manifest
+        #[arg(long)]
+        raw: bool,
     },
     /// Show what `apply` would change
     Plan {
@@ -129,7 +132,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Render { manifest, json } => {
+        Command::Render {
+            manifest,
+            raw: true,
+            ..
+        } => {
+            print!("{}", source::render_manifest(&manifest)?);
+            Ok(())
+        }
+        Command::Render { manifest, json, .. } => {
             let loaded = load_manifest(&manifest)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&loaded.desired)?);

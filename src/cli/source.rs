@@ -42,7 +42,18 @@ impl ManifestArgs {
 
 /// Read, render, parse and validate the manifest the arguments name.
 pub fn load_manifest(args: &ManifestArgs) -> anyhow::Result<Loaded> {
-    let name = args.display_name().to_string();
+    let (text, base_dir, input) = read_with_input(args)?;
+    Ok(spec::load(args.display_name(), &text, &base_dir, &input)?)
+}
+
+/// Only render the manifest's template: the YAML that validation reads, shown
+/// even when it is not a valid manifest.
+pub fn render_manifest(args: &ManifestArgs) -> anyhow::Result<String> {
+    let (text, _, input) = read_with_input(args)?;
+    Ok(spec::render::render(args.display_name(), &text, &input)?)
+}
+
+fn read_with_input(args: &ManifestArgs) -> anyhow::Result<(String, String, RenderInput)> {
     let (text, base_dir) = read_source(&args.source)?;
     let mut input = RenderInput {
         facts: facts::read(Path::new("/")),
@@ -57,8 +68,8 @@ pub fn load_manifest(args: &ManifestArgs) -> anyhow::Result<Loaded> {
         input.vars.insert(k.trim().to_string(), v.to_string());
     }
     if let Some(file) = &args.vars_file {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("read vars file `{file}`"))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| UsageError(format!("read vars file `{file}`: {e}")))?;
         input.vars_file =
             serde_yaml::from_str::<Option<BTreeMap<String, serde_yaml::Value>>>(&text)
                 .map_err(|e| {
@@ -68,7 +79,7 @@ pub fn load_manifest(args: &ManifestArgs) -> anyhow::Result<Loaded> {
                 })?
                 .unwrap_or_default();
     }
-    Ok(spec::load(&name, &text, &base_dir, &input)?)
+    Ok((text, base_dir, input))
 }
 
 /// The manifest text and the directory relative image paths are taken from.

@@ -138,7 +138,7 @@ pub struct ContainerFields {
     /// `never`, `on-failure` or `always`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
-    /// e.g. `SIGTERM`, `TERM`, `PWR`, `RTMIN+3` or a number.
+    /// e.g. `SIGTERM`, `TERM`, `PWR`, `RTMIN+3`; names only, since numbers differ per architecture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     /// Seconds (`10`) or a duration (`10s`, `2m`).
