@@ -165,6 +165,7 @@ fn main() {
                 mode: MacvlanMode::Bridge,
                 vlan: None,
                 host_link: false,
+                host_address: Vec::new(),
             },
             mtu: None,
         },

@@ -254,6 +254,7 @@ fn macvlan_net(name: &str, parent: &str, vlan: Option<u16>, host_link: bool) -> 
             mode: MacvlanMode::Bridge,
             vlan,
             host_link,
+            host_address: Vec::new(),
         },
         mtu: None,
     }
@@ -428,8 +429,11 @@ fn macvlan_containers_reach_each_other_and_host_link() {
     }
     in_host_ns(|| {
         make_parent();
-        let lan = macvlan_net("mlan", "p0", None, true);
-        net::ensure_network_with(&lan, &[cidr("10.52.0.1/24")]).expect("host link");
+        let mut lan = macvlan_net("mlan", "p0", None, true);
+        if let NetworkKind::Macvlan { host_address, .. } = &mut lan.kind {
+            host_address.push(cidr("10.52.0.1/24"));
+        }
+        net::ensure_network(&lan).expect("host link");
         let nets = networks(vec![
             lan,
             macvlan_net("lo-net", "lo", None, false),

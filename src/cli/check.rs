@@ -432,6 +432,7 @@ mod tests {
                     mode: crate::spec::types::MacvlanMode::Bridge,
                     vlan: Some(7),
                     host_link: false,
+                    host_address: Vec::new(),
                 },
                 mtu: None,
             },

@@ -182,6 +182,7 @@ impl Ctx {
                 parent,
                 vlan,
                 host_link,
+                host_address,
                 ..
             } => {
                 let parent = self.parent(&w, parent, *vlan)?;
@@ -212,7 +213,8 @@ impl Ctx {
                     .create(msg)
                     .map_err(|e| create_err(&w, Kind::Macvlan, &name, Some(&parent.1), false, e))?;
                 let index = self.marked(&w, &name, names::network_mark(&net.name))?;
-                self.add_host_addrs(&w, index, &name, host_addresses)
+                let addrs: Vec<Cidr> = host_address.iter().chain(host_addresses).copied().collect();
+                self.add_host_addrs(&w, index, &name, &addrs)
             }
             NetworkKind::Ipvlan { parent, vlan, .. } => self.parent(&w, parent, *vlan).map(|_| ()),
             NetworkKind::None | NetworkKind::Host => Ok(()),
@@ -304,9 +306,8 @@ pub fn ensure_network(net: &NetworkSpec) -> Result<(), NetError> {
     ensure_network_with(net, &[])
 }
 
-/// [`ensure_network`] with addresses for the host side: added to a created
-/// bridge, and given to a macvlan host link (the manifest has no field for
-/// that yet, so the caller passes it).
+/// [`ensure_network`] with more addresses for the host side, beyond the
+/// network's own: added to a created bridge or a macvlan host link.
 pub fn ensure_network_with(net: &NetworkSpec, host_addresses: &[Cidr]) -> Result<(), NetError> {
     let mut ctx = Ctx::new()?;
     match ctx.ensure(net, host_addresses, None) {
