@@ -3,6 +3,7 @@
 //! Each error is printed once, by `main`, as `berth: <error>: <cause>...`.
 
 mod apply;
+mod check;
 pub mod containers;
 pub mod exec;
 pub mod kill;
@@ -83,6 +84,8 @@ pub enum Command {
         #[arg(long)]
         no_prune: bool,
     },
+    /// Compare what the manifest needs with what this kernel has
+    Check(check::CheckArgs),
     #[command(flatten)]
     Container(containers::ContainerCommand),
 }
@@ -185,6 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_prune,
         } => apply::plan(&cli.global, &manifest, json, !no_prune),
         Command::Apply { manifest, no_prune } => apply::apply(&cli.global, &manifest, !no_prune),
+        Command::Check(args) => check::run(&args),
         Command::Container(c) => containers::run(&cli.global, &c).map(drop),
     }
 }
