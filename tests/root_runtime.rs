@@ -932,3 +932,49 @@ fn the_monitor_moves_into_its_own_cgroup() {
     );
     fx.runtime().stop(&fx.paths.run_dir, Some(0)).unwrap();
 }
+
+#[test]
+fn logs_follow_ends_with_the_container() {
+    if !root() {
+        return;
+    }
+    let mut fx = Fixture::new();
+    let rr = fx.dir.path().join("rr");
+    fx.paths.run_dir = rr.join("chatty");
+    fx.start(&sh(
+        "chatty",
+        "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done",
+    ))
+    .unwrap();
+    let out = Command::new(BERTH)
+        .args(["logs", "--runtime-dir"])
+        .arg(&rr)
+        .args(["-f", "chatty"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "line 1\nline 2\nline 3\nline 4\nline 5\n"
+    );
+}
+
+#[test]
+fn kill_makes_an_always_container_restart() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new();
+    let mut spec = default_spec("phoenix", vec!["sleep".into(), "300".into()]);
+    spec.restart = RestartPolicy::Always;
+    let first = fx.start(&spec).unwrap();
+    fx.runtime().kill(&fx.paths.run_dir, libc::SIGKILL).unwrap();
+    wait_until(
+        "a new init",
+        5,
+        || matches!(state::status(&fx.paths.run_dir).unwrap().0, Status::Running { pid, .. } if pid != first),
+    );
+    let st = fx.state();
+    assert_eq!(st.restarts, 1);
+    assert_eq!(st.last_exit.and_then(|e| e.signal), Some(libc::SIGKILL));
+}

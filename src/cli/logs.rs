@@ -31,8 +31,8 @@ pub fn run(root: &Path, args: &LogsArgs) -> anyhow::Result<ExitCode> {
     if let (Status::Missing, _) = state::status(&dir)? {
         bail!("no container `{}` in `{}`", args.name, dir.display());
     }
-    let text =
-        logs::tail(&dir, args.lines).with_context(|| format!("read the log of `{}`", args.name))?;
+    let (text, pos) = logs::tail_at(&dir, args.lines)
+        .with_context(|| format!("read the log of `{}`", args.name))?;
     let mut out = std::io::stdout().lock();
     out.write_all(&text)?;
     out.flush()?;
@@ -44,7 +44,7 @@ pub fn run(root: &Path, args: &LogsArgs) -> anyhow::Result<ExitCode> {
                 Ok(Status::Running { .. } | Status::Restarting | Status::Stopping { .. })
             )
         };
-        logs::follow(&dir, &mut out, &mut alive)?;
+        logs::follow(&dir, &mut out, pos, &mut alive)?;
     }
     Ok(ExitCode::SUCCESS)
 }

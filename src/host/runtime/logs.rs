@@ -76,14 +76,23 @@ fn rotated(path: &Path) -> PathBuf {
 
 /// The last `n` lines of the log (both generations); all lines when `n` is None.
 pub fn tail(dir: &Path, n: Option<usize>) -> io::Result<Vec<u8>> {
+    tail_at(dir, n).map(|(text, _)| text)
+}
+
+/// `tail`, plus how far into the current file it read (where `follow` starts).
+pub fn tail_at(dir: &Path, n: Option<usize>) -> io::Result<(Vec<u8>, u64)> {
     let path = dir.join(LOG_FILE);
     let mut all = fs::read(rotated(&path)).unwrap_or_default();
+    let mut pos = 0;
     match fs::read(&path) {
-        Ok(cur) => all.extend_from_slice(&cur),
+        Ok(cur) => {
+            pos = u64::try_from(cur.len()).unwrap_or(0);
+            all.extend_from_slice(&cur);
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    let Some(n) = n else { return Ok(all) };
+    let Some(n) = n else { return Ok((all, pos)) };
     // Skip a final newline, then find the start of the n-th line from the end.
     let body = all.strip_suffix(b"\n").unwrap_or(&all);
     let mut start = 0;
@@ -100,18 +109,21 @@ pub fn tail(dir: &Path, n: Option<usize>) -> io::Result<Vec<u8>> {
     if n == 0 {
         start = all.len();
     }
-    Ok(all[start..].to_vec())
+    Ok((all[start..].to_vec(), pos))
 }
 
-/// Copy new log output to `out` until `keep_going` says stop, following rotation.
+/// Copy log output past byte `pos` of the current file to `out` until
+/// `keep_going` says stop (then once more, for what came in meanwhile),
+/// following rotation. Start at the position `tail` returned.
 pub fn follow(
     dir: &Path,
     out: &mut dyn Write,
+    mut pos: u64,
     keep_going: &mut dyn FnMut() -> bool,
 ) -> io::Result<()> {
     let path = dir.join(LOG_FILE);
-    let mut pos = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut buf = vec![0u8; 8192];
+    let mut last = false;
     loop {
         let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if len < pos {
@@ -135,8 +147,12 @@ pub fn follow(
             }
             out.flush()?;
         }
-        if !keep_going() {
+        if last {
             return Ok(());
+        }
+        if !keep_going() {
+            last = true;
+            continue;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -181,7 +197,9 @@ mod tests {
         let mut out = Vec::new();
         let mut rounds = 0;
         let p = dir.path().to_path_buf();
-        follow(dir.path(), &mut out, &mut || {
+        let (_, pos) = tail_at(dir.path(), None).unwrap();
+        assert_eq!(pos, 4);
+        follow(dir.path(), &mut out, pos, &mut || {
             rounds += 1;
             if rounds == 1 {
                 fs::write(p.join(LOG_FILE), "old\nnew\n").unwrap();
