@@ -199,9 +199,10 @@ fn open_pty() -> Result<(RawFd, RawFd), RuntimeError> {
 }
 
 /// Copy our stdin to the pty and the pty to our stdout until it closes, with
-/// our terminal in raw mode.
+/// our terminal in raw mode; window size changes (SIGWINCH) follow along.
 fn relay_pty(master: RawFd) {
-    // SAFETY: termios calls on our stdin; poll/read/write on valid buffers and fds.
+    // SAFETY: termios, signal mask and signalfd calls on our own fds;
+    // poll/read/write on valid buffers and fds.
     unsafe {
         let mut saved = std::mem::zeroed::<libc::termios>();
         let is_tty = libc::tcgetattr(0, &mut saved) == 0;
@@ -210,6 +211,11 @@ fn relay_pty(master: RawFd) {
             libc::cfmakeraw(&mut raw);
             libc::tcsetattr(0, libc::TCSANOW, &raw);
         }
+        let mut winch = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut winch);
+        libc::sigaddset(&mut winch, libc::SIGWINCH);
+        libc::sigprocmask(libc::SIG_BLOCK, &winch, std::ptr::null_mut());
+        let sfd = libc::signalfd(-1, &winch, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         let mut buf = [0u8; 4096];
         let mut stdin_open = true;
         loop {
@@ -220,12 +226,17 @@ fn relay_pty(master: RawFd) {
                     revents: 0,
                 },
                 libc::pollfd {
+                    fd: sfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
                     fd: 0,
                     events: libc::POLLIN,
                     revents: 0,
                 },
             ];
-            let n = libc::poll(p.as_mut_ptr(), if stdin_open { 2 } else { 1 }, -1);
+            let n = libc::poll(p.as_mut_ptr(), if stdin_open { 3 } else { 2 }, -1);
             if n < 0 {
                 if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                     continue;
@@ -239,7 +250,14 @@ fn relay_pty(master: RawFd) {
                 }
                 libc::write(1, buf.as_ptr().cast(), usize::try_from(r).unwrap_or(0));
             }
-            if stdin_open && p[1].revents != 0 {
+            if p[1].revents != 0 {
+                libc::read(sfd, buf.as_mut_ptr().cast(), buf.len());
+                let mut ws = std::mem::zeroed::<libc::winsize>();
+                if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+                    libc::ioctl(master, libc::TIOCSWINSZ, &ws);
+                }
+            }
+            if stdin_open && p[2].revents != 0 {
                 let r = libc::read(0, buf.as_mut_ptr().cast(), buf.len());
                 if r <= 0 {
                     stdin_open = false;
@@ -248,6 +266,10 @@ fn relay_pty(master: RawFd) {
                 }
             }
         }
+        if sfd >= 0 {
+            libc::close(sfd);
+        }
+        libc::sigprocmask(libc::SIG_UNBLOCK, &winch, std::ptr::null_mut());
         if is_tty {
             libc::tcsetattr(0, libc::TCSANOW, &saved);
         }
