@@ -519,6 +519,18 @@ fn cli_status_exec_logs_stop_rm() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["state"], "running");
     assert_eq!(v[0]["pid"], pid);
+    // Addresses come live from the container's own network namespace.
+    let ip = Command::new("nsenter")
+        .arg("-t")
+        .arg(pid.to_string())
+        .args(["-n", "sh", "-c"])
+        .arg("ip link add a0 type veth peer name a1 && ip addr add 10.99.0.2/24 dev a0")
+        .status()
+        .unwrap();
+    assert!(ip.success());
+    let (_, out) = berth(&["status", "cli", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["addresses"], serde_json::json!(["a0=10.99.0.2/24"]));
     let (code, out) = berth(&["exec", "cli", "--", "sh", "-c", "exit 5"]);
     assert_eq!(code, 5, "{out}");
     wait_until("the log line", 5, || {

@@ -33,6 +33,8 @@ pub struct Row {
     pub restarts: u32,
     pub last_exit: Option<ExitInfo>,
     pub error: Option<String>,
+    /// Addresses live in the container's network namespace (loopback left out).
+    pub addresses: Vec<String>,
 }
 
 /// The row of the container whose runtime dir is `dir`.
@@ -72,7 +74,22 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
         restarts: st.restarts,
         last_exit: st.last_exit,
         error: st.error.clone(),
+        addresses: pid.map(addresses).unwrap_or_default(),
     }
+}
+
+fn addresses(pid: i32) -> Vec<String> {
+    let Ok(pid) = u32::try_from(pid) else {
+        return Vec::new();
+    };
+    crate::host::net::observe(crate::host::net::NetnsRef::Pid(pid))
+        .map(|ifaces| {
+            ifaces
+                .iter()
+                .flat_map(|i| i.addresses.iter().map(move |a| format!("{}={a}", i.name)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Every container under the runtime root, sorted by name.
@@ -102,7 +119,7 @@ fn uptime(secs: Option<u64>) -> String {
 /// Print rows as a table.
 pub fn print_table(rows: &[Row]) {
     println!(
-        "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}",
+        "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}  ADDRESSES",
         "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"
     );
     for r in rows {
@@ -111,8 +128,13 @@ pub fn print_table(rows: &[Row]) {
             .last_exit
             .map(|e| e.code.to_string())
             .unwrap_or_else(|| "-".into());
+        let addrs = if r.addresses.is_empty() {
+            "-".to_string()
+        } else {
+            r.addresses.join(",")
+        };
         println!(
-            "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}",
+            "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}  {addrs}",
             r.name,
             r.state,
             pid,
