@@ -16,3 +16,7 @@ bench-runtime: check-cargo
 	@mkdir -p $(BUILD)/bench
 	bench/start.sh target/x86_64-unknown-linux-musl/release/berth $(BUILD)/bench/runtime.md
 	python3 bench/put_section.py docs/benchmarks.md $(BUILD)/bench/runtime.md
+
+# The VM tier (mk/cgroup.mk) also runs the runtime's root tests on a cgroup2-only
+# kernel (tests/vm/scenarios/runtime-*).
+VM_TESTS += root_runtime

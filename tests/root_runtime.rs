@@ -28,7 +28,11 @@ fn root() -> bool {
     true
 }
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+/// The berth binary: cargo's, or `BERTH_BIN` where the tests run elsewhere
+/// (the VM tier copies binaries to /tests).
+fn berth_bin() -> String {
+    std::env::var("BERTH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_berth").to_string())
+}
 
 /// A container's dirs: rootfs from busybox, runtime dir, store dir.
 struct Fixture {
@@ -94,7 +98,7 @@ impl Fixture {
     fn run(&self, spec: &Spec) -> (i32, String) {
         let file = self.dir.path().join("spec.json");
         fs::write(&file, serde_json::to_vec(spec).unwrap()).unwrap();
-        let out = Command::new(BERTH)
+        let out = Command::new(berth_bin())
             .args(["__run", "--rootfs"])
             .arg(&self.paths.rootfs)
             .arg("--spec")
@@ -107,7 +111,7 @@ impl Fixture {
     }
 
     fn runtime(&self) -> Runtime {
-        Runtime::new(BERTH.into())
+        Runtime::new(berth_bin().into())
     }
 
     fn start(&self, spec: &Spec) -> Result<i32, RuntimeError> {
@@ -501,7 +505,7 @@ fn cli_status_exec_logs_stop_rm() {
     let pid = fx.start(&spec).unwrap();
     let berth = |args: &[&str]| {
         // The option goes right after the subcommand: exec's command ends the line.
-        let out = Command::new(BERTH)
+        let out = Command::new(berth_bin())
             .arg(args[0])
             .arg("--runtime-dir")
             .arg(&rr)
@@ -781,7 +785,7 @@ fn exec_with_a_tty() {
     fx.paths.run_dir = rr.join("tty");
     fx.start(&default_spec("tty", vec!["sleep".into(), "300".into()]))
         .unwrap();
-    let out = Command::new(BERTH)
+    let out = Command::new(berth_bin())
         .args(["exec", "--runtime-dir"])
         .arg(&rr)
         .args([
@@ -850,7 +854,8 @@ fn cgroup2_host_gives_a_read_only_own_cgroup_view() {
     // cgroup2 only, as on OpenWrt; this machine's own layout is untouched.
     let script = format!(
         "umount -R /sys/fs/cgroup 2>/dev/null || umount -l /sys/fs/cgroup; mount -t cgroup2 none /sys/fs/cgroup; \
-         {BERTH} __run --rootfs {} -- sh -c 'grep \"^0::\" /proc/self/cgroup; grep \" /sys/fs/cgroup \" /proc/mounts'",
+         {} __run --rootfs {} -- sh -c 'grep \"^0::\" /proc/self/cgroup; grep \" /sys/fs/cgroup \" /proc/mounts'",
+        berth_bin(),
         fx.paths.rootfs.display()
     );
     let out = Command::new("unshare")
@@ -958,7 +963,7 @@ fn logs_follow_ends_with_the_container() {
         "for i in 1 2 3 4 5; do echo line $i; sleep 0.2; done",
     ))
     .unwrap();
-    let out = Command::new(BERTH)
+    let out = Command::new(berth_bin())
         .args(["logs", "--runtime-dir"])
         .arg(&rr)
         .args(["-f", "chatty"])
