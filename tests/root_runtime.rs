@@ -249,11 +249,12 @@ fn capability_sets_equal_the_default_masks() {
 }
 
 #[test]
-fn non_root_user_keeps_its_caps_through_ambient() {
+fn non_root_user_keeps_chosen_caps_through_ambient() {
     if !root() {
         return;
     }
     let fx = Fixture::new();
+    // A set the manifest chose (drop all, keep one): usable by a non-root user.
     let mut spec = sh("nobody", "id -u; grep Cap /proc/self/status");
     spec.process.user = Some(User::Name("nobody".into()));
     spec.capabilities = ["CAP_NET_BIND_SERVICE".to_string()].into_iter().collect();
@@ -262,6 +263,14 @@ fn non_root_user_keeps_its_caps_through_ambient() {
     assert!(out.starts_with("65534\n"), "{out}");
     for key in ["CapEff:", "CapPrm:", "CapBnd:", "CapInh:", "CapAmb:"] {
         assert_eq!(cap_line(&out, key), "0000000000000400", "{key}");
+    }
+    // The default set: bounding only, nothing usable (as Docker does).
+    spec.capabilities = default_spec("d", Vec::new()).capabilities;
+    let (code, out) = fx.run(&spec);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(cap_line(&out, "CapBnd:"), "00000000a80425fb");
+    for key in ["CapEff:", "CapPrm:", "CapInh:", "CapAmb:"] {
+        assert_eq!(cap_line(&out, key), "0000000000000000", "{key}");
     }
 }
 

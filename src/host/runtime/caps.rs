@@ -3,8 +3,10 @@
 //!
 //! Root in the container: bounding = permitted = effective = the kept set,
 //! inheritable and ambient empty (what Docker does since CVE-2022-24769).
-//! Another user: the kept set is also raised in inheritable and ambient, since
-//! without ambient a non-root exec loses every capability.
+//! Another user with the default set: bounding only, so the exec leaves it
+//! no capability (as Docker). Another user with a set the manifest changed
+//! (`drop: [all], keep: [net_bind_service]`): the set is also inheritable and
+//! ambient, since without ambient a non-root exec loses every capability.
 
 use std::io;
 
@@ -53,13 +55,14 @@ pub struct CapPlan {
     /// Kept capabilities, limited to what the kernel knows.
     pub keep: u64,
     pub last_cap: u32,
-    /// Whether the process will run as uid 0 inside.
-    pub root: bool,
+    /// Raise the kept set as inheritable and ambient (a non-root user whose
+    /// capabilities the manifest chose).
+    pub ambient: bool,
 }
 
 impl CapPlan {
     /// The plan for `keep` on a kernel whose last capability is `last_cap`.
-    pub fn new(keep: u64, last_cap: u32, root: bool) -> Self {
+    pub fn new(keep: u64, last_cap: u32, ambient: bool) -> Self {
         let known = if last_cap >= 63 {
             u64::MAX
         } else {
@@ -68,7 +71,7 @@ impl CapPlan {
         CapPlan {
             keep: keep & known,
             last_cap,
-            root,
+            ambient,
         }
     }
 
@@ -96,7 +99,7 @@ impl CapPlan {
     /// Set permitted, effective, inheritable and ambient. Runs after setuid
     /// (with PR_SET_KEEPCAPS set before it).
     pub fn apply(&self) -> Result<(), io::Error> {
-        let inh = if self.root { 0 } else { self.keep };
+        let inh = if self.ambient { self.keep } else { 0 };
         capset(self.keep, self.keep, inh)?;
         // SAFETY: prctl with integer arguments only.
         let rc = unsafe {
@@ -112,7 +115,7 @@ impl CapPlan {
         if rc != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
             return Err(io::Error::last_os_error());
         }
-        if !self.root {
+        if self.ambient {
             for cap in 0..=self.last_cap {
                 if self.keep & (1u64 << cap) == 0 {
                     continue;
@@ -218,7 +221,7 @@ mod tests {
 
     #[test]
     fn plan_clips_to_kernel() {
-        let p = CapPlan::new(u64::MAX, 37, true);
+        let p = CapPlan::new(u64::MAX, 37, false);
         assert_eq!(p.keep, (1u64 << 38) - 1);
     }
 }

@@ -111,6 +111,13 @@ pub(crate) fn cstr(s: &str, name: &str) -> Result<CString, RuntimeError> {
     })
 }
 
+/// The default capability set in the `Spec`'s (sorted) order.
+fn sorted_defaults() -> impl Iterator<Item = &'static str> {
+    let mut v: Vec<&'static str> = caps::DEFAULT_CAPS.to_vec();
+    v.sort_unstable();
+    v.into_iter()
+}
+
 /// Whether /sys/fs/cgroup is a cgroup2 mount (pure v2, as on OpenWrt).
 fn host_is_cgroup2() -> bool {
     let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
@@ -332,7 +339,14 @@ pub fn prepare(
     }
     let keep =
         caps::mask(&spec.capabilities).map_err(|n| invalid(format!("unknown capability `{n}`")))?;
-    let cap_plan = CapPlan::new(keep, caps::last_cap(), uid == 0);
+    // A non-root user gets usable capabilities only when the manifest chose
+    // them; with the default set it runs without any, as under Docker.
+    let chosen = spec
+        .capabilities
+        .iter()
+        .map(String::as_str)
+        .ne(sorted_defaults());
+    let cap_plan = CapPlan::new(keep, caps::last_cap(), uid != 0 && chosen);
     let filter = if spec.seccomp {
         Some(seccomp::default_filter(keep))
     } else {
