@@ -107,11 +107,22 @@ pub struct ActionsFailed {
 pub fn main() -> ExitCode {
     // Hidden runtime modes go before clap: the monitor stays small and the
     // one-shot start path pays nothing for argument parsing.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("__monitor") => return crate::host::runtime::monitor_main(&args[1..]),
-        Some("__run") => return crate::host::runtime::run_main(&args[1..]),
-        _ => {}
+    // (args_os: `std::env::args` would panic on a non-UTF-8 argument.)
+    let mode = std::env::args_os().nth(1);
+    if let Some(mode) = mode
+        .as_ref()
+        .and_then(|m| m.to_str())
+        .filter(|m| m.starts_with("__"))
+    {
+        let args: Vec<String> = std::env::args_os()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        match mode {
+            "__monitor" => return crate::host::runtime::monitor_main(&args),
+            "__run" => return crate::host::runtime::run_main(&args),
+            _ => {}
+        }
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
