@@ -21,5 +21,7 @@ pub fn root_or_skip(test: &str) -> bool {
 pub fn rootfs_tarball() -> std::path::PathBuf {
     std::env::var_os("BERTH_TEST_ROOTFS")
         .map(Into::into)
-        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("build/busybox-rootfs.tar.gz"))
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("build/busybox-rootfs.tar.gz")
+        })
 }
