@@ -3,6 +3,7 @@
 //! Each error is printed once, by `main`, as `berth: <error>: <cause>...`.
 
 mod apply;
+mod image;
 mod source;
 
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ pub enum Command {
         #[arg(long)]
         no_prune: bool,
     },
+    /// Manage extracted images: ls, import, rm, gc
+    Image(image::ImageArgs),
 }
 
 /// A failure that maps to exit code 2 (bad usage), beside manifest errors.
@@ -144,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_prune,
         } => apply::plan(&cli.global, &manifest, json, !no_prune),
         Command::Apply { manifest, no_prune } => apply::apply(&cli.global, &manifest, !no_prune),
+        Command::Image(args) => image::run(&cli.global, args),
     }
 }
 

@@ -200,7 +200,7 @@ pub struct RootfsStore {
 }
 
 mod ops;
-pub use ops::ImageEntry;
+pub use ops::{extract_archive, Extracted, ImageEntry};
 
 fn valid_digest(d: &str) -> bool {
     d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())
