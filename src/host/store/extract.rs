@@ -443,7 +443,7 @@ fn times(mtime: i64) -> [libc::timespec; 2] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use tar::Header;

@@ -200,6 +200,8 @@ pub struct RootfsStore {
 }
 
 mod ops;
+#[cfg(test)]
+mod tests;
 pub use ops::{extract_archive, Extracted, ImageEntry};
 
 fn valid_digest(d: &str) -> bool {
