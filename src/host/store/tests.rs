@@ -413,3 +413,92 @@ fn overlay_detection_reads_proc_filesystems() {
     let pf = write(tmp.path(), "filesystems2", b"nodev\tsysfs\n\text4\n");
     assert!(!layer::detect_overlay(&pf, tmp.path()).kernel);
 }
+
+/// Serves `body` in full after `cut` bytes only when `release` is set; until
+/// then the connection stays open and silent (a stalled download).
+fn serve_stalling(body: Vec<u8>, cut: usize, release: Arc<Mutex<bool>>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/img.tar", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { return };
+            let body = body.clone();
+            let release = release.clone();
+            std::thread::spawn(move || {
+                let mut req = [0u8; 4096];
+                let _ = c.read(&mut req);
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = c.write_all(head.as_bytes());
+                let _ = c.write_all(&body[..cut]);
+                while !*release.lock().unwrap() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                let _ = c.write_all(&body[cut..]);
+            });
+        }
+    });
+    url
+}
+
+/// Run by `kill_9_during_extraction_then_rerun` in a child process, which it
+/// kills mid-extraction. Ignored on its own: it needs the parent's server.
+#[test]
+#[ignore = "helper: run by kill_9_during_extraction_then_rerun"]
+fn kill_9_helper() {
+    let root = std::env::var("BERTH_TEST_KILL_ROOT").unwrap();
+    let url = std::env::var("BERTH_TEST_KILL_URL").unwrap();
+    let digest = std::env::var("BERTH_TEST_KILL_SHA").unwrap();
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    let s = RootfsStore::open(Path::new(&root), o).unwrap();
+    s.ensure(&spec("victim", ImageSource::Url(url), Some(digest))).unwrap();
+}
+
+#[test]
+fn kill_9_during_extraction_then_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let entries: Vec<(String, Vec<u8>)> = (0..40).map(|i| (format!("f{i:02}"), vec![u8::try_from(i).unwrap(); 20_000])).collect();
+    let es: Vec<_> = entries.iter().map(|(n, d)| file(n, d)).collect();
+    let data = tarball(&es);
+    let release = Arc::new(Mutex::new(false));
+    let url = serve_stalling(data.clone(), data.len() / 2, release.clone());
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "host::store::tests::kill_9_helper", "--ignored", "--nocapture"])
+        .env("BERTH_TEST_KILL_ROOT", &root)
+        .env("BERTH_TEST_KILL_URL", &url)
+        .env("BERTH_TEST_KILL_SHA", sha(&data))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the child has extracted part of the image into its temp dir.
+    let images = root.join("images");
+    let mut tmpdir = None;
+    for _ in 0..1000 {
+        let found = std::fs::read_dir(&images).into_iter().flatten().flatten().find(|e| e.file_name().to_string_lossy().starts_with(".tmp-"));
+        if let Some(e) = found {
+            if e.path().join("rootfs/f05").exists() {
+                tmpdir = Some(e.path());
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let tmpdir = tmpdir.expect("the child never started extracting");
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGKILL) }, 0);
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    // The half image is there but does not look whole.
+    assert!(tmpdir.exists());
+    *release.lock().unwrap() = true;
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    let s = RootfsStore::open(&root, o).unwrap();
+    assert!(!tmpdir.exists(), "leftover not cleaned at open");
+    assert!(s.find(&sha(&data)).is_none());
+    let info = s.ensure(&spec("victim", ImageSource::Url(url), Some(sha(&data)))).unwrap();
+    assert_eq!(std::fs::read(info.rootfs.join("f39")).unwrap(), vec![39u8; 20_000]);
+    no_leftovers(&s);
+}
