@@ -88,6 +88,11 @@ impl RootfsStore {
     /// else fetched, verified and extracted. Returns where its rootfs is.
     pub fn ensure(&self, spec: &ImageSpec) -> Result<ImageInfo, StoreError> {
         let image = spec.name.as_str();
+        if let ImageSource::Path(p) = &spec.source {
+            if Path::new(p).is_dir() {
+                return self.ensure_layout_dir(image, Path::new(p), spec.sha256.as_deref());
+            }
+        }
         let expected = match &spec.sha256 {
             Some(d) if valid_digest(d) => Some(d.to_ascii_lowercase()),
             Some(d) => return Err(StoreError::BadDigest { image: image.to_owned(), value: d.clone() }),
@@ -173,7 +178,7 @@ impl RootfsStore {
         opened: fetch::Opened,
         expected: Option<&str>,
     ) -> Result<ImageInfo, StoreError> {
-        let mut tmp = self.tmp_dir(image, expected)?;
+        let tmp = self.tmp_dir(image, expected)?;
         let rootfs = tmp.path.join("rootfs");
         fs::create_dir(&rootfs).map_err(|e| StoreError::io(image, "create", &rootfs, e))?;
         let (fetched, mut ex) = stream_into(image, &rootfs, opened, &self.opts, expected)?;
@@ -198,6 +203,43 @@ impl RootfsStore {
             meta.format = kind.name().into();
             fsutil::remove_tree(&blobs).map_err(|e| StoreError::io(image, "remove", &blobs, e))?;
         }
+        self.publish(image, tmp, ex, meta)
+    }
+
+    /// An unpacked OCI layout (or `docker save`) directory. Its identity is the
+    /// sha256 of its `index.json` (`manifest.json` for docker), which names
+    /// every blob by digest.
+    fn ensure_layout_dir(&self, image: &str, dir: &Path, want: Option<&str>) -> Result<ImageInfo, StoreError> {
+        let kind = oci::detect(dir).ok_or_else(|| StoreError::Oci { image: image.to_owned(), what: format!("`{}` is not an OCI layout directory", dir.display()) })?;
+        let top = dir.join(if kind == oci::OciKind::Docker { "manifest.json" } else { "index.json" });
+        let digest = hash_file(image, &top)?;
+        if let Some(w) = want {
+            if !w.eq_ignore_ascii_case(&digest) {
+                return Err(StoreError::DigestMismatch { image: image.to_owned(), expected: w.to_owned(), actual: digest });
+            }
+        }
+        if let Some(info) = self.find(&digest) {
+            return Ok(info);
+        }
+        let tmp = self.tmp_dir(image, Some(&digest))?;
+        let rootfs = tmp.path.join("rootfs");
+        fs::create_dir(&rootfs).map_err(|e| StoreError::io(image, "create", &rootfs, e))?;
+        let (config, ex) = oci::apply(image, dir, &rootfs, kind, &self.opts)?;
+        let meta = ImageMeta {
+            digest,
+            names: vec![image.to_owned()],
+            source: dir.display().to_string(),
+            format: kind.name().into(),
+            compression: "none".into(),
+            config,
+            ..ImageMeta::default()
+        };
+        self.publish(image, tmp, ex, meta)
+    }
+
+    /// Flush the extracted tree, write image.json and rename the temp dir into place.
+    fn publish(&self, image: &str, mut tmp: TmpDir, ex: Extractor<'_>, mut meta: ImageMeta) -> Result<ImageInfo, StoreError> {
+        let rootfs = tmp.path.join("rootfs");
         let rootfd = ex.root_fd();
         // One syncfs instead of an fsync per file: the rename below must not
         // reach the disk before the files it publishes.
@@ -206,7 +248,7 @@ impl RootfsStore {
         meta.size = size;
         meta.skipped_devices = skipped;
         self.write_meta(image, &tmp.path, &meta)?;
-        let dest = self.images_dir().join(&fetched.digest);
+        let dest = self.images_dir().join(&meta.digest);
         let _ = fs::remove_file(tmp.path.join(LOCK));
         match fs::rename(&tmp.path, &dest) {
             Ok(()) => tmp.keep = true,
@@ -215,7 +257,7 @@ impl RootfsStore {
             Err(e) => return Err(StoreError::io(image, "rename", &dest, e)),
         }
         fsutil::fsync_dir(&self.images_dir()).map_err(|e| StoreError::io(image, "sync", &dest, e))?;
-        let mut out = info(&fetched.digest, dest, meta, false);
+        let mut out = info(&meta.digest.clone(), dest, meta, false);
         out.warnings = warnings;
         if !out.meta.skipped_devices.is_empty() {
             let n = out.meta.skipped_devices.len();

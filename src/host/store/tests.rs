@@ -502,3 +502,24 @@ fn kill_9_during_extraction_then_rerun() {
     assert_eq!(std::fs::read(info.rootfs.join("f39")).unwrap(), vec![39u8; 20_000]);
     no_leftovers(&s);
 }
+
+#[test]
+fn oci_layout_directory_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let layout = tmp.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    let mut ex = super::extract::Extractor::new("t", &layout, super::extract::ExtractOptions::for_host(1 << 30)).unwrap();
+    ex.unpack(&oci_archive()[..]).unwrap();
+    ex.finish().unwrap();
+    let digest = sha(&std::fs::read(layout.join("index.json")).unwrap());
+    let sp = spec("dir", ImageSource::Path(layout.display().to_string()), Some(digest.clone()));
+    let info = s.ensure(&sp).unwrap();
+    assert_eq!((info.digest.as_str(), info.meta.format.as_str()), (digest.as_str(), "oci"));
+    assert!(info.rootfs.join("var/new").exists() && !info.rootfs.join("etc/a").exists());
+    // The layout itself is untouched.
+    assert!(layout.join("index.json").exists());
+    let bad = spec("dir", ImageSource::Path(layout.display().to_string()), Some("c".repeat(64)));
+    assert!(matches!(s.ensure(&bad), Err(StoreError::DigestMismatch { .. })));
+    no_leftovers(&s);
+}
