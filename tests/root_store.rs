@@ -2,13 +2,14 @@
 //! capabilities kept by extraction, and the writable layer mounted for real
 //! (overlayfs, tmpfs overlay) in a private mount namespace of the test thread.
 //! Without root each test prints why and returns.
+#![allow(clippy::unwrap_used)]
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use berth::host::store::layer::{detect_overlay, mount_layer, LayerPlan, OverlaySupport};
+use berth::host::store::layer::{detect_overlay, mount_layer, LayerPlan};
 use berth::host::store::{RootfsStore, StoreOptions};
 
 fn is_root() -> bool {
@@ -70,7 +71,12 @@ fn image_tar() -> Vec<u8> {
     h.set_cksum();
     b.append(&h, &b""[..]).unwrap();
     let rec = pax_record("SCHILY.xattr.security.capability", &cap_net_bind());
-    let mut h = header("PaxHeader/ping", tar::EntryType::XHeader, rec.len() as u64, 0o644);
+    let mut h = header(
+        "PaxHeader/ping",
+        tar::EntryType::XHeader,
+        rec.len() as u64,
+        0o644,
+    );
     h.set_cksum();
     b.append(&h, &rec[..]).unwrap();
     let mut h = header("bin/ping", tar::EntryType::Regular, 4, 0o755);
@@ -106,8 +112,20 @@ fn keeps_owners_devices_and_file_capabilities() {
     let path = CString::new(info.rootfs.join("bin/ping").as_os_str().as_bytes()).unwrap();
     let mut buf = [0u8; 64];
     // SAFETY: NUL-terminated path and name, writable buffer of the given size.
-    let n = unsafe { libc::getxattr(path.as_ptr(), b"security.capability\0".as_ptr().cast(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert_eq!(usize::try_from(n).ok(), Some(20), "{}", std::io::Error::last_os_error());
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            b"security.capability\0".as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(
+        usize::try_from(n).ok(),
+        Some(20),
+        "{}",
+        std::io::Error::last_os_error()
+    );
     assert_eq!(&buf[..20], &cap_net_bind()[..]);
 }
 
@@ -127,9 +145,22 @@ impl Drop for Mounts {
 /// Give the calling test thread its own mount namespace, private from the host's.
 fn private_mount_ns() {
     // SAFETY: unshare affects only this thread's fs view; the arguments are constants.
-    assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNS) }, 0, "{}", std::io::Error::last_os_error());
+    assert_eq!(
+        unsafe { libc::unshare(libc::CLONE_NEWNS) },
+        0,
+        "{}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: constant NUL-terminated strings; MS_REC|MS_PRIVATE stops propagation to the host.
-    let r = unsafe { libc::mount(b"none\0".as_ptr().cast(), b"/\0".as_ptr().cast(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()) };
+    let r = unsafe {
+        libc::mount(
+            b"none\0".as_ptr().cast(),
+            b"/\0".as_ptr().cast(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
     assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
 }
 
@@ -146,12 +177,17 @@ fn overlay_and_volatile_layers_mount() {
         eprintln!("skipped: no overlayfs in this kernel");
         return;
     }
-    assert!(support.upper_ok, "the test store is expected on a plain filesystem");
+    assert!(
+        support.upper_ok,
+        "the test store is expected on a plain filesystem"
+    );
     private_mount_ns();
     let mut mounts = Mounts(Vec::new());
 
     let plan = s.plan_layer("web", &info, false, support).unwrap();
-    let LayerPlan::Overlay { ref upper, .. } = plan else { panic!("{plan:?}") };
+    let LayerPlan::Overlay { ref upper, .. } = plan else {
+        panic!("{plan:?}")
+    };
     let target = tmp.path().join("mnt-web");
     std::fs::create_dir(&target).unwrap();
     mount_layer("web", &plan, &target).unwrap();
@@ -159,12 +195,18 @@ fn overlay_and_volatile_layers_mount() {
     assert_eq!(std::fs::read(target.join("etc/motd")).unwrap(), b"lower");
     std::fs::write(target.join("etc/motd"), b"upper").unwrap();
     assert_eq!(std::fs::read(upper.join("etc/motd")).unwrap(), b"upper");
-    assert_eq!(std::fs::read(info.rootfs.join("etc/motd")).unwrap(), b"lower", "the shared image changed");
+    assert_eq!(
+        std::fs::read(info.rootfs.join("etc/motd")).unwrap(),
+        b"lower",
+        "the shared image changed"
+    );
     // An upper dir on an overlay (OpenWrt's root) is detected as unusable.
     assert!(!detect_overlay(Path::new("/proc/filesystems"), &target).upper_ok);
 
     let plan = s.plan_layer("guest", &info, true, support).unwrap();
-    let LayerPlan::TmpfsOverlay { ref tmpfs, .. } = plan else { panic!("{plan:?}") };
+    let LayerPlan::TmpfsOverlay { ref tmpfs, .. } = plan else {
+        panic!("{plan:?}")
+    };
     let target = tmp.path().join("mnt-guest");
     std::fs::create_dir(&target).unwrap();
     mount_layer("guest", &plan, &target).unwrap();

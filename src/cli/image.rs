@@ -56,8 +56,17 @@ pub struct ImageArgs {
 }
 
 fn open(global: &Global, args: &ImageArgs) -> anyhow::Result<RootfsStore> {
-    let root = global.root.clone().unwrap_or_else(|| PathBuf::from("/var/lib/berth"));
-    let opts = StoreOptions { fetch: FetchOptions { ca_bundle: args.ca_bundle.clone(), ..FetchOptions::default() }, ..StoreOptions::default() };
+    let root = global
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/berth"));
+    let opts = StoreOptions {
+        fetch: FetchOptions {
+            ca_bundle: args.ca_bundle.clone(),
+            ..FetchOptions::default()
+        },
+        ..StoreOptions::default()
+    };
     Ok(RootfsStore::open(&root, opts)?)
 }
 
@@ -95,7 +104,10 @@ pub fn run(global: &Global, args: ImageArgs) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&v)?);
                 return Ok(());
             }
-            println!("{:<14} {:<20} {:>10} {:<30} USED BY", "DIGEST", "NAMES", "SIZE", "SOURCE");
+            println!(
+                "{:<14} {:<20} {:>10} {:<30} USED BY",
+                "DIGEST", "NAMES", "SIZE", "SOURCE"
+            );
             for e in list {
                 let m = &e.info.meta;
                 println!(
@@ -104,12 +116,19 @@ pub fn run(global: &Global, args: ImageArgs) -> anyhow::Result<()> {
                     m.names.join(","),
                     human(m.size),
                     m.source,
-                    if e.used_by.is_empty() { "-".to_owned() } else { e.used_by.join(",") }
+                    if e.used_by.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        e.used_by.join(",")
+                    }
                 );
             }
         }
         ImageCommand::Import { file, name, sha256 } => {
-            let name = name.unwrap_or_else(|| file.file_name().map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned()));
+            let name = name.unwrap_or_else(|| {
+                file.file_name()
+                    .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned())
+            });
             let spec = crate::spec::types::ImageSpec {
                 name,
                 source: crate::spec::types::ImageSource::Path(file.display().to_string()),

@@ -92,8 +92,13 @@ fn join(comps: &[OsString]) -> PathBuf {
 
 impl<'a> Extractor<'a> {
     /// Extract into `target`, an existing (normally empty) directory.
-    pub(crate) fn new(image: &'a str, target: &Path, opts: ExtractOptions) -> Result<Self, StoreError> {
-        let root = fsutil::open_dir_path(target).map_err(|e| StoreError::io(image, "open", target, e))?;
+    pub(crate) fn new(
+        image: &'a str,
+        target: &Path,
+        opts: ExtractOptions,
+    ) -> Result<Self, StoreError> {
+        let root =
+            fsutil::open_dir_path(target).map_err(|e| StoreError::io(image, "open", target, e))?;
         Ok(Extractor {
             image,
             root,
@@ -114,7 +119,11 @@ impl<'a> Extractor<'a> {
     }
 
     fn traversal(&self, entry: &Path, reason: &'static str) -> StoreError {
-        StoreError::Traversal { image: self.image.to_owned(), entry: entry.to_owned(), reason }
+        StoreError::Traversal {
+            image: self.image.to_owned(),
+            entry: entry.to_owned(),
+            reason,
+        }
     }
 
     fn fail(&self, op: &'static str, entry: &Path, e: io::Error) -> StoreError {
@@ -137,18 +146,30 @@ impl<'a> Extractor<'a> {
     }
 
     fn read_err(&self, source: io::Error) -> StoreError {
-        StoreError::Read { image: self.image.to_owned(), source }
+        StoreError::Read {
+            image: self.image.to_owned(),
+            source,
+        }
     }
 
     fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), StoreError> {
         let kind = entry.header().entry_type();
-        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         let raw = entry.path().map_err(|e| self.read_err(e))?.into_owned();
         self.total = self.total.saturating_add(entry.size()).saturating_add(512);
         if self.total > self.opts.max_size {
-            return Err(StoreError::TooLarge { image: self.image.to_owned(), limit: self.opts.max_size });
+            return Err(StoreError::TooLarge {
+                image: self.image.to_owned(),
+                limit: self.opts.max_size,
+            });
         }
         let comps = clean(&raw).map_err(|r| self.traversal(&raw, r))?;
         let mut caps = None;
@@ -174,7 +195,15 @@ impl<'a> Extractor<'a> {
         let Some((name, parents)) = comps.split_last() else {
             // `./` itself: the target root's own metadata.
             if kind == EntryType::Directory {
-                self.dirs.insert(PathBuf::new(), DirMeta { mode, uid, gid, mtime });
+                self.dirs.insert(
+                    PathBuf::new(),
+                    DirMeta {
+                        mode,
+                        uid,
+                        gid,
+                        mtime,
+                    },
+                );
             }
             return Ok(());
         };
@@ -196,17 +225,26 @@ impl<'a> Extractor<'a> {
                     }
                     None => self.mkdir(parent, &cname, &raw)?,
                 }
-                self.dirs.insert(join(&comps), DirMeta { mode, uid, gid, mtime });
+                self.dirs.insert(
+                    join(&comps),
+                    DirMeta {
+                        mode,
+                        uid,
+                        gid,
+                        mtime,
+                    },
+                );
             }
             EntryType::Regular | EntryType::Continuous => {
-                let fd = self.retry_exists(parent, &cname, &raw, |p, n| fsutil::create_file(p, n))?;
+                let fd = self.retry_exists(parent, &cname, &raw, fsutil::create_file)?;
                 let mut f = File::from(fd);
                 loop {
                     let n = entry.read(&mut self.buf).map_err(|e| self.read_err(e))?;
                     if n == 0 {
                         break;
                     }
-                    f.write_all(&self.buf[..n]).map_err(|e| self.fail("write", &raw, e))?;
+                    f.write_all(&self.buf[..n])
+                        .map_err(|e| self.fail("write", &raw, e))?;
                 }
                 self.set_owner_fd(&f, uid, gid, &raw);
                 // chown clears setuid/setgid and file capabilities: mode and xattr come after it.
@@ -222,17 +260,31 @@ impl<'a> Extractor<'a> {
                 unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
             }
             EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| self.traversal(&raw, "symlink without a target"))?;
-                let target = CString::new(target.into_owned()).map_err(|_| self.traversal(&raw, "NUL in link target"))?;
-                self.retry_exists(parent, &cname, &raw, |p, n| fsutil::symlink_at(&target, p, n))?;
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| self.traversal(&raw, "symlink without a target"))?;
+                let target = CString::new(target.into_owned())
+                    .map_err(|_| self.traversal(&raw, "NUL in link target"))?;
+                self.retry_exists(parent, &cname, &raw, |p, n| {
+                    fsutil::symlink_at(&target, p, n)
+                })?;
                 self.set_owner_at(parent, &cname, uid, gid, &raw);
                 let ts = times(mtime);
                 // SAFETY: valid fd, name and timespec array; AT_SYMLINK_NOFOLLOW touches the link itself.
-                unsafe { libc::utimensat(parent, cname.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+                unsafe {
+                    libc::utimensat(
+                        parent,
+                        cname.as_ptr(),
+                        ts.as_ptr(),
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
+                };
             }
             EntryType::Link => {
                 let target = entry.link_name().map_err(|e| self.read_err(e))?;
-                let target = target.ok_or_else(|| self.traversal(&raw, "hard link without a target"))?.into_owned();
+                let target = target
+                    .ok_or_else(|| self.traversal(&raw, "hard link without a target"))?
+                    .into_owned();
                 let tcomps = clean(&target).map_err(|r| self.traversal(&raw, r))?;
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(self.traversal(&raw, "hard link to the root"));
@@ -244,13 +296,19 @@ impl<'a> Extractor<'a> {
                 let tname = cstr(tname).map_err(|e| self.fail("name", &raw, e))?;
                 // The parent chain may have been rebuilt by the walk: reopen ours.
                 let parent = self.open_parent(&raw, parents)?;
-                self.retry_exists(parent, &cname, &raw, |p, n| fsutil::link_at(tparent.as_raw_fd(), &tname, p, n))?;
+                self.retry_exists(parent, &cname, &raw, |p, n| {
+                    fsutil::link_at(tparent.as_raw_fd(), &tname, p, n)
+                })?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let (ftype, dev) = match kind {
                     EntryType::Fifo => (libc::S_IFIFO, 0),
                     _ => {
-                        let t = if kind == EntryType::Char { libc::S_IFCHR } else { libc::S_IFBLK };
+                        let t = if kind == EntryType::Char {
+                            libc::S_IFCHR
+                        } else {
+                            libc::S_IFBLK
+                        };
                         (t, libc::makedev(major, minor))
                     }
                 };
@@ -258,7 +316,9 @@ impl<'a> Extractor<'a> {
                     self.skipped.push(raw.display().to_string());
                     return Ok(());
                 }
-                self.retry_exists(parent, &cname, &raw, |p, n| fsutil::mknod_at(p, n, ftype | mode, dev))?;
+                self.retry_exists(parent, &cname, &raw, |p, n| {
+                    fsutil::mknod_at(p, n, ftype | mode, dev)
+                })?;
                 self.set_owner_at(parent, &cname, uid, gid, &raw);
                 // SAFETY: valid fd and name; the node was just created (no symlink).
                 unsafe { libc::fchmodat(parent, cname.as_ptr(), mode as libc::mode_t, 0) };
@@ -276,7 +336,12 @@ impl<'a> Extractor<'a> {
 
     /// Apply an OCI whiteout found in `parents`: `.wh..wh..opq` empties the
     /// directory of what lower layers put there, `.wh.<name>` deletes `<name>`.
-    fn whiteout(&mut self, raw: &Path, parents: &[OsString], hidden: &[u8]) -> Result<(), StoreError> {
+    fn whiteout(
+        &mut self,
+        raw: &Path,
+        parents: &[OsString],
+        hidden: &[u8],
+    ) -> Result<(), StoreError> {
         let parent = self.open_parent(raw, parents)?;
         if hidden == b".wh..opq" {
             let base = join(parents);
@@ -324,10 +389,18 @@ impl<'a> Extractor<'a> {
     /// The fd of the directory `parents` below the root, creating missing
     /// directories and refusing any component that is a symlink or a file.
     fn open_parent(&mut self, raw: &Path, parents: &[OsString]) -> Result<RawFd, StoreError> {
-        let same = self.stack.iter().zip(parents).take_while(|((a, _), b)| a == *b).count();
+        let same = self
+            .stack
+            .iter()
+            .zip(parents)
+            .take_while(|((a, _), b)| a == *b)
+            .count();
         self.stack.truncate(same);
         for comp in &parents[same..] {
-            let cur = self.stack.last().map_or(self.root.as_raw_fd(), |(_, fd)| fd.as_raw_fd());
+            let cur = self
+                .stack
+                .last()
+                .map_or(self.root.as_raw_fd(), |(_, fd)| fd.as_raw_fd());
             let c = cstr(comp).map_err(|e| self.fail("name", raw, e))?;
             let fd = match fsutil::open_subdir(cur, &c) {
                 Ok(fd) => fd,
@@ -344,7 +417,10 @@ impl<'a> Extractor<'a> {
             };
             self.stack.push((comp.clone(), fd));
         }
-        Ok(self.stack.last().map_or(self.root.as_raw_fd(), |(_, fd)| fd.as_raw_fd()))
+        Ok(self
+            .stack
+            .last()
+            .map_or(self.root.as_raw_fd(), |(_, fd)| fd.as_raw_fd()))
     }
 
     /// Walk to an existing directory (a hard link's target parent) without creating anything.
@@ -359,7 +435,9 @@ impl<'a> Extractor<'a> {
 
     fn classify(&self, raw: &Path, e: io::Error) -> StoreError {
         match e.raw_os_error() {
-            Some(libc::ELOOP) | Some(libc::ENOTDIR) => self.traversal(raw, "a parent is a symlink or not a directory"),
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) => {
+                self.traversal(raw, "a parent is a symlink or not a directory")
+            }
             _ => self.fail("open", raw, e),
         }
     }
@@ -379,7 +457,8 @@ impl<'a> Extractor<'a> {
             return;
         }
         // SAFETY: valid fd and name; AT_SYMLINK_NOFOLLOW never follows a link.
-        if unsafe { libc::fchownat(parent, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) } < 0 {
+        if unsafe { libc::fchownat(parent, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) } < 0
+        {
             self.warn_owner(raw);
         }
     }
@@ -387,16 +466,32 @@ impl<'a> Extractor<'a> {
     fn warn_owner(&mut self, raw: &Path) {
         // An unmapped id in a user namespace: say it once, not per file.
         if self.warnings.len() < 4 {
-            self.warnings.push(format!("cannot keep the owner of `{}`: {}", raw.display(), io::Error::last_os_error()));
+            self.warnings.push(format!(
+                "cannot keep the owner of `{}`: {}",
+                raw.display(),
+                io::Error::last_os_error()
+            ));
         }
     }
 
     fn set_caps(&mut self, f: &File, caps: &[u8], raw: &Path) {
         let key = b"security.capability\0";
         // SAFETY: valid fd, NUL-terminated key, and a buffer of the given length.
-        let r = unsafe { libc::fsetxattr(f.as_raw_fd(), key.as_ptr().cast(), caps.as_ptr().cast(), caps.len(), 0) };
+        let r = unsafe {
+            libc::fsetxattr(
+                f.as_raw_fd(),
+                key.as_ptr().cast(),
+                caps.as_ptr().cast(),
+                caps.len(),
+                0,
+            )
+        };
         if r < 0 {
-            self.warnings.push(format!("cannot set file capabilities on `{}`: {}", raw.display(), io::Error::last_os_error()));
+            self.warnings.push(format!(
+                "cannot set file capabilities on `{}`: {}",
+                raw.display(),
+                io::Error::last_os_error()
+            ));
         }
     }
 
@@ -438,259 +533,15 @@ fn dup(fd: RawFd) -> io::Result<OwnedFd> {
 /// atime = mtime = the archive's mtime.
 fn times(mtime: i64) -> [libc::timespec; 2] {
     // 32-bit time_t (old glibc ABIs): clamp out-of-range times to the epoch.
-    let t = libc::timespec { tv_sec: libc::time_t::try_from(mtime).unwrap_or(0), tv_nsec: 0 };
+    let t = libc::timespec {
+        tv_sec: libc::time_t::try_from(mtime).unwrap_or(0),
+        tv_nsec: 0,
+    };
     [t, t]
 }
 
+// Tests (crafted malicious tarballs) live beside this file to keep it under 800 lines.
 #[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use tar::Header;
-
-    /// One crafted entry: name bytes are written raw, so `..` and `/` survive.
-    pub(crate) struct E<'a> {
-        pub name: &'a str,
-        pub kind: EntryType,
-        pub data: &'a [u8],
-        pub link: Option<&'a str>,
-        pub mode: u32,
-    }
-
-    pub(crate) fn file<'a>(name: &'a str, data: &'a [u8]) -> E<'a> {
-        E { name, kind: EntryType::Regular, data, link: None, mode: 0o644 }
-    }
-    pub(crate) fn dir(name: &str) -> E<'_> {
-        E { name, kind: EntryType::Directory, data: b"", link: None, mode: 0o755 }
-    }
-    pub(crate) fn symlink<'a>(name: &'a str, to: &'a str) -> E<'a> {
-        E { name, kind: EntryType::Symlink, data: b"", link: Some(to), mode: 0o777 }
-    }
-    pub(crate) fn hardlink<'a>(name: &'a str, to: &'a str) -> E<'a> {
-        E { name, kind: EntryType::Link, data: b"", link: Some(to), mode: 0o644 }
-    }
-
-    /// A tar archive of `entries`, bypassing the `tar` crate's path checks.
-    pub(crate) fn tarball(entries: &[E<'_>]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for e in entries {
-            let mut h = Header::new_gnu();
-            let old = h.as_old_mut();
-            old.name[..e.name.len()].copy_from_slice(e.name.as_bytes());
-            if let Some(l) = e.link {
-                old.linkname[..l.len()].copy_from_slice(l.as_bytes());
-            }
-            h.set_entry_type(e.kind);
-            h.set_size(e.data.len() as u64);
-            h.set_mode(e.mode);
-            h.set_mtime(1_600_000_000);
-            h.set_cksum();
-            b.append(&h, e.data).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-
-    fn opts() -> ExtractOptions {
-        ExtractOptions { max_size: 1 << 30, same_owner: false, allow_devices: false, whiteouts: false }
-    }
-
-    /// Extract into `<tmp>/root`; `<tmp>/outside` exists beside it with a file `secret`.
-    fn run(data: &[u8], o: ExtractOptions) -> (tempfile::TempDir, Result<(u64, Vec<String>, Vec<String>), StoreError>) {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(tmp.path().join("root")).unwrap();
-        std::fs::create_dir(tmp.path().join("outside")).unwrap();
-        std::fs::write(tmp.path().join("outside/secret"), b"keep").unwrap();
-        let root = tmp.path().join("root");
-        let r = Extractor::new("test", &root, o).and_then(|mut ex| {
-            ex.unpack(data)?;
-            ex.finish()
-        });
-        (tmp, r)
-    }
-
-    fn outside_untouched(tmp: &tempfile::TempDir) {
-        let names: Vec<_> = std::fs::read_dir(tmp.path().join("outside")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![OsString::from("secret")]);
-        assert_eq!(std::fs::read(tmp.path().join("outside/secret")).unwrap(), b"keep");
-    }
-
-    fn assert_traversal(r: Result<(u64, Vec<String>, Vec<String>), StoreError>) {
-        match r {
-            Err(StoreError::Traversal { .. }) => {}
-            other => panic!("expected a traversal error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn dotdot_is_refused() {
-        let (tmp, r) = run(&tarball(&[file("../outside/evil", b"x")]), opts());
-        assert_traversal(r);
-        outside_untouched(&tmp);
-        let (tmp, r) = run(&tarball(&[dir("a"), file("a/../../outside/evil", b"x")]), opts());
-        assert_traversal(r);
-        outside_untouched(&tmp);
-    }
-
-    #[test]
-    fn absolute_path_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let target = tmp.path().join("abs-target");
-        let name = target.display().to_string();
-        let (tmp2, r) = run(&tarball(&[file(&name, b"x")]), opts());
-        assert_traversal(r);
-        assert!(!target.exists());
-        outside_untouched(&tmp2);
-    }
-
-    #[test]
-    fn symlink_parent_is_never_followed() {
-        // Relative and absolute symlinks pointing out, then a write through them.
-        for to in ["../outside", "/tmp"] {
-            let (tmp, r) = run(&tarball(&[symlink("esc", to), file("esc/secret", b"pwned")]), opts());
-            assert_traversal(r);
-            outside_untouched(&tmp);
-        }
-    }
-
-    #[test]
-    fn symlink_swapped_in_for_a_directory() {
-        let data = tarball(&[dir("a"), file("a/x", b"1"), symlink("a", "../outside"), file("a/secret", b"pwned")]);
-        let (tmp, r) = run(&data, opts());
-        assert_traversal(r);
-        outside_untouched(&tmp);
-    }
-
-    #[test]
-    fn file_over_a_symlink_replaces_the_link() {
-        let data = tarball(&[symlink("s", "../outside/secret"), file("s", b"new")]);
-        let (tmp, r) = run(&data, opts());
-        r.unwrap();
-        outside_untouched(&tmp);
-        let s = tmp.path().join("root/s");
-        assert!(std::fs::symlink_metadata(&s).unwrap().is_file());
-        assert_eq!(std::fs::read(s).unwrap(), b"new");
-    }
-
-    #[test]
-    fn hardlink_escapes_are_refused() {
-        let (tmp, r) = run(&tarball(&[hardlink("h", "../outside/secret")]), opts());
-        assert_traversal(r);
-        outside_untouched(&tmp);
-        // Through a symlinked parent.
-        let (tmp, r) = run(&tarball(&[symlink("s", "../outside"), hardlink("h", "s/secret")]), opts());
-        assert_traversal(r);
-        outside_untouched(&tmp);
-        // Absolute target.
-        let (tmp, r) = run(&tarball(&[hardlink("h", "/etc/passwd")]), opts());
-        assert_traversal(r);
-        outside_untouched(&tmp);
-    }
-
-    #[test]
-    fn hardlink_to_a_symlink_links_the_symlink_itself() {
-        let data = tarball(&[symlink("s", "../outside/secret"), hardlink("h", "s")]);
-        let (tmp, r) = run(&data, opts());
-        r.unwrap();
-        let h = std::fs::symlink_metadata(tmp.path().join("root/h")).unwrap();
-        assert!(h.file_type().is_symlink());
-        outside_untouched(&tmp);
-    }
-
-    #[test]
-    fn keeps_modes_setuid_hardlinks_long_names_and_dir_modes() {
-        let long = format!("d/{}", "n".repeat(150));
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::Directory);
-        h.set_mode(0o555);
-        h.set_size(0);
-        b.append_data(&mut h, "ro", &b""[..]).unwrap();
-        for (name, mode) in [("ro/suid", 0o4755), (long.as_str(), 0o640)] {
-            let mut h = Header::new_gnu();
-            h.set_mode(mode);
-            h.set_size(3);
-            h.set_mtime(1_234_567_890);
-            b.append_data(&mut h, name, &b"abc"[..]).unwrap();
-        }
-        let mut h = Header::new_gnu();
-        h.set_entry_type(EntryType::Link);
-        h.set_mode(0o644);
-        h.set_size(0);
-        b.append_link(&mut h, "hl", "ro/suid").unwrap();
-        let data = b.into_inner().unwrap();
-        let (tmp, r) = run(&data, opts());
-        r.unwrap();
-        let root = tmp.path().join("root");
-        let suid = std::fs::metadata(root.join("ro/suid")).unwrap();
-        assert_eq!(suid.permissions().mode() & 0o7777, 0o4755);
-        assert_eq!(suid.mtime(), 1_234_567_890);
-        assert_eq!(std::fs::metadata(root.join("ro")).unwrap().permissions().mode() & 0o7777, 0o555);
-        let l = std::fs::metadata(root.join(&long)).unwrap();
-        assert_eq!(l.permissions().mode() & 0o7777, 0o640);
-        let hl = std::fs::metadata(root.join("hl")).unwrap();
-        assert_eq!((hl.ino(), hl.nlink()), (suid.ino(), 2));
-        // Let the tempdir be removed.
-        std::fs::set_permissions(root.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    #[test]
-    fn size_cap_stops_a_tar_bomb() {
-        let big = vec![0u8; 64 * 1024];
-        let data = tarball(&[file("a", &big), file("b", &big)]);
-        let mut o = opts();
-        o.max_size = 100 * 1024;
-        let (tmp, r) = run(&data, o);
-        assert!(matches!(r, Err(StoreError::TooLarge { .. })), "{r:?}");
-        assert!(!tmp.path().join("root/b").exists());
-    }
-
-    #[test]
-    fn devices_are_skipped_and_recorded_without_privilege() {
-        let mut e = file("dev/null", b"");
-        e.kind = EntryType::Char;
-        let fifo = E { name: "dev/fifo", kind: EntryType::Fifo, data: b"", link: None, mode: 0o600 };
-        let (tmp, r) = run(&tarball(&[dir("dev"), e, fifo]), opts());
-        let (_, skipped, _) = r.unwrap();
-        assert_eq!(skipped, vec!["dev/null".to_owned()]);
-        assert!(!tmp.path().join("root/dev/null").exists());
-        assert!(tmp.path().join("root/dev/fifo").exists());
-    }
-
-    #[test]
-    fn truncated_archive_is_a_read_error() {
-        let data = tarball(&[file("a", &[7u8; 4000])]);
-        let (_tmp, r) = run(&data[..1500], opts());
-        assert!(matches!(r, Err(StoreError::Read { .. })), "{r:?}");
-    }
-
-    #[test]
-    fn whiteouts_apply_across_layers() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("root");
-        std::fs::create_dir(&root).unwrap();
-        let mut o = opts();
-        o.whiteouts = true;
-        let mut ex = Extractor::new("test", &root, o).unwrap();
-        let l1 = tarball(&[dir("a"), file("a/x", b"1"), file("a/y", b"2"), dir("b"), file("b/z", b"3"), dir("c"), file("c/k", b"4")]);
-        ex.unpack(&l1[..]).unwrap();
-        // The opaque marker comes after b/new on purpose: it must keep this layer's files.
-        let l2 = tarball(&[file("a/.wh.x", b""), file("b/new", b"5"), file("b/.wh..wh..opq", b""), file(".wh.c", b"")]);
-        ex.unpack(&l2[..]).unwrap();
-        ex.finish().unwrap();
-        assert!(!root.join("a/x").exists());
-        assert!(root.join("a/y").exists());
-        assert!(!root.join("b/z").exists());
-        assert_eq!(std::fs::read(root.join("b/new")).unwrap(), b"5");
-        assert!(!root.join("c").exists());
-        assert!(!root.join("a/.wh.x").exists() && !root.join("b/.wh..wh..opq").exists());
-    }
-
-    #[test]
-    fn later_entries_replace_earlier_ones() {
-        let data = tarball(&[file("x", b"old"), dir("d"), file("d/f", b"1"), file("d", b"now a file"), dir("x"), file("x/in", b"2")]);
-        let (tmp, r) = run(&data, opts());
-        r.unwrap();
-        assert_eq!(std::fs::read(tmp.path().join("root/d")).unwrap(), b"now a file");
-        assert_eq!(std::fs::read(tmp.path().join("root/x/in")).unwrap(), b"2");
-    }
-}
+#[allow(clippy::unwrap_used)]
+#[path = "extract_tests.rs"]
+pub(crate) mod tests;

@@ -38,7 +38,11 @@ pub struct FetchOptions {
 
 impl Default for FetchOptions {
     fn default() -> Self {
-        FetchOptions { ca_bundle: PathBuf::from(DEFAULT_CA_BUNDLE), progress: true, timeout: Duration::from_secs(30) }
+        FetchOptions {
+            ca_bundle: PathBuf::from(DEFAULT_CA_BUNDLE),
+            progress: true,
+            timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -82,7 +86,9 @@ pub(crate) fn sniff(head: &[u8]) -> Result<Compression, String> {
     }
     let magic: String = head.iter().take(6).map(|b| format!("{b:02x}")).collect();
     if head.starts_with(b"BZh") {
-        return Err(format!("{magic} (bzip2, not supported: recompress with gzip, zstd or xz)"));
+        return Err(format!(
+            "{magic} (bzip2, not supported: recompress with gzip, zstd or xz)"
+        ));
     }
     Err(magic)
 }
@@ -90,11 +96,25 @@ pub(crate) fn sniff(head: &[u8]) -> Result<Compression, String> {
 /// A tar header's checksum: the byte sum with the checksum field read as spaces.
 fn tar_checksum_ok(h: &[u8]) -> bool {
     let field = &h[148..156];
-    let text: String = field.iter().take_while(|b| **b != 0 && **b != b' ').map(|b| char::from(*b)).collect();
+    let text: String = field
+        .iter()
+        .take_while(|b| **b != 0 && **b != b' ')
+        .map(|b| char::from(*b))
+        .collect();
     let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
         return false;
     };
-    let sum: u32 = h.iter().enumerate().map(|(i, b)| if (148..156).contains(&i) { 32 } else { u32::from(*b) }).sum();
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
     sum == want && h.iter().any(|b| *b != 0)
 }
 
@@ -135,10 +155,20 @@ impl Progress {
         self.last = now;
         let secs = now.duration_since(self.start).as_secs_f64().max(0.001);
         let mib = |b: u64| b as f64 / 1_048_576.0;
-        let total = self.total.map(|t| format!(" / {:.1} MiB", mib(t))).unwrap_or_default();
+        let total = self
+            .total
+            .map(|t| format!(" / {:.1} MiB", mib(t)))
+            .unwrap_or_default();
         let mut err = io::stderr().lock();
         // Progress is best effort: a closed stderr must not fail the fetch.
-        let _ = write!(err, "\r{}: {:.1} MiB{} {:.1} MiB/s", self.image, mib(done), total, mib(done) / secs);
+        let _ = write!(
+            err,
+            "\r{}: {:.1} MiB{} {:.1} MiB/s",
+            self.image,
+            mib(done),
+            total,
+            mib(done) / secs
+        );
         if end {
             let _ = writeln!(err);
         }
@@ -158,13 +188,22 @@ pub(crate) struct Opened {
 
 /// Open a source for reading. Network failures are reported here, before any
 /// byte is extracted: unreachable host, HTTP status, TLS failure.
-pub(crate) fn open_source(image: &str, source: &ImageSource, opts: &FetchOptions) -> Result<Opened, StoreError> {
+pub(crate) fn open_source(
+    image: &str,
+    source: &ImageSource,
+    opts: &FetchOptions,
+) -> Result<Opened, StoreError> {
     let path = match source {
         ImageSource::Path(p) => PathBuf::from(p),
         ImageSource::Url(u) if u.starts_with("file://") => PathBuf::from(&u["file://".len()..]),
-        ImageSource::Url(u) if u.starts_with("http://") || u.starts_with("https://") => return open_http(image, u, opts),
+        ImageSource::Url(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            return open_http(image, u, opts)
+        }
         ImageSource::Url(u) => {
-            return Err(StoreError::BadUrl { image: image.to_owned(), url: u.clone() });
+            return Err(StoreError::BadUrl {
+                image: image.to_owned(),
+                url: u.clone(),
+            });
         }
     };
     open_file(image, &path)
@@ -174,33 +213,56 @@ pub(crate) fn open_source(image: &str, source: &ImageSource, opts: &FetchOptions
 pub(crate) fn open_file(image: &str, path: &Path) -> Result<Opened, StoreError> {
     let f = File::open(path).map_err(|e| StoreError::io(image, "open", path, e))?;
     let total = f.metadata().ok().map(|m| m.len());
-    Ok(Opened { reader: Box::new(f), total })
+    Ok(Opened {
+        reader: Box::new(f),
+        total,
+    })
 }
 
 #[cfg(feature = "http")]
 fn open_http(image: &str, url: &str, opts: &FetchOptions) -> Result<Opened, StoreError> {
-    let mut b = ureq::AgentBuilder::new().timeout_connect(opts.timeout).timeout_read(opts.timeout);
+    let mut b = ureq::AgentBuilder::new()
+        .timeout_connect(opts.timeout)
+        .timeout_read(opts.timeout);
     #[cfg(feature = "tls")]
     if url.starts_with("https://") {
         b = b.tls_config(super::tls::client_config(image, &opts.ca_bundle)?);
     }
     let resp = b.build().get(url).call().map_err(|e| match e {
-        ureq::Error::Status(status, _) => StoreError::HttpStatus { image: image.to_owned(), url: url.to_owned(), status },
+        ureq::Error::Status(status, _) => StoreError::HttpStatus {
+            image: image.to_owned(),
+            url: url.to_owned(),
+            status,
+        },
         ureq::Error::Transport(t) => {
             #[cfg(feature = "tls")]
             if super::tls::is_tls_error(&t) {
-                return StoreError::Tls { image: image.to_owned(), url: url.to_owned(), source: Box::new(t) };
+                return StoreError::Tls {
+                    image: image.to_owned(),
+                    url: url.to_owned(),
+                    source: Box::new(t),
+                };
             }
-            StoreError::Unreachable { image: image.to_owned(), url: url.to_owned(), source: Box::new(t) }
+            StoreError::Unreachable {
+                image: image.to_owned(),
+                url: url.to_owned(),
+                source: Box::new(t),
+            }
         }
     })?;
     let total = resp.header("content-length").and_then(|v| v.parse().ok());
-    Ok(Opened { reader: Box::new(resp.into_reader()), total })
+    Ok(Opened {
+        reader: Box::new(resp.into_reader()),
+        total,
+    })
 }
 
 #[cfg(not(feature = "http"))]
 fn open_http(image: &str, _url: &str, _opts: &FetchOptions) -> Result<Opened, StoreError> {
-    Err(StoreError::NotEnabled { image: image.to_owned(), feature: "http" })
+    Err(StoreError::NotEnabled {
+        image: image.to_owned(),
+        feature: "http",
+    })
 }
 
 /// The extracting thread's end of the pipeline.
@@ -243,7 +305,9 @@ impl ChunkWriter {
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         // The extractor hung up (it failed or finished): stop producing.
-        self.tx.send(Ok(chunk)).map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+        self.tx
+            .send(Ok(chunk))
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
     }
 }
 
@@ -265,7 +329,11 @@ impl Write for ChunkWriter {
 pub(crate) type ProducerResult = Result<Fetched, Option<StoreError>>;
 
 /// Start the producer: hash, sniff and decompress `opened` on a thread.
-pub(crate) fn spawn_producer(image: &str, opened: Opened, opts: &FetchOptions) -> (ChunkReader, JoinHandle<ProducerResult>) {
+pub(crate) fn spawn_producer(
+    image: &str,
+    opened: Opened,
+    opts: &FetchOptions,
+) -> (ChunkReader, JoinHandle<ProducerResult>) {
     let (tx, rx) = sync_channel(IN_FLIGHT);
     let progress = (opts.progress && stderr_is_tty()).then(|| Progress {
         image: image.to_owned(),
@@ -275,16 +343,31 @@ pub(crate) fn spawn_producer(image: &str, opened: Opened, opts: &FetchOptions) -
     });
     let image = image.to_owned();
     let handle = std::thread::spawn(move || {
-        let src = Hashing { inner: opened.reader, hash: Sha256::new(), size: 0, progress };
-        let mut w = ChunkWriter { tx, buf: Vec::with_capacity(CHUNK) };
+        let src = Hashing {
+            inner: opened.reader,
+            hash: Sha256::new(),
+            size: 0,
+            progress,
+        };
+        let mut w = ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
         let res = produce(&image, src, &mut w);
         if let Err(Some(e)) = &res {
             // Make the extractor stop at once; the precise error comes from the join.
-            let _ = w.tx.send(Err(io::Error::new(io::ErrorKind::Other, e.to_string())));
+            let _ = w.tx.send(Err(io::Error::other(e.to_string())));
         }
         res
     });
-    (ChunkReader { rx, cur: Vec::new(), pos: 0 }, handle)
+    (
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        },
+        handle,
+    )
 }
 
 fn produce<R: Read>(image: &str, src: Hashing<R>, w: &mut ChunkWriter) -> ProducerResult {
@@ -292,7 +375,10 @@ fn produce<R: Read>(image: &str, src: Hashing<R>, w: &mut ChunkWriter) -> Produc
         if source.kind() == io::ErrorKind::BrokenPipe {
             None
         } else {
-            Some(StoreError::Read { image: image.to_owned(), source })
+            Some(StoreError::Read {
+                image: image.to_owned(),
+                source,
+            })
         }
     };
     let mut hashing = src;
@@ -308,15 +394,29 @@ fn produce<R: Read>(image: &str, src: Hashing<R>, w: &mut ChunkWriter) -> Produc
         }
     }
     head.truncate(got);
-    let compression = sniff(&head).map_err(|magic| Some(StoreError::UnknownCompression { image: image.to_owned(), magic }))?;
+    let compression = sniff(&head).map_err(|magic| {
+        Some(StoreError::UnknownCompression {
+            image: image.to_owned(),
+            magic,
+        })
+    })?;
     let mut src = BufReader::with_capacity(CHUNK, io::Cursor::new(head).chain(hashing));
     decompress(compression, &mut src, w).map_err(read_err)?;
     w.flush().map_err(read_err)?;
     // Hash whatever follows the compressed stream too: the digest is of the whole file.
     io::copy(&mut src, &mut io::sink()).map_err(read_err)?;
     let (_, hashing) = src.into_inner().into_inner();
-    let digest = hashing.hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Ok(Fetched { digest, size: hashing.size, compression })
+    let digest = hashing
+        .hash
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Fetched {
+        digest,
+        size: hashing.size,
+        compression,
+    })
 }
 
 fn decompress<R: BufRead>(c: Compression, src: &mut R, w: &mut ChunkWriter) -> io::Result<()> {
@@ -326,7 +426,8 @@ fn decompress<R: BufRead>(c: Compression, src: &mut R, w: &mut ChunkWriter) -> i
         Compression::Gzip => copy(&mut flate2::bufread::MultiGzDecoder::new(src), w),
         #[cfg(feature = "zstd")]
         Compression::Zstd => loop {
-            let mut dec = ruzstd::StreamingDecoder::new(&mut *src).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            let mut dec = ruzstd::StreamingDecoder::new(&mut *src)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
             copy(&mut dec, w)?;
             // pzstd and `zstd -T` may write several frames.
             if src.fill_buf()?.is_empty() {
@@ -339,7 +440,10 @@ fn decompress<R: BufRead>(c: Compression, src: &mut R, w: &mut ChunkWriter) -> i
             other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
         }),
         #[allow(unreachable_patterns)]
-        other => Err(io::Error::new(io::ErrorKind::Unsupported, format!("{other:?} support is not enabled in this build"))),
+        other => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{other:?} support is not enabled in this build"),
+        )),
     }
 }
 

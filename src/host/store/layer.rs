@@ -21,7 +21,11 @@ const MSDOS_MAGIC: i64 = 0x4d44;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayerPlan {
     /// overlayfs: the image rootfs below, upper/work in the container dir.
-    Overlay { lower: PathBuf, upper: PathBuf, work: PathBuf },
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+    },
     /// `volatile: true`: a tmpfs at `tmpfs`, holding upper/work, over the image.
     TmpfsOverlay { lower: PathBuf, tmpfs: PathBuf },
     /// No overlayfs possible: a private copy, bind-mounted as the root.
@@ -39,7 +43,10 @@ pub struct OverlaySupport {
 
 /// Detect overlay support for upper dirs under `dir`.
 pub fn detect_overlay(proc_filesystems: &Path, dir: &Path) -> OverlaySupport {
-    let kernel = fs::read_to_string(proc_filesystems).map_or(false, |t| t.lines().any(|l| l.split_whitespace().last() == Some("overlay")));
+    let kernel = fs::read_to_string(proc_filesystems).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay"))
+    });
     let upper_ok = match statfs_magic(dir) {
         Ok(m) => m != OVERLAYFS_MAGIC && m != MSDOS_MAGIC,
         Err(_) => false,
@@ -48,16 +55,17 @@ pub fn detect_overlay(proc_filesystems: &Path, dir: &Path) -> OverlaySupport {
 }
 
 fn statfs_magic(dir: &Path) -> io::Result<i64> {
-    let c = CString::new(dir.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: a zeroed statfs is a valid value for this plain C struct.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: NUL-terminated path and a writable struct.
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // f_type is i64 or u32 depending on the architecture (MIPS, 32-bit ARM).
-    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
-    Ok(i64::from(st.f_type as u32))
+    // f_type is i64 on 64-bit targets, i32/u32 on 32-bit ones (ARM, MIPS): widen.
+    #[allow(clippy::useless_conversion)]
+    Ok(i64::from(st.f_type))
 }
 
 /// Choose the layer kind (pure: testable for every host).
@@ -73,16 +81,36 @@ impl RootfsStore {
     /// Prepare `containers/<name>/` for `image` and say how to mount its root.
     /// Records the image digest for `image ls` and `gc`. A copy is made here
     /// (persistent); overlay dirs are created empty if missing.
-    pub fn plan_layer(&self, name: &str, image: &ImageInfo, volatile: bool, support: OverlaySupport) -> Result<LayerPlan, StoreError> {
+    pub fn plan_layer(
+        &self,
+        name: &str,
+        image: &ImageInfo,
+        volatile: bool,
+        support: OverlaySupport,
+    ) -> Result<LayerPlan, StoreError> {
         let cdir = self.containers_dir().join(name);
-        let err = |op, path: &Path, source| StoreError::Layer { container: name.to_owned(), op, path: path.to_owned(), source };
+        let err = |op, path: &Path, source| StoreError::Layer {
+            container: name.to_owned(),
+            op,
+            path: path.to_owned(),
+            source,
+        };
         fs::create_dir_all(&cdir).map_err(|e| err("create", &cdir, e))?;
         let rec = cdir.join("image");
         fs::write(&rec, &image.digest).map_err(|e| err("write", &rec, e))?;
         let plan = match choose(support, volatile) {
-            "tmpfs-overlay" => LayerPlan::TmpfsOverlay { lower: image.rootfs.clone(), tmpfs: cdir.join("volatile") },
-            "overlay" => LayerPlan::Overlay { lower: image.rootfs.clone(), upper: cdir.join("upper"), work: cdir.join("work") },
-            _ => LayerPlan::Copy { rootfs: cdir.join("rootfs") },
+            "tmpfs-overlay" => LayerPlan::TmpfsOverlay {
+                lower: image.rootfs.clone(),
+                tmpfs: cdir.join("volatile"),
+            },
+            "overlay" => LayerPlan::Overlay {
+                lower: image.rootfs.clone(),
+                upper: cdir.join("upper"),
+                work: cdir.join("work"),
+            },
+            _ => LayerPlan::Copy {
+                rootfs: cdir.join("rootfs"),
+            },
         };
         match &plan {
             LayerPlan::Overlay { upper, work, .. } => {
@@ -90,7 +118,9 @@ impl RootfsStore {
                     fs::create_dir_all(d).map_err(|e| err("create", d, e))?;
                 }
             }
-            LayerPlan::TmpfsOverlay { tmpfs, .. } => fs::create_dir_all(tmpfs).map_err(|e| err("create", tmpfs, e))?,
+            LayerPlan::TmpfsOverlay { tmpfs, .. } => {
+                fs::create_dir_all(tmpfs).map_err(|e| err("create", tmpfs, e))?
+            }
             LayerPlan::Copy { rootfs } if !rootfs.exists() => {
                 let tmp = cdir.join("rootfs.tmp");
                 let _ = fsutil::remove_tree(&tmp);
@@ -106,34 +136,63 @@ impl RootfsStore {
 /// Mount the container root described by `plan` at `target` (an existing
 /// directory). Call inside the container's own mount namespace.
 pub fn mount_layer(container: &str, plan: &LayerPlan, target: &Path) -> Result<(), StoreError> {
-    let err = |op, path: &Path, source| StoreError::Layer { container: container.to_owned(), op, path: path.to_owned(), source };
+    let err = |op, path: &Path, source| StoreError::Layer {
+        container: container.to_owned(),
+        op,
+        path: path.to_owned(),
+        source,
+    };
     match plan {
         LayerPlan::Overlay { lower, upper, work } => {
-            let data = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
-            mount(Some("overlay"), target, Some("overlay"), 0, Some(&data)).map_err(|e| err("mount overlay", target, e))
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            mount(Some("overlay"), target, Some("overlay"), 0, Some(&data))
+                .map_err(|e| err("mount overlay", target, e))
         }
         LayerPlan::TmpfsOverlay { lower, tmpfs } => {
-            mount(Some("tmpfs"), tmpfs, Some("tmpfs"), 0, Some("mode=0755")).map_err(|e| err("mount tmpfs", tmpfs, e))?;
+            mount(Some("tmpfs"), tmpfs, Some("tmpfs"), 0, Some("mode=0755"))
+                .map_err(|e| err("mount tmpfs", tmpfs, e))?;
             let (upper, work) = (tmpfs.join("upper"), tmpfs.join("work"));
             for d in [&upper, &work] {
                 fs::create_dir_all(d).map_err(|e| err("create", d, e))?;
             }
-            let data = format!("lowerdir={},upperdir={},workdir={}", lower.display(), upper.display(), work.display());
-            mount(Some("overlay"), target, Some("overlay"), 0, Some(&data)).map_err(|e| err("mount overlay", target, e))
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            mount(Some("overlay"), target, Some("overlay"), 0, Some(&data))
+                .map_err(|e| err("mount overlay", target, e))
         }
-        LayerPlan::Copy { rootfs } => {
-            mount(Some(&rootfs.display().to_string()), target, None, libc::MS_BIND | libc::MS_REC, None)
-                .map_err(|e| err("bind mount", target, e))
-        }
+        LayerPlan::Copy { rootfs } => mount(
+            Some(&rootfs.display().to_string()),
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| err("bind mount", target, e)),
     }
 }
 
-fn mount(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> io::Result<()> {
+fn mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
     let c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
     let src = src.map(c).transpose()?;
     let fstype = fstype.map(c).transpose()?;
     let data = data.map(c).transpose()?;
-    let target = CString::new(target.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let p = |o: &Option<CString>| o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
     // SAFETY: every pointer is NUL-terminated or null, valid during the call.
     let r = unsafe { libc::mount(p(&src), target.as_ptr(), p(&fstype), flags, p(&data).cast()) };
@@ -174,7 +233,8 @@ fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
             }
         } else {
             // Device nodes and fifos: recreate with mknod.
-            let c = CString::new(d.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            let c = CString::new(d.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
             // SAFETY: NUL-terminated path.
             if unsafe { libc::mknod(c.as_ptr(), md.mode(), md.rdev()) } < 0 {
                 continue;

@@ -41,40 +41,75 @@ pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 4 << 30;
 pub enum StoreError {
     /// The archive's sha256 is not the one the manifest gave.
     #[error("image `{image}`: sha256 mismatch: expected {expected}, got {actual}")]
-    DigestMismatch { image: String, expected: String, actual: String },
+    DigestMismatch {
+        image: String,
+        expected: String,
+        actual: String,
+    },
     /// The archive stream failed: truncated, corrupt, or the connection dropped.
     #[error("image `{image}`: read archive: truncated or corrupt")]
     Read { image: String, source: io::Error },
     /// No known magic bytes at the start of the archive.
-    #[error("image `{image}`: unknown compression (magic {magic}); expected gzip, zstd, xz or tar")]
+    #[error(
+        "image `{image}`: unknown compression (magic {magic}); expected gzip, zstd, xz or tar"
+    )]
     UnknownCompression { image: String, magic: String },
     /// The host could not be reached (DNS, refused, timeout).
     #[error("image `{image}`: fetch `{url}`: unreachable")]
-    Unreachable { image: String, url: String, source: Box<dyn std::error::Error + Send + Sync> },
+    Unreachable {
+        image: String,
+        url: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The server answered with an error status.
     #[error("image `{image}`: fetch `{url}`: http status {status}")]
-    HttpStatus { image: String, url: String, status: u16 },
+    HttpStatus {
+        image: String,
+        url: String,
+        status: u16,
+    },
     /// The TLS handshake or certificate check failed.
     #[error("image `{image}`: fetch `{url}`: tls failure")]
-    Tls { image: String, url: String, source: Box<dyn std::error::Error + Send + Sync> },
+    Tls {
+        image: String,
+        url: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A URL scheme other than http, https or file.
     #[error("image `{image}`: unsupported url `{url}`; use http://, https:// or file://")]
     BadUrl { image: String, url: String },
     /// ENOSPC or EDQUOT: nothing was installed.
     #[error("image `{image}`: disk full while writing `{path}`")]
-    DiskFull { image: String, path: PathBuf, source: io::Error },
+    DiskFull {
+        image: String,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// An entry tried to leave the target directory.
     #[error("image `{image}`: refused entry `{entry}`: {reason} (path traversal attempt)")]
-    Traversal { image: String, entry: PathBuf, reason: &'static str },
+    Traversal {
+        image: String,
+        entry: PathBuf,
+        reason: &'static str,
+    },
     /// The unpacked size passed `settings.max_image_size`.
     #[error("image `{image}`: unpacked size exceeds the limit of {limit} bytes (settings.max_image_size)")]
     TooLarge { image: String, limit: u64 },
     /// A tar entry type berth does not unpack (e.g. GNU sparse).
     #[error("image `{image}`: unsupported tar entry `{entry}` of type {kind}")]
-    Unsupported { image: String, entry: PathBuf, kind: String },
+    Unsupported {
+        image: String,
+        entry: PathBuf,
+        kind: String,
+    },
     /// Any other file system operation.
     #[error("image `{image}`: {op} `{path}`")]
-    Io { image: String, op: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        image: String,
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// A URL source without its sha256.
     #[error("image `{image}`: a url source needs a sha256")]
     MissingDigest { image: String },
@@ -83,7 +118,10 @@ pub enum StoreError {
     BadDigest { image: String, value: String },
     /// The build left out a cargo feature this image needs.
     #[error("image `{image}`: {feature} support is not enabled in this build")]
-    NotEnabled { image: String, feature: &'static str },
+    NotEnabled {
+        image: String,
+        feature: &'static str,
+    },
     /// An OCI layout or `docker save` archive that cannot be applied.
     #[error("image `{image}`: bad OCI archive: {what}")]
     Oci { image: String, what: String },
@@ -95,10 +133,19 @@ pub enum StoreError {
     InUse { image: String, containers: String },
     /// The CA bundle for https could not be read.
     #[error("image `{image}`: read CA bundle `{path}`")]
-    CaBundle { image: String, path: PathBuf, source: io::Error },
+    CaBundle {
+        image: String,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// Preparing or mounting a container's writable layer failed.
     #[error("container `{container}`: {op} `{path}`")]
-    Layer { container: String, op: &'static str, path: PathBuf, source: io::Error },
+    Layer {
+        container: String,
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
 }
 
 impl StoreError {
@@ -106,8 +153,17 @@ impl StoreError {
     pub(crate) fn io(image: &str, op: &'static str, path: &Path, source: io::Error) -> Self {
         let (image, path) = (image.to_owned(), path.to_owned());
         match source.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) => StoreError::DiskFull { image, path, source },
-            _ => StoreError::Io { image, op, path, source },
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => StoreError::DiskFull {
+                image,
+                path,
+                source,
+            },
+            _ => StoreError::Io {
+                image,
+                op,
+                path,
+                source,
+            },
         }
     }
 }
@@ -188,7 +244,11 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { image_dirs: Vec::new(), max_image_size: DEFAULT_MAX_IMAGE_SIZE, fetch: FetchOptions::default() }
+        StoreOptions {
+            image_dirs: Vec::new(),
+            max_image_size: DEFAULT_MAX_IMAGE_SIZE,
+            fetch: FetchOptions::default(),
+        }
     }
 }
 
@@ -201,6 +261,7 @@ pub struct RootfsStore {
 
 mod ops;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;
 pub use ops::{extract_archive, Extracted, ImageEntry};
 
@@ -214,7 +275,9 @@ fn hash_file(image: &str, path: &Path) -> Result<String, StoreError> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 128 * 1024];
     loop {
-        let n = f.read(&mut buf).map_err(|e| StoreError::io(image, "read", path, e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| StoreError::io(image, "read", path, e))?;
         if n == 0 {
             break;
         }
@@ -227,7 +290,9 @@ fn hash_file(image: &str, path: &Path) -> Result<String, StoreError> {
 fn write_atomic(image: &str, path: &Path, data: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("json.tmp");
     let mut f = fs::File::create(&tmp).map_err(|e| StoreError::io(image, "create", &tmp, e))?;
-    f.write_all(data).and_then(|()| f.sync_all()).map_err(|e| StoreError::io(image, "write", &tmp, e))?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| StoreError::io(image, "write", &tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| StoreError::io(image, "rename", path, e))
 }
 

@@ -47,27 +47,42 @@ pub(crate) fn detect(dir: &Path) -> Option<OciKind> {
 }
 
 fn bad(image: &str, what: impl Into<String>) -> StoreError {
-    StoreError::Oci { image: image.to_owned(), what: what.into() }
+    StoreError::Oci {
+        image: image.to_owned(),
+        what: what.into(),
+    }
 }
 
 fn read_json(image: &str, path: &Path) -> Result<Value, StoreError> {
     let text = std::fs::read(path).map_err(|e| StoreError::io(image, "read", path, e))?;
-    serde_json::from_slice(&text).map_err(|e| bad(image, format!("parse `{}`: {e}", path.display())))
+    serde_json::from_slice(&text)
+        .map_err(|e| bad(image, format!("parse `{}`: {e}", path.display())))
 }
 
 /// A relative path from a manifest, kept inside `base` (no `..`, not absolute).
 fn inside(image: &str, base: &Path, rel: &str) -> Result<PathBuf, StoreError> {
     let p = Path::new(rel);
-    if p.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
-        return Err(StoreError::Traversal { image: image.to_owned(), entry: p.to_owned(), reason: "manifest path leaves the archive" });
+    if p.components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(StoreError::Traversal {
+            image: image.to_owned(),
+            entry: p.to_owned(),
+            reason: "manifest path leaves the archive",
+        });
     }
     Ok(base.join(p))
 }
 
 /// `sha256:<hex>` to `blobs/sha256/<hex>`.
 fn blob(image: &str, base: &Path, digest: &str) -> Result<PathBuf, StoreError> {
-    let (algo, hex) = digest.split_once(':').ok_or_else(|| bad(image, format!("bad digest `{digest}`")))?;
-    if !algo.bytes().all(|b| b.is_ascii_alphanumeric()) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) || hex.is_empty() {
+    let (algo, hex) = digest
+        .split_once(':')
+        .ok_or_else(|| bad(image, format!("bad digest `{digest}`")))?;
+    if !algo.bytes().all(|b| b.is_ascii_alphanumeric())
+        || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+        || hex.is_empty()
+    {
         return Err(bad(image, format!("bad digest `{digest}`")));
     }
     Ok(base.join("blobs").join(algo).join(hex))
@@ -85,19 +100,30 @@ fn oci_arch() -> &'static str {
 }
 
 /// Layer files (in order) and the config file for the archive in `dir`.
-fn layers(image: &str, dir: &Path, kind: OciKind) -> Result<(Vec<PathBuf>, Option<PathBuf>), StoreError> {
+fn layers(
+    image: &str,
+    dir: &Path,
+    kind: OciKind,
+) -> Result<(Vec<PathBuf>, Option<PathBuf>), StoreError> {
     match kind {
         OciKind::Docker => {
             let m = read_json(image, &dir.join("manifest.json"))?;
-            let first = m.get(0).ok_or_else(|| bad(image, "manifest.json lists no image"))?;
+            let first = m
+                .get(0)
+                .ok_or_else(|| bad(image, "manifest.json lists no image"))?;
             let config = match first.get("Config").and_then(Value::as_str) {
                 Some(c) => Some(inside(image, dir, c)?),
                 None => None,
             };
-            let list = first.get("Layers").and_then(Value::as_array).ok_or_else(|| bad(image, "manifest.json has no Layers"))?;
+            let list = first
+                .get("Layers")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad(image, "manifest.json has no Layers"))?;
             let mut out = Vec::new();
             for l in list {
-                let l = l.as_str().ok_or_else(|| bad(image, "a layer is not a string"))?;
+                let l = l
+                    .as_str()
+                    .ok_or_else(|| bad(image, "a layer is not a string"))?;
                 out.push(inside(image, dir, l)?);
             }
             Ok((out, config))
@@ -106,23 +132,37 @@ fn layers(image: &str, dir: &Path, kind: OciKind) -> Result<(Vec<PathBuf>, Optio
             let mut m = read_json(image, &dir.join("index.json"))?;
             // Follow (nested) indexes to one image manifest, preferring our architecture.
             for _ in 0..4 {
-                let Some(list) = m.get("manifests").and_then(Value::as_array) else { break };
+                let Some(list) = m.get("manifests").and_then(Value::as_array) else {
+                    break;
+                };
                 let pick = list
                     .iter()
-                    .find(|d| d.pointer("/platform/architecture").and_then(Value::as_str) == Some(oci_arch()))
+                    .find(|d| {
+                        d.pointer("/platform/architecture").and_then(Value::as_str)
+                            == Some(oci_arch())
+                    })
                     .or_else(|| list.first())
                     .ok_or_else(|| bad(image, "index lists no manifest"))?;
-                let d = pick.get("digest").and_then(Value::as_str).ok_or_else(|| bad(image, "manifest without digest"))?;
+                let d = pick
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad(image, "manifest without digest"))?;
                 m = read_json(image, &blob(image, dir, d)?)?;
             }
             let config = match m.pointer("/config/digest").and_then(Value::as_str) {
                 Some(d) => Some(blob(image, dir, d)?),
                 None => None,
             };
-            let list = m.get("layers").and_then(Value::as_array).ok_or_else(|| bad(image, "manifest has no layers"))?;
+            let list = m
+                .get("layers")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad(image, "manifest has no layers"))?;
             let mut out = Vec::new();
             for l in list {
-                let d = l.get("digest").and_then(Value::as_str).ok_or_else(|| bad(image, "layer without digest"))?;
+                let d = l
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad(image, "layer without digest"))?;
                 out.push(blob(image, dir, d)?);
             }
             Ok((out, config))
@@ -136,8 +176,19 @@ fn config(image: &str, path: &Path) -> Result<ImageConfig, StoreError> {
     let Some(c) = v.get("config").or_else(|| v.get("Config")) else {
         return Ok(ImageConfig::default());
     };
-    let strings = |k: &str| c.get(k).and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect::<Vec<_>>());
-    let text = |k: &str| c.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let strings = |k: &str| {
+        c.get(k).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+    };
+    let text = |k: &str| {
+        c.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     Ok(ImageConfig {
         entrypoint: strings("Entrypoint"),
         cmd: strings("Cmd"),
@@ -171,7 +222,10 @@ pub(crate) fn apply<'a>(
         let res = ex.unpack(reader).and_then(|mut rest| {
             std::io::copy(&mut rest, &mut std::io::sink())
                 .map(|_| ())
-                .map_err(|source| StoreError::Read { image: image.to_owned(), source })
+                .map_err(|source| StoreError::Read {
+                    image: image.to_owned(),
+                    source,
+                })
         });
         match (res, producer.join().unwrap_or(Err(None))) {
             (_, Err(Some(e))) | (Err(e), _) => return Err(e),

@@ -46,7 +46,10 @@ impl RootfsStore {
     /// Open the store at `root`, creating `images/` and `containers/`, and
     /// remove temp dirs left by runs that died (kill -9, power cut).
     pub fn open(root: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
-        let store = RootfsStore { root: root.to_owned(), opts };
+        let store = RootfsStore {
+            root: root.to_owned(),
+            opts,
+        };
         for d in [store.images_dir(), store.containers_dir()] {
             fs::create_dir_all(&d).map_err(|e| StoreError::io("-", "create", &d, e))?;
         }
@@ -69,16 +72,23 @@ impl RootfsStore {
         let rd = fs::read_dir(&dir).map_err(|e| StoreError::io("-", "list", &dir, e))?;
         for ent in rd.flatten() {
             let name = ent.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(".tmp-") else { continue };
+            let Some(rest) = name.strip_prefix(".tmp-") else {
+                continue;
+            };
             let path = ent.path();
             // A live extraction holds the flock on its `.lock`; a dead one cannot.
             let dead = match fs::File::open(path.join(LOCK)) {
                 Ok(f) => try_lock(&f),
                 // No lock yet: the owner died right after mkdir, or is about to lock.
-                Err(_) => rest.split('-').nth(1).and_then(|p| p.parse().ok()).map_or(true, |p| !pid_alive(p)),
+                Err(_) => rest
+                    .split('-')
+                    .nth(1)
+                    .and_then(|p| p.parse().ok())
+                    .map_or(true, |p| !pid_alive(p)),
             };
             if dead {
-                fsutil::remove_tree(&path).map_err(|e| StoreError::io("-", "remove leftover", &path, e))?;
+                fsutil::remove_tree(&path)
+                    .map_err(|e| StoreError::io("-", "remove leftover", &path, e))?;
             }
         }
         Ok(())
@@ -95,11 +105,22 @@ impl RootfsStore {
         }
         let expected = match &spec.sha256 {
             Some(d) if valid_digest(d) => Some(d.to_ascii_lowercase()),
-            Some(d) => return Err(StoreError::BadDigest { image: image.to_owned(), value: d.clone() }),
+            Some(d) => {
+                return Err(StoreError::BadDigest {
+                    image: image.to_owned(),
+                    value: d.clone(),
+                })
+            }
             None => match &spec.source {
                 ImageSource::Path(p) => Some(hash_file(image, Path::new(p))?),
-                ImageSource::Url(u) if u.starts_with("file://") => Some(hash_file(image, Path::new(&u[7..]))?),
-                ImageSource::Url(_) => return Err(StoreError::MissingDigest { image: image.to_owned() }),
+                ImageSource::Url(u) if u.starts_with("file://") => {
+                    Some(hash_file(image, Path::new(&u[7..]))?)
+                }
+                ImageSource::Url(_) => {
+                    return Err(StoreError::MissingDigest {
+                        image: image.to_owned(),
+                    })
+                }
             },
         };
         if let Some(d) = &expected {
@@ -112,12 +133,21 @@ impl RootfsStore {
             }
         }
         let opened = fetch::open_source(image, &spec.source, &self.opts.fetch)?;
-        self.install(image, &source_text(&spec.source), opened, expected.as_deref())
+        self.install(
+            image,
+            &source_text(&spec.source),
+            opened,
+            expected.as_deref(),
+        )
     }
 
     /// `berth image import FILE --name`: ensure a local archive.
     pub fn import(&self, name: &str, file: &Path) -> Result<ImageInfo, StoreError> {
-        let spec = ImageSpec { name: name.to_owned(), source: ImageSource::Path(file.display().to_string()), sha256: None };
+        let spec = ImageSpec {
+            name: name.to_owned(),
+            source: ImageSource::Path(file.display().to_string()),
+            sha256: None,
+        };
         self.ensure(&spec)
     }
 
@@ -157,17 +187,27 @@ impl RootfsStore {
     }
 
     fn write_meta(&self, image: &str, dir: &Path, meta: &ImageMeta) -> Result<(), StoreError> {
-        let data = serde_json::to_vec_pretty(meta).map_err(|e| StoreError::io(image, "encode", dir, e.into()))?;
+        let data = serde_json::to_vec_pretty(meta)
+            .map_err(|e| StoreError::io(image, "encode", dir, e.into()))?;
         write_atomic(image, &dir.join(META), &data)
     }
 
     fn tmp_dir(&self, image: &str, digest: Option<&str>) -> Result<TmpDir, StoreError> {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = self.images_dir().join(format!(".tmp-{}-{}-{n}", digest.unwrap_or("pending"), std::process::id()));
+        let path = self.images_dir().join(format!(
+            ".tmp-{}-{}-{n}",
+            digest.unwrap_or("pending"),
+            std::process::id()
+        ));
         fs::create_dir(&path).map_err(|e| StoreError::io(image, "create", &path, e))?;
-        let lock = fs::File::create(path.join(LOCK)).map_err(|e| StoreError::io(image, "create", &path, e))?;
+        let lock = fs::File::create(path.join(LOCK))
+            .map_err(|e| StoreError::io(image, "create", &path, e))?;
         try_lock(&lock);
-        Ok(TmpDir { path, _lock: lock, keep: false })
+        Ok(TmpDir {
+            path,
+            _lock: lock,
+            keep: false,
+        })
     }
 
     /// Stream `opened` into a temp dir, verify, then rename it into place.
@@ -209,13 +249,29 @@ impl RootfsStore {
     /// An unpacked OCI layout (or `docker save`) directory. Its identity is the
     /// sha256 of its `index.json` (`manifest.json` for docker), which names
     /// every blob by digest.
-    fn ensure_layout_dir(&self, image: &str, dir: &Path, want: Option<&str>) -> Result<ImageInfo, StoreError> {
-        let kind = oci::detect(dir).ok_or_else(|| StoreError::Oci { image: image.to_owned(), what: format!("`{}` is not an OCI layout directory", dir.display()) })?;
-        let top = dir.join(if kind == oci::OciKind::Docker { "manifest.json" } else { "index.json" });
+    fn ensure_layout_dir(
+        &self,
+        image: &str,
+        dir: &Path,
+        want: Option<&str>,
+    ) -> Result<ImageInfo, StoreError> {
+        let kind = oci::detect(dir).ok_or_else(|| StoreError::Oci {
+            image: image.to_owned(),
+            what: format!("`{}` is not an OCI layout directory", dir.display()),
+        })?;
+        let top = dir.join(if kind == oci::OciKind::Docker {
+            "manifest.json"
+        } else {
+            "index.json"
+        });
         let digest = hash_file(image, &top)?;
         if let Some(w) = want {
             if !w.eq_ignore_ascii_case(&digest) {
-                return Err(StoreError::DigestMismatch { image: image.to_owned(), expected: w.to_owned(), actual: digest });
+                return Err(StoreError::DigestMismatch {
+                    image: image.to_owned(),
+                    expected: w.to_owned(),
+                    actual: digest,
+                });
             }
         }
         if let Some(info) = self.find(&digest) {
@@ -238,7 +294,13 @@ impl RootfsStore {
     }
 
     /// Flush the extracted tree, write image.json and rename the temp dir into place.
-    fn publish(&self, image: &str, mut tmp: TmpDir, ex: Extractor<'_>, mut meta: ImageMeta) -> Result<ImageInfo, StoreError> {
+    fn publish(
+        &self,
+        image: &str,
+        mut tmp: TmpDir,
+        ex: Extractor<'_>,
+        mut meta: ImageMeta,
+    ) -> Result<ImageInfo, StoreError> {
         let rootfs = tmp.path.join("rootfs");
         let rootfd = ex.root_fd();
         // One syncfs instead of an fsync per file: the rename below must not
@@ -256,12 +318,15 @@ impl RootfsStore {
             Err(_) if dest.join(META).exists() => {}
             Err(e) => return Err(StoreError::io(image, "rename", &dest, e)),
         }
-        fsutil::fsync_dir(&self.images_dir()).map_err(|e| StoreError::io(image, "sync", &dest, e))?;
+        fsutil::fsync_dir(&self.images_dir())
+            .map_err(|e| StoreError::io(image, "sync", &dest, e))?;
         let mut out = info(&meta.digest.clone(), dest, meta, false);
         out.warnings = warnings;
         if !out.meta.skipped_devices.is_empty() {
             let n = out.meta.skipped_devices.len();
-            out.warnings.push(format!("{n} device node(s) skipped (no privilege to create them)"));
+            out.warnings.push(format!(
+                "{n} device node(s) skipped (no privilege to create them)"
+            ));
         }
         Ok(out)
     }
@@ -278,8 +343,15 @@ impl RootfsStore {
                 continue;
             }
             if let Some(meta) = read_meta(&ent.path()) {
-                let used_by = users.iter().filter(|(_, dg)| *dg == d).map(|(c, _)| c.clone()).collect();
-                out.push(ImageEntry { info: info(&d, ent.path(), meta, false), used_by });
+                let used_by = users
+                    .iter()
+                    .filter(|(_, dg)| *dg == d)
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                out.push(ImageEntry {
+                    info: info(&d, ent.path(), meta, false),
+                    used_by,
+                });
             }
         }
         out.sort_by(|a, b| a.info.meta.names.cmp(&b.info.meta.names));
@@ -312,22 +384,34 @@ impl RootfsStore {
             .filter(|e| e.info.digest == what || e.info.meta.names.iter().any(|n| n == what))
             .collect();
         let hits = if hits.is_empty() && what.len() >= 6 {
-            all.iter().filter(|e| e.info.digest.starts_with(what)).collect()
+            all.iter()
+                .filter(|e| e.info.digest.starts_with(what))
+                .collect()
         } else {
             hits
         };
         match hits.as_slice() {
             [one] => Ok(one.info.digest.clone()),
-            _ => Err(StoreError::NotFound { image: what.to_owned() }),
+            _ => Err(StoreError::NotFound {
+                image: what.to_owned(),
+            }),
         }
     }
 
     /// Remove an image no container uses.
     pub fn remove(&self, what: &str) -> Result<String, StoreError> {
         let digest = self.resolve(what)?;
-        let users: Vec<String> = self.users()?.into_iter().filter(|(_, d)| *d == digest).map(|(c, _)| c).collect();
+        let users: Vec<String> = self
+            .users()?
+            .into_iter()
+            .filter(|(_, d)| *d == digest)
+            .map(|(c, _)| c)
+            .collect();
         if !users.is_empty() {
-            return Err(StoreError::InUse { image: what.to_owned(), containers: users.join(", ") });
+            return Err(StoreError::InUse {
+                image: what.to_owned(),
+                containers: users.join(", "),
+            });
         }
         self.drop_image(what, &digest)?;
         Ok(digest)
@@ -337,7 +421,12 @@ impl RootfsStore {
     /// rename it to a temp name first (cleaned at the next open if we die).
     fn drop_image(&self, image: &str, digest: &str) -> Result<(), StoreError> {
         let dir = self.images_dir().join(digest);
-        let doomed = self.images_dir().join(format!(".tmp-rm{}-{}-{}", &digest[..12], std::process::id(), TMP_SEQ.fetch_add(1, Ordering::Relaxed)));
+        let doomed = self.images_dir().join(format!(
+            ".tmp-rm{}-{}-{}",
+            &digest[..12],
+            std::process::id(),
+            TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         fs::rename(&dir, &doomed).map_err(|e| StoreError::io(image, "rename", &dir, e))?;
         fsutil::remove_tree(&doomed).map_err(|e| StoreError::io(image, "remove", &doomed, e))
     }
@@ -367,13 +456,20 @@ pub struct Extracted {
 /// Extract a local archive into a new directory `dir` with the store's
 /// pipeline, outside any store (the hidden `berth image extract`, used by the
 /// benchmark). No syncfs: it measures the pipeline, as `tar -x` does.
-pub fn extract_archive(file: &Path, dir: &Path, opts: &StoreOptions) -> Result<Extracted, StoreError> {
+pub fn extract_archive(
+    file: &Path,
+    dir: &Path,
+    opts: &StoreOptions,
+) -> Result<Extracted, StoreError> {
     let image = "-";
     fs::create_dir(dir).map_err(|e| StoreError::io(image, "create", dir, e))?;
     let opened = fetch::open_file(image, file)?;
     let (fetched, ex) = stream_into(image, dir, opened, opts, None)?;
     let (size, _, _) = ex.finish()?;
-    Ok(Extracted { digest: fetched.digest, size })
+    Ok(Extracted {
+        digest: fetched.digest,
+        size,
+    })
 }
 
 /// Run the one-pass pipeline into `rootfs`; the producer's digest is checked
@@ -389,7 +485,12 @@ pub(crate) fn stream_into<'a>(
     let (reader, producer) = fetch::spawn_producer(image, opened, &opts.fetch);
     let unpacked = ex.unpack(reader).and_then(|mut rest| {
         // Drain the tar padding after the end marker so the producer sees (and hashes) it all.
-        std::io::copy(&mut rest, &mut std::io::sink()).map(|_| ()).map_err(|source| StoreError::Read { image: image.to_owned(), source })
+        std::io::copy(&mut rest, &mut std::io::sink())
+            .map(|_| ())
+            .map_err(|source| StoreError::Read {
+                image: image.to_owned(),
+                source,
+            })
     });
     // Joining also happens on error: the reader is dropped, so the producer stops.
     let produced = producer.join().unwrap_or(Err(None));
@@ -397,14 +498,21 @@ pub(crate) fn stream_into<'a>(
         (_, Err(Some(e))) => return Err(e),
         (Err(e), _) => return Err(e),
         (Ok(()), Err(None)) => {
-            let source = std::io::Error::new(std::io::ErrorKind::Other, "decompressor stopped early");
-            return Err(StoreError::Read { image: image.to_owned(), source });
+            let source = std::io::Error::other("decompressor stopped early");
+            return Err(StoreError::Read {
+                image: image.to_owned(),
+                source,
+            });
         }
         (Ok(()), Ok(f)) => f,
     };
     if let Some(want) = expected {
         if fetched.digest != want {
-            return Err(StoreError::DigestMismatch { image: image.to_owned(), expected: want.to_owned(), actual: fetched.digest });
+            return Err(StoreError::DigestMismatch {
+                image: image.to_owned(),
+                expected: want.to_owned(),
+                actual: fetched.digest,
+            });
         }
     }
     Ok((fetched, ex))
@@ -423,5 +531,12 @@ fn read_meta(dir: &Path) -> Option<ImageMeta> {
 }
 
 fn info(digest: &str, dir: PathBuf, meta: ImageMeta, read_only: bool) -> ImageInfo {
-    ImageInfo { digest: digest.to_owned(), rootfs: dir.join("rootfs"), dir, meta, read_only, warnings: Vec::new() }
+    ImageInfo {
+        digest: digest.to_owned(),
+        rootfs: dir.join("rootfs"),
+        dir,
+        meta,
+        read_only,
+        warnings: Vec::new(),
+    }
 }

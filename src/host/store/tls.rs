@@ -11,14 +11,26 @@ use std::sync::Arc;
 use super::StoreError;
 
 /// A client config trusting every certificate in the PEM file `bundle`.
-pub(crate) fn client_config(image: &str, bundle: &Path) -> Result<Arc<rustls::ClientConfig>, StoreError> {
-    let ca_err = |source| StoreError::CaBundle { image: image.to_owned(), path: bundle.to_owned(), source };
+pub(crate) fn client_config(
+    image: &str,
+    bundle: &Path,
+) -> Result<Arc<rustls::ClientConfig>, StoreError> {
+    let ca_err = |source| StoreError::CaBundle {
+        image: image.to_owned(),
+        path: bundle.to_owned(),
+        source,
+    };
     let f = File::open(bundle).map_err(ca_err)?;
     let mut roots = rustls::RootCertStore::empty();
-    let certs: Vec<_> = rustls_pemfile::certs(&mut BufReader::new(f)).collect::<Result<_, _>>().map_err(ca_err)?;
+    let certs: Vec<_> = rustls_pemfile::certs(&mut BufReader::new(f))
+        .collect::<Result<_, _>>()
+        .map_err(ca_err)?;
     let (added, _ignored) = roots.add_parsable_certificates(certs);
     if added == 0 {
-        return Err(ca_err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no usable certificate")));
+        return Err(ca_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no usable certificate",
+        )));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -37,7 +49,10 @@ pub(crate) fn is_tls_error(t: &ureq::Transport) -> bool {
             return true;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
                 return true;
             }
         }
