@@ -219,3 +219,44 @@ fn overlay_and_volatile_layers_mount() {
     assert!(!tmpfs.join("upper").exists());
     assert!(!info.rootfs.join("scratch").exists());
 }
+
+#[test]
+fn disk_full_installs_nothing() {
+    need_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for i in 0..8 {
+        let mut h = header(&format!("blob{i}"), tar::EntryType::Regular, 100_000, 0o644);
+        h.set_cksum();
+        b.append(&h, &vec![7u8; 100_000][..]).unwrap();
+    }
+    let p = tmp.path().join("big.tar");
+    std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+    private_mount_ns();
+    // A 256 KiB tmpfs as the whole store: the 800 KB image cannot fit.
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let c = CString::new(small.as_os_str().as_bytes()).unwrap();
+    // SAFETY: NUL-terminated strings, valid during the call; this thread's private namespace.
+    let r = unsafe {
+        libc::mount(
+            b"tmpfs\0".as_ptr().cast(),
+            c.as_ptr(),
+            b"tmpfs\0".as_ptr().cast(),
+            0,
+            b"size=256k\0".as_ptr().cast(),
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let _mounts = Mounts(vec![small.clone()]);
+    let s = store(&small);
+    let err = s.import("big", &p).unwrap_err();
+    assert!(
+        matches!(err, berth::host::store::StoreError::DiskFull { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("image `big`: disk full"), "{err}");
+    assert!(s.list().unwrap().is_empty());
+    let left: Vec<_> = std::fs::read_dir(s.images_dir()).unwrap().collect();
+    assert!(left.is_empty(), "leftovers: {left:?}");
+}

@@ -221,12 +221,21 @@ pub(crate) fn open_file(image: &str, path: &Path) -> Result<Opened, StoreError> 
 
 #[cfg(feature = "http")]
 fn open_http(image: &str, url: &str, opts: &FetchOptions) -> Result<Opened, StoreError> {
-    let mut b = ureq::AgentBuilder::new()
+    let b = ureq::AgentBuilder::new()
         .timeout_connect(opts.timeout)
         .timeout_read(opts.timeout);
     #[cfg(feature = "tls")]
+    let b = if url.starts_with("https://") {
+        b.tls_config(super::tls::client_config(image, &opts.ca_bundle)?)
+    } else {
+        b
+    };
+    #[cfg(not(feature = "tls"))]
     if url.starts_with("https://") {
-        b = b.tls_config(super::tls::client_config(image, &opts.ca_bundle)?);
+        return Err(StoreError::NotEnabled {
+            image: image.to_owned(),
+            feature: "tls",
+        });
     }
     let resp = b.build().get(url).call().map_err(|e| match e {
         ureq::Error::Status(status, _) => StoreError::HttpStatus {
