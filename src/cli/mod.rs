@@ -11,6 +11,7 @@ pub mod logs;
 pub mod ls;
 pub mod restart;
 pub mod rm;
+mod image;
 mod source;
 pub mod start;
 pub mod status;
@@ -88,6 +89,8 @@ pub enum Command {
     Check(check::CheckArgs),
     #[command(flatten)]
     Container(containers::ContainerCommand),
+    /// Manage extracted images: ls, import, rm, gc
+    Image(image::ImageArgs),
 }
 
 /// A failure that maps to exit code 2 (bad usage), beside manifest errors.
@@ -201,6 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apply { manifest, no_prune } => apply::apply(&cli.global, &manifest, !no_prune),
         Command::Check(args) => check::run(&args),
         Command::Container(c) => containers::run(&cli.global, &c).map(drop),
+        Command::Image(args) => image::run(&cli.global, args),
     }
 }
 

@@ -1,0 +1,470 @@
+//! The first half of the one-pass pipeline: open a source (path, `file://`,
+//! `http(s)://`), hash its bytes with sha256 as they stream by, sniff the
+//! compression from magic bytes and decompress. This runs on a producer thread
+//! that hands decompressed chunks to the extracting thread through a bounded
+//! channel, so download, hashing, inflate and disk writes overlap while memory
+//! stays bounded (a few chunks), and no copy of the tarball is ever stored.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+use crate::spec::types::ImageSource;
+
+/// Size of one chunk handed from the producer to the extractor.
+const CHUNK: usize = 128 * 1024;
+/// Chunks in flight: bounds the pipeline's memory to about 0.5 MiB.
+const IN_FLIGHT: usize = 4;
+
+/// Where TLS trust anchors come from (the bundle OpenWrt and Yocto ship by default).
+pub const DEFAULT_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Fetch settings.
+#[derive(Debug, Clone)]
+pub struct FetchOptions {
+    /// PEM file with the CA certificates trusted for https.
+    pub ca_bundle: PathBuf,
+    /// Show bytes, total and rate on stderr (only when it is a terminal).
+    pub progress: bool,
+    /// Connect and read timeout.
+    pub timeout: Duration,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            ca_bundle: PathBuf::from(DEFAULT_CA_BUNDLE),
+            progress: true,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The compression found by magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain tar.
+    None,
+    /// gzip (also concatenated members, as pigz writes).
+    Gzip,
+    /// zstd.
+    Zstd,
+    /// xz.
+    Xz,
+}
+
+/// What the producer learned once the whole source was read.
+#[derive(Debug, Clone)]
+pub(crate) struct Fetched {
+    /// sha256 of every byte of the source, lowercase hex.
+    pub digest: String,
+    /// Bytes read from the source.
+    pub size: u64,
+    /// The compression that was sniffed.
+    pub compression: Compression,
+}
+
+/// Identify the compression from the first bytes; `Err` carries the magic as hex.
+pub(crate) fn sniff(head: &[u8]) -> Result<Compression, String> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Compression::Gzip);
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Ok(Compression::Zstd);
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        return Ok(Compression::Xz);
+    }
+    if head.len() >= 512 && tar_checksum_ok(&head[..512]) {
+        return Ok(Compression::None);
+    }
+    let magic: String = head.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    if head.starts_with(b"BZh") {
+        return Err(format!(
+            "{magic} (bzip2, not supported: recompress with gzip, zstd or xz)"
+        ));
+    }
+    Err(magic)
+}
+
+/// A tar header's checksum: the byte sum with the checksum field read as spaces.
+fn tar_checksum_ok(h: &[u8]) -> bool {
+    let field = &h[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|b| **b != 0 && **b != b' ')
+        .map(|b| char::from(*b))
+        .collect();
+    let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = h
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    sum == want && h.iter().any(|b| *b != 0)
+}
+
+/// A reader that hashes everything read through it and reports progress.
+struct Hashing<R> {
+    inner: R,
+    hash: Sha256,
+    size: u64,
+    progress: Option<Progress>,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        self.size += n as u64;
+        if let Some(p) = &mut self.progress {
+            p.update(self.size, n == 0);
+        }
+        Ok(n)
+    }
+}
+
+/// Bytes, total and rate on one terminal line, redrawn at most 4 times a second.
+struct Progress {
+    image: String,
+    total: Option<u64>,
+    start: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn update(&mut self, done: u64, end: bool) {
+        let now = Instant::now();
+        if !end && now.duration_since(self.last) < Duration::from_millis(250) {
+            return;
+        }
+        self.last = now;
+        let secs = now.duration_since(self.start).as_secs_f64().max(0.001);
+        let mib = |b: u64| b as f64 / 1_048_576.0;
+        let total = self
+            .total
+            .map(|t| format!(" / {:.1} MiB", mib(t)))
+            .unwrap_or_default();
+        let mut err = io::stderr().lock();
+        // Progress is best effort: a closed stderr must not fail the fetch.
+        let _ = write!(
+            err,
+            "\r{}: {:.1} MiB{} {:.1} MiB/s",
+            self.image,
+            mib(done),
+            total,
+            mib(done) / secs
+        );
+        if end {
+            let _ = writeln!(err);
+        }
+    }
+}
+
+fn stderr_is_tty() -> bool {
+    // SAFETY: isatty only inspects the fd.
+    unsafe { libc::isatty(2) == 1 }
+}
+
+/// An opened source: its byte stream and, when known, its length.
+pub(crate) struct Opened {
+    pub reader: Box<dyn Read + Send>,
+    pub total: Option<u64>,
+}
+
+/// Open a source for reading. Network failures are reported here, before any
+/// byte is extracted: unreachable host, HTTP status, TLS failure.
+pub(crate) fn open_source(
+    image: &str,
+    source: &ImageSource,
+    opts: &FetchOptions,
+) -> Result<Opened, StoreError> {
+    let path = match source {
+        ImageSource::Path(p) => PathBuf::from(p),
+        ImageSource::Url(u) if u.starts_with("file://") => PathBuf::from(&u["file://".len()..]),
+        ImageSource::Url(u) if u.starts_with("http://") || u.starts_with("https://") => {
+            return open_http(image, u, opts)
+        }
+        ImageSource::Url(u) => {
+            return Err(StoreError::BadUrl {
+                image: image.to_owned(),
+                url: u.clone(),
+            });
+        }
+    };
+    open_file(image, &path)
+}
+
+/// Open a local archive.
+pub(crate) fn open_file(image: &str, path: &Path) -> Result<Opened, StoreError> {
+    let f = File::open(path).map_err(|e| StoreError::io(image, "open", path, e))?;
+    let total = f.metadata().ok().map(|m| m.len());
+    Ok(Opened {
+        reader: Box::new(f),
+        total,
+    })
+}
+
+#[cfg(feature = "http")]
+fn open_http(image: &str, url: &str, opts: &FetchOptions) -> Result<Opened, StoreError> {
+    let b = ureq::AgentBuilder::new()
+        .timeout_connect(opts.timeout)
+        .timeout_read(opts.timeout);
+    #[cfg(feature = "tls")]
+    let b = if url.starts_with("https://") {
+        b.tls_config(super::tls::client_config(image, &opts.ca_bundle)?)
+    } else {
+        b
+    };
+    #[cfg(not(feature = "tls"))]
+    if url.starts_with("https://") {
+        return Err(StoreError::NotEnabled {
+            image: image.to_owned(),
+            feature: "tls",
+        });
+    }
+    let resp = b.build().get(url).call().map_err(|e| match e {
+        ureq::Error::Status(status, _) => StoreError::HttpStatus {
+            image: image.to_owned(),
+            url: url.to_owned(),
+            status,
+        },
+        ureq::Error::Transport(t) => {
+            #[cfg(feature = "tls")]
+            if super::tls::is_tls_error(&t) {
+                return StoreError::Tls {
+                    image: image.to_owned(),
+                    url: url.to_owned(),
+                    source: Box::new(t),
+                };
+            }
+            StoreError::Unreachable {
+                image: image.to_owned(),
+                url: url.to_owned(),
+                source: Box::new(t),
+            }
+        }
+    })?;
+    let total = resp.header("content-length").and_then(|v| v.parse().ok());
+    Ok(Opened {
+        reader: Box::new(resp.into_reader()),
+        total,
+    })
+}
+
+#[cfg(not(feature = "http"))]
+fn open_http(image: &str, _url: &str, _opts: &FetchOptions) -> Result<Opened, StoreError> {
+    Err(StoreError::NotEnabled {
+        image: image.to_owned(),
+        feature: "http",
+    })
+}
+
+/// The extracting thread's end of the pipeline.
+pub(crate) struct ChunkReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // Sender gone without an error: end of stream.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// The producer side: a `Write` that sends full chunks.
+struct ChunkWriter {
+    tx: SyncSender<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        // The extractor hung up (it failed or finished): stop producing.
+        self.tx
+            .send(Ok(chunk))
+            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// The producer thread's result. `Err(None)`: the extractor hung up first.
+pub(crate) type ProducerResult = Result<Fetched, Option<StoreError>>;
+
+/// Start the producer: hash, sniff and decompress `opened` on a thread.
+pub(crate) fn spawn_producer(
+    image: &str,
+    opened: Opened,
+    opts: &FetchOptions,
+) -> (ChunkReader, JoinHandle<ProducerResult>) {
+    let (tx, rx) = sync_channel(IN_FLIGHT);
+    let progress = (opts.progress && stderr_is_tty()).then(|| Progress {
+        image: image.to_owned(),
+        total: opened.total,
+        start: Instant::now(),
+        last: Instant::now(),
+    });
+    let image = image.to_owned();
+    let handle = std::thread::spawn(move || {
+        let src = Hashing {
+            inner: opened.reader,
+            hash: Sha256::new(),
+            size: 0,
+            progress,
+        };
+        let mut w = ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let res = produce(&image, src, &mut w);
+        if let Err(Some(e)) = &res {
+            // Make the extractor stop at once; the precise error comes from the join.
+            let _ = w.tx.send(Err(io::Error::other(e.to_string())));
+        }
+        res
+    });
+    (
+        ChunkReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        },
+        handle,
+    )
+}
+
+fn produce<R: Read>(image: &str, src: Hashing<R>, w: &mut ChunkWriter) -> ProducerResult {
+    let read_err = |source: io::Error| {
+        if source.kind() == io::ErrorKind::BrokenPipe {
+            None
+        } else {
+            Some(StoreError::Read {
+                image: image.to_owned(),
+                source,
+            })
+        }
+    };
+    let mut hashing = src;
+    // Read up to 512 bytes first: enough for every magic and a whole tar header.
+    let mut head = vec![0u8; 512];
+    let mut got = 0;
+    while got < head.len() {
+        match hashing.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(read_err(e)),
+        }
+    }
+    head.truncate(got);
+    let compression = sniff(&head).map_err(|magic| {
+        Some(StoreError::UnknownCompression {
+            image: image.to_owned(),
+            magic,
+        })
+    })?;
+    let mut src = BufReader::with_capacity(CHUNK, io::Cursor::new(head).chain(hashing));
+    decompress(compression, &mut src, w).map_err(read_err)?;
+    w.flush().map_err(read_err)?;
+    // Hash whatever follows the compressed stream too: the digest is of the whole file.
+    io::copy(&mut src, &mut io::sink()).map_err(read_err)?;
+    let (_, hashing) = src.into_inner().into_inner();
+    let digest = hashing
+        .hash
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(Fetched {
+        digest,
+        size: hashing.size,
+        compression,
+    })
+}
+
+fn decompress<R: BufRead>(c: Compression, src: &mut R, w: &mut ChunkWriter) -> io::Result<()> {
+    match c {
+        Compression::None => copy(src, w),
+        #[cfg(feature = "gzip")]
+        Compression::Gzip => copy(&mut flate2::bufread::MultiGzDecoder::new(src), w),
+        #[cfg(feature = "zstd")]
+        Compression::Zstd => loop {
+            let mut dec = ruzstd::StreamingDecoder::new(&mut *src)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            copy(&mut dec, w)?;
+            // pzstd and `zstd -T` may write several frames.
+            if src.fill_buf()?.is_empty() {
+                return Ok(());
+            }
+        },
+        #[cfg(feature = "xz")]
+        Compression::Xz => lzma_rs::xz_decompress(src, w).map_err(|e| match e {
+            lzma_rs::error::Error::IoError(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
+        }),
+        #[allow(unreachable_patterns)]
+        other => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{other:?} support is not enabled in this build"),
+        )),
+    }
+}
+
+fn copy<R: Read + ?Sized>(r: &mut R, w: &mut ChunkWriter) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+    }
+}

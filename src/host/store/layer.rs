@@ -1,0 +1,260 @@
+//! A container's writable layer over its shared read-only image. `plan_layer`
+//! (host side, before the container starts) decides how the root filesystem is
+//! built and prepares the directories; `mount_layer` (runtime, inside the
+//! container's private mount namespace) performs the mounts it describes.
+
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::{fsutil, ImageInfo, RootfsStore, StoreError};
+
+/// statfs magic of overlayfs: an overlay upper dir cannot live on it
+/// (OpenWrt's / is overlayfs; the kernel refuses the mount with EINVAL).
+const OVERLAYFS_MAGIC: i64 = 0x794c_7630;
+/// vfat/msdos: no xattrs, no d_type guarantees, unusable as an upper dir.
+const MSDOS_MAGIC: i64 = 0x4d44;
+
+/// How a container's root filesystem is assembled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerPlan {
+    /// overlayfs: the image rootfs below, upper/work in the container dir.
+    Overlay {
+        lower: PathBuf,
+        upper: PathBuf,
+        work: PathBuf,
+    },
+    /// `volatile: true`: a tmpfs at `tmpfs`, holding upper/work, over the image.
+    TmpfsOverlay { lower: PathBuf, tmpfs: PathBuf },
+    /// No overlayfs possible: a private copy, bind-mounted as the root.
+    Copy { rootfs: PathBuf },
+}
+
+/// Whether overlayfs can be used for a container dir on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverlaySupport {
+    /// The kernel lists overlay in /proc/filesystems.
+    pub kernel: bool,
+    /// The store's filesystem can hold an upper dir.
+    pub upper_ok: bool,
+}
+
+/// Detect overlay support for upper dirs under `dir`.
+pub fn detect_overlay(proc_filesystems: &Path, dir: &Path) -> OverlaySupport {
+    let kernel = fs::read_to_string(proc_filesystems).is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay"))
+    });
+    let upper_ok = match statfs_magic(dir) {
+        Ok(m) => m != OVERLAYFS_MAGIC && m != MSDOS_MAGIC,
+        Err(_) => false,
+    };
+    OverlaySupport { kernel, upper_ok }
+}
+
+fn statfs_magic(dir: &Path) -> io::Result<i64> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a zeroed statfs is a valid value for this plain C struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: NUL-terminated path and a writable struct.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // f_type is i64 on 64-bit targets, i32/u32 on 32-bit ones (ARM, MIPS): widen.
+    #[allow(clippy::useless_conversion)]
+    Ok(i64::from(st.f_type))
+}
+
+/// Choose the layer kind (pure: testable for every host).
+pub fn choose(support: OverlaySupport, volatile: bool) -> &'static str {
+    match (support.kernel, support.upper_ok, volatile) {
+        (true, _, true) => "tmpfs-overlay",
+        (true, true, false) => "overlay",
+        _ => "copy",
+    }
+}
+
+impl RootfsStore {
+    /// Prepare `containers/<name>/` for `image` and say how to mount its root.
+    /// Records the image digest for `image ls` and `gc`. A copy is made here
+    /// (persistent); overlay dirs are created empty if missing.
+    pub fn plan_layer(
+        &self,
+        name: &str,
+        image: &ImageInfo,
+        volatile: bool,
+        support: OverlaySupport,
+    ) -> Result<LayerPlan, StoreError> {
+        let cdir = self.containers_dir().join(name);
+        let err = |op, path: &Path, source| StoreError::Layer {
+            container: name.to_owned(),
+            op,
+            path: path.to_owned(),
+            source,
+        };
+        fs::create_dir_all(&cdir).map_err(|e| err("create", &cdir, e))?;
+        let rec = cdir.join("image");
+        fs::write(&rec, &image.digest).map_err(|e| err("write", &rec, e))?;
+        let plan = match choose(support, volatile) {
+            "tmpfs-overlay" => LayerPlan::TmpfsOverlay {
+                lower: image.rootfs.clone(),
+                tmpfs: cdir.join("volatile"),
+            },
+            "overlay" => LayerPlan::Overlay {
+                lower: image.rootfs.clone(),
+                upper: cdir.join("upper"),
+                work: cdir.join("work"),
+            },
+            _ => LayerPlan::Copy {
+                rootfs: cdir.join("rootfs"),
+            },
+        };
+        match &plan {
+            LayerPlan::Overlay { upper, work, .. } => {
+                for d in [upper, work] {
+                    fs::create_dir_all(d).map_err(|e| err("create", d, e))?;
+                }
+            }
+            LayerPlan::TmpfsOverlay { tmpfs, .. } => {
+                fs::create_dir_all(tmpfs).map_err(|e| err("create", tmpfs, e))?
+            }
+            LayerPlan::Copy { rootfs } if !rootfs.exists() => {
+                let tmp = cdir.join("rootfs.tmp");
+                let _ = fsutil::remove_tree(&tmp);
+                copy_tree(&image.rootfs, &tmp).map_err(|e| err("copy", &image.rootfs, e))?;
+                fs::rename(&tmp, rootfs).map_err(|e| err("rename", rootfs, e))?;
+            }
+            LayerPlan::Copy { .. } => {}
+        }
+        Ok(plan)
+    }
+}
+
+/// Mount the container root described by `plan` at `target` (an existing
+/// directory). Call inside the container's own mount namespace.
+pub fn mount_layer(container: &str, plan: &LayerPlan, target: &Path) -> Result<(), StoreError> {
+    let err = |op, path: &Path, source| StoreError::Layer {
+        container: container.to_owned(),
+        op,
+        path: path.to_owned(),
+        source,
+    };
+    match plan {
+        LayerPlan::Overlay { lower, upper, work } => {
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            mount(Some("overlay"), target, Some("overlay"), 0, Some(&data))
+                .map_err(|e| err("mount overlay", target, e))
+        }
+        LayerPlan::TmpfsOverlay { lower, tmpfs } => {
+            mount(Some("tmpfs"), tmpfs, Some("tmpfs"), 0, Some("mode=0755"))
+                .map_err(|e| err("mount tmpfs", tmpfs, e))?;
+            let (upper, work) = (tmpfs.join("upper"), tmpfs.join("work"));
+            for d in [&upper, &work] {
+                fs::create_dir_all(d).map_err(|e| err("create", d, e))?;
+            }
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            mount(Some("overlay"), target, Some("overlay"), 0, Some(&data))
+                .map_err(|e| err("mount overlay", target, e))
+        }
+        LayerPlan::Copy { rootfs } => mount(
+            Some(&rootfs.display().to_string()),
+            target,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(|e| err("bind mount", target, e)),
+    }
+}
+
+fn mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let c = |s: &str| CString::new(s).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL));
+    let src = src.map(c).transpose()?;
+    let fstype = fstype.map(c).transpose()?;
+    let data = data.map(c).transpose()?;
+    let target = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let p = |o: &Option<CString>| o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: every pointer is NUL-terminated or null, valid during the call.
+    let r = unsafe { libc::mount(p(&src), target.as_ptr(), p(&fstype), flags, p(&data).cast()) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Copy a tree keeping modes, owners, symlinks and hard links
+/// (the fallback when overlayfs is not possible).
+fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    use std::collections::HashMap;
+    use std::os::unix::fs::{chown, lchown, MetadataExt, PermissionsExt};
+    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
+    let mut stack = vec![(src.to_owned(), dst.to_owned())];
+    let root = fsutil::is_root();
+    // Directory modes last: a read-only directory must still take its children.
+    let mut dirs = Vec::new();
+    while let Some((s, d)) = stack.pop() {
+        let md = fs::symlink_metadata(&s)?;
+        let ft = md.file_type();
+        if ft.is_dir() {
+            fs::create_dir(&d)?;
+            for ent in fs::read_dir(&s)? {
+                let ent = ent?;
+                stack.push((ent.path(), d.join(ent.file_name())));
+            }
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&s)?, &d)?;
+        } else if md.nlink() > 1 && links.contains_key(&(md.dev(), md.ino())) {
+            fs::hard_link(&links[&(md.dev(), md.ino())], &d)?;
+            continue;
+        } else if ft.is_file() {
+            fs::copy(&s, &d)?;
+            if md.nlink() > 1 {
+                links.insert((md.dev(), md.ino()), d.clone());
+            }
+        } else {
+            // Device nodes and fifos: recreate with mknod.
+            let c = CString::new(d.as_os_str().as_bytes())
+                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+            // SAFETY: NUL-terminated path.
+            if unsafe { libc::mknod(c.as_ptr(), md.mode(), md.rdev()) } < 0 {
+                continue;
+            }
+        }
+        if root {
+            if ft.is_symlink() {
+                lchown(&d, Some(md.uid()), Some(md.gid()))?;
+            } else {
+                chown(&d, Some(md.uid()), Some(md.gid()))?;
+            }
+        }
+        if ft.is_dir() {
+            dirs.push((d, md.mode() & 0o7777));
+        } else if !ft.is_symlink() {
+            fs::set_permissions(&d, fs::Permissions::from_mode(md.mode() & 0o7777))?;
+        }
+    }
+    for (d, mode) in dirs.into_iter().rev() {
+        fs::set_permissions(&d, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! OCI image layouts and `docker save` archives. The outer archive is first
+//! unpacked safely like any tarball (its blobs land in a temp dir inside the
+//! extraction dir); this module then reads the manifest, applies the layers in
+//! order with whiteouts into the rootfs, and returns the config's defaults.
+
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::Value;
+
+use super::extract::{ExtractOptions, Extractor};
+use super::fetch;
+use super::{ImageConfig, StoreError, StoreOptions};
+
+/// Which manifest format an archive carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OciKind {
+    /// `oci-layout` + `index.json`.
+    Oci,
+    /// `manifest.json` as `docker save` writes it (also beside an OCI layout).
+    Docker,
+}
+
+impl OciKind {
+    /// The name recorded in image.json.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            OciKind::Oci => "oci",
+            OciKind::Docker => "docker",
+        }
+    }
+}
+
+/// Recognise an unpacked archive as an image layout rather than a rootfs.
+pub(crate) fn detect(dir: &Path) -> Option<OciKind> {
+    // A root filesystem never has these at its top level together.
+    let looks_rootfs = dir.join("etc").is_dir() || dir.join("bin").exists();
+    if looks_rootfs {
+        return None;
+    }
+    if dir.join("manifest.json").is_file() {
+        return Some(OciKind::Docker);
+    }
+    if dir.join("oci-layout").is_file() && dir.join("index.json").is_file() {
+        return Some(OciKind::Oci);
+    }
+    None
+}
+
+fn bad(image: &str, what: impl Into<String>) -> StoreError {
+    StoreError::Oci {
+        image: image.to_owned(),
+        what: what.into(),
+    }
+}
+
+fn read_json(image: &str, path: &Path) -> Result<Value, StoreError> {
+    let text = std::fs::read(path).map_err(|e| StoreError::io(image, "read", path, e))?;
+    serde_json::from_slice(&text)
+        .map_err(|e| bad(image, format!("parse `{}`: {e}", path.display())))
+}
+
+/// A relative path from a manifest, kept inside `base` (no `..`, not absolute).
+fn inside(image: &str, base: &Path, rel: &str) -> Result<PathBuf, StoreError> {
+    let p = Path::new(rel);
+    if p.components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(StoreError::Traversal {
+            image: image.to_owned(),
+            entry: p.to_owned(),
+            reason: "manifest path leaves the archive",
+        });
+    }
+    Ok(base.join(p))
+}
+
+/// `sha256:<hex>` to `blobs/sha256/<hex>`.
+fn blob(image: &str, base: &Path, digest: &str) -> Result<PathBuf, StoreError> {
+    let (algo, hex) = digest
+        .split_once(':')
+        .ok_or_else(|| bad(image, format!("bad digest `{digest}`")))?;
+    if !algo.bytes().all(|b| b.is_ascii_alphanumeric())
+        || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+        || hex.is_empty()
+    {
+        return Err(bad(image, format!("bad digest `{digest}`")));
+    }
+    Ok(base.join("blobs").join(algo).join(hex))
+}
+
+/// The OCI `GOARCH` name of the architecture berth runs on.
+fn oci_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "mips64" => "mips64",
+        other => other,
+    }
+}
+
+/// Layer files (in order) and the config file for the archive in `dir`.
+fn layers(
+    image: &str,
+    dir: &Path,
+    kind: OciKind,
+) -> Result<(Vec<PathBuf>, Option<PathBuf>), StoreError> {
+    match kind {
+        OciKind::Docker => {
+            let m = read_json(image, &dir.join("manifest.json"))?;
+            let first = m
+                .get(0)
+                .ok_or_else(|| bad(image, "manifest.json lists no image"))?;
+            let config = match first.get("Config").and_then(Value::as_str) {
+                Some(c) => Some(inside(image, dir, c)?),
+                None => None,
+            };
+            let list = first
+                .get("Layers")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad(image, "manifest.json has no Layers"))?;
+            let mut out = Vec::new();
+            for l in list {
+                let l = l
+                    .as_str()
+                    .ok_or_else(|| bad(image, "a layer is not a string"))?;
+                out.push(inside(image, dir, l)?);
+            }
+            Ok((out, config))
+        }
+        OciKind::Oci => {
+            let mut m = read_json(image, &dir.join("index.json"))?;
+            // Follow (nested) indexes to one image manifest, preferring our architecture.
+            for _ in 0..4 {
+                let Some(list) = m.get("manifests").and_then(Value::as_array) else {
+                    break;
+                };
+                let pick = list
+                    .iter()
+                    .find(|d| {
+                        d.pointer("/platform/architecture").and_then(Value::as_str)
+                            == Some(oci_arch())
+                    })
+                    .or_else(|| list.first())
+                    .ok_or_else(|| bad(image, "index lists no manifest"))?;
+                let d = pick
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad(image, "manifest without digest"))?;
+                m = read_json(image, &blob(image, dir, d)?)?;
+            }
+            let config = match m.pointer("/config/digest").and_then(Value::as_str) {
+                Some(d) => Some(blob(image, dir, d)?),
+                None => None,
+            };
+            let list = m
+                .get("layers")
+                .and_then(Value::as_array)
+                .ok_or_else(|| bad(image, "manifest has no layers"))?;
+            let mut out = Vec::new();
+            for l in list {
+                let d = l
+                    .get("digest")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad(image, "layer without digest"))?;
+                out.push(blob(image, dir, d)?);
+            }
+            Ok((out, config))
+        }
+    }
+}
+
+/// The defaults in an image config (`config` object of the config blob).
+fn config(image: &str, path: &Path) -> Result<ImageConfig, StoreError> {
+    let v = read_json(image, path)?;
+    let Some(c) = v.get("config").or_else(|| v.get("Config")) else {
+        return Ok(ImageConfig::default());
+    };
+    let strings = |k: &str| {
+        c.get(k).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+    };
+    let text = |k: &str| {
+        c.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Ok(ImageConfig {
+        entrypoint: strings("Entrypoint"),
+        cmd: strings("Cmd"),
+        env: strings("Env").unwrap_or_default(),
+        workdir: text("WorkingDir"),
+        user: text("User"),
+    })
+}
+
+/// Apply the layers of the archive unpacked in `dir` onto `rootfs`.
+pub(crate) fn apply<'a>(
+    image: &'a str,
+    dir: &Path,
+    rootfs: &Path,
+    kind: OciKind,
+    opts: &StoreOptions,
+) -> Result<(ImageConfig, Extractor<'a>), StoreError> {
+    let (layer_files, config_file) = layers(image, dir, kind)?;
+    let cfg = match config_file {
+        Some(p) => config(image, &p)?,
+        None => ImageConfig::default(),
+    };
+    let mut eo = ExtractOptions::for_host(opts.max_image_size);
+    eo.whiteouts = true;
+    let mut ex = Extractor::new(image, rootfs, eo)?;
+    for layer in layer_files {
+        let opened = fetch::open_file(image, &layer)?;
+        let mut fo = opts.fetch.clone();
+        fo.progress = false;
+        let (reader, producer) = fetch::spawn_producer(image, opened, &fo);
+        let res = ex.unpack(reader).and_then(|mut rest| {
+            std::io::copy(&mut rest, &mut std::io::sink())
+                .map(|_| ())
+                .map_err(|source| StoreError::Read {
+                    image: image.to_owned(),
+                    source,
+                })
+        });
+        match (res, producer.join().unwrap_or(Err(None))) {
+            (_, Err(Some(e))) | (Err(e), _) => return Err(e),
+            _ => {}
+        }
+    }
+    Ok((cfg, ex))
+}

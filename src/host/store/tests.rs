@@ -1,0 +1,749 @@
+//! Store-level tests: formats, digests, corrupt input, HTTP on loopback, OCI
+//! archives, read-only dirs, leftovers, rm/gc. Kept beside mod.rs (not at its
+//! end) because the store's files each stay under 800 lines.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use super::extract::tests::{dir, file, symlink, tarball};
+use super::layer::{choose, OverlaySupport};
+use super::*;
+use crate::spec::types::{ImageSource, ImageSpec};
+
+fn sha(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn store(tmp: &Path) -> RootfsStore {
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    o.fetch.timeout = std::time::Duration::from_secs(5);
+    RootfsStore::open(&tmp.join("store"), o).unwrap()
+}
+
+fn rootfs_tar() -> Vec<u8> {
+    tarball(&[
+        dir("bin"),
+        file("bin/sh", b"#!fake shell"),
+        dir("etc"),
+        file("etc/motd", b"hello"),
+        symlink("bin/ash", "sh"),
+    ])
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Compress with a Debian tool (`xz`, `zstd`); `make test-images` installs them.
+fn external(tool: &str, data: &[u8]) -> Vec<u8> {
+    let mut child = Command::new(tool)
+        .args(["-c", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("`{tool}` is needed (apt-get install {tool}): {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+fn write(tmp: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let p = tmp.join(name);
+    std::fs::write(&p, data).unwrap();
+    p
+}
+
+fn spec(name: &str, src: ImageSource, sha256: Option<String>) -> ImageSpec {
+    ImageSpec {
+        name: name.into(),
+        source: src,
+        sha256,
+    }
+}
+
+fn no_leftovers(s: &RootfsStore) {
+    let names: Vec<String> = std::fs::read_dir(s.images_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with(".tmp-")),
+        "leftovers: {names:?}"
+    );
+}
+
+#[test]
+fn every_compression_format_by_magic_not_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let tar = rootfs_tar();
+    for (name, data, want) in [
+        ("plain.bin", tar.clone(), "none"),
+        ("gz.bin", gzip(&tar), "gzip"),
+        ("xz.bin", external("xz", &tar), "xz"),
+        ("zst.bin", external("zstd", &tar), "zstd"),
+    ] {
+        let p = write(tmp.path(), name, &data);
+        let info = s
+            .ensure(&spec(
+                name,
+                ImageSource::Path(p.display().to_string()),
+                Some(sha(&data)),
+            ))
+            .unwrap();
+        assert_eq!(info.digest, sha(&data));
+        assert_eq!(info.meta.compression, want);
+        assert_eq!(
+            std::fs::read(info.rootfs.join("etc/motd")).unwrap(),
+            b"hello",
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::read_link(info.rootfs.join("bin/ash")).unwrap(),
+            Path::new("sh")
+        );
+    }
+    assert_eq!(s.list().unwrap().len(), 4);
+    no_leftovers(&s);
+}
+
+#[test]
+fn concatenated_gzip_members_are_read_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let tar = rootfs_tar();
+    let (a, b) = tar.split_at(1024);
+    let mut data = gzip(a);
+    data.extend(gzip(b));
+    let p = write(tmp.path(), "multi.gz", &data);
+    let info = s.import("multi", &p).unwrap();
+    assert!(info.rootfs.join("etc/motd").exists());
+}
+
+#[test]
+fn digest_mismatch_installs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let data = gzip(&rootfs_tar());
+    let p = write(tmp.path(), "img.tgz", &data);
+    let wrong = "0".repeat(64);
+    let err = s
+        .ensure(&spec(
+            "web",
+            ImageSource::Path(p.display().to_string()),
+            Some(wrong.clone()),
+        ))
+        .unwrap_err();
+    match &err {
+        StoreError::DigestMismatch {
+            image,
+            expected,
+            actual,
+        } => {
+            assert_eq!(
+                (image.as_str(), expected, actual),
+                ("web", &wrong, &sha(&data))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("image `web`"));
+    assert!(s.list().unwrap().is_empty());
+    assert!(s.find(&sha(&data)).is_none());
+    no_leftovers(&s);
+}
+
+#[test]
+fn corrupt_truncated_and_unknown_archives_fail_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let good = gzip(&rootfs_tar());
+    let mut corrupt = good.clone();
+    for b in &mut corrupt[20..60] {
+        *b ^= 0x5a;
+    }
+    let truncated = good[..good.len() / 2].to_vec();
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("corrupt", corrupt),
+        ("truncated", truncated),
+        (
+            "unknown",
+            b"PK\x03\x04 this is a zip file, not a tarball".to_vec(),
+        ),
+        ("bzip2", b"BZh91AY&SY not really".to_vec()),
+    ];
+    for (name, data) in cases {
+        let p = write(tmp.path(), name, &data);
+        let err = s.import(name, &p).unwrap_err();
+        let ok = match name {
+            "unknown" | "bzip2" => matches!(err, StoreError::UnknownCompression { .. }),
+            _ => matches!(err, StoreError::Read { .. }),
+        };
+        assert!(ok, "{name}: {err:?}");
+        assert!(
+            err.to_string().contains(&format!("image `{name}`")),
+            "{err}"
+        );
+    }
+    assert!(s.list().unwrap().is_empty());
+    no_leftovers(&s);
+}
+
+#[test]
+fn traversal_in_an_image_installs_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let data = tarball(&[dir("etc"), file("../../escape", b"x")]);
+    let p = write(tmp.path(), "evil.tar", &data);
+    let err = s.import("evil", &p).unwrap_err();
+    assert!(matches!(err, StoreError::Traversal { .. }), "{err:?}");
+    assert!(!tmp.path().join("escape").exists());
+    no_leftovers(&s);
+}
+
+/// A one-shot-per-connection HTTP server on 127.0.0.1. `cut` sends only that
+/// many body bytes, then closes (a server dying mid-download).
+struct Server {
+    url: String,
+    hits: Arc<Mutex<usize>>,
+}
+
+fn serve(body: Vec<u8>, status: u16, cut: Option<usize>) -> Server {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/img.tar.gz", l.local_addr().unwrap());
+    let hits = Arc::new(Mutex::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { return };
+            *h.lock().unwrap() += 1;
+            let mut req = [0u8; 4096];
+            let _ = c.read(&mut req);
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(head.as_bytes());
+            let n = cut.unwrap_or(body.len()).min(body.len());
+            let _ = c.write_all(&body[..n]);
+        }
+    });
+    Server { url, hits }
+}
+
+#[test]
+fn http_download_is_verified_and_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let data = gzip(&rootfs_tar());
+    let srv = serve(data.clone(), 200, None);
+    let sp = spec("web", ImageSource::Url(srv.url.clone()), Some(sha(&data)));
+    let info = s.ensure(&sp).unwrap();
+    assert_eq!(
+        std::fs::read(info.rootfs.join("etc/motd")).unwrap(),
+        b"hello"
+    );
+    assert_eq!(info.meta.source, srv.url);
+    // Cached by digest: no second request.
+    let again = s.ensure(&sp).unwrap();
+    assert_eq!(again.dir, info.dir);
+    assert_eq!(*srv.hits.lock().unwrap(), 1);
+}
+
+#[test]
+fn http_connection_dropped_halfway() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let data = gzip(&tarball(&[
+        file("big", &vec![42u8; 300_000]),
+        file("after", b"x"),
+    ]));
+    let srv = serve(data.clone(), 200, Some(data.len() / 2));
+    let err = s
+        .ensure(&spec("web", ImageSource::Url(srv.url), Some(sha(&data))))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Read { .. }), "{err:?}");
+    assert!(s.list().unwrap().is_empty());
+    no_leftovers(&s);
+}
+
+#[test]
+fn http_status_unreachable_and_missing_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let srv = serve(b"not here".to_vec(), 404, None);
+    let err = s
+        .ensure(&spec(
+            "web",
+            ImageSource::Url(srv.url.clone()),
+            Some("a".repeat(64)),
+        ))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::HttpStatus { status: 404, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&srv.url));
+    // A port nothing listens on (bound, then closed).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/x.tar");
+    let err = s
+        .ensure(&spec("web", ImageSource::Url(url), Some("a".repeat(64))))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    let err = s
+        .ensure(&spec("web", ImageSource::Url(srv.url), None))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::MissingDigest { .. }), "{err:?}");
+    let err = s
+        .ensure(&spec(
+            "web",
+            ImageSource::Url("ftp://x/y".into()),
+            Some("a".repeat(64)),
+        ))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::BadUrl { .. }), "{err:?}");
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn https_against_a_plain_server_is_a_tls_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let srv = serve(b"plain http".to_vec(), 200, None);
+    let url = srv.url.replace("http://", "https://");
+    let err = s
+        .ensure(&spec("web", ImageSource::Url(url), Some("a".repeat(64))))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Tls { .. }), "{err:?}");
+    // A CA bundle that does not exist is named in the error.
+    let mut o = StoreOptions::default();
+    o.fetch.ca_bundle = tmp.path().join("none.pem");
+    let s2 = RootfsStore::open(&tmp.path().join("s2"), o).unwrap();
+    let err = s2
+        .ensure(&spec(
+            "web",
+            ImageSource::Url("https://127.0.0.1:1/x".into()),
+            Some("a".repeat(64)),
+        ))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::CaBundle { .. }), "{err:?}");
+}
+
+fn oci_blob(blobs: &mut Vec<(String, Vec<u8>)>, data: Vec<u8>) -> String {
+    let d = sha(&data);
+    blobs.push((format!("blobs/sha256/{d}"), data));
+    format!("sha256:{d}")
+}
+
+/// An OCI layout tarball: two layers (the second with whiteouts) and a config.
+fn oci_archive() -> Vec<u8> {
+    let mut blobs = Vec::new();
+    let l1 = oci_blob(
+        &mut blobs,
+        gzip(&tarball(&[
+            dir("etc"),
+            file("etc/a", b"1"),
+            file("etc/b", b"2"),
+            dir("var"),
+            file("var/old", b"3"),
+        ])),
+    );
+    let l2 = oci_blob(
+        &mut blobs,
+        tarball(&[
+            file("etc/.wh.a", b""),
+            file("var/.wh..wh..opq", b""),
+            file("var/new", b"4"),
+        ]),
+    );
+    let cfg = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {
+        "Entrypoint": ["/bin/sh"], "Cmd": ["-c", "echo hi"], "Env": ["PATH=/bin"], "WorkingDir": "/srv", "User": "1000:1000"}});
+    let c = oci_blob(&mut blobs, serde_json::to_vec(&cfg).unwrap());
+    let manifest = serde_json::json!({"schemaVersion": 2, "config": {"digest": c}, "layers": [{"digest": l1}, {"digest": l2}]});
+    let m = oci_blob(&mut blobs, serde_json::to_vec(&manifest).unwrap());
+    let index = serde_json::json!({"schemaVersion": 2, "manifests": [{"digest": m, "platform": {"architecture": "amd64", "os": "linux"}}]});
+    let index = serde_json::to_vec(&index).unwrap();
+    let mut entries = vec![dir("blobs"), dir("blobs/sha256")];
+    for (p, d) in &blobs {
+        entries.push(file(p, d));
+    }
+    entries.push(file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#));
+    entries.push(file("index.json", &index));
+    tarball(&entries)
+}
+
+#[test]
+fn oci_layout_layers_whiteouts_and_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let p = write(tmp.path(), "oci.tar", &oci_archive());
+    let info = s.import("oci", &p).unwrap();
+    assert_eq!(info.meta.format, "oci");
+    let r = &info.rootfs;
+    assert!(!r.join("etc/a").exists() && r.join("etc/b").exists());
+    assert!(!r.join("var/old").exists() && r.join("var/new").exists());
+    assert!(!r.join("blobs").exists() && !r.join("index.json").exists());
+    let c = &info.meta.config;
+    assert_eq!(c.entrypoint.as_deref(), Some(&["/bin/sh".to_owned()][..]));
+    assert_eq!(c.cmd.as_ref().map(Vec::len), Some(2));
+    assert_eq!(
+        (c.workdir.as_deref(), c.user.as_deref()),
+        (Some("/srv"), Some("1000:1000"))
+    );
+    assert_eq!(c.env, vec!["PATH=/bin".to_owned()]);
+    assert!(!info.dir.join("archive").exists());
+}
+
+#[test]
+fn docker_save_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let l1 = tarball(&[dir("bin"), file("bin/x", b"1"), file("bin/y", b"2")]);
+    let l2 = tarball(&[file("bin/.wh.x", b"")]);
+    let cfg = br#"{"config":{"Cmd":["/bin/y"]}}"#;
+    let manifest =
+        br#"[{"Config":"cfg.json","RepoTags":["t:1"],"Layers":["l1/layer.tar","l2/layer.tar"]}]"#;
+    let outer = tarball(&[
+        dir("l1"),
+        file("l1/layer.tar", &l1),
+        dir("l2"),
+        file("l2/layer.tar", &l2),
+        file("cfg.json", cfg),
+        file("manifest.json", manifest),
+    ]);
+    let info = s
+        .import("d", &write(tmp.path(), "d.tar", &gzip(&outer)))
+        .unwrap();
+    assert_eq!(info.meta.format, "docker");
+    assert!(!info.rootfs.join("bin/x").exists());
+    assert!(info.rootfs.join("bin/y").exists());
+    assert_eq!(info.meta.config.cmd, Some(vec!["/bin/y".to_owned()]));
+    // A manifest path leaving the archive is refused.
+    let bad = tarball(&[file(
+        "manifest.json",
+        br#"[{"Layers":["../../etc/shadow"]}]"#,
+    )]);
+    let err = s
+        .import("bad", &write(tmp.path(), "bad.tar", &bad))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Traversal { .. }), "{err:?}");
+    no_leftovers(&s);
+}
+
+#[test]
+fn read_only_dirs_are_searched_before_fetching() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digest = "b".repeat(64);
+    let ro = tmp.path().join("firmware");
+    std::fs::create_dir_all(ro.join(&digest).join("rootfs/etc")).unwrap();
+    let o = StoreOptions {
+        image_dirs: vec![ro.clone()],
+        ..StoreOptions::default()
+    };
+    let s = RootfsStore::open(&tmp.path().join("store"), o).unwrap();
+    // The URL is unreachable: finding it must not fetch.
+    let info = s
+        .ensure(&spec(
+            "fw",
+            ImageSource::Url("http://127.0.0.1:1/x".into()),
+            Some(digest.clone()),
+        ))
+        .unwrap();
+    assert!(info.read_only);
+    assert_eq!(info.rootfs, ro.join(&digest).join("rootfs"));
+    assert!(s.present_digests().contains(&digest));
+}
+
+#[test]
+fn leftovers_of_dead_runs_are_removed_and_live_ones_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let dead = s.images_dir().join(".tmp-aaaa-999999999-0");
+    std::fs::create_dir_all(dead.join("rootfs/etc")).unwrap();
+    std::fs::write(dead.join(".lock"), b"").unwrap();
+    // A live extraction: its lock is held by this process.
+    let live = s.images_dir().join(".tmp-bbbb-1-0");
+    std::fs::create_dir_all(&live).unwrap();
+    let f = std::fs::File::create(live.join(".lock")).unwrap();
+    assert!(try_lock(&f));
+    let dead_no_lock = s.images_dir().join(".tmp-cccc-999999999-1");
+    std::fs::create_dir_all(&dead_no_lock).unwrap();
+    drop(s);
+    let s = store(tmp.path());
+    assert!(!dead.exists() && !dead_no_lock.exists());
+    assert!(live.exists());
+    drop(f);
+    drop(s);
+    store(tmp.path());
+    assert!(!live.exists());
+}
+
+#[test]
+fn ls_rm_gc_and_used_by() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let a = s
+        .import("a", &write(tmp.path(), "a.tar", &rootfs_tar()))
+        .unwrap();
+    let b = s
+        .import(
+            "b",
+            &write(tmp.path(), "b.tar", &tarball(&[file("only", b"b")])),
+        )
+        .unwrap();
+    let plan = s
+        .plan_layer(
+            "web",
+            &a,
+            false,
+            OverlaySupport {
+                kernel: true,
+                upper_ok: true,
+            },
+        )
+        .unwrap();
+    assert!(matches!(plan, layer::LayerPlan::Overlay { .. }));
+    let list = s.list().unwrap();
+    let used: Vec<_> = list
+        .iter()
+        .map(|e| (e.info.meta.names.clone(), e.used_by.clone()))
+        .collect();
+    assert_eq!(
+        used,
+        vec![
+            (vec!["a".to_owned()], vec!["web".to_owned()]),
+            (vec!["b".to_owned()], vec![])
+        ]
+    );
+    assert!(matches!(s.remove("a"), Err(StoreError::InUse { .. })));
+    assert!(matches!(s.remove("nope"), Err(StoreError::NotFound { .. })));
+    assert_eq!(s.gc().unwrap(), vec![b.digest.clone()]);
+    assert!(!b.dir.exists() && a.dir.exists());
+    std::fs::remove_file(s.containers_dir().join("web/image")).unwrap();
+    assert_eq!(s.remove(&a.digest[..10]).unwrap(), a.digest);
+    assert!(s.list().unwrap().is_empty());
+    no_leftovers(&s);
+}
+
+#[test]
+fn copy_layer_keeps_links_and_modes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let a = s
+        .import("a", &write(tmp.path(), "a.tar", &rootfs_tar()))
+        .unwrap();
+    let plan = s
+        .plan_layer(
+            "c",
+            &a,
+            false,
+            OverlaySupport {
+                kernel: false,
+                upper_ok: true,
+            },
+        )
+        .unwrap();
+    let layer::LayerPlan::Copy { rootfs } = plan else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(std::fs::read(rootfs.join("etc/motd")).unwrap(), b"hello");
+    assert_eq!(
+        std::fs::read_link(rootfs.join("bin/ash")).unwrap(),
+        Path::new("sh")
+    );
+}
+
+#[test]
+fn layer_choice_table() {
+    let s = |kernel, upper_ok| OverlaySupport { kernel, upper_ok };
+    assert_eq!(choose(s(true, true), false), "overlay");
+    assert_eq!(choose(s(true, false), false), "copy"); // store on overlayfs (OpenWrt /)
+    assert_eq!(choose(s(false, true), false), "copy");
+    assert_eq!(choose(s(true, false), true), "tmpfs-overlay");
+    assert_eq!(choose(s(false, false), true), "copy");
+}
+
+#[test]
+fn overlay_detection_reads_proc_filesystems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pf = write(
+        tmp.path(),
+        "filesystems",
+        b"nodev\tsysfs\nnodev\toverlay\n\text4\n",
+    );
+    assert!(layer::detect_overlay(&pf, tmp.path()).kernel);
+    let pf = write(tmp.path(), "filesystems2", b"nodev\tsysfs\n\text4\n");
+    assert!(!layer::detect_overlay(&pf, tmp.path()).kernel);
+}
+
+/// Serves `body` in full after `cut` bytes only when `release` is set; until
+/// then the connection stays open and silent (a stalled download).
+fn serve_stalling(body: Vec<u8>, cut: usize, release: Arc<Mutex<bool>>) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/img.tar", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut c) = conn else { return };
+            let body = body.clone();
+            let release = release.clone();
+            std::thread::spawn(move || {
+                let mut req = [0u8; 4096];
+                let _ = c.read(&mut req);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = c.write_all(head.as_bytes());
+                let _ = c.write_all(&body[..cut]);
+                while !*release.lock().unwrap() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                let _ = c.write_all(&body[cut..]);
+            });
+        }
+    });
+    url
+}
+
+/// Run by `kill_9_during_extraction_then_rerun` in a child process, which it
+/// kills mid-extraction. Ignored on its own: it needs the parent's server.
+#[test]
+#[ignore = "helper: run by kill_9_during_extraction_then_rerun"]
+fn kill_9_helper() {
+    let root = std::env::var("BERTH_TEST_KILL_ROOT").unwrap();
+    let url = std::env::var("BERTH_TEST_KILL_URL").unwrap();
+    let digest = std::env::var("BERTH_TEST_KILL_SHA").unwrap();
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    let s = RootfsStore::open(Path::new(&root), o).unwrap();
+    s.ensure(&spec("victim", ImageSource::Url(url), Some(digest)))
+        .unwrap();
+}
+
+#[test]
+fn kill_9_during_extraction_then_rerun() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let entries: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| (format!("f{i:02}"), vec![u8::try_from(i).unwrap(); 20_000]))
+        .collect();
+    let es: Vec<_> = entries.iter().map(|(n, d)| file(n, d)).collect();
+    let data = tarball(&es);
+    let release = Arc::new(Mutex::new(false));
+    let url = serve_stalling(data.clone(), data.len() / 2, release.clone());
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "host::store::tests::kill_9_helper",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("BERTH_TEST_KILL_ROOT", &root)
+        .env("BERTH_TEST_KILL_URL", &url)
+        .env("BERTH_TEST_KILL_SHA", sha(&data))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the child has extracted part of the image into its temp dir.
+    let images = root.join("images");
+    let mut tmpdir = None;
+    for _ in 0..1000 {
+        let found = std::fs::read_dir(&images)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with(".tmp-"));
+        if let Some(e) = found {
+            if e.path().join("rootfs/f05").exists() {
+                tmpdir = Some(e.path());
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let tmpdir = tmpdir.expect("the child never started extracting");
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGKILL) },
+        0
+    );
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    // The half image is there but does not look whole.
+    assert!(tmpdir.exists());
+    *release.lock().unwrap() = true;
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    let s = RootfsStore::open(&root, o).unwrap();
+    assert!(!tmpdir.exists(), "leftover not cleaned at open");
+    assert!(s.find(&sha(&data)).is_none());
+    let info = s
+        .ensure(&spec("victim", ImageSource::Url(url), Some(sha(&data))))
+        .unwrap();
+    assert_eq!(
+        std::fs::read(info.rootfs.join("f39")).unwrap(),
+        vec![39u8; 20_000]
+    );
+    no_leftovers(&s);
+}
+
+#[test]
+fn oci_layout_directory_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let layout = tmp.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    let mut ex = super::extract::Extractor::new(
+        "t",
+        &layout,
+        super::extract::ExtractOptions::for_host(1 << 30),
+    )
+    .unwrap();
+    ex.unpack(&oci_archive()[..]).unwrap();
+    ex.finish().unwrap();
+    let digest = sha(&std::fs::read(layout.join("index.json")).unwrap());
+    let sp = spec(
+        "dir",
+        ImageSource::Path(layout.display().to_string()),
+        Some(digest.clone()),
+    );
+    let info = s.ensure(&sp).unwrap();
+    assert_eq!(
+        (info.digest.as_str(), info.meta.format.as_str()),
+        (digest.as_str(), "oci")
+    );
+    assert!(info.rootfs.join("var/new").exists() && !info.rootfs.join("etc/a").exists());
+    // The layout itself is untouched.
+    assert!(layout.join("index.json").exists());
+    let bad = spec(
+        "dir",
+        ImageSource::Path(layout.display().to_string()),
+        Some("c".repeat(64)),
+    );
+    assert!(matches!(
+        s.ensure(&bad),
+        Err(StoreError::DigestMismatch { .. })
+    ));
+    no_leftovers(&s);
+}

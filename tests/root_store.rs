@@ -1,0 +1,262 @@
+//! Root tests of the image store: ownership, device nodes and file
+//! capabilities kept by extraction, and the writable layer mounted for real
+//! (overlayfs, tmpfs overlay) in a private mount namespace of the test thread.
+//! Without root each test prints why and returns.
+#![allow(clippy::unwrap_used)]
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use berth::host::store::layer::{detect_overlay, mount_layer, LayerPlan};
+use berth::host::store::{RootfsStore, StoreOptions};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+macro_rules! need_root {
+    () => {
+        if !is_root() {
+            eprintln!("skipped: needs root (run under `make test-images`)");
+            return;
+        }
+    };
+}
+
+fn header(name: &str, kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_path(name).unwrap();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_mtime(1_600_000_000);
+    h
+}
+
+/// One PAX record: "<len> key=value\n", where len counts the whole record.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = 1 + key.len() + 1 + value.len() + 1;
+    let mut len = body + 1;
+    while len.to_string().len() + body != len {
+        len += 1;
+    }
+    let mut out = format!("{len} {key}=").into_bytes();
+    out.extend_from_slice(value);
+    out.push(b'\n');
+    out
+}
+
+/// vfs_cap_data revision 2 granting cap_net_bind_service (bit 10), permitted + effective.
+fn cap_net_bind() -> Vec<u8> {
+    let mut v = Vec::new();
+    for word in [0x0200_0001u32, 1 << 10, 0, 0, 0] {
+        v.extend_from_slice(&word.to_le_bytes());
+    }
+    v
+}
+
+fn image_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header("etc/owned", tar::EntryType::Regular, 2, 0o4750);
+    h.set_uid(1234);
+    h.set_gid(5678);
+    h.set_cksum();
+    b.append(&h, &b"ok"[..]).unwrap();
+    let mut h = header("dev/null", tar::EntryType::Char, 0, 0o666);
+    h.set_device_major(1).unwrap();
+    h.set_device_minor(3).unwrap();
+    h.set_cksum();
+    b.append(&h, &b""[..]).unwrap();
+    let rec = pax_record("SCHILY.xattr.security.capability", &cap_net_bind());
+    let mut h = header(
+        "PaxHeader/ping",
+        tar::EntryType::XHeader,
+        rec.len() as u64,
+        0o644,
+    );
+    h.set_cksum();
+    b.append(&h, &rec[..]).unwrap();
+    let mut h = header("bin/ping", tar::EntryType::Regular, 4, 0o755);
+    h.set_cksum();
+    b.append(&h, &b"ping"[..]).unwrap();
+    let mut h = header("etc/motd", tar::EntryType::Regular, 5, 0o644);
+    h.set_cksum();
+    b.append(&h, &b"lower"[..]).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn store(tmp: &Path) -> RootfsStore {
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    RootfsStore::open(&tmp.join("store"), o).unwrap()
+}
+
+#[test]
+fn keeps_owners_devices_and_file_capabilities() {
+    need_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let p = tmp.path().join("img.tar");
+    std::fs::write(&p, image_tar()).unwrap();
+    let info = s.import("root", &p).unwrap();
+    let owned = std::fs::metadata(info.rootfs.join("etc/owned")).unwrap();
+    assert_eq!((owned.uid(), owned.gid()), (1234, 5678));
+    // chown happens before chmod, so the setuid bit survives.
+    assert_eq!(owned.mode() & 0o7777, 0o4750);
+    let null = std::fs::symlink_metadata(info.rootfs.join("dev/null")).unwrap();
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), libc::makedev(1, 3));
+    let path = CString::new(info.rootfs.join("bin/ping").as_os_str().as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: NUL-terminated path and name, writable buffer of the given size.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            b"security.capability\0".as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(
+        usize::try_from(n).ok(),
+        Some(20),
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    assert_eq!(&buf[..20], &cap_net_bind()[..]);
+}
+
+/// Unmounts what a test mounted, even when an assertion fails.
+struct Mounts(Vec<PathBuf>);
+
+impl Drop for Mounts {
+    fn drop(&mut self) {
+        for m in self.0.iter().rev() {
+            let c = CString::new(m.as_os_str().as_bytes()).unwrap();
+            // SAFETY: NUL-terminated path.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Give the calling test thread its own mount namespace, private from the host's.
+fn private_mount_ns() {
+    // SAFETY: unshare affects only this thread's fs view; the arguments are constants.
+    assert_eq!(
+        unsafe { libc::unshare(libc::CLONE_NEWNS) },
+        0,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: constant NUL-terminated strings; MS_REC|MS_PRIVATE stops propagation to the host.
+    let r = unsafe {
+        libc::mount(
+            b"none\0".as_ptr().cast(),
+            b"/\0".as_ptr().cast(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn overlay_and_volatile_layers_mount() {
+    need_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let p = tmp.path().join("img.tar");
+    std::fs::write(&p, image_tar()).unwrap();
+    let info = s.import("root", &p).unwrap();
+    let support = detect_overlay(Path::new("/proc/filesystems"), &s.containers_dir());
+    if !support.kernel {
+        eprintln!("skipped: no overlayfs in this kernel");
+        return;
+    }
+    assert!(
+        support.upper_ok,
+        "the test store is expected on a plain filesystem"
+    );
+    private_mount_ns();
+    let mut mounts = Mounts(Vec::new());
+
+    let plan = s.plan_layer("web", &info, false, support).unwrap();
+    let LayerPlan::Overlay { ref upper, .. } = plan else {
+        panic!("{plan:?}")
+    };
+    let target = tmp.path().join("mnt-web");
+    std::fs::create_dir(&target).unwrap();
+    mount_layer("web", &plan, &target).unwrap();
+    mounts.0.push(target.clone());
+    assert_eq!(std::fs::read(target.join("etc/motd")).unwrap(), b"lower");
+    std::fs::write(target.join("etc/motd"), b"upper").unwrap();
+    assert_eq!(std::fs::read(upper.join("etc/motd")).unwrap(), b"upper");
+    assert_eq!(
+        std::fs::read(info.rootfs.join("etc/motd")).unwrap(),
+        b"lower",
+        "the shared image changed"
+    );
+    // An upper dir on an overlay (OpenWrt's root) is detected as unusable.
+    assert!(!detect_overlay(Path::new("/proc/filesystems"), &target).upper_ok);
+
+    let plan = s.plan_layer("guest", &info, true, support).unwrap();
+    let LayerPlan::TmpfsOverlay { ref tmpfs, .. } = plan else {
+        panic!("{plan:?}")
+    };
+    let target = tmp.path().join("mnt-guest");
+    std::fs::create_dir(&target).unwrap();
+    mount_layer("guest", &plan, &target).unwrap();
+    mounts.0.push(tmpfs.clone());
+    mounts.0.push(target.clone());
+    std::fs::write(target.join("scratch"), b"ram only").unwrap();
+    assert!(tmpfs.join("upper/scratch").exists());
+    drop(mounts);
+    // After unmounting, nothing of the volatile layer is left on disk.
+    assert!(!tmpfs.join("upper").exists());
+    assert!(!info.rootfs.join("scratch").exists());
+}
+
+#[test]
+fn disk_full_installs_nothing() {
+    need_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for i in 0..8 {
+        let mut h = header(&format!("blob{i}"), tar::EntryType::Regular, 100_000, 0o644);
+        h.set_cksum();
+        b.append(&h, &vec![7u8; 100_000][..]).unwrap();
+    }
+    let p = tmp.path().join("big.tar");
+    std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+    private_mount_ns();
+    // A 256 KiB tmpfs as the whole store: the 800 KB image cannot fit.
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let c = CString::new(small.as_os_str().as_bytes()).unwrap();
+    // SAFETY: NUL-terminated strings, valid during the call; this thread's private namespace.
+    let r = unsafe {
+        libc::mount(
+            b"tmpfs\0".as_ptr().cast(),
+            c.as_ptr(),
+            b"tmpfs\0".as_ptr().cast(),
+            0,
+            b"size=256k\0".as_ptr().cast(),
+        )
+    };
+    assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
+    let _mounts = Mounts(vec![small.clone()]);
+    let s = store(&small);
+    let err = s.import("big", &p).unwrap_err();
+    assert!(
+        matches!(err, berth::host::store::StoreError::DiskFull { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("image `big`: disk full"), "{err}");
+    assert!(s.list().unwrap().is_empty());
+    let left: Vec<_> = std::fs::read_dir(s.images_dir()).unwrap().collect();
+    assert!(left.is_empty(), "leftovers: {left:?}");
+}
