@@ -7,7 +7,9 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs};
 use crate::exec::{self, Host};
+use crate::host::cgroup::ParentPolicy;
 use crate::host::state::StateStore;
+use crate::host::{LocalConfig, LocalHost};
 use crate::plan::{self, Observed, Plan};
 use crate::spec::types::{hex, Desired, ImageSource};
 
@@ -29,12 +31,26 @@ pub fn runtime_dir(global: &Global, desired: &Desired) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/run/berth"))
 }
 
+/// The device, configured from the command line and the manifest's settings.
+pub fn local_host(global: &Global, desired: &Desired) -> LocalHost {
+    let cgroup_parent = match &global.cgroup_parent {
+        Some(p) => ParentPolicy::Fixed(p.clone()),
+        None => ParentPolicy::Auto,
+    };
+    LocalHost::new(LocalConfig {
+        store_root: store_root(global, desired),
+        runtime_root: runtime_dir(global, desired),
+        cgroup_parent,
+        settings: desired.settings.clone(),
+    })
+}
+
 /// `berth plan`: print what apply would do.
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> anyhow::Result<()> {
     let mut desired = load_manifest(args)?.desired;
     hash_local_images(&mut desired);
     let state = StateStore::new(store_root(global, &desired));
-    let mut host = crate::host::LocalHost::new(state.root(), &runtime_dir(global, &desired));
+    let mut host = local_host(global, &desired);
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     print_plan(&plan, json)
@@ -46,7 +62,7 @@ pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Resul
     hash_local_images(&mut desired);
     let state = StateStore::new(store_root(global, &desired));
     let _lock = state.lock()?;
-    let mut host = crate::host::LocalHost::new(state.root(), &runtime_dir(global, &desired));
+    let mut host = local_host(global, &desired);
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     if plan.is_empty() {

@@ -6,12 +6,12 @@ mod apply;
 mod check;
 pub mod containers;
 pub mod exec;
+mod image;
 pub mod kill;
 pub mod logs;
 pub mod ls;
 pub mod restart;
 pub mod rm;
-mod image;
 mod source;
 pub mod start;
 pub mod status;
@@ -48,6 +48,10 @@ pub struct Global {
     /// `settings.runtime_dir`, else /var/run/berth]
     #[arg(long, global = true, env = "BERTH_RUNTIME_DIR", value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
+    /// cgroup that holds the containers' cgroups, relative to each hierarchy's
+    /// root [default: chosen for the host: a delegated service cgroup, else berth]
+    #[arg(long, global = true, env = "BERTH_CGROUP_PARENT", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
 }
 
 /// The subcommands.

@@ -440,6 +440,15 @@ impl CgroupBackend {
         }
     }
 
+    /// The container's `cgroup.procs` files: one per v1 hierarchy, one on v2.
+    /// The runtime writes the init's pid there before it runs.
+    pub fn procs_files(&self, name: &str) -> Vec<PathBuf> {
+        match self {
+            Self::V1(b) => b.procs_files(name),
+            Self::V2(b) => vec![b.parent().join(name).join("cgroup.procs")],
+        }
+    }
+
     /// The container's directory in `controller`'s hierarchy (v1), or its one
     /// directory (v2, where `controller` is ignored). `None` when not mounted.
     pub fn path(&self, controller: &str, name: &str) -> Option<PathBuf> {

@@ -76,6 +76,14 @@ impl V1Cgroups {
         Ok(())
     }
 
+    /// The `cgroup.procs` file of the container in every hierarchy.
+    pub fn procs_files(&self, name: &str) -> Vec<PathBuf> {
+        self.parents()
+            .into_iter()
+            .map(|p| p.join(name).join("cgroup.procs"))
+            .collect()
+    }
+
     /// Write `pid` into cgroup.procs of every hierarchy.
     pub fn place(&self, name: &str, pid: i32) -> Result<()> {
         for p in self.parents() {

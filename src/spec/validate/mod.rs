@@ -488,7 +488,8 @@ impl Validator<'_> {
     }
 }
 
-fn parse_user(text: &str) -> Result<User, String> {
+/// `uid`, `uid:gid` or a user name.
+pub(crate) fn parse_user(text: &str) -> Result<User, String> {
     let (u, g) = match text.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (text, None),
