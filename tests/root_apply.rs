@@ -138,7 +138,6 @@ const WEB: &str = "
   web:
     image: bb
     command: [httpd, -f, -p, '80', -h, /www]
-    stop_signal: SIGKILL
     resources: { memory: 16M, pids: 32 }
     network:
       - { network: lan, address: 10.77.0.10/24, gateway: 10.77.0.1 }";

@@ -407,13 +407,33 @@ fn restart_policy_restarts_a_crashing_command_with_backoff() {
 }
 
 #[test]
+fn stop_of_an_init_that_cannot_see_the_signal_kills_at_once() {
+    if !root() {
+        return;
+    }
+    let fx = Fixture::new().with_cgroup();
+    // PID 1 of a namespace with no handler for SIGTERM never receives it.
+    let spec = sh("deaf", "sleep 300 & exec sleep 301");
+    fx.start(&spec).unwrap();
+    let t0 = Instant::now();
+    let status = fx.runtime().stop(&fx.paths.run_dir, Some(20)).unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "waited for a signal that cannot arrive"
+    );
+    assert!(matches!(status, Status::Stopped { .. }), "{status:?}");
+    let procs = fx.cgroup.as_ref().unwrap().join("cgroup.procs");
+    assert_eq!(fs::read_to_string(&procs).unwrap(), "", "no process left");
+}
+
+#[test]
 fn stop_kills_everything_after_the_timeout() {
     if !root() {
         return;
     }
     let fx = Fixture::new().with_cgroup();
-    // PID 1 ignores SIGTERM (no handler); its child ignores it explicitly.
-    let spec = sh("stubborn", "trap '' TERM; sleep 300 & sleep 301");
+    // PID 1 catches SIGTERM and carries on; its child ignores it.
+    let spec = sh("stubborn", "trap 'echo not stopping' TERM; sh -c \"trap '' TERM; sleep 300\" & while true; do sleep 1; done");
     let pid = fx.start(&spec).unwrap();
     let procs = fx.cgroup.as_ref().unwrap().join("cgroup.procs");
     wait_until("two processes in the cgroup", 5, || {

@@ -21,7 +21,7 @@ use super::logs::LogFile;
 use super::spawn::{self, ExitInfo, SetupHook, Stdio};
 use super::state::{self, ContainerState, Phase, ProcId};
 use super::{signal_number, Options, Paths, RuntimeError};
-use crate::spec::types::{RestartPolicy, Spec};
+use crate::spec::types::{HostNamespace, RestartPolicy, Spec};
 
 /// What the monitor needs, written by `start` into the runtime dir.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -476,7 +476,16 @@ fn wait_init(
             state::save(run_dir, st)?;
             // SAFETY: signalling our own child.
             unsafe { libc::kill(init.pid, stop_sig) };
-            deadline = Some(Instant::now() + Duration::from_secs(secs));
+            // PID 1 of a namespace never gets a signal it has no handler for
+            // (busybox httpd, sleep): waiting out the timeout would change nothing.
+            let own_pid_ns = !cfg.spec.namespaces.host.contains(&HostNamespace::Pid);
+            let ignored = own_pid_ns && stop_sig != libc::SIGKILL && !catches(init.pid, stop_sig);
+            let wait = if ignored {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(secs)
+            };
+            deadline = Some(Instant::now() + wait);
         }
         if let Some(d) = deadline {
             if Instant::now() >= d {
@@ -487,10 +496,55 @@ fn wait_init(
     }
 }
 
+/// Whether process `pid` will see `sig`: it has a handler (SigCgt) or blocks
+/// it to take it with sigwait (SigBlk), as busybox init does; the kernel never
+/// drops a blocked signal. Unknown counts as yes, so the full timeout applies.
+fn catches(pid: i32, sig: i32) -> bool {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    sig_caught(&text, sig)
+}
+
+fn sig_caught(status: &str, sig: i32) -> bool {
+    let Ok(bit) = u32::try_from(sig - 1) else {
+        return true;
+    };
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+    };
+    match (mask("SigCgt:"), mask("SigBlk:")) {
+        (Some(cgt), Some(blk)) if bit < 64 => (cgt | blk) & (1u64 << bit) != 0,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::oneshot::default_spec;
     use super::*;
+
+    #[test]
+    fn caught_signals_from_sigcgt() {
+        // SIGTERM (15) is bit 14, SIGPWR is bit 29 on x86 (30 - 1).
+        let status = "Name:\tinit\nSigBlk:\t0000000000000002\nSigCgt:\t0000000000004000\n";
+        assert!(sig_caught(status, libc::SIGTERM), "handled");
+        assert!(
+            sig_caught(status, libc::SIGINT),
+            "blocked, taken by sigwait"
+        );
+        assert!(
+            !sig_caught(status, libc::SIGHUP),
+            "neither: dropped for a namespace init"
+        );
+        assert!(
+            sig_caught("no mask here", libc::SIGTERM),
+            "unknown counts as caught"
+        );
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {
