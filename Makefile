@@ -39,17 +39,31 @@ $(BUILD)/busybox-rootfs.tar.gz: scripts/mkrootfs-busybox.sh | deps
 rootfs: $(BUILD)/busybox-rootfs.tar.gz
 
 # The demo runs berth in a throwaway network namespace that plays the router, so
-# it never touches this machine's own interfaces.
+# it never touches this machine's own interfaces. `make demo-clean` removes it all.
 DEMO_NS := berth-demo
-DEMO_ROOT := $(BUILD)/demo-store
+DEMO_DIR := $(BUILD)/demo
 DEMO_MANIFEST := examples/web-bridge.yaml
+DEMO_BERTH = nsenter --net=/run/netns/$(DEMO_NS) ./$(BERTH) --root $(DEMO_DIR)/store --runtime-dir $(DEMO_DIR)/run
 demo: build rootfs
 	./$(BERTH) validate $(DEMO_MANIFEST)
-	./$(BERTH) plan --root $(DEMO_ROOT) $(DEMO_MANIFEST)
+	@ip netns list | grep -qw $(DEMO_NS) || { ip netns add $(DEMO_NS) && ip netns exec $(DEMO_NS) ip link set lo up; }
+	$(DEMO_BERTH) plan $(DEMO_MANIFEST)
+	$(DEMO_BERTH) apply $(DEMO_MANIFEST)
+	$(DEMO_BERTH) status
+	@echo "--- the router (netns $(DEMO_NS)) fetches http://10.88.0.10/ from the container:"
+	@for i in 1 2 3 4 5 6 7 8 9 10; do \
+		page=$$(printf 'GET / HTTP/1.0\r\n\r\n' | ip netns exec $(DEMO_NS) busybox nc -w 2 10.88.0.10 80 || true); \
+		case "$$page" in *"served by berth"*) echo "$$page" | tail -n 1; exit 0;; esac; sleep 0.2; \
+	done; echo "make demo: no page from the container" >&2; exit 1
+	@echo "--- apply again: nothing to do"
+	$(DEMO_BERTH) apply $(DEMO_MANIFEST)
 
 demo-clean:
-	-ip netns del $(DEMO_NS) 2>/dev/null
-	rm -rf $(DEMO_ROOT)
+	@mkdir -p $(DEMO_DIR) && printf 'version: 1\ncontainers: {}\n' > $(DEMO_DIR)/empty.yaml
+	-@ip netns list | grep -qw $(DEMO_NS) && $(DEMO_BERTH) apply $(DEMO_DIR)/empty.yaml
+	-@ip netns del $(DEMO_NS) 2>/dev/null
+	-@rmdir /sys/fs/cgroup/*/berth 2>/dev/null
+	rm -rf $(DEMO_DIR)
 
 # Unit and CLI tests. Root tests (tests/root_*.rs) are a separate tier.
 test-unit: deps

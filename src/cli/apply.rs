@@ -15,20 +15,28 @@ use crate::spec::types::{hex, Desired, ImageSource};
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
-    global
+    absolute(global
         .root
         .clone()
         .or_else(|| desired.settings.root.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/lib/berth"))
+        .unwrap_or_else(|| PathBuf::from("/var/lib/berth")))
 }
 
 /// The runtime directory, chosen the same way as the store root.
 pub fn runtime_dir(global: &Global, desired: &Desired) -> PathBuf {
-    global
+    absolute(global
         .runtime_dir
         .clone()
         .or_else(|| desired.settings.runtime_dir.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/run/berth"))
+        .unwrap_or_else(|| PathBuf::from("/var/run/berth")))
+}
+
+/// Paths are made absolute once: the monitor runs from `/`, not from here.
+pub fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        return p;
+    }
+    std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
 }
 
 /// The device, configured from the command line and the manifest's settings.

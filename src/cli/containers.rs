@@ -34,10 +34,12 @@ pub enum ContainerCommand {
 
 /// The runtime root: `--runtime-dir`, else `$BERTH_RUNTIME_DIR`, else /var/run/berth.
 pub fn run_root(global: &Global) -> PathBuf {
-    global
-        .runtime_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/var/run/berth"))
+    crate::cli::apply::absolute(
+        global
+            .runtime_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/run/berth")),
+    )
 }
 
 /// The runtime dir of container `name`.

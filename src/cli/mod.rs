@@ -2,7 +2,7 @@
 //! outcome to an exit code: 0 ok, 1 an action failed, 2 bad usage or manifest.
 //! Each error is printed once, by `main`, as `berth: <error>: <cause>...`.
 
-mod apply;
+pub(crate) mod apply;
 mod check;
 pub mod containers;
 pub mod exec;
