@@ -159,6 +159,35 @@ fn apply_converges_updates_in_place_recreates_and_removes() {
     );
     let pid = w.pid("web").expect("running");
 
+    // Accounting in status, and pause/resume through the cgroup.
+    let out = w.berth(&["status", "web", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v[0]["resources"]["pids_current"].as_u64().unwrap_or(0) >= 1,
+        "{v}"
+    );
+    assert!(
+        v[0]["resources"]["memory_current"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
+    let freezer = w
+        .cgroups()
+        .iter()
+        .map(|c| c.join("web/freezer.state"))
+        .find(|p| p.exists());
+    assert!(w.berth(&["pause", "web"]).status.success());
+    if let Some(f) = &freezer {
+        assert_eq!(fs::read_to_string(f).unwrap().trim(), "FROZEN");
+    }
+    assert!(w.berth(&["resume", "web"]).status.success());
+    if let Some(f) = &freezer {
+        assert_eq!(fs::read_to_string(f).unwrap().trim(), "THAWED");
+    }
+    assert!(
+        w.fetch("10.77.0.10").contains("served by berth"),
+        "serves again after resume"
+    );
+
     // Unchanged manifest: nothing to do, same process.
     assert_eq!(
         w.apply(WEB),

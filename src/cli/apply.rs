@@ -15,20 +15,24 @@ use crate::spec::types::{hex, Desired, ImageSource};
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
-    absolute(global
-        .root
-        .clone()
-        .or_else(|| desired.settings.root.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/lib/berth")))
+    absolute(
+        global
+            .root
+            .clone()
+            .or_else(|| desired.settings.root.as_ref().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+    )
 }
 
 /// The runtime directory, chosen the same way as the store root.
 pub fn runtime_dir(global: &Global, desired: &Desired) -> PathBuf {
-    absolute(global
-        .runtime_dir
-        .clone()
-        .or_else(|| desired.settings.runtime_dir.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/run/berth")))
+    absolute(
+        global
+            .runtime_dir
+            .clone()
+            .or_else(|| desired.settings.runtime_dir.as_ref().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/run/berth")),
+    )
 }
 
 /// Paths are made absolute once: the monitor runs from `/`, not from here.

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::{exec, kill, logs, ls, restart, rm, start, status, stop, Global};
+use super::{exec, kill, logs, ls, pause, restart, rm, start, status, stop, Global};
+use crate::host::cgroup::{CgroupBackend, ParentPolicy};
 
 /// Subcommands that act on containers through the runtime.
 #[derive(Debug, Subcommand)]
@@ -30,6 +31,20 @@ pub enum ContainerCommand {
     Exec(exec::ExecArgs),
     /// Print a container's output
     Logs(logs::LogsArgs),
+    /// Freeze every process of a container
+    Pause(pause::PauseArgs),
+    /// Thaw a paused container
+    Resume(pause::PauseArgs),
+}
+
+/// The cgroup backend, opened as `apply` opens it (`--cgroup-parent` or the
+/// host's default), for accounting, pause and resume.
+pub fn cgroups(global: &Global) -> anyhow::Result<CgroupBackend> {
+    let policy = match &global.cgroup_parent {
+        Some(p) => ParentPolicy::Fixed(p.clone()),
+        None => ParentPolicy::Auto,
+    };
+    Ok(CgroupBackend::detect(Path::new("/proc"), &policy)?)
 }
 
 /// The runtime root: `--runtime-dir`, else `$BERTH_RUNTIME_DIR`, else /var/run/berth.
@@ -57,7 +72,9 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
         ContainerCommand::Kill(a) => kill::run(&root, a),
         ContainerCommand::Rm(a) => rm::run(&root, a),
         ContainerCommand::Ls => ls::run(&root),
-        ContainerCommand::Status(a) => status::run(&root, a),
+        ContainerCommand::Status(a) => status::run(&root, a, cgroups(global).ok().as_ref()),
+        ContainerCommand::Pause(a) => pause::run(global, a, true),
+        ContainerCommand::Resume(a) => pause::run(global, a, false),
         ContainerCommand::Exec(a) => exec::run(&root, a),
         ContainerCommand::Logs(a) => logs::run(&root, a),
     }

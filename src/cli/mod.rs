@@ -10,6 +10,7 @@ mod image;
 pub mod kill;
 pub mod logs;
 pub mod ls;
+pub mod pause;
 pub mod restart;
 pub mod rm;
 mod source;

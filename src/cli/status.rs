@@ -9,6 +9,7 @@ use clap::Args;
 use serde::Serialize;
 
 use super::containers;
+use crate::host::cgroup::{CgroupBackend, CgroupStats};
 use crate::host::runtime::state::{self, ContainerState};
 use crate::host::runtime::{ExitInfo, Status};
 
@@ -35,6 +36,9 @@ pub struct Row {
     pub error: Option<String>,
     /// Addresses live in the container's network namespace (loopback left out).
     pub addresses: Vec<String>,
+    /// cgroup accounting: memory, CPU time, tasks, OOM kills.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<CgroupStats>,
 }
 
 /// The row of the container whose runtime dir is `dir`.
@@ -75,6 +79,7 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
         last_exit: st.last_exit,
         error: st.error.clone(),
         addresses: pid.map(addresses).unwrap_or_default(),
+        resources: None,
     }
 }
 
@@ -148,19 +153,60 @@ pub fn print_table(rows: &[Row]) {
     }
 }
 
+fn print_resources(rows: &[Row]) {
+    let mib =
+        |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.1}M", b as f64 / 1048576.0));
+    let num = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+    let with_stats: Vec<(&Row, &CgroupStats)> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.resources.as_ref()?)))
+        .collect();
+    if with_stats.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<20} {:>9} {:>9} {:>10} {:>5} {:>5}",
+        "NAME", "MEM", "MEM-PEAK", "CPU", "PIDS", "OOM"
+    );
+    for (r, s) in with_stats {
+        let cpu = s
+            .cpu_usage_usec
+            .map_or("-".to_string(), |u| format!("{:.2}s", u as f64 / 1e6));
+        println!(
+            "{:<20} {:>9} {:>9} {:>10} {:>5} {:>5}",
+            r.name,
+            mib(s.memory_current),
+            mib(s.memory_peak),
+            cpu,
+            num(s.pids_current),
+            num(s.oom_kills)
+        );
+    }
+}
+
 /// Print the status of one or every container.
-pub fn run(root: &Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let rows = match &args.name {
+pub fn run(
+    root: &Path,
+    args: &StatusArgs,
+    cgroups: Option<&CgroupBackend>,
+) -> anyhow::Result<ExitCode> {
+    let mut rows = match &args.name {
         Some(name) => match row(&containers::dir(root, name))? {
             Some(r) => vec![r],
             None => bail!("no container `{name}` in `{}`", root.display()),
         },
         None => all_rows(root)?,
     };
+    if let Some(cg) = cgroups {
+        for r in &mut rows {
+            r.resources = cg.stats(&r.name).ok();
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         print_table(&rows);
+        print_resources(&rows);
     }
     Ok(ExitCode::SUCCESS)
 }
