@@ -219,3 +219,48 @@ fn missing_vars_file_is_a_usage_error() {
         text(&out.stderr)
     );
 }
+
+/// A one-request HTTP server on loopback answering `status` with `body`.
+fn serve_once(status: &'static str, body: &'static str) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut line = String::new();
+            while r.read_line(&mut line).map_or(false, |n| n > 2) {
+                line.clear();
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.0 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}/manifest.yaml")
+}
+
+#[test]
+fn manifest_from_a_url() {
+    let url = serve_once(
+        "200 OK",
+        "version: 1\nimages: { bb: { path: /bb.tar } }\ncontainers:\n  fromurl: { image: bb }\n",
+    );
+    let out = berth(&["render", &url], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("fromurl:"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let url = serve_once("404 Not Found", "no");
+    let out = berth(&["validate", &url], &root());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!("berth: manifest: fetch `{url}`: http status 404\n")
+    );
+}

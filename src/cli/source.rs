@@ -10,7 +10,11 @@ use clap::Args;
 
 use crate::cli::UsageError;
 use crate::host::facts;
+use crate::host::store::fetch::{self, FetchOptions};
 use crate::spec::{self, Loaded, RenderInput};
+
+/// A manifest larger than this is refused (a wrong URL serving a big file).
+const MAX_MANIFEST: u64 = 4 << 20;
 
 /// The default manifest on a device.
 pub const DEFAULT_MANIFEST: &str = "/etc/berth/manifest.yaml";
@@ -93,10 +97,18 @@ fn read_source(source: &str) -> anyhow::Result<(String, String)> {
         return Ok((text, cwd.to_string_lossy().into_owned()));
     }
     if source.starts_with("http://") || source.starts_with("https://") {
-        return Err(UsageError(format!(
-            "`{source}`: fetching a manifest over http(s) is not in this build; download it and pass the path"
-        ))
-        .into());
+        // A fleet server's manifest: fetched into memory, never written to flash.
+        let opts = FetchOptions {
+            progress: false,
+            ..FetchOptions::default()
+        };
+        let text = fetch::fetch_text("manifest", source, &opts, MAX_MANIFEST).map_err(|e| {
+            let cause = crate::exec::chain(&e);
+            let cause = cause.strip_prefix("image `manifest`: ").unwrap_or(&cause);
+            anyhow::anyhow!("manifest: {cause}")
+        })?;
+        let cwd = std::env::current_dir().context("get current directory")?;
+        return Ok((text, cwd.to_string_lossy().into_owned()));
     }
     let path = Path::new(source);
     let text = std::fs::read_to_string(path).map_err(|e| {
