@@ -229,7 +229,7 @@ fn serve_once(status: &'static str, body: &'static str) -> String {
         if let Ok((mut s, _)) = listener.accept() {
             let mut r = BufReader::new(s.try_clone().expect("clone"));
             let mut line = String::new();
-            while r.read_line(&mut line).map_or(false, |n| n > 2) {
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
                 line.clear();
             }
             let _ = write!(
