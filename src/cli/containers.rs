@@ -66,9 +66,9 @@ pub fn dir(root: &Path, name: &str) -> PathBuf {
 pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> {
     let root = run_root(global);
     match cmd {
-        ContainerCommand::Start(a) => start::run(&root, a),
+        ContainerCommand::Start(a) => start::run(global, &root, a),
         ContainerCommand::Stop(a) => stop::run(&root, a),
-        ContainerCommand::Restart(a) => restart::run(&root, a),
+        ContainerCommand::Restart(a) => restart::run(global, &root, a),
         ContainerCommand::Kill(a) => kill::run(&root, a),
         ContainerCommand::Rm(a) => rm::run(&root, a),
         ContainerCommand::Ls => ls::run(&root),

@@ -1,4 +1,4 @@
-//! `berth restart NAME [--timeout N]`: stop, then start from the saved config.
+//! `berth restart NAME [--timeout N]`: stop, then start as `berth start` does.
 
 use std::process::ExitCode;
 
@@ -7,9 +7,8 @@ use clap::Args;
 
 use std::path::Path;
 
-use super::containers;
+use super::{containers, start, Global};
 use crate::host::runtime::monitor::load_config;
-use crate::host::runtime::spawn::NoHook;
 use crate::host::runtime::Runtime;
 
 /// Arguments of `berth restart`.
@@ -22,14 +21,17 @@ pub struct RestartArgs {
     pub timeout: Option<u32>,
 }
 
-/// Stop and start again.
-pub fn run(root: &Path, args: &RestartArgs) -> anyhow::Result<ExitCode> {
+/// Stop and start again; the network is plugged in anew, as at every start.
+pub fn run(global: &Global, root: &Path, args: &RestartArgs) -> anyhow::Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
-    let cfg = load_config(&dir)
+    load_config(&dir)
         .with_context(|| format!("container `{}` was never created here", args.name))?;
-    let rt = Runtime::current();
-    rt.stop(&dir, args.timeout)?;
-    let pid = rt.start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;
-    println!("{} restarted (pid {pid})", args.name);
-    Ok(ExitCode::SUCCESS)
+    Runtime::current().stop(&dir, args.timeout)?;
+    start::run(
+        global,
+        root,
+        &start::StartArgs {
+            name: args.name.clone(),
+        },
+    )
 }
