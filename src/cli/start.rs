@@ -37,12 +37,14 @@ pub fn run(global: &Global, root: &Path, args: &StartArgs) -> anyhow::Result<Exi
             .unwrap_or_else(|| "/var/lib/berth".into()),
     );
     if let Some(rec) = StateStore::new(&store_root).get(&args.name)? {
-        let mut desired = Desired::default();
-        desired.networks = rec
-            .networks
-            .iter()
-            .map(|n| (n.name.clone(), n.clone()))
-            .collect();
+        let desired = Desired {
+            networks: rec
+                .networks
+                .iter()
+                .map(|n| (n.name.clone(), n.clone()))
+                .collect(),
+            ..Desired::default()
+        };
         let cgroup_parent = match &global.cgroup_parent {
             Some(p) => ParentPolicy::Fixed(p.clone()),
             None => ParentPolicy::Auto,
