@@ -478,8 +478,13 @@ fn wait_init(
             unsafe { libc::kill(init.pid, stop_sig) };
             // PID 1 of a namespace never gets a signal it has no handler for
             // (busybox httpd, sleep): waiting out the timeout would change nothing.
+            // Full-OS inits always get the whole timeout: they are built to
+            // handle their stop signal, if only through sigtimedwait.
             let own_pid_ns = !cfg.spec.namespaces.host.contains(&HostNamespace::Pid);
-            let ignored = own_pid_ns && stop_sig != libc::SIGKILL && !catches(init.pid, stop_sig);
+            let ignored = own_pid_ns
+                && !cfg.spec.process.boot
+                && stop_sig != libc::SIGKILL
+                && !catches(init.pid, stop_sig);
             let wait = if ignored {
                 Duration::ZERO
             } else {
@@ -503,7 +508,33 @@ fn catches(pid: i32, sig: i32) -> bool {
     let Ok(text) = fs::read_to_string(format!("/proc/{pid}/status")) else {
         return true;
     };
-    sig_caught(&text, sig)
+    sig_caught(&text, sig) || in_sigwait(pid)
+}
+
+/// A process inside sigtimedwait has the signals it waits for moved out of
+/// SigBlk while it sleeps, so its mask cannot tell: trust it to take them.
+/// Unknown (no /proc/PID/syscall on this kernel) counts as yes.
+fn in_sigwait(pid: i32) -> bool {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return true;
+    };
+    match text
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse::<libc::c_long>().ok())
+    {
+        Some(nr) => sigwait_syscalls().contains(&nr),
+        None => !text.starts_with("running"),
+    }
+}
+
+/// The sigtimedwait system calls of this target (32-bit ones have a time64 twin).
+fn sigwait_syscalls() -> Vec<libc::c_long> {
+    #[allow(unused_mut)]
+    let mut v = vec![libc::SYS_rt_sigtimedwait];
+    #[cfg(target_pointer_width = "32")]
+    v.push(libc::SYS_rt_sigtimedwait_time64);
+    v
 }
 
 fn sig_caught(status: &str, sig: i32) -> bool {
