@@ -528,12 +528,16 @@ fn in_sigwait(pid: i32) -> bool {
     }
 }
 
-/// The sigtimedwait system calls of this target (32-bit ones have a time64 twin).
+/// The sigtimedwait system calls of this target. 32-bit ones also have the
+/// time64 twin (5.1+), numbered 421 everywhere but on MIPS o32 (4000 + 421);
+/// the libc crate does not name it for ARM and MIPS.
 fn sigwait_syscalls() -> Vec<libc::c_long> {
     #[allow(unused_mut)]
     let mut v = vec![libc::SYS_rt_sigtimedwait];
-    #[cfg(target_pointer_width = "32")]
-    v.push(libc::SYS_rt_sigtimedwait_time64);
+    #[cfg(all(target_pointer_width = "32", target_arch = "mips"))]
+    v.push(4421);
+    #[cfg(all(target_pointer_width = "32", not(target_arch = "mips")))]
+    v.push(421);
     v
 }
 
