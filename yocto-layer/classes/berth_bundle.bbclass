@@ -27,16 +27,11 @@ BERTH_PREINSTALL ?= "1"
 
 IMAGE_INSTALL:append = " berth"
 
-python __anonymous() {
-    deps = ['%s:do_image_complete' % c for c in (d.getVar('BERTH_CONTAINERS') or '').split()]
-    if d.getVar('BERTH_PREINSTALL') == '1' and d.getVar('BERTH_MANIFEST'):
-        deps.append('berth-native:do_populate_sysroot')
-    if deps:
-        d.appendVarFlag('do_rootfs', 'depends', ' ' + ' '.join(deps))
-    manifest = d.getVar('BERTH_MANIFEST')
-    if manifest:
-        d.appendVarFlag('do_rootfs', 'file-checksums', ' %s:True' % manifest)
-}
+# Container images must be deployed, and berth-native staged when it
+# preinstalls, before do_rootfs runs; a changed manifest reruns it.
+do_rootfs[depends] += "${@' '.join('%s:do_image_complete' % c for c in (d.getVar('BERTH_CONTAINERS') or '').split())}"
+do_rootfs[depends] += "${@'berth-native:do_populate_sysroot' if d.getVar('BERTH_PREINSTALL') == '1' and d.getVar('BERTH_MANIFEST') else ''}"
+do_rootfs[file-checksums] += "${@'%s:True' % d.getVar('BERTH_MANIFEST') if d.getVar('BERTH_MANIFEST') else ''}"
 
 berth_bundle_stage() {
     name="$1"

@@ -15,10 +15,6 @@ inherit cargo cargo-update-recipe-crates systemd update-rc.d
 
 require ${BPN}-crates.inc
 
-# Build-time staging (`berth install --target-root`) runs the native build
-# under pseudo, which only sees dynamically linked binaries.
-BBCLASSEXTEND = "native"
-
 SYSTEMD_SERVICE:${PN} = "berth.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 INITSCRIPT_NAME = "berth"
@@ -41,6 +37,8 @@ do_install:append:class-native() {
     rm -rf ${D}${sysconfdir} ${D}${datadir}/berth ${D}${systemd_system_unitdir}
 }
 
-FILES:${PN} += "${datadir}/berth"
-
 RRECOMMENDS:${PN}:class-target = "kernel-module-veth kernel-module-macvlan kernel-module-overlay"
+
+# Build-time staging (`berth install --target-root`) runs the native build
+# under pseudo, which only sees dynamically linked binaries.
+BBCLASSEXTEND = "native"
