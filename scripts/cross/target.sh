@@ -27,7 +27,12 @@ esac
 if [ "$prebuilt" -eq 1 ]; then
 	set -- cargo
 else
-	set -- cargo +nightly -Z build-std
+	# release is panic=abort: std must be built with panic_abort; the test
+	# harness unwinds, which the default crate set covers.
+	case "$mode" in
+		build) set -- cargo +nightly -Z build-std=std,panic_abort ;;
+		*) set -- cargo +nightly -Z build-std ;;
+	esac
 	arch=${triple%%-*}
 	if [ "$arch" = aarch64 ]; then
 		# without the prebuilt std there is no self-contained musl: zig brings it
