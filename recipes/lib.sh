@@ -20,6 +20,7 @@ deb_fetch() {
 			die "apt-get download$missing failed (apt-get update first; for ARCH, dpkg --add-architecture)"
 	fi
 	for p in "$@"; do
+		# shellcheck disable=SC2012 # Debian package file names are plain
 		f=$(ls "$CACHE/${p}_"*.deb 2>/dev/null | head -n 1)
 		[ -n "$f" ] || die "no .deb for $p in $CACHE"
 		echo "$f"
@@ -75,6 +76,7 @@ copy_with_libs() {
 	root=$2
 	todo=$3
 	while [ -n "$todo" ]; do
+		# shellcheck disable=SC2086 # split the work list into words
 		set -- $todo
 		f=$1
 		shift

@@ -4,6 +4,7 @@
 # ARCH needs `dpkg --add-architecture ARCH && apt-get update` first.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=recipes/lib.sh
 . "$here/../lib.sh"
 
 deb=${DEB:-$(deb_fetch busybox-static)}

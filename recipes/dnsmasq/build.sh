@@ -4,6 +4,7 @@
 #   OUT=dir [ARCH=arm64] sh build.sh
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=recipes/lib.sh
 . "$here/../lib.sh"
 
 work=$(mktemp -d)

@@ -2,6 +2,7 @@
 # Run GNU make on openwrt-package/berth/Makefile against the stub OpenWrt
 # includes: the package metadata, its install recipe, and that broken
 # variants of the Makefile are rejected.
+# shellcheck disable=SC2016 # make and sed expressions are meant literally
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)

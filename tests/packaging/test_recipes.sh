@@ -19,7 +19,7 @@ passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok   $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { name=$1; shift; if "$@"; then ok "$name"; else fail "$name"; fi; }
+check() { cname=$1; shift; if "$@"; then ok "$cname"; else fail "$cname"; fi; }
 
 is_root=0
 [ "$(id -u)" -eq 0 ] && is_root=1
@@ -45,13 +45,14 @@ if OUT="$tmp/b1" sh "$top/recipes/busybox/build.sh" >/dev/null && \
 	check "busybox: /bin/sh is busybox" test "$(readlink "$tmp/bb/bin/sh")" = /bin/busybox
 	check "busybox: httpd applet linked" test -L "$tmp/bb/usr/sbin/httpd"
 	if [ "$is_root" -eq 1 ]; then
+		# shellcheck disable=SC2016 # expanded by the inner shell
 		got=$(unshare -n -m sh -c '
 			ip link set lo up
-			chroot "$1" /bin/httpd -f -p 127.0.0.1:8080 -h /www &
+			chroot "$1" /usr/sbin/httpd -f -p 127.0.0.1:8080 -h /www &
 			p=$!
 			i=0
 			while [ $i -lt 50 ]; do
-				chroot "$1" /bin/wget -q -O - http://127.0.0.1:8080/ 2>/dev/null && break
+				chroot "$1" /usr/bin/wget -q -O - http://127.0.0.1:8080/ 2>/dev/null && break
 				i=$((i + 1)); sleep 0.1
 			done
 			kill $p' sh "$tmp/bb")
@@ -69,6 +70,7 @@ if OUT="$tmp/d1" sh "$top/recipes/dnsmasq/build.sh" >/dev/null; then
 	common_checks dnsmasq "$tmp/d1"
 	mkdir -p "$tmp/dn" && tar xzf "$tmp/d1/dnsmasq.tar.gz" -C "$tmp/dn"
 	if [ "$is_root" -eq 1 ]; then
+		# shellcheck disable=SC2016 # expanded by the inner shell
 		got=$(unshare -n -m sh -c '
 			set -e
 			ip link set lo up
@@ -95,7 +97,10 @@ mkdir -p "$tmp/ow/sbin" "$tmp/ow/etc/init.d" "$tmp/ow/lib/preinit"
 printf '#!/bin/sh\n' > "$tmp/ow/sbin/procd"
 ln -s procd "$tmp/ow/sbin/init"
 printf "DISTRIB_ID='OpenWrt'\nDISTRIB_RELEASE='24.10.0'\n" > "$tmp/ow/etc/openwrt_release"
-for s in sysntpd gpio_switch led boot network; do printf '#!/bin/sh /etc/rc.common\n' > "$tmp/ow/etc/init.d/$s"; done
+for s in sysntpd gpio_switch led boot network; do
+	printf '#!/bin/sh /etc/rc.common\n' > "$tmp/ow/etc/init.d/$s"
+	chmod 0755 "$tmp/ow/etc/init.d/$s"
+done
 tar -C "$tmp/ow" -czf "$tmp/openwrt-rootfs.tar.gz" .
 if OUT="$tmp/o1" sh "$top/recipes/openwrt/build.sh" "$tmp/openwrt-rootfs.tar.gz" >/dev/null; then
 	ok "openwrt: prepares an OpenWrt rootfs"
