@@ -55,6 +55,7 @@ expect "default config declares the apply instance" "$out" \
 	"param stderr 1" \
 	"param file $tmp/manifest.yaml" \
 	"param term_timeout 30" \
+	"param reload_signal HUP" \
 	"param env BERTH_ROOT=$tmp/store BERTH_LOG_SIZE=256k" \
 	"close" \
 	"trigger reload berth"
