@@ -1,17 +1,177 @@
-//! Subcommands. `main` parses arguments, runs one subcommand and maps its outcome
-//! to an exit code: 0 ok, 1 an action failed, 2 bad usage or manifest.
+//! The command line. `main` parses arguments, runs one subcommand and maps the
+//! outcome to an exit code: 0 ok, 1 an action failed, 2 bad usage or manifest.
+//! Each error is printed once, by `main`, as `berth: <error>: <cause>...`.
 
+mod apply;
+mod source;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 
-/// Declarative containers for routers.
+use crate::spec::SpecError;
+
+pub use source::{load_manifest, ManifestArgs};
+
+/// Declarative containers for routers: make the device run exactly what a
+/// manifest declares.
 #[derive(Debug, Parser)]
-#[command(name = "berth", version, about)]
-pub struct Cli {}
+#[command(name = "berth", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Persistent store: images, containers, volumes [default: manifest
+    /// `settings.root`, else /var/lib/berth]
+    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Runtime directory on tmpfs: pids, logs [default: manifest
+    /// `settings.runtime_dir`, else /var/run/berth]
+    #[arg(long, global = true, env = "BERTH_RUNTIME_DIR", value_name = "DIR")]
+    pub runtime_dir: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a manifest and report every error
+    Validate(ManifestArgs),
+    /// Print the manifest after templates, with profiles merged into containers
+    Render {
+        #[command(flatten)]
+        manifest: ManifestArgs,
+        /// Print the resolved desired state as JSON instead
+        #[arg(long, conflicts_with = "raw")]
+        json: bool,
+        /// Print only the template's output, even when it is not a valid manifest
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Show what `apply` would change
+    Plan {
+        #[command(flatten)]
+        manifest: ManifestArgs,
+        /// Print the plan as JSON
+        #[arg(long)]
+        json: bool,
+        /// Keep containers the manifest no longer lists
+        #[arg(long)]
+        no_prune: bool,
+    },
+    /// Make the device match the manifest
+    Apply {
+        #[command(flatten)]
+        manifest: ManifestArgs,
+        /// Keep containers the manifest no longer lists
+        #[arg(long)]
+        no_prune: bool,
+    },
+}
+
+/// A failure that maps to exit code 2 (bad usage), beside manifest errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Some actions of an apply failed; each was already reported.
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} action(s) failed")]
+pub struct ActionsFailed {
+    pub failed: usize,
+    pub total: usize,
+}
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version land here too, with exit code 0.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("berth: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    let bad_input = err
+        .chain()
+        .any(|e| e.is::<SpecError>() || e.is::<UsageError>());
+    if bad_input {
+        2
+    } else {
+        1
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Validate(m) => {
+            let loaded = load_manifest(&m)?;
+            println!(
+                "{}: ok ({} container(s))",
+                m.display_name(),
+                loaded.desired.containers.len()
+            );
+            Ok(())
+        }
+        Command::Render {
+            manifest,
+            raw: true,
+            ..
+        } => {
+            print!("{}", source::render_manifest(&manifest)?);
+            Ok(())
+        }
+        Command::Render { manifest, json, .. } => {
+            let loaded = load_manifest(&manifest)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&loaded.desired)?);
+            } else {
+                print!(
+                    "{}",
+                    serde_yaml::to_string(&merged_manifest(&loaded.manifest))?
+                );
+            }
+            Ok(())
+        }
+        Command::Plan {
+            manifest,
+            json,
+            no_prune,
+        } => apply::plan(&cli.global, &manifest, json, !no_prune),
+        Command::Apply { manifest, no_prune } => apply::apply(&cli.global, &manifest, !no_prune),
+    }
+}
+
+/// The manifest with each container's profiles merged in and the profiles gone.
+fn merged_manifest(m: &crate::spec::manifest::Manifest) -> crate::spec::manifest::Manifest {
+    let mut out = m.clone();
+    for c in out.containers.values_mut() {
+        let mut merged = crate::spec::manifest::ContainerFields::default();
+        for p in &c.profiles {
+            if let Some(profile) = m.profiles.get(p) {
+                merged = crate::spec::profile::merge(&merged, profile);
+            }
+        }
+        *c = crate::spec::profile::merge(&merged, c);
+        c.profiles.clear();
+    }
+    out.profiles.clear();
+    out.vars.clear();
+    out
 }

@@ -1,1 +1,284 @@
-//! Pure planning: `plan(&Desired, &Observed) -> Plan`.
+//! Pure planning: `plan(&Desired, &Observed, prune) -> Plan`.
+//!
+//! No syscalls and no I/O: `Observed` is built by the caller from the state store
+//! and live probes. The plan is data; `berth plan` prints it, `berth apply` runs it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::spec::types::{Desired, ResourceSpec, Spec};
+
+/// What exists on the device now.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    /// Containers berth created, by name.
+    pub containers: BTreeMap<String, ObservedContainer>,
+    /// sha256 digests of the images present in the store or a read-only image dir.
+    pub images: BTreeSet<String>,
+}
+
+/// One container as the state store and the runtime see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedContainer {
+    /// The digest of the Spec it was created from.
+    pub digest: String,
+    /// The live fields as last applied.
+    pub resources: ResourceSpec,
+    pub running: bool,
+    /// What it depended on when applied, so removals go dependents first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+/// One step. Steps run in the order the plan lists them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+// A plan holds a handful of actions; boxing the limits would only add noise.
+#[allow(clippy::large_enum_variant)]
+pub enum Action {
+    /// Fetch, verify and extract an image into the store.
+    FetchImage {
+        image: String,
+        sha256: Option<String>,
+    },
+    /// Create the container from its Spec (rootfs layer, state record).
+    Create { container: String },
+    /// Start a created, stopped container.
+    Start { container: String },
+    /// Change cgroup limits of a running container in place.
+    UpdateLimits {
+        container: String,
+        from: ResourceSpec,
+        to: ResourceSpec,
+    },
+    /// Stop the container, then start it again from the new Spec.
+    Recreate { container: String, reason: String },
+    /// Stop a running container (autostart turned off).
+    Stop { container: String },
+    /// Stop and delete a container the manifest no longer has.
+    Remove { container: String },
+}
+
+impl Action {
+    /// The container or image this step acts on.
+    pub fn target(&self) -> &str {
+        match self {
+            Action::FetchImage { image, .. } => image,
+            Action::Create { container }
+            | Action::Start { container }
+            | Action::UpdateLimits { container, .. }
+            | Action::Recreate { container, .. }
+            | Action::Stop { container }
+            | Action::Remove { container } => container,
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::FetchImage {
+                image,
+                sha256: Some(d),
+            } => write!(f, "fetch image {image} (sha256 {})", &d[..d.len().min(12)]),
+            Action::FetchImage {
+                image,
+                sha256: None,
+            } => write!(f, "fetch image {image}"),
+            Action::Create { container } => write!(f, "+ create {container}"),
+            Action::Start { container } => write!(f, "> start {container}"),
+            Action::UpdateLimits {
+                container,
+                from,
+                to,
+            } => {
+                write!(
+                    f,
+                    "~ update {container} in place: {}",
+                    limits_diff(from, to)
+                )
+            }
+            Action::Recreate { container, reason } => {
+                write!(f, "-/+ recreate {container} ({reason})")
+            }
+            Action::Stop { container } => write!(f, "! stop {container}"),
+            Action::Remove { container } => write!(f, "- remove {container}"),
+        }
+    }
+}
+
+/// The ordered steps that take Observed to Desired.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+}
+
+impl Plan {
+    /// True when nothing needs doing.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.actions.is_empty() {
+            return writeln!(f, "no changes: the device matches the manifest");
+        }
+        for a in &self.actions {
+            writeln!(f, "{a}")?;
+        }
+        writeln!(f, "{} action(s)", self.actions.len())
+    }
+}
+
+/// Compare `desired` with `observed`. With `prune`, containers berth created that
+/// the manifest no longer lists are removed.
+pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
+    let mut actions = Vec::new();
+
+    // Removals first, dependents before what they depend on.
+    if prune {
+        let gone: BTreeMap<&str, &[String]> = observed
+            .containers
+            .iter()
+            .filter(|(n, _)| !desired.containers.contains_key(*n))
+            .map(|(n, o)| (n.as_str(), o.depends_on.as_slice()))
+            .collect();
+        for name in order_by_deps(&gone).into_iter().rev() {
+            actions.push(Action::Remove {
+                container: name.to_string(),
+            });
+        }
+    }
+
+    // Images needed by containers that will be (re)created and are not present.
+    let order = start_order(desired);
+    let mut wanted_images = BTreeSet::new();
+    let mut container_steps = Vec::new();
+    for name in &order {
+        let Some(spec) = desired.containers.get(name) else {
+            continue;
+        };
+        let digest = spec.digest(&desired.networks);
+        let steps = container_actions(spec, &digest, observed.containers.get(name));
+        if steps
+            .iter()
+            .any(|a| matches!(a, Action::Create { .. } | Action::Recreate { .. }))
+        {
+            wanted_images.insert(spec.image.clone());
+        }
+        container_steps.extend(steps);
+    }
+    for image in wanted_images {
+        let Some(img) = desired.images.get(&image) else {
+            continue;
+        };
+        let present = img
+            .sha256
+            .as_ref()
+            .is_some_and(|d| observed.images.contains(d));
+        if !present {
+            actions.push(Action::FetchImage {
+                image,
+                sha256: img.sha256.clone(),
+            });
+        }
+    }
+    actions.extend(container_steps);
+    Plan { actions }
+}
+
+fn container_actions(spec: &Spec, digest: &str, seen: Option<&ObservedContainer>) -> Vec<Action> {
+    let name = || spec.name.clone();
+    match seen {
+        None => {
+            let mut v = vec![Action::Create { container: name() }];
+            if spec.autostart {
+                v.push(Action::Start { container: name() });
+            }
+            v
+        }
+        Some(o) if o.digest != digest => {
+            vec![Action::Recreate {
+                container: name(),
+                reason: "spec changed".into(),
+            }]
+        }
+        Some(o) => {
+            let mut v = Vec::new();
+            if o.resources != spec.resources {
+                v.push(Action::UpdateLimits {
+                    container: name(),
+                    from: o.resources.clone(),
+                    to: spec.resources.clone(),
+                });
+            }
+            match (o.running, spec.autostart) {
+                (false, true) => v.push(Action::Start { container: name() }),
+                (true, false) => v.push(Action::Stop { container: name() }),
+                _ => {}
+            }
+            v
+        }
+    }
+}
+
+/// Container names so that every container comes after what it depends on; ties
+/// in name order. Validation has refused cycles; any left are broken by name order.
+pub fn start_order(desired: &Desired) -> Vec<String> {
+    let deps: BTreeMap<&str, &[String]> = desired
+        .containers
+        .values()
+        .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    order_by_deps(&deps)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Names ordered so each comes after the names it depends on (dependencies
+/// outside the map are ignored).
+fn order_by_deps<'a>(deps: &BTreeMap<&'a str, &[String]>) -> Vec<&'a str> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
+    while placed.len() < deps.len() {
+        let ready = deps.iter().find(|(n, ds)| {
+            !placed.contains(*n)
+                && ds
+                    .iter()
+                    .all(|d| placed.contains(d.as_str()) || !deps.contains_key(d.as_str()))
+        });
+        // A leftover cycle: take the first unplaced name rather than loop forever.
+        let next = ready.or_else(|| deps.iter().find(|(n, _)| !placed.contains(*n)));
+        let Some((next, _)) = next else { break };
+        let next: &'a str = next;
+        placed.insert(next);
+        order.push(next);
+    }
+    order
+}
+
+fn limits_diff(from: &ResourceSpec, to: &ResourceSpec) -> String {
+    let (a, b) = (serde_json::to_value(from), serde_json::to_value(to));
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (a, b) else {
+        return "limits changed".into();
+    };
+    let show = |v: Option<&serde_json::Value>| match v {
+        None | Some(serde_json::Value::Null) => "unset".to_string(),
+        Some(v) => v.to_string(),
+    };
+    let changes: Vec<String> = b
+        .iter()
+        .filter(|(k, v)| a.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k} {} -> {}", show(a.get(k)), show(Some(v))))
+        .collect();
+    changes.join(", ")
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -80,7 +80,11 @@ pub struct NetworkDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create: Option<bool>,
     /// bridge with `create`: host-side addresses of the bridge (CIDR).
-    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub address: Vec<String>,
     /// macvlan, ipvlan: the parent interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,11 +138,15 @@ pub struct ContainerFields {
     /// `never`, `on-failure` or `always`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
-    /// e.g. `SIGTERM`, `TERM`, `PWR`, `RTMIN+3` or a number.
+    /// e.g. `SIGTERM`, `TERM`, `PWR`, `RTMIN+3`; names only, since numbers differ per architecture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     /// Seconds (`10`) or a duration (`10s`, `2m`).
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stop_timeout: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<String>,
@@ -203,10 +211,18 @@ pub struct Namespaces {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserNamespace {
-    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub map: Vec<String>,
     /// Group mappings; default: the same as `map`.
-    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub gid_map: Vec<String>,
 }
 
@@ -215,13 +231,25 @@ pub struct UserNamespace {
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     /// Hard memory limit, e.g. `64M`.
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub memory: Option<String>,
     /// Memory protected from reclaim (v2 memory.low, v1 soft limit).
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub memory_low: Option<String>,
     /// Swap allowed on top of `memory`; `0` for none.
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub swap: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<Cpu>,
@@ -242,7 +270,11 @@ pub struct Cpu {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight: Option<u64>,
     /// Cap in CPUs, e.g. `0.5` or `2`.
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub max: Option<String>,
 }
 
@@ -250,9 +282,17 @@ pub struct Cpu {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Cpuset {
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cpus: Option<String>,
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mems: Option<String>,
 }
 
@@ -290,10 +330,18 @@ pub struct Mount {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly: Option<bool>,
     /// tmpfs: size limit, e.g. `4M`.
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub size: Option<String>,
     /// tmpfs: octal mode of the mount's root, e.g. `1777`.
-    #[serde(default, deserialize_with = "opt_scalar", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub mode: Option<String>,
 }
 
@@ -307,7 +355,11 @@ pub struct Attachment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
     /// Static addresses in CIDR form, IPv4 or IPv6.
-    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub address: Vec<String>,
     /// IPv4 default gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -345,7 +397,9 @@ fn opt_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Erro
     match v {
         None | Some(serde_yaml::Value::Null) => Ok(None),
         Some(v) => scalar_text(&v).map(Some).ok_or_else(|| {
-            serde::de::Error::custom("expected a single value such as 64M or 0.5, not a list or map")
+            serde::de::Error::custom(
+                "expected a single value such as 64M or 0.5, not a list or map",
+            )
         }),
     }
 }
@@ -356,7 +410,10 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     let err = || serde::de::Error::custom("expected a string or a list of strings");
     match v {
         serde_yaml::Value::Null => Ok(Vec::new()),
-        serde_yaml::Value::Sequence(items) => items.iter().map(|i| scalar_text(i).ok_or_else(err)).collect(),
+        serde_yaml::Value::Sequence(items) => items
+            .iter()
+            .map(|i| scalar_text(i).ok_or_else(err))
+            .collect(),
         other => scalar_text(&other).map(|s| vec![s]).ok_or_else(err),
     }
 }

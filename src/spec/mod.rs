@@ -1,6 +1,158 @@
-//! The pure front of the flow: load -> render -> parse -> validate -> `Desired`.
-//! No syscalls and no file writes here; device facts and file contents come in
-//! as data from `host` and `cli`.
+//! The pure front of the flow: text -> render -> parse -> validate -> `Desired`.
+//!
+//! No syscalls and no file writes here: the manifest text, template variables and
+//! device facts come in as data from `cli` and `host::facts`.
 
 pub mod manifest;
+pub mod pos;
+pub mod profile;
+pub mod render;
 pub mod types;
+pub mod units;
+pub mod validate;
+
+use std::fmt;
+
+use crate::spec::manifest::Manifest;
+use crate::spec::types::Desired;
+
+pub use render::{Facts, RenderInput};
+
+/// A manifest error with its position: `file:line:col: field.path: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    /// Field path such as `containers.web.resources.memory`; empty for syntax errors.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a manifest was refused. Every variant is a bad manifest (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The template did not render.
+    #[error("{0}")]
+    Render(Diagnostic),
+    /// The rendered text is not a valid YAML manifest (syntax, types, unknown fields).
+    #[error("{0}")]
+    Parse(Diagnostic),
+    /// The manifest parsed but some values are wrong; all of them are listed.
+    #[error("{}", list(.0))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn list(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A manifest taken through the whole front of the flow.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The YAML after template rendering.
+    pub rendered: String,
+    pub manifest: Manifest,
+    pub desired: Desired,
+}
+
+/// Render, parse and validate manifest `text`, named `file` in messages.
+/// `base_dir` resolves relative image paths.
+pub fn load(
+    file: &str,
+    text: &str,
+    base_dir: &str,
+    input: &RenderInput,
+) -> Result<Loaded, SpecError> {
+    let rendered = render::render(file, text, input)?;
+    let manifest = parse(file, &rendered)?;
+    let desired = validate::validate(file, &rendered, &manifest, base_dir)?;
+    Ok(Loaded {
+        rendered,
+        manifest,
+        desired,
+    })
+}
+
+/// Parse rendered YAML into the manifest model. Unknown fields and wrong types
+/// are refused with their position.
+pub fn parse(file: &str, text: &str) -> Result<Manifest, SpecError> {
+    serde_yaml::from_str(text).map_err(|e| {
+        let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        // serde_yaml appends " at line L column C"; the prefix already says where.
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        let (path, message) = match msg.split_once(": ") {
+            Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
+            _ => match pos::PosIndex::build(text).before(pos::Pos { line, col }) {
+                // A syntax error: name the last field that still parsed.
+                Some(p) => (
+                    p.to_string(),
+                    format!("YAML syntax error after this field: {msg}"),
+                ),
+                None => (String::new(), format!("YAML syntax error: {msg}")),
+            },
+        };
+        SpecError::Parse(Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            path,
+            message: hint(&message),
+        })
+    })
+}
+
+/// Add the fix to serde's wording where it only says what was wrong.
+fn hint(message: &str) -> String {
+    if message.starts_with("unknown field") {
+        format!("{message}; remove it or correct its spelling (docs/manifest.md lists every field)")
+    } else if message.starts_with("missing field") {
+        format!("{message}; add it (docs/manifest.md)")
+    } else {
+        message.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_names_line_column_and_path() {
+        let text = "version: 1\ncontainers:\n  web:\n    image: busybox\n    memroy: 16M\n";
+        let SpecError::Parse(d) = parse("m.yaml", text).unwrap_err() else {
+            panic!("not a parse error")
+        };
+        assert_eq!((d.line, d.col), (5, 5));
+        assert_eq!(d.path, "containers.web");
+        assert!(
+            d.message.starts_with("unknown field `memroy`"),
+            "{}",
+            d.message
+        );
+        assert!(d
+            .to_string()
+            .starts_with("m.yaml:5:5: containers.web: unknown field `memroy`"));
+    }
+
+    #[test]
+    fn syntax_error_has_position() {
+        let err = parse("m.yaml", "version: 1\ncontainers: [\n").unwrap_err();
+        assert!(err.to_string().starts_with("m.yaml:"), "{err}");
+    }
+}

@@ -61,11 +61,24 @@ pub struct NetworkSpec {
 #[serde(rename_all = "lowercase", tag = "type")]
 pub enum NetworkKind {
     /// Veth pairs plugged into a bridge, created when `create` and missing.
-    Bridge { bridge: String, create: bool, address: Vec<Cidr> },
+    Bridge {
+        bridge: String,
+        create: bool,
+        address: Vec<Cidr>,
+    },
     /// Macvlan children of `parent` (or of the VLAN `parent.vlan`).
-    Macvlan { parent: String, mode: MacvlanMode, vlan: Option<u16>, host_link: bool },
+    Macvlan {
+        parent: String,
+        mode: MacvlanMode,
+        vlan: Option<u16>,
+        host_link: bool,
+    },
     /// Ipvlan children of `parent`, for parents that drop extra MAC addresses.
-    Ipvlan { parent: String, mode: IpvlanMode, vlan: Option<u16> },
+    Ipvlan {
+        parent: String,
+        mode: IpvlanMode,
+        vlan: Option<u16>,
+    },
     /// Loopback only.
     None,
     /// The host's own network namespace (explicit opt-in).
@@ -219,10 +232,17 @@ pub struct MountSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "type")]
 pub enum MountKind {
-    Bind { source: String },
-    Tmpfs { size: Option<u64>, mode: Option<u32> },
+    Bind {
+        source: String,
+    },
+    Tmpfs {
+        size: Option<u64>,
+        mode: Option<u32>,
+    },
     /// A named volume under the store's volumes/ directory.
-    Volume { name: String },
+    Volume {
+        name: String,
+    },
 }
 
 /// One interface of a container on a network.
@@ -288,8 +308,12 @@ impl FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| "has no /prefix".to_string())?;
-        let addr: IpAddr = addr.parse().map_err(|_| format!("`{addr}` is not an IP address"))?;
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| "has no /prefix".to_string())?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix: u8 = prefix
             .parse()
@@ -323,7 +347,8 @@ impl FromStr for Mac {
             if part.len() != 2 {
                 return Err(format!("`{part}` is not a hex pair"));
             }
-            *byte = u8::from_str_radix(part, 16).map_err(|_| format!("`{part}` is not a hex pair"))?;
+            *byte =
+                u8::from_str_radix(part, 16).map_err(|_| format!("`{part}` is not a hex pair"))?;
         }
         if out[0] & 1 == 1 {
             return Err("is a multicast address (lowest bit of the first byte set)".into());
@@ -335,7 +360,11 @@ impl FromStr for Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -390,7 +419,11 @@ impl Spec {
             devices: &self.devices,
             mounts: &self.mounts,
             network: &self.network,
-            networks: self.network.iter().filter_map(|a| networks.get(&a.network)).collect(),
+            networks: self
+                .network
+                .iter()
+                .filter_map(|a| networks.get(&a.network))
+                .collect(),
             dns: &self.dns,
             dns_search: &self.dns_search,
             volatile: self.volatile,
@@ -407,8 +440,10 @@ impl Spec {
 /// Lowercase hex of a byte string.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

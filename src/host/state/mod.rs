@@ -1,1 +1,330 @@
-//! On-disk state: atomic writes and the apply lock.
+//! On-disk state: what `apply` created, written crash-safely, and the lock that
+//! keeps two `apply` runs from interleaving.
+//!
+//! Layout under the store root: `containers/NAME/applied.json` (the Spec as last
+//! applied, with its digest) and `apply.lock`. Every write is temp file, fsync,
+//! rename, fsync of the directory, so a power cut leaves the old or the new file,
+//! never half of one. Unchanged records are not rewritten, to spare the flash.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::ObservedContainer;
+use crate::spec::types::{NetworkSpec, Spec};
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("create state directory `{path}`")]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("read `{path}`")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("write `{path}`")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("`{path}` is damaged ({source}); move it away and run `berth apply` again to recreate the container")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("another berth holds `{path}`{holder}; wait for it to finish")]
+    Locked { path: PathBuf, holder: String },
+    #[error("lock `{path}`")]
+    Lock { path: PathBuf, source: io::Error },
+}
+
+/// What `apply` recorded about one container it created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Digest of `spec` (with its networks) when it was applied.
+    pub digest: String,
+    pub spec: Spec,
+    /// The networks the container was attached to, as they were defined.
+    pub networks: Vec<NetworkSpec>,
+}
+
+impl Record {
+    /// The container as `plan` sees it, given whether it runs now.
+    pub fn observed(&self, running: bool) -> ObservedContainer {
+        ObservedContainer {
+            digest: self.digest.clone(),
+            resources: self.spec.resources.clone(),
+            running,
+            depends_on: self.spec.depends_on.clone(),
+        }
+    }
+}
+
+/// The records of all containers under a store root.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    root: PathBuf,
+}
+
+impl StateStore {
+    /// A store rooted at `root`; directories are made on first write.
+    pub fn new(root: impl Into<PathBuf>) -> StateStore {
+        StateStore { root: root.into() }
+    }
+
+    /// The store root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of container `name`.
+    pub fn container_dir(&self, name: &str) -> PathBuf {
+        self.root.join("containers").join(name)
+    }
+
+    /// Take the apply lock without waiting. Held until the returned guard drops;
+    /// the kernel releases it if the process dies, so a crash never leaves it stuck.
+    pub fn lock(&self) -> Result<ApplyLock, StateError> {
+        create_dir(&self.root)?;
+        let path = self.root.join("apply.lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|source| StateError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        // SAFETY: flock on a valid open descriptor; no memory is passed.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                let holder = fs::read_to_string(&path)
+                    .ok()
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty());
+                let holder = holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                return Err(StateError::Locked { path, holder });
+            }
+            return Err(StateError::Lock { path, source: err });
+        }
+        // The pid is only a hint for the message above; the flock is the lock.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| write!(file, "{}", std::process::id()));
+        Ok(ApplyLock { _file: file })
+    }
+
+    /// Every record, by container name. A missing store is an empty one.
+    pub fn load(&self) -> Result<BTreeMap<String, Record>, StateError> {
+        let dir = self.root.join("containers");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(source) => return Err(StateError::Read { path: dir, source }),
+        };
+        let mut out = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| StateError::Read {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(rec) = self.get(&name)? {
+                out.insert(name, rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The record of `name`, if it has one.
+    pub fn get(&self, name: &str) -> Result<Option<Record>, StateError> {
+        let path = self.container_dir(name).join("applied.json");
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StateError::Corrupt { path, source })
+    }
+
+    /// Record `rec` for container `rec.spec.name`, atomically; a no-op when unchanged.
+    pub fn save(&self, rec: &Record) -> Result<(), StateError> {
+        let dir = self.container_dir(&rec.spec.name);
+        create_dir(&dir)?;
+        let path = dir.join("applied.json");
+        let bytes = serde_json::to_vec_pretty(rec).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        if fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
+            return Ok(());
+        }
+        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Forget container `name`: its record goes first, so a crash halfway leaves
+    /// a directory without a record, which `load` ignores and the next remove finishes.
+    pub fn remove(&self, name: &str) -> Result<(), StateError> {
+        let dir = self.container_dir(name);
+        let rec = dir.join("applied.json");
+        match fs::remove_file(&rec) {
+            Ok(()) => sync_dir(&dir).map_err(|source| StateError::Write {
+                path: dir.clone(),
+                source,
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(source) => return Err(StateError::Write { path: rec, source }),
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Write { path: dir, source }),
+        }
+    }
+}
+
+/// Held while an `apply` runs.
+#[derive(Debug)]
+pub struct ApplyLock {
+    _file: File,
+}
+
+fn create_dir(path: &Path) -> Result<(), StateError> {
+    fs::create_dir_all(path).map_err(|source| StateError::CreateDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Replace `path` with `bytes` so that a crash leaves either the old or the new
+/// content: write a temp file beside it, fsync, rename over, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// fsync a directory so a rename or unlink in it survives a power cut.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{self, RenderInput};
+
+    fn record(name: &str, cmd: &str) -> Record {
+        let yaml = format!("version: 1\nimages: {{ bb: {{ path: /bb.tar }} }}\ncontainers:\n  {name}: {{ image: bb, command: [{cmd}] }}\n");
+        let d = spec::load("m.yaml", &yaml, "/", &RenderInput::default())
+            .expect("valid")
+            .desired;
+        let spec = d.containers[name].clone();
+        Record {
+            digest: spec.digest(&d.networks),
+            spec,
+            networks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn save_load_remove_roundtrip() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::new(tmp.path());
+        assert!(store.load().expect("empty store").is_empty());
+        let a = record("a", "sleep");
+        store.save(&a).expect("save");
+        store.save(&record("b", "true")).expect("save");
+        let all = store.load().expect("load");
+        assert_eq!(all.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(all["a"], a);
+        store.remove("a").expect("remove");
+        assert!(!store.container_dir("a").exists());
+        assert_eq!(store.load().expect("load").len(), 1);
+        store.remove("a").expect("removing twice is fine");
+    }
+
+    #[test]
+    fn unchanged_record_is_not_rewritten() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::new(tmp.path());
+        let a = record("a", "sleep");
+        store.save(&a).expect("save");
+        let path = store.container_dir("a").join("applied.json");
+        let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).expect("stat"));
+        let before = ino(&path);
+        store.save(&a).expect("save again");
+        assert_eq!(
+            ino(&path),
+            before,
+            "an identical save must not replace the file"
+        );
+        store.save(&record("a", "true")).expect("save changed");
+        assert_ne!(ino(&path), before, "a changed record is written by rename");
+    }
+
+    #[test]
+    fn damaged_record_is_reported_with_its_path() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::new(tmp.path());
+        fs::create_dir_all(store.container_dir("x")).expect("mkdir");
+        fs::write(store.container_dir("x").join("applied.json"), b"{half").expect("write");
+        let err = store.load().unwrap_err().to_string();
+        assert!(
+            err.contains("containers/x/applied.json") && err.contains("is damaged"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn directory_without_record_is_ignored() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::new(tmp.path());
+        fs::create_dir_all(store.container_dir("half")).expect("mkdir");
+        assert!(store.load().expect("load").is_empty());
+    }
+
+    #[test]
+    fn second_lock_is_refused_until_first_drops() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = StateStore::new(tmp.path());
+        let held = store.lock().expect("first lock");
+        let err = store.lock().unwrap_err().to_string();
+        assert!(
+            err.contains("another berth holds")
+                && err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        store.lock().expect("free again");
+    }
+
+    #[test]
+    fn atomic_write_leaves_no_temp_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let p = tmp.path().join("f.json");
+        write_atomic(&p, b"one").expect("write");
+        write_atomic(&p, b"two").expect("rewrite");
+        assert_eq!(fs::read(&p).expect("read"), b"two");
+        assert_eq!(fs::read_dir(tmp.path()).expect("ls").count(), 1);
+    }
+}

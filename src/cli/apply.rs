@@ -1,0 +1,130 @@
+//! `berth plan` and `berth apply`: observe the device, plan, and (apply) execute.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs};
+use crate::exec::{self, Host};
+use crate::host::state::StateStore;
+use crate::plan::{self, Observed, Plan};
+use crate::spec::types::{hex, Desired, ImageSource};
+
+/// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
+pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
+    global
+        .root
+        .clone()
+        .or_else(|| desired.settings.root.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/var/lib/berth"))
+}
+
+/// The runtime directory, chosen the same way as the store root.
+pub fn runtime_dir(global: &Global, desired: &Desired) -> PathBuf {
+    global
+        .runtime_dir
+        .clone()
+        .or_else(|| desired.settings.runtime_dir.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/var/run/berth"))
+}
+
+/// `berth plan`: print what apply would do.
+pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> anyhow::Result<()> {
+    let mut desired = load_manifest(args)?.desired;
+    hash_local_images(&mut desired);
+    let state = StateStore::new(store_root(global, &desired));
+    let mut host = crate::host::LocalHost::new(state.root(), &runtime_dir(global, &desired));
+    let observed = observe(&state, &mut host)?;
+    let plan = plan::plan(&desired, &observed, prune);
+    print_plan(&plan, json)
+}
+
+/// `berth apply`: make the device match the manifest.
+pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Result<()> {
+    let mut desired = load_manifest(args)?.desired;
+    hash_local_images(&mut desired);
+    let state = StateStore::new(store_root(global, &desired));
+    let _lock = state.lock()?;
+    let mut host = crate::host::LocalHost::new(state.root(), &runtime_dir(global, &desired));
+    let observed = observe(&state, &mut host)?;
+    let plan = plan::plan(&desired, &observed, prune);
+    if plan.is_empty() {
+        print!("{plan}");
+        return Ok(());
+    }
+    let report = exec::execute(&plan, &desired, &mut host, &state);
+    for a in &report.done {
+        println!("{a}");
+    }
+    for s in &report.skipped {
+        eprintln!("berth: skipped {s}: something it needs failed");
+    }
+    for f in &report.failed {
+        eprintln!("berth: {f}");
+    }
+    if report.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(ActionsFailed {
+            failed: report.failed.len() + report.skipped.len(),
+            total: plan.actions.len(),
+        }
+        .into())
+    }
+}
+
+fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(plan)?);
+    } else {
+        print!("{plan}");
+    }
+    Ok(())
+}
+
+/// What the device has: the state store's records, checked against the host.
+fn observe(state: &StateStore, host: &mut dyn Host) -> anyhow::Result<Observed> {
+    let mut observed = Observed::default();
+    for (name, rec) in state.load()? {
+        let running = host.is_running(&name).map_err(|e| {
+            anyhow::anyhow!("check whether `{name}` runs: {}", exec::chain(e.as_ref()))
+        })?;
+        observed.containers.insert(name, rec.observed(running));
+    }
+    observed.images = host.present_images();
+    Ok(observed)
+}
+
+/// A local image without `sha256:` is identified by hashing the file now, so a
+/// changed tarball recreates its containers. A missing file stays unhashed: the
+/// fetch step reports it.
+fn hash_local_images(desired: &mut Desired) {
+    for img in desired.images.values_mut() {
+        if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
+            img.sha256 = sha256_file(p).ok();
+        }
+    }
+    for spec in desired.containers.values_mut() {
+        if spec.image_sha256.is_none() {
+            spec.image_sha256 = desired
+                .images
+                .get(&spec.image)
+                .and_then(|i| i.sha256.clone());
+        }
+    }
+}
+
+fn sha256_file(path: &str) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}

@@ -1,0 +1,116 @@
+//! Where a manifest comes from (a path, `-` for stdin, or a URL) and the
+//! template inputs given on the command line.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::cli::UsageError;
+use crate::host::facts;
+use crate::spec::{self, Loaded, RenderInput};
+
+/// The default manifest on a device.
+pub const DEFAULT_MANIFEST: &str = "/etc/berth/manifest.yaml";
+
+/// Manifest source and template variables.
+#[derive(Debug, Clone, Args)]
+pub struct ManifestArgs {
+    /// Manifest: a path, `-` for stdin, or an http(s) URL
+    #[arg(value_name = "MANIFEST", default_value = DEFAULT_MANIFEST)]
+    pub source: String,
+    /// Set a template variable (repeatable); wins over `vars:` and --vars-file
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// YAML file of template variables; wins over the manifest's `vars:`
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<String>,
+}
+
+impl ManifestArgs {
+    /// The name errors use for the manifest.
+    pub fn display_name(&self) -> &str {
+        if self.source == "-" {
+            "<stdin>"
+        } else {
+            &self.source
+        }
+    }
+}
+
+/// Read, render, parse and validate the manifest the arguments name.
+pub fn load_manifest(args: &ManifestArgs) -> anyhow::Result<Loaded> {
+    let (text, base_dir, input) = read_with_input(args)?;
+    Ok(spec::load(args.display_name(), &text, &base_dir, &input)?)
+}
+
+/// Only render the manifest's template: the YAML that validation reads, shown
+/// even when it is not a valid manifest.
+pub fn render_manifest(args: &ManifestArgs) -> anyhow::Result<String> {
+    let (text, _, input) = read_with_input(args)?;
+    Ok(spec::render::render(args.display_name(), &text, &input)?)
+}
+
+fn read_with_input(args: &ManifestArgs) -> anyhow::Result<(String, String, RenderInput)> {
+    let (text, base_dir) = read_source(&args.source)?;
+    let mut input = RenderInput {
+        facts: facts::read(Path::new("/")),
+        ..RenderInput::default()
+    };
+    for kv in &args.vars {
+        let (k, v) = kv.split_once('=').ok_or_else(|| {
+            UsageError(format!(
+                "--var `{kv}` is not KEY=VALUE; write e.g. --var lan_prefix=192.168.1"
+            ))
+        })?;
+        input.vars.insert(k.trim().to_string(), v.to_string());
+    }
+    if let Some(file) = &args.vars_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| UsageError(format!("read vars file `{file}`: {e}")))?;
+        input.vars_file =
+            serde_yaml::from_str::<Option<BTreeMap<String, serde_yaml::Value>>>(&text)
+                .map_err(|e| {
+                    UsageError(format!(
+                        "{file}: {e}; a vars file is a YAML map of names to values"
+                    ))
+                })?
+                .unwrap_or_default();
+    }
+    Ok((text, base_dir, input))
+}
+
+/// The manifest text and the directory relative image paths are taken from.
+fn read_source(source: &str) -> anyhow::Result<(String, String)> {
+    if source == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("read manifest from stdin")?;
+        let cwd = std::env::current_dir().context("get current directory")?;
+        return Ok((text, cwd.to_string_lossy().into_owned()));
+    }
+    if source.starts_with("http://") || source.starts_with("https://") {
+        return Err(UsageError(format!(
+            "`{source}`: fetching a manifest over http(s) is not in this build; download it and pass the path"
+        ))
+        .into());
+    }
+    let path = Path::new(source);
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let fix = if e.kind() == std::io::ErrorKind::NotFound {
+            "; give the manifest's path"
+        } else {
+            ""
+        };
+        UsageError(format!("read manifest `{source}`: {e}{fix}"))
+    })?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Ok((text, dir.to_string_lossy().into_owned()))
+}

@@ -1,0 +1,221 @@
+//! The binary as users run it, without root: stdout, stderr and exit codes.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn berth(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BERTH_ROOT")
+        .env_remove("BERTH_RUNTIME_DIR")
+        .output()
+        .expect("run berth")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Every manifest in tests/bad fails with exit 2 and exactly the message in its
+/// .stderr file; every message names file:line:col and a field.
+#[test]
+fn bad_manifests_fail_with_their_expected_messages() {
+    let dir = root().join("tests/bad");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/bad") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
+        let out = berth(&["validate", &name], &dir);
+        let want =
+            std::fs::read_to_string(path.with_extension("stderr")).expect("expected .stderr file");
+        assert_eq!(out.status.code(), Some(2), "{name}: exit code");
+        assert_eq!(text(&out.stderr), want, "{name}: message");
+        for line in want.lines() {
+            let line = line.strip_prefix("berth: ").unwrap_or(line);
+            let mut parts = line.splitn(5, ':');
+            let (file, l, c, field) = (parts.next(), parts.next(), parts.next(), parts.next());
+            assert_eq!(file, Some(name.as_str()), "{name}: {line}");
+            assert!(
+                l.and_then(|l| l.parse::<usize>().ok()).is_some(),
+                "{name}: no line in {line}"
+            );
+            assert!(
+                c.and_then(|c| c.parse::<usize>().ok()).is_some(),
+                "{name}: no column in {line}"
+            );
+            assert!(
+                field.is_some_and(|f| !f.trim().is_empty() && !f.trim().contains(' ')),
+                "{name}: no field in {line}"
+            );
+        }
+        count += 1;
+    }
+    assert!(count >= 10, "only {count} bad manifests found");
+}
+
+#[test]
+fn every_example_validates_and_plans() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = tmp.path().to_string_lossy().into_owned();
+    for entry in std::fs::read_dir(root().join("examples")).expect("examples") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let p = path.to_string_lossy().into_owned();
+        let out = berth(&["validate", &p], &root());
+        assert!(out.status.success(), "{p}: {}", text(&out.stderr));
+        let out = berth(&["plan", "--root", &store, &p], &root());
+        assert!(out.status.success(), "{p}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("+ create"),
+            "{p}: {}",
+            text(&out.stdout)
+        );
+    }
+}
+
+#[test]
+fn version_and_usage() {
+    let out = berth(&["--version"], &root());
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!("berth {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = berth(&["frobnicate"], &root());
+    assert_eq!(out.status.code(), Some(2));
+    let out = berth(
+        &["validate", "--var", "novalue", "examples/web-bridge.yaml"],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--var `novalue` is not KEY=VALUE"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = berth(&["validate", "does-not-exist.yaml"], &root());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("berth: read manifest `does-not-exist.yaml`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn manifest_from_stdin_and_var_override() {
+    let yaml = "version: 1\nvars: { n: '1' }\nimages: { bb: { path: /bb.tar } }\ncontainers:\n  c{{ n }}: { image: bb }\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["render", "-", "--var", "n=7"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(yaml.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(
+        text(&out.stdout).contains("  c7:\n"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn vars_file_overrides_manifest_vars() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let m = tmp.path().join("m.yaml");
+    std::fs::write(&m, "version: 1\nvars: { h: a }\nimages: { bb: { path: /bb.tar } }\ncontainers:\n  c: { image: bb, hostname: '{{ h }}' }\n").expect("write");
+    let v = tmp.path().join("v.yaml");
+    std::fs::write(&v, "h: from-file\n").expect("write");
+    let out = berth(
+        &[
+            "render",
+            "--json",
+            "--vars-file",
+            &v.to_string_lossy(),
+            &m.to_string_lossy(),
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("\"hostname\": \"from-file\""),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn plan_json_lists_actions() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = berth(
+        &[
+            "plan",
+            "--json",
+            "--root",
+            &tmp.path().to_string_lossy(),
+            "examples/full-os.yaml",
+        ],
+        &root(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let actions: Vec<&str> = plan["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["fetch_image", "create", "start"]);
+}
+
+#[test]
+fn render_raw_shows_an_invalid_manifest() {
+    let out = berth(&["render", "--raw", "tests/bad/size.yaml"], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("memory: 12QB"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn missing_vars_file_is_a_usage_error() {
+    let out = berth(
+        &[
+            "validate",
+            "--vars-file",
+            "/nonexistent/v.yaml",
+            "examples/web-bridge.yaml",
+        ],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("berth: read vars file `/nonexistent/v.yaml`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
