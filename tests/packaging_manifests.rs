@@ -41,17 +41,34 @@ fn recipe_manifests() -> Vec<PathBuf> {
 #[test]
 fn every_recipe_has_a_manifest_that_parses() {
     let manifests = recipe_manifests();
-    assert!(manifests.len() >= 4, "expected busybox, dnsmasq, debian-systemd, openwrt: {manifests:?}");
+    assert!(
+        manifests.len() >= 4,
+        "expected busybox, dnsmasq, debian-systemd, openwrt: {manifests:?}"
+    );
     for path in manifests {
         let m = parse(&path);
         assert_eq!(m.version, 1, "{}", path.display());
-        assert_eq!(m.images.len(), 1, "{}: one image per recipe", path.display());
+        assert_eq!(
+            m.images.len(),
+            1,
+            "{}: one image per recipe",
+            path.display()
+        );
         for (name, c) in &m.containers {
             let image = c.image.as_deref().unwrap_or_default();
-            assert!(m.images.contains_key(image), "{}: container {name} names unknown image {image}", path.display());
+            assert!(
+                m.images.contains_key(image),
+                "{}: container {name} names unknown image {image}",
+                path.display()
+            );
         }
         for img in m.images.values() {
-            assert_eq!(img.sha256.as_deref(), Some(FAKE_DIGEST), "{}: digest placeholder", path.display());
+            assert_eq!(
+                img.sha256.as_deref(),
+                Some(FAKE_DIGEST),
+                "{}: digest placeholder",
+                path.display()
+            );
         }
     }
 }
@@ -70,4 +87,43 @@ fn unknown_field_is_rejected() {
     // guards the two tests above: the model must refuse what it does not know
     let bad = "version: 1\ncontainers:\n  x:\n    imagee: busybox\n";
     assert!(serde_yaml::from_str::<Manifest>(bad).is_err());
+}
+
+/// Run `berth validate` on the filled-in text; return (success, stderr).
+fn validate(text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("manifest.yaml");
+    fs::write(&path, fill(text)).expect("write manifest");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .expect("run berth validate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shipped_manifests_pass_berth_validate() {
+    let mut paths = recipe_manifests();
+    paths.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("yocto-layer/recipes-core/images/files/berth-image-example.yaml"),
+    );
+    for path in paths {
+        let text = fs::read_to_string(&path).expect("read manifest");
+        let (ok, stderr) = validate(&text);
+        assert!(ok, "{}: berth validate failed: {stderr}", path.display());
+    }
+}
+
+#[test]
+fn validate_rejects_a_container_on_an_unknown_network() {
+    // guards the test above: validate must be able to fail on a recipe-shaped manifest
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/dnsmasq/manifest.yaml");
+    let text = fs::read_to_string(path).expect("read manifest");
+    let (ok, _) = validate(&text.replace("network: lan,", "network: nosuch,"));
+    assert!(!ok);
 }
