@@ -51,4 +51,4 @@ size-check: static
 
 msrv:
 	sh scripts/cross/deps.sh msrv
-	cargo +1.75.0 build --locked
+	cargo +1.75.0 build --locked --target-dir $(CARGO_TARGET_DIR)/msrv
