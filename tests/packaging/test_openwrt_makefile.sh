@@ -45,6 +45,27 @@ for d in etc/berth usr/share/berth/images; do
 	if [ -d "$tmp/dest/$d" ]; then ok "creates /$d"; else fail "missing dir /$d"; fi
 done
 
+# The postinst: at image build time it calls the host berth's
+# `install --target-root`, on the device it does nothing.
+make -s -C "$pkgdir" TOPDIR="$stub" stub-postinst-berth > "$tmp/postinst"
+if shellcheck -s sh "$tmp/postinst"; then ok "postinst passes shellcheck"; else fail "postinst shellcheck"; fi
+mkdir -p "$tmp/host/bin" "$tmp/instroot/etc/berth"
+printf '#!/bin/sh\necho "$*" > "%s/called"\nexit "${FAKE_RC:-0}"\n' "$tmp" > "$tmp/host/bin/berth"
+chmod +x "$tmp/host/bin/berth"
+if sh "$tmp/postinst" && [ ! -e "$tmp/called" ]; then ok "postinst on the device does nothing"
+else fail "postinst without IPKG_INSTROOT"; fi
+if IPKG_INSTROOT="$tmp/instroot" STAGING_DIR_HOST="$tmp/host" sh "$tmp/postinst" && [ ! -e "$tmp/called" ]; then
+	ok "postinst without a manifest does nothing"
+else fail "postinst without a manifest"; fi
+: > "$tmp/instroot/etc/berth/manifest.yaml"
+if IPKG_INSTROOT="$tmp/instroot" STAGING_DIR_HOST="$tmp/host" sh "$tmp/postinst" &&
+	[ "$(cat "$tmp/called" 2>/dev/null)" = "install --target-root $tmp/instroot $tmp/instroot/etc/berth/manifest.yaml" ]; then
+	ok "postinst runs berth install --target-root at build time"
+else fail "postinst call: $(cat "$tmp/called" 2>/dev/null)"; fi
+if FAKE_RC=1 IPKG_INSTROOT="$tmp/instroot" STAGING_DIR_HOST="$tmp/host" sh "$tmp/postinst"; then
+	fail "postinst hides a failed install"
+else ok "postinst fails when install fails"; fi
+
 # Broken variants must fail: proves the stub checks bite.
 broken() {
 	name=$1 script=$2

@@ -17,6 +17,7 @@ PKG_INSTALL_DIR?=$(PKG_BUILD_DIR)/ipkg-install
 # BuildPackage NAME: the package must define TITLE, CATEGORY, SECTION and an
 # install recipe; a Rust package must depend on RUST_ARCH_DEPENDS.
 define BuildPackage
+  export STUB_POSTINST=$$(Package/$(1)/postinst)
   $(eval $(call Package/$(1)))
   $(foreach v,TITLE CATEGORY SECTION,$(if $(strip $($(v))),,$(error Package/$(1): $(v) is not set)))
   $(if $(STUB_RUST_PACKAGE_MK),$(if $(findstring $(RUST_ARCH_DEPENDS),$(DEPENDS)),,$(error Package/$(1): DEPENDS lacks $$(RUST_ARCH_DEPENDS))))
@@ -33,6 +34,9 @@ stub-info-$(1):
 	@echo 'build-depends $(PKG_BUILD_DEPENDS)'
 	@echo 'license $(PKG_LICENSE)'
 	@printf 'conffile %s\n' $(strip $(Package/$(1)/conffiles))
+
+stub-postinst-$(1):
+	@printf '%s\n' "$$$$STUB_POSTINST"
 
 stub-install-$(1):
 	$(call Package/$(1)/install,$(DEST))
