@@ -124,7 +124,9 @@ if [ "${RECIPES_DEBOOTSTRAP:-0}" = 1 ] && [ "$is_root" -eq 1 ]; then
 	if OUT="$tmp/s1" sh "$top/recipes/debian-systemd/build.sh" >/dev/null; then
 		ok "debian-systemd: builds"
 		common_checks debian-systemd "$tmp/s1"
-		check "debian-systemd: /sbin/init is systemd" sh -c "tar tzvf '$tmp/s1/debian-systemd.tar.gz' | grep -q '\./sbin/init -> /lib/systemd/systemd'"
+		# merged /usr: /sbin is a link and init lives in /usr/sbin
+		check "debian-systemd: /sbin/init is systemd" sh -c "tar tzvf '$tmp/s1/debian-systemd.tar.gz' | grep -qE '\./(usr/)?sbin/init -> .*systemd/systemd\$'"
+		check "debian-systemd: getty on tty1 masked" sh -c "tar tzvf '$tmp/s1/debian-systemd.tar.gz' | grep -q 'getty@tty1.service -> /dev/null'"
 	else
 		fail "debian-systemd: build failed"
 	fi
