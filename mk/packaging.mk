@@ -51,10 +51,13 @@ check-python:
 	python3 scripts/packaging_checks.py
 	cargo test --locked --test packaging_manifests
 
-check-recipes:
+check-recipes: packaging-deps
+	@# the recipes download Debian packages: a fresh machine has no package lists yet
+	@apt-cache show busybox-static dnsmasq-base >/dev/null 2>&1 || apt-get update -qq
 	sh tests/packaging/test_recipes.sh
 
-test-recipes-debootstrap:
+test-recipes-debootstrap: packaging-deps
+	@apt-cache show busybox-static dnsmasq-base >/dev/null 2>&1 || apt-get update -qq
 	@command -v debootstrap >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; }
 	RECIPES_DEBOOTSTRAP=1 sh tests/packaging/test_recipes.sh
 
