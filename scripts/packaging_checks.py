@@ -154,6 +154,38 @@ def check_uci_config(text):
         raise CheckError("option root %s is on tmpfs on OpenWrt; use persistent storage" % root)
 
 
+def parse_unit(text):
+    """{section: {key: [values]}} of a systemd unit file."""
+    out, sec = {}, None
+    for no, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            sec = out.setdefault(line[1:-1], {})
+        elif "=" in line and sec is not None:
+            k, v = line.split("=", 1)
+            sec.setdefault(k.strip(), []).append(v.strip())
+        else:
+            raise CheckError("line %d: not a section, key=value or comment" % no)
+    return out
+
+
+def check_systemd_unit(text):
+    """The unit delegates its cgroup subtree and runs `berth apply`."""
+    unit = parse_unit(text)
+    svc = unit.get("Service")
+    if svc is None:
+        raise CheckError("no [Service] section")
+    if svc.get("Delegate") != ["yes"]:
+        raise CheckError("[Service] needs Delegate=yes (containers live below the unit's cgroup)")
+    start = svc.get("ExecStart", [""])[-1].split()
+    if start[:2] != ["/usr/bin/berth", "apply"]:
+        raise CheckError("ExecStart must run /usr/bin/berth apply, not %r" % " ".join(start))
+    if "multi-user.target" not in unit.get("Install", {}).get("WantedBy", []):
+        raise CheckError("[Install] needs WantedBy=multi-user.target")
+
+
 def read(*parts):
     with open(os.path.join(TOP, *parts), encoding="utf-8") as f:
         return f.read()
@@ -169,6 +201,7 @@ def main():
         ("LIC_FILES_CHKSUM matches LICENSE", lambda: [check_license(open(b).read()) for b in bbs]),
         ("OpenWrt PKG_VERSION/PKG_RELEASE",
          lambda: check_openwrt_version(read("openwrt-package/berth/Makefile"), cargo)),
+        ("berth.service delegates and runs berth apply", lambda: check_systemd_unit(read("dist/berth.service"))),
         ("berth.config parses as UCI", lambda: check_uci_config(read("openwrt-package/berth/files/berth.config"))),
     ]
     failed = 0

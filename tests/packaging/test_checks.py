@@ -137,5 +137,24 @@ class Uci(unittest.TestCase):
             pc.check_uci_config(self.GOOD.replace("\toption manifest '/etc/berth/m.yaml'\n", ""))
 
 
+class SystemdUnit(unittest.TestCase):
+    GOOD = "[Unit]\nDescription=x\n\n[Service]\nExecStart=/usr/bin/berth apply /m\nDelegate=yes\n\n[Install]\nWantedBy=multi-user.target\n"
+
+    def test_good(self):
+        pc.check_systemd_unit(self.GOOD)
+
+    def test_without_delegate(self):
+        with self.assertRaisesRegex(pc.CheckError, "Delegate"):
+            pc.check_systemd_unit(self.GOOD.replace("Delegate=yes", "Delegate=no"))
+
+    def test_wrong_command(self):
+        with self.assertRaisesRegex(pc.CheckError, "ExecStart"):
+            pc.check_systemd_unit(self.GOOD.replace("berth apply", "berth plan"))
+
+    def test_garbage_line(self):
+        with self.assertRaises(pc.CheckError):
+            pc.parse_unit("[Service]\nthis is not a unit line\n")
+
+
 if __name__ == "__main__":
     unittest.main()
