@@ -34,6 +34,7 @@ check-shell: packaging-deps
 
 check-procd:
 	sh tests/packaging/test_procd.sh
+	sh tests/packaging/test_sysvinit.sh
 
 check-openwrt-makefile:
 	sh tests/packaging/test_openwrt_makefile.sh
