@@ -35,6 +35,7 @@ check-shell: packaging-deps
 check-procd:
 	sh tests/packaging/test_procd.sh
 	sh tests/packaging/test_sysvinit.sh
+	sh tests/packaging/test_uci_defaults.sh
 
 check-openwrt-makefile:
 	sh tests/packaging/test_openwrt_makefile.sh

@@ -154,6 +154,20 @@ def check_uci_config(text):
         raise CheckError("option root %s is on tmpfs on OpenWrt; use persistent storage" % root)
 
 
+def check_openwrt_defaults(config_text, uci_defaults_text, keep_text):
+    """uci-defaults fills in the values berth.config ships, and the sysupgrade
+    keep list holds the manifest directory and the default store root."""
+    opts = [s for s in parse_uci(config_text) if s[1] == "main"][0][2]
+    filled = dict(re.findall(r"^set_default (\S+) (\S+)$", uci_defaults_text, re.M))
+    for key, value in opts.items():
+        if filled.get(key) != value:
+            raise CheckError("uci-defaults sets %s to %r, berth.config ships %r" % (key, filled.get(key), value))
+    keep = {line.strip().rstrip("/") for line in keep_text.splitlines() if line.strip()}
+    for path in ("/etc/berth", opts["root"].rstrip("/")):
+        if path not in keep:
+            raise CheckError("keep list lacks %s" % path)
+
+
 def parse_unit(text):
     """{section: {key: [values]}} of a systemd unit file."""
     out, sec = {}, None
@@ -202,6 +216,10 @@ def main():
         ("OpenWrt PKG_VERSION/PKG_RELEASE",
          lambda: check_openwrt_version(read("openwrt-package/berth/Makefile"), cargo)),
         ("berth.service delegates and runs berth apply", lambda: check_systemd_unit(read("dist/berth.service"))),
+        ("uci-defaults and keep list agree with berth.config", lambda: check_openwrt_defaults(
+            read("openwrt-package/berth/files/berth.config"),
+            read("openwrt-package/berth/files/berth.uci-defaults"),
+            read("openwrt-package/berth/files/berth.keep"))),
         ("berth.config parses as UCI", lambda: check_uci_config(read("openwrt-package/berth/files/berth.config"))),
     ]
     failed = 0

@@ -137,6 +137,23 @@ class Uci(unittest.TestCase):
             pc.check_uci_config(self.GOOD.replace("\toption manifest '/etc/berth/m.yaml'\n", ""))
 
 
+class OpenWrtDefaults(unittest.TestCase):
+    CONF = "config berth 'main'\n\toption enabled '1'\n\toption root '/srv/berth'\n"
+    DEFAULTS = "set_default enabled 1\nset_default root /srv/berth\n"
+    KEEP = "/etc/berth/\n/srv/berth/\n"
+
+    def test_agree(self):
+        pc.check_openwrt_defaults(self.CONF, self.DEFAULTS, self.KEEP)
+
+    def test_default_differs(self):
+        with self.assertRaisesRegex(pc.CheckError, "root"):
+            pc.check_openwrt_defaults(self.CONF, self.DEFAULTS.replace("/srv/berth", "/opt/b"), self.KEEP)
+
+    def test_keep_list_lacks_root(self):
+        with self.assertRaisesRegex(pc.CheckError, "keep list"):
+            pc.check_openwrt_defaults(self.CONF, self.DEFAULTS, "/etc/berth/\n")
+
+
 class SystemdUnit(unittest.TestCase):
     GOOD = "[Unit]\nDescription=x\n\n[Service]\nExecStart=/usr/bin/berth apply /m\nDelegate=yes\n\n[Install]\nWantedBy=multi-user.target\n"
 
