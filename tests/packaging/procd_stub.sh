@@ -61,10 +61,19 @@ procd_set_param() {
 		echo "error procd_set_param outside an instance" >&2
 		exit 3
 	fi
+	# the parameter types procd.sh's _procd_set_param knows, with its value checks
 	case "$1" in
-		command|respawn|stdout|stderr|file|term_timeout|env|data|limits|\
-		netdev|user|group|pidfile|reload_signal|nice|stop_timeout|\
-		watch|error|seccomp|capabilities|no_new_privs|jail|trace) ;;
+		env|data|limits|command|netdev|file|respawn|watch|watchdog|error|\
+		pidfile|user|group|seccomp|capabilities|facility|extroot|\
+		overlaydir|tmpoverlaysize|vrf) ;;
+		nice|term_timeout)
+			case "${2-}" in ''|*[!0-9-]*) echo "error $1 needs an integer, got '${2-}'" >&2; exit 3 ;; esac ;;
+		reload_signal)
+			# dash's `kill -l NAME` does not map names: look it up in the list
+			kill -l | tr -s '[:space:]' '\n' | grep -qx "${2#SIG}" ||
+				{ echo "error reload_signal '${2-}' is no signal" >&2; exit 3; } ;;
+		stdout|stderr|no_new_privs)
+			case "${2-}" in 0|1) ;; *) echo "error $1 needs 0 or 1" >&2; exit 3 ;; esac ;;
 		*) echo "error unknown procd param $1" >&2; exit 3 ;;
 	esac
 	echo "param $*"
