@@ -11,9 +11,10 @@
 STATIC_TARGET := x86_64-unknown-linux-musl
 CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf \
                  mips-unknown-linux-musl mipsel-unknown-linux-musl
-CARGO_TARGET_DIR ?= target
-export CARGO_TARGET_DIR
-SIZE_NODEFAULT_DIR := $(CARGO_TARGET_DIR)/size-no-default
+# Not exported: other fragments' recipes may run cargo from another directory.
+PKG_TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+PKG_CARGO_ENV := CARGO_TARGET_DIR=$(PKG_TARGET_DIR)
+SIZE_NODEFAULT_DIR := $(PKG_TARGET_DIR)/size-no-default
 # The no-default-features budget applies once the crate has a `tls` feature.
 HAS_TLS_FEATURE = $(shell python3 -c 'import tomllib; print(1 if "tls" in tomllib.load(open("Cargo.toml","rb")).get("features",{}) else "")')
 
@@ -22,33 +23,33 @@ HAS_TLS_FEATURE = $(shell python3 -c 'import tomllib; print(1 if "tls" in tomlli
 
 static:
 	sh scripts/cross/deps.sh static
-	cargo build --locked --release --target $(STATIC_TARGET)
-	sh scripts/cross/check-static.sh $(CARGO_TARGET_DIR)/$(STATIC_TARGET)/release/berth
+	$(PKG_CARGO_ENV) cargo build --locked --release --target $(STATIC_TARGET)
+	sh scripts/cross/check-static.sh $(PKG_TARGET_DIR)/$(STATIC_TARGET)/release/berth
 
 cross-deps:
 	sh scripts/cross/deps.sh cross
 
 $(addprefix build-cross-,$(CROSS_TARGETS)): build-cross-%: cross-deps
-	sh scripts/cross/target.sh $* build
-	sh scripts/cross/check-static.sh $(CARGO_TARGET_DIR)/$*/release/berth
+	$(PKG_CARGO_ENV) sh scripts/cross/target.sh $* build
+	sh scripts/cross/check-static.sh $(PKG_TARGET_DIR)/$*/release/berth
 	$(firstword $(shell sed -n '/^\[target\.$*\]/,/^\[/s/^runner *= *"\(.*\)"/\1/p' .cargo/config.toml)) \
-		$(CARGO_TARGET_DIR)/$*/release/berth --version
+		$(PKG_TARGET_DIR)/$*/release/berth --version
 
 $(addprefix test-cross-,$(CROSS_TARGETS)): test-cross-%: build-cross-%
-	sh scripts/cross/target.sh $* test
+	$(PKG_CARGO_ENV) sh scripts/cross/target.sh $* test
 
 cross: $(addprefix test-cross-,$(CROSS_TARGETS))
 
 size-report:
 	python3 scripts/size_report.py report --write docs/benchmarks.md \
-		$(foreach t,$(STATIC_TARGET) $(CROSS_TARGETS),$(if $(wildcard $(CARGO_TARGET_DIR)/$(t)/release/berth),$(t)=$(CARGO_TARGET_DIR)/$(t)/release/berth))
+		$(foreach t,$(STATIC_TARGET) $(CROSS_TARGETS),$(if $(wildcard $(PKG_TARGET_DIR)/$(t)/release/berth),$(t)=$(PKG_TARGET_DIR)/$(t)/release/berth))
 
 size-check: static
 	$(if $(HAS_TLS_FEATURE),cargo build --locked --release --no-default-features --target $(STATIC_TARGET) --target-dir $(SIZE_NODEFAULT_DIR))
 	python3 scripts/size_report.py check size-budget.txt \
-		$(STATIC_TARGET):default=$(CARGO_TARGET_DIR)/$(STATIC_TARGET)/release/berth \
+		$(STATIC_TARGET):default=$(PKG_TARGET_DIR)/$(STATIC_TARGET)/release/berth \
 		$(if $(HAS_TLS_FEATURE),$(STATIC_TARGET):no-default=$(SIZE_NODEFAULT_DIR)/$(STATIC_TARGET)/release/berth)
 
 msrv:
 	sh scripts/cross/deps.sh msrv
-	cargo +1.75.0 build --locked --target-dir $(CARGO_TARGET_DIR)/msrv
+	cargo +1.75.0 build --locked --target-dir $(PKG_TARGET_DIR)/msrv
