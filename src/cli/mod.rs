@@ -3,6 +3,7 @@
 //! Each error is printed once, by `main`, as `berth: <error>: <cause>...`.
 
 mod apply;
+mod check;
 mod source;
 
 use std::path::PathBuf;
@@ -73,6 +74,8 @@ pub enum Command {
         #[arg(long)]
         no_prune: bool,
     },
+    /// Compare what the manifest needs with what this kernel has
+    Check(check::CheckArgs),
 }
 
 /// A failure that maps to exit code 2 (bad usage), beside manifest errors.
@@ -155,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             no_prune,
         } => apply::plan(&cli.global, &manifest, json, !no_prune),
         Command::Apply { manifest, no_prune } => apply::apply(&cli.global, &manifest, !no_prune),
+        Command::Check(args) => check::run(&args),
     }
 }
 

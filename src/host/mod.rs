@@ -2,6 +2,7 @@
 //! cgroup root, /proc) is a constructor argument so each backend can be tested
 //! against a temporary directory.
 
+pub mod caps;
 pub mod cgroup;
 pub mod facts;
 pub mod net;

@@ -79,7 +79,8 @@ pub struct NetworkDef {
     /// bridge: create the bridge when missing (default false: it must exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create: Option<bool>,
-    /// bridge with `create`: host-side addresses of the bridge (CIDR).
+    /// Host-side addresses (CIDR): of a bridge berth creates, or of a macvlan
+    /// network's host link.
     #[serde(
         default,
         deserialize_with = "one_or_many",
