@@ -194,8 +194,8 @@ def check_systemd_unit(text):
     if svc.get("Delegate") != ["yes"]:
         raise CheckError("[Service] needs Delegate=yes (containers live below the unit's cgroup)")
     start = svc.get("ExecStart", [""])[-1].split()
-    if start[:2] != ["/usr/bin/berth", "apply"]:
-        raise CheckError("ExecStart must run /usr/bin/berth apply, not %r" % " ".join(start))
+    if start[:3] != ["/usr/bin/berth", "apply", "--serve"]:
+        raise CheckError("ExecStart must run /usr/bin/berth apply --serve, not %r" % " ".join(start))
     if "multi-user.target" not in unit.get("Install", {}).get("WantedBy", []):
         raise CheckError("[Install] needs WantedBy=multi-user.target")
 

@@ -296,3 +296,73 @@ fn failed_image_leaves_other_containers_running() {
         "nothing half-made"
     );
 }
+
+#[test]
+fn serve_reapplies_on_sighup_and_stops_everything_on_sigterm() {
+    if !common::root_or_skip("serve_reapplies_on_sighup_and_stops_everything_on_sigterm") {
+        return;
+    }
+    let w = World::new("serve");
+    let m = w.manifest(WEB);
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", w.name))
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "--cgroup-parent",
+            &w.name,
+            "apply",
+            "--serve",
+            m.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("the first apply", &|| w.pid("web").is_some());
+    let pid = w.pid("web");
+    let limit = || {
+        w.cgroups()
+            .iter()
+            .map(|c| c.join("web/memory.limit_in_bytes"))
+            .find(|p| p.exists())
+            .and_then(|p| fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    };
+    w.manifest(&WEB.replace("memory: 16M", "memory: 20M"));
+    // nsenter execs berth, so the child's pid is berth's.
+    let berth_pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &berth_pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the re-apply", &|| {
+        limit().trim() == "20971520" || !Path::new("/sys/fs/cgroup/memory").exists()
+    });
+    assert_eq!(w.pid("web"), pid, "updated in place");
+    assert!(Command::new("kill")
+        .args(["-TERM", &berth_pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        w.pid("web").is_none(),
+        "containers stopped with the service"
+    );
+    assert!(
+        w.dir
+            .path()
+            .join("store/containers/web/applied.json")
+            .exists(),
+        "but not removed"
+    );
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs};
+use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
 use crate::exec::{self, Host};
 use crate::host::cgroup::ParentPolicy;
 use crate::host::state::StateStore;
@@ -44,17 +44,23 @@ pub fn absolute(p: PathBuf) -> PathBuf {
 }
 
 /// The device, configured from the command line and the manifest's settings.
-pub fn local_host(global: &Global, desired: &Desired) -> LocalHost {
+pub fn local_host(global: &Global, desired: &Desired) -> anyhow::Result<LocalHost> {
     let cgroup_parent = match &global.cgroup_parent {
         Some(p) => ParentPolicy::Fixed(p.clone()),
         None => ParentPolicy::Auto,
     };
-    LocalHost::new(LocalConfig {
+    let mut settings = desired.settings.clone();
+    if let Some(size) = &global.log_size {
+        let bytes =
+            crate::spec::units::size(size).map_err(|e| UsageError(format!("--log-size: {e}")))?;
+        settings.log_size = Some(bytes);
+    }
+    Ok(LocalHost::new(LocalConfig {
         store_root: store_root(global, desired),
         runtime_root: runtime_dir(global, desired),
         cgroup_parent,
-        settings: desired.settings.clone(),
-    })
+        settings,
+    }))
 }
 
 /// `berth plan`: print what apply would do.
@@ -62,7 +68,7 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> an
     let mut desired = load_manifest(args)?.desired;
     hash_local_images(&mut desired);
     let state = StateStore::new(store_root(global, &desired));
-    let mut host = local_host(global, &desired);
+    let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     print_plan(&plan, json)
@@ -74,7 +80,7 @@ pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Resul
     hash_local_images(&mut desired);
     let state = StateStore::new(store_root(global, &desired));
     let _lock = state.lock()?;
-    let mut host = local_host(global, &desired);
+    let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     if plan.is_empty() {

@@ -13,6 +13,7 @@ pub mod ls;
 pub mod pause;
 pub mod restart;
 pub mod rm;
+mod serve;
 mod source;
 pub mod start;
 pub mod status;
@@ -53,6 +54,10 @@ pub struct Global {
     /// root [default: chosen for the host: a delegated service cgroup, else berth]
     #[arg(long, global = true, env = "BERTH_CGROUP_PARENT", value_name = "PATH")]
     pub cgroup_parent: Option<String>,
+    /// Size at which container logs rotate, e.g. 256K [default: manifest
+    /// `settings.log_size`, else 1M]
+    #[arg(long, global = true, env = "BERTH_LOG_SIZE", value_name = "SIZE")]
+    pub log_size: Option<String>,
 }
 
 /// The subcommands.
@@ -89,6 +94,13 @@ pub enum Command {
         /// Keep containers the manifest no longer lists
         #[arg(long)]
         no_prune: bool,
+        /// Stay in the foreground as the service's main process: apply again on
+        /// SIGHUP (and every --interval), stop every container on SIGTERM
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: apply again every SECS seconds (a fleet's URL manifest)
+        #[arg(long, value_name = "SECS", requires = "serve")]
+        interval: Option<u64>,
     },
     /// Compare what the manifest needs with what this kernel has
     Check(check::CheckArgs),
@@ -206,7 +218,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             no_prune,
         } => apply::plan(&cli.global, &manifest, json, !no_prune),
-        Command::Apply { manifest, no_prune } => apply::apply(&cli.global, &manifest, !no_prune),
+        Command::Apply {
+            manifest,
+            no_prune,
+            serve: true,
+            interval,
+        } => serve::serve(&cli.global, &manifest, !no_prune, interval),
+        Command::Apply {
+            manifest, no_prune, ..
+        } => apply::apply(&cli.global, &manifest, !no_prune),
         Command::Check(args) => check::run(&args),
         Command::Container(c) => containers::run(&cli.global, &c).map(drop),
         Command::Image(args) => image::run(&cli.global, args),

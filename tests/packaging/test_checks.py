@@ -155,7 +155,7 @@ class OpenWrtDefaults(unittest.TestCase):
 
 
 class SystemdUnit(unittest.TestCase):
-    GOOD = "[Unit]\nDescription=x\n\n[Service]\nExecStart=/usr/bin/berth apply /m\nDelegate=yes\n\n[Install]\nWantedBy=multi-user.target\n"
+    GOOD = "[Unit]\nDescription=x\n\n[Service]\nExecStart=/usr/bin/berth apply --serve /m\nDelegate=yes\n\n[Install]\nWantedBy=multi-user.target\n"
 
     def test_good(self):
         pc.check_systemd_unit(self.GOOD)

@@ -49,7 +49,7 @@ echo "version: 1" > "$tmp/manifest.yaml"
 out=$(run "$tmp/c1")
 expect "default config declares the apply instance" "$out" \
 	"instance berth" \
-	"param command /usr/bin/berth apply $tmp/manifest.yaml" \
+	"param command /usr/bin/berth apply --serve $tmp/manifest.yaml" \
 	"param respawn 3600 5 5" \
 	"param stdout 1" \
 	"param stderr 1" \
@@ -89,7 +89,7 @@ config berth 'main'
 CONF
 out=$(run "$tmp/c4")
 expect "URL manifest and custom values" "$out" \
-	"param command /usr/bin/berth apply https://fleet.example/r1.yaml" \
+	"param command /usr/bin/berth apply --serve https://fleet.example/r1.yaml" \
 	"param term_timeout 12" \
 	"param respawn 3600 5 0" \
 	"param env BERTH_ROOT=$tmp/store4 BERTH_LOG_SIZE=256k"

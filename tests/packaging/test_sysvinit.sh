@@ -53,8 +53,8 @@ else fail "started without a manifest"; fi
 
 echo "version: 1" > "$tmp/manifest.yaml"
 run good start >/dev/null
-if wait_for "$tmp/good.args" && [ "$(cat "$tmp/good.args")" = "apply $tmp/manifest.yaml" ]; then
-	ok "start runs berth apply MANIFEST in the background"
+if wait_for "$tmp/good.args" && [ "$(cat "$tmp/good.args")" = "apply --serve $tmp/manifest.yaml" ]; then
+	ok "start runs berth apply --serve MANIFEST in the background"
 else fail "start: args $(cat "$tmp/good.args" 2>/dev/null)"; fi
 if run good status >/dev/null; then ok "status: running"; else fail "status after start"; fi
 pid=$(cat "$tmp/good.pid")
