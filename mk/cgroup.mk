@@ -12,7 +12,7 @@ VM_TESTS ?= root_cgroup
 .PHONY: vmtest vmtest-deps vmtest-bins
 
 vmtest-deps: check-cargo
-	$(call apt_install,qemu-system-x86 cpio busybox-static)
+	$(call apt_install,qemu-system-x86 cpio busybox-static musl-tools)
 	rustup target add $(MUSL_TARGET)
 
 vmtest-bins: vmtest-deps

@@ -28,7 +28,7 @@ rustup_target() {
 
 case "$what" in
 static)
-	apt_install file binutils xz-utils
+	apt_install file binutils xz-utils musl-tools
 	rustup_target x86_64-unknown-linux-musl
 	;;
 cross)

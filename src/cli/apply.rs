@@ -1,5 +1,6 @@
 //! `berth plan` and `berth apply`: observe the device, plan, and (apply) execute.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
@@ -66,7 +67,7 @@ pub fn local_host(global: &Global, desired: &Desired) -> anyhow::Result<LocalHos
 /// `berth plan`: print what apply would do.
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> anyhow::Result<()> {
     let mut desired = load_manifest(args)?.desired;
-    hash_local_images(&mut desired);
+    hash_local_images(&mut desired, &manifest_lock(args));
     let state = StateStore::new(store_root(global, &desired));
     let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
@@ -77,7 +78,7 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> an
 /// `berth apply`: make the device match the manifest.
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Result<()> {
     let mut desired = load_manifest(args)?.desired;
-    hash_local_images(&mut desired);
+    hash_local_images(&mut desired, &manifest_lock(args));
     let state = StateStore::new(store_root(global, &desired));
     let _lock = state.lock()?;
     let mut host = local_host(global, &desired)?;
@@ -131,12 +132,13 @@ fn observe(state: &StateStore, host: &mut dyn Host) -> anyhow::Result<Observed> 
 }
 
 /// A local image without `sha256:` is identified by hashing the file now, so a
-/// changed tarball recreates its containers. A missing file stays unhashed: the
+/// changed tarball recreates its containers. A missing file takes the digest
+/// `berth install` locked at build time, if any; else it stays unhashed and the
 /// fetch step reports it.
-fn hash_local_images(desired: &mut Desired) {
+fn hash_local_images(desired: &mut Desired, lock: &BTreeMap<String, String>) {
     for img in desired.images.values_mut() {
         if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
-            img.sha256 = sha256_file(p).ok();
+            img.sha256 = sha256_file(p).ok().or_else(|| lock.get(&img.name).cloned());
         }
     }
     for spec in desired.containers.values_mut() {
@@ -147,6 +149,17 @@ fn hash_local_images(desired: &mut Desired) {
                 .and_then(|i| i.sha256.clone());
         }
     }
+}
+
+/// The image lock beside a manifest file (see `berth install`).
+fn manifest_lock(args: &ManifestArgs) -> BTreeMap<String, String> {
+    if args.source == "-" || args.source.contains("://") {
+        return BTreeMap::new();
+    }
+    let dir = std::path::Path::new(&args.source)
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    crate::cli::install::read_lock(dir)
 }
 
 fn sha256_file(path: &str) -> std::io::Result<String> {

@@ -7,6 +7,7 @@ mod check;
 pub mod containers;
 pub mod exec;
 mod image;
+pub mod install;
 pub mod kill;
 pub mod logs;
 pub mod ls;
@@ -104,6 +105,8 @@ pub enum Command {
     },
     /// Compare what the manifest needs with what this kernel has
     Check(check::CheckArgs),
+    /// Unpack a manifest's images into a firmware root at build time
+    Install(install::InstallArgs),
     #[command(flatten)]
     Container(containers::ContainerCommand),
     /// Manage extracted images: ls, import, rm, gc
@@ -228,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             manifest, no_prune, ..
         } => apply::apply(&cli.global, &manifest, !no_prune),
         Command::Check(args) => check::run(&args),
+        Command::Install(args) => install::run(&args),
         Command::Container(c) => containers::run(&cli.global, &c).map(drop),
         Command::Image(args) => image::run(&cli.global, args),
     }

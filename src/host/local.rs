@@ -72,14 +72,20 @@ impl LocalHost {
     }
 
     fn store_options(&self) -> StoreOptions {
+        let mut image_dirs: Vec<PathBuf> = self
+            .cfg
+            .settings
+            .image_dirs
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        // Images the firmware carries, unpacked by `berth install` at build time.
+        let firmware = PathBuf::from(crate::cli::install::FIRMWARE_IMAGE_DIR);
+        if !image_dirs.contains(&firmware) {
+            image_dirs.push(firmware);
+        }
         let mut opts = StoreOptions {
-            image_dirs: self
-                .cfg
-                .settings
-                .image_dirs
-                .iter()
-                .map(PathBuf::from)
-                .collect(),
+            image_dirs,
             ..StoreOptions::default()
         };
         if let Some(max) = self.cfg.settings.max_image_size {
