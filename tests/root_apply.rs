@@ -237,6 +237,29 @@ fn apply_converges_updates_in_place_recreates_and_removes() {
     );
     let links = w.sh("ip -o link show");
     assert!(!links.contains("@"), "no veth left: {links}");
+
+    // The bridge berth created goes with the last manifest that names it.
+    assert!(links.contains("br-t"), "{links}");
+    let m = w.dir.path().join("m.yaml");
+    let store = w.dir.path().join("store");
+    fs::write(
+        &m,
+        format!(
+            "version: 1\nsettings: {{ root: {} }}\ncontainers: {{}}\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let out = w.berth(&["apply", m.to_str().unwrap()]);
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("- remove network lan"),
+        "{out:?}"
+    );
+    assert!(
+        !w.sh("ip -o link show").contains("br-t"),
+        "created bridge removed"
+    );
 }
 
 #[test]

@@ -128,6 +128,7 @@ fn observe(state: &StateStore, host: &mut dyn Host) -> anyhow::Result<Observed> 
         observed.containers.insert(name, rec.observed(running));
     }
     observed.images = host.present_images();
+    observed.networks = state.networks()?.into_iter().collect();
     Ok(observed)
 }
 

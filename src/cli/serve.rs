@@ -104,7 +104,8 @@ fn wait(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<i32> {
         let rc = match timeout {
             Some(t) => {
                 let ts = libc::timespec {
-                    tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+                    // Capped at a year: fits a 32-bit time_t.
+                    tv_sec: t.as_secs().min(31_536_000).try_into().unwrap_or_default(),
                     tv_nsec: 0,
                 };
                 // SAFETY: valid set and timespec; no siginfo wanted.

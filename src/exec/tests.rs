@@ -49,6 +49,9 @@ impl Host for FakeHost {
     fn remove(&mut self, name: &str) -> Result<(), HostError> {
         self.call("remove", name)
     }
+    fn remove_network(&mut self, name: &str) -> Result<(), HostError> {
+        self.call("remove-network", name)
+    }
 }
 
 const YAML: &str = "
@@ -78,6 +81,7 @@ fn run(host: &mut FakeHost, yaml: &str, state: &StateStore) -> Report {
             .map(|(n, r)| (n, r.observed(true)))
             .collect(),
         images: Default::default(),
+        networks: Default::default(),
     };
     execute(&plan(&d, &observed, true), &d, host, state)
 }

@@ -297,6 +297,11 @@ impl Host for LocalHost {
         Ok(())
     }
 
+    fn remove_network(&mut self, name: &str) -> Result<(), HostError> {
+        net::remove_network(name)?;
+        Ok(())
+    }
+
     fn update_limits(&mut self, name: &str, limits: &ResourceSpec) -> Result<(), HostError> {
         Ok(self.cgroups()?.apply(name, limits)?)
     }

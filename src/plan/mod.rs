@@ -17,6 +17,9 @@ pub struct Observed {
     pub containers: BTreeMap<String, ObservedContainer>,
     /// sha256 digests of the images present in the store or a read-only image dir.
     pub images: BTreeSet<String>,
+    /// Networks the recorded containers were attached to.
+    #[serde(default)]
+    pub networks: BTreeSet<String>,
 }
 
 /// One container as the state store and the runtime see it.
@@ -59,6 +62,9 @@ pub enum Action {
     Stop { container: String },
     /// Stop and delete a container the manifest no longer has.
     Remove { container: String },
+    /// Delete what berth made on the host for a network the manifest no longer
+    /// has (a created bridge, a VLAN parent, a host link); others are left alone.
+    RemoveNetwork { network: String },
 }
 
 impl Action {
@@ -72,6 +78,7 @@ impl Action {
             | Action::Recreate { container, .. }
             | Action::Stop { container }
             | Action::Remove { container } => container,
+            Action::RemoveNetwork { network } => network,
         }
     }
 }
@@ -105,6 +112,7 @@ impl fmt::Display for Action {
             }
             Action::Stop { container } => write!(f, "! stop {container}"),
             Action::Remove { container } => write!(f, "- remove {container}"),
+            Action::RemoveNetwork { network } => write!(f, "- remove network {network}"),
         }
     }
 }
@@ -188,6 +196,18 @@ pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
         }
     }
     actions.extend(container_steps);
+    // Last, once no container uses them any more.
+    if prune {
+        for network in observed
+            .networks
+            .iter()
+            .filter(|n| !desired.networks.contains_key(*n))
+        {
+            actions.push(Action::RemoveNetwork {
+                network: network.clone(),
+            });
+        }
+    }
     Plan { actions }
 }
 
