@@ -88,6 +88,20 @@ impl RootfsStore {
         volatile: bool,
         support: OverlaySupport,
     ) -> Result<LayerPlan, StoreError> {
+        // The name becomes a path component: refuse anything that is not one.
+        let single = Path::new(name).components().count() == 1
+            && matches!(
+                Path::new(name).components().next(),
+                Some(std::path::Component::Normal(_))
+            );
+        if !single {
+            return Err(StoreError::Layer {
+                container: name.to_owned(),
+                op: "use container name as a directory",
+                path: PathBuf::from(name),
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
         let cdir = self.containers_dir().join(name);
         let err = |op, path: &Path, source| StoreError::Layer {
             container: name.to_owned(),

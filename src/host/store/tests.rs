@@ -523,6 +523,14 @@ fn ls_rm_gc_and_used_by() {
         )
         .unwrap();
     assert!(matches!(plan, layer::LayerPlan::Overlay { .. }));
+    for bad in ["../escape", "a/b", "", "."] {
+        let both = OverlaySupport {
+            kernel: true,
+            upper_ok: true,
+        };
+        assert!(s.plan_layer(bad, &a, false, both).is_err(), "{bad:?}");
+    }
+    assert!(!tmp.path().join("store/escape").exists());
     let list = s.list().unwrap();
     let used: Vec<_> = list
         .iter()
@@ -736,6 +744,19 @@ fn oci_layout_directory_source() {
     assert!(info.rootfs.join("var/new").exists() && !info.rootfs.join("etc/a").exists());
     // The layout itself is untouched.
     assert!(layout.join("index.json").exists());
+    // A tampered layer blob in a layout directory is caught by its own digest.
+    let s2 = RootfsStore::open(&tmp.path().join("store2"), StoreOptions::default()).unwrap();
+    for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::read(&p).unwrap().starts_with(&[0x1f, 0x8b]) {
+            std::fs::write(&p, gzip(&tarball(&[file("evil", b"x")]))).unwrap();
+        }
+    }
+    let tampered = spec("dir", ImageSource::Path(layout.display().to_string()), None);
+    let err = s2.ensure(&tampered).unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err:?}");
+    assert!(s2.list().unwrap().is_empty());
+    no_leftovers(&s2);
     let bad = spec(
         "dir",
         ImageSource::Path(layout.display().to_string()),
