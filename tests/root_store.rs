@@ -260,3 +260,63 @@ fn disk_full_installs_nothing() {
     let left: Vec<_> = std::fs::read_dir(s.images_dir()).unwrap().collect();
     assert!(left.is_empty(), "leftovers: {left:?}");
 }
+
+/// `berth image` as users run it (needs no root; lives here with the store's
+/// other integration tests).
+#[test]
+fn image_cli_import_ls_rm_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let berth = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(&root)
+            .arg("image")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header("etc/motd", tar::EntryType::Regular, 2, 0o644);
+    h.set_cksum();
+    b.append(&h, &b"hi"[..]).unwrap();
+    let img = tmp.path().join("img.tar");
+    std::fs::write(&img, b.into_inner().unwrap()).unwrap();
+    let out = berth(&["import", img.to_str().unwrap(), "--name", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(digest.len(), 64);
+    let ls = berth(&["ls"]);
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        text.contains(&digest[..12]) && text.contains("web"),
+        "{text}"
+    );
+    // A corrupt archive: exit 1, one line naming the image and the cause.
+    let bad = tmp.path().join("bad.tgz");
+    std::fs::write(&bad, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).unwrap();
+    let out = berth(&["import", bad.to_str().unwrap(), "--name", "broken"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("berth: image `broken`: read archive: truncated or corrupt"),
+        "{err}"
+    );
+    let out = berth(&["rm", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!root.join("images").join(&digest).exists());
+    let out = berth(&["rm", "web"]);
+    assert_eq!(out.status.code(), Some(1));
+}
