@@ -444,10 +444,7 @@ fn decompress<R: BufRead>(c: Compression, src: &mut R, w: &mut ChunkWriter) -> i
             }
         },
         #[cfg(feature = "xz")]
-        Compression::Xz => lzma_rs::xz_decompress(src, w).map_err(|e| match e {
-            lzma_rs::error::Error::IoError(e) => e,
-            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
-        }),
+        Compression::Xz => super::xz::decompress(src, w),
         #[allow(unreachable_patterns)]
         other => Err(io::Error::new(
             io::ErrorKind::Unsupported,

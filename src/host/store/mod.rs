@@ -19,6 +19,8 @@ pub mod layer;
 mod oci;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "xz")]
+mod xz;
 
 use std::fs;
 use std::io::{self, Read, Write};
