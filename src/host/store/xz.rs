@@ -137,7 +137,9 @@ fn block<R: BufRead, W: Write>(src: &mut R, w: &mut W, hsize: usize, check: u64)
         varint(&h, &mut pos)?;
     }
     if flags & 0x03 != 0 {
-        return Err(bad("filter chains (e.g. --x86) are not supported; use plain LZMA2"));
+        return Err(bad(
+            "filter chains (e.g. --x86) are not supported; use plain LZMA2",
+        ));
     }
     let id = varint(&h, &mut pos)?;
     let psize = varint(&h, &mut pos)?;
@@ -148,7 +150,11 @@ fn block<R: BufRead, W: Write>(src: &mut R, w: &mut W, hsize: usize, check: u64)
     if d > 40 {
         return Err(bad("bad dictionary size"));
     }
-    let dict = if d == 40 { u32::MAX } else { (2 | u32::from(d & 1)) << (d / 2 + 11) };
+    let dict = if d == 40 {
+        u32::MAX
+    } else {
+        (2 | u32::from(d & 1)) << (d / 2 + 11)
+    };
     if dict > MAX_DICT {
         return Err(bad("dictionary larger than 64 MiB"));
     }
@@ -192,13 +198,20 @@ mod tests {
     }
 
     fn sample() -> Vec<u8> {
-        (0..300_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
+        (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect()
     }
 
     #[test]
     fn blocks_checks_and_concatenated_streams() {
         let data = sample();
-        for args in [&["-1"][..], &["-6", "--check=sha256"], &["--check=none", "--block-size=100000"], &["-0", "--check=crc32"]] {
+        for args in [
+            &["-1"][..],
+            &["-6", "--check=sha256"],
+            &["--check=none", "--block-size=100000"],
+            &["-0", "--check=crc32"],
+        ] {
             let mut out = Vec::new();
             decompress(&mut &xz(args, &data)[..], &mut out).unwrap();
             assert!(out == data, "{args:?}");
