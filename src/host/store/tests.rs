@@ -768,3 +768,94 @@ fn oci_layout_directory_source() {
     ));
     no_leftovers(&s);
 }
+
+/// An https server on loopback with a CA made by `openssl` for this test; the
+/// store trusts it through `ca_bundle`, as a fleet CA would be configured.
+#[cfg(feature = "tls")]
+#[test]
+fn https_with_a_private_ca() {
+    use std::sync::Arc as A;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let sh = |cmd: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(d)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh(&format!(
+        "openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null"
+    ));
+    sh(&format!(
+        "openssl req {ec} -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null"
+    ));
+    std::fs::write(
+        d.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null");
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &std::fs::read(d.join("srv.pem")).unwrap()[..])
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut &std::fs::read(d.join("srv.key")).unwrap()[..])
+        .unwrap()
+        .unwrap();
+    let provider = A::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let cfg = A::new(cfg);
+    let data = gzip(&rootfs_tar());
+    let body = data.clone();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/img.tar.gz", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(tcp) = conn else { return };
+            let Ok(sc) = rustls::ServerConnection::new(cfg.clone()) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(sc, tcp);
+            let mut req = [0u8; 4096];
+            if tls.read(&mut req).is_err() {
+                continue; // a client that refused our certificate
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tls.write_all(head.as_bytes());
+            let _ = tls.write_all(&body);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    // The system bundle does not know this CA: a TLS failure, nothing installed.
+    let sys = store(tmp.path());
+    let sp = spec("web", ImageSource::Url(url.clone()), Some(sha(&data)));
+    if std::path::Path::new(fetch::DEFAULT_CA_BUNDLE).exists() {
+        let err = sys.ensure(&sp).unwrap_err();
+        assert!(matches!(err, StoreError::Tls { .. }), "{err:?}");
+    }
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    o.fetch.ca_bundle = d.join("ca.pem");
+    let s = RootfsStore::open(&d.join("s2"), o).unwrap();
+    let info = s.ensure(&sp).unwrap();
+    assert_eq!(
+        std::fs::read(info.rootfs.join("etc/motd")).unwrap(),
+        b"hello"
+    );
+}
