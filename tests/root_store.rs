@@ -127,6 +127,40 @@ fn keeps_owners_devices_and_file_capabilities() {
         std::io::Error::last_os_error()
     );
     assert_eq!(&buf[..20], &cap_net_bind()[..]);
+    // The copy fallback layer keeps owners, setuid and file capabilities too.
+    let both_off = berth::host::store::layer::OverlaySupport {
+        kernel: false,
+        upper_ok: false,
+    };
+    let plan = s.plan_layer("copy", &info, false, both_off).unwrap();
+    let LayerPlan::Copy { rootfs } = plan else {
+        panic!("{plan:?}")
+    };
+    let owned = std::fs::metadata(rootfs.join("etc/owned")).unwrap();
+    assert_eq!(
+        (owned.uid(), owned.gid(), owned.mode() & 0o7777),
+        (1234, 5678, 0o4750)
+    );
+    let path = CString::new(rootfs.join("bin/ping").as_os_str().as_bytes()).unwrap();
+    // SAFETY: as above.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            b"security.capability\0".as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(
+        usize::try_from(n).ok(),
+        Some(20),
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    assert!(std::fs::symlink_metadata(rootfs.join("dev/null"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
 
 /// Unmounts what a test mounted, even when an assertion fails.
