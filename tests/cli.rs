@@ -57,7 +57,7 @@ fn bad_manifests_fail_with_their_expected_messages() {
                 "{name}: no column in {line}"
             );
             assert!(
-                field.map_or(false, |f| !f.trim().is_empty() && !f.trim().contains(' ')),
+                field.is_some_and(|f| !f.trim().is_empty() && !f.trim().contains(' ')),
                 "{name}: no field in {line}"
             );
         }
@@ -188,4 +188,206 @@ fn plan_json_lists_actions() {
         .filter_map(|a| a["action"].as_str())
         .collect();
     assert_eq!(actions, ["fetch_image", "create", "start"]);
+}
+
+#[test]
+fn render_raw_shows_an_invalid_manifest() {
+    let out = berth(&["render", "--raw", "tests/bad/size.yaml"], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("memory: 12QB"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn missing_vars_file_is_a_usage_error() {
+    let out = berth(
+        &[
+            "validate",
+            "--vars-file",
+            "/nonexistent/v.yaml",
+            "examples/web-bridge.yaml",
+        ],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).starts_with("berth: read vars file `/nonexistent/v.yaml`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A one-request HTTP server on loopback answering `status` with `body`.
+fn serve_once(status: &'static str, body: &'static str) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.0 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}/manifest.yaml")
+}
+
+#[test]
+fn manifest_from_a_url() {
+    let url = serve_once(
+        "200 OK",
+        "version: 1\nimages: { bb: { path: /bb.tar } }\ncontainers:\n  fromurl: { image: bb }\n",
+    );
+    let out = berth(&["render", &url], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("fromurl:"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let url = serve_once("404 Not Found", "no");
+    let out = berth(&["validate", &url], &root());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        format!("berth: manifest: fetch `{url}`: http status 404\n")
+    );
+}
+
+/// A tiny rootfs tarball made in the test.
+fn tiny_rootfs(path: &Path) {
+    let src = path.with_extension("src");
+    std::fs::create_dir_all(src.join("bin")).expect("mkdir");
+    std::fs::write(src.join("bin/hello"), "#!/bin/sh\necho hello\n").expect("write");
+    let ok = Command::new("tar")
+        .args([
+            "-czf",
+            path.to_str().expect("utf8"),
+            "-C",
+            src.to_str().expect("utf8"),
+            ".",
+        ])
+        .status()
+        .expect("tar")
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn install_unpacks_images_into_a_firmware_root_and_apply_then_fetches_nothing() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let fw = tmp.path().join("rootfs");
+    std::fs::create_dir_all(fw.join("etc/berth")).expect("mkdir");
+    std::fs::create_dir_all(fw.join("usr/share/berth/images")).expect("mkdir");
+    tiny_rootfs(&fw.join("usr/share/berth/images/tiny.tar.gz"));
+    // Paths as the device sees them; the image dir is the test's stand-in for
+    // the device's /usr/share/berth/images.
+    let device_dir = tmp.path().join("device-images");
+    let manifest = fw.join("etc/berth/manifest.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "version: 1\nsettings: {{ image_dirs: [{}] }}\nimages:\n  tiny: {{ path: /usr/share/berth/images/tiny.tar.gz }}\ncontainers:\n  c: {{ image: tiny, command: [/bin/hello] }}\n",
+            device_dir.display()
+        ),
+    )
+    .expect("write");
+    let m = manifest.to_string_lossy().into_owned();
+    let fw_s = fw.to_string_lossy().into_owned();
+    let out = berth(
+        &[
+            "install",
+            "--target-root",
+            &fw_s,
+            "--image-dir",
+            &format!("{}/images", tmp.path().join("dev-ro").display()),
+            &m,
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lock: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&std::fs::read(fw.join("etc/berth/images.lock")).expect("lock"))
+            .expect("json");
+    let digest = &lock["tiny"];
+    let unpacked = fw
+        .join(
+            tmp.path()
+                .join("dev-ro/images")
+                .strip_prefix("/")
+                .expect("abs"),
+        )
+        .join(digest);
+    assert!(
+        unpacked.join("rootfs/bin/hello").is_file(),
+        "unpacked into the firmware root"
+    );
+    assert!(!fw
+        .join(
+            tmp.path()
+                .join("dev-ro/containers")
+                .strip_prefix("/")
+                .expect("abs")
+        )
+        .exists());
+
+    // Installing again changes nothing.
+    let again = berth(
+        &[
+            "install",
+            "--target-root",
+            &fw_s,
+            "--image-dir",
+            &format!("{}/images", tmp.path().join("dev-ro").display()),
+            &m,
+        ],
+        tmp.path(),
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+
+    // On the device the image sits in the read-only dir and the tarball path
+    // does not exist: the lock gives the digest and nothing is fetched.
+    std::fs::rename(&unpacked, device_dir.join(digest))
+        .or_else(|_| {
+            std::fs::create_dir_all(&device_dir)?;
+            std::fs::rename(&unpacked, device_dir.join(digest))
+        })
+        .expect("move to device dir");
+    let store = tmp.path().join("store");
+    let out = berth(
+        &["plan", "--root", &store.to_string_lossy(), &m],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "+ create c\n> start c\n2 action(s)\n");
+}
+
+#[test]
+fn install_refuses_a_missing_target_root() {
+    let out = berth(
+        &[
+            "install",
+            "--target-root",
+            "/nonexistent/root",
+            "examples/web-bridge.yaml",
+        ],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--target-root `/nonexistent/root` is not a directory"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -1,40 +1,75 @@
 //! `berth plan` and `berth apply`: observe the device, plan, and (apply) execute.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs};
+use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
 use crate::exec::{self, Host};
+use crate::host::cgroup::ParentPolicy;
 use crate::host::state::StateStore;
-use crate::plan::{self, Observed, ObservedContainer, Plan};
+use crate::host::{LocalConfig, LocalHost};
+use crate::plan::{self, Observed, Plan};
 use crate::spec::types::{hex, Desired, ImageSource};
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
-    global
-        .root
-        .clone()
-        .or_else(|| desired.settings.root.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/lib/berth"))
+    absolute(
+        global
+            .root
+            .clone()
+            .or_else(|| desired.settings.root.as_ref().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+    )
 }
 
 /// The runtime directory, chosen the same way as the store root.
 pub fn runtime_dir(global: &Global, desired: &Desired) -> PathBuf {
-    global
-        .runtime_dir
-        .clone()
-        .or_else(|| desired.settings.runtime_dir.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("/var/run/berth"))
+    absolute(
+        global
+            .runtime_dir
+            .clone()
+            .or_else(|| desired.settings.runtime_dir.as_ref().map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("/var/run/berth")),
+    )
+}
+
+/// Paths are made absolute once: the monitor runs from `/`, not from here.
+pub fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        return p;
+    }
+    std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+}
+
+/// The device, configured from the command line and the manifest's settings.
+pub fn local_host(global: &Global, desired: &Desired) -> anyhow::Result<LocalHost> {
+    let cgroup_parent = match &global.cgroup_parent {
+        Some(p) => ParentPolicy::Fixed(p.clone()),
+        None => ParentPolicy::Auto,
+    };
+    let mut settings = desired.settings.clone();
+    if let Some(size) = &global.log_size {
+        let bytes =
+            crate::spec::units::size(size).map_err(|e| UsageError(format!("--log-size: {e}")))?;
+        settings.log_size = Some(bytes);
+    }
+    Ok(LocalHost::new(LocalConfig {
+        store_root: store_root(global, desired),
+        runtime_root: runtime_dir(global, desired),
+        cgroup_parent,
+        settings,
+    }))
 }
 
 /// `berth plan`: print what apply would do.
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> anyhow::Result<()> {
     let mut desired = load_manifest(args)?.desired;
-    hash_local_images(&mut desired);
+    hash_local_images(&mut desired, &manifest_lock(args));
     let state = StateStore::new(store_root(global, &desired));
-    let mut host = crate::host::LocalHost::new(state.root(), &runtime_dir(global, &desired));
+    let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     print_plan(&plan, json)
@@ -43,10 +78,10 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> an
 /// `berth apply`: make the device match the manifest.
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Result<()> {
     let mut desired = load_manifest(args)?.desired;
-    hash_local_images(&mut desired);
+    hash_local_images(&mut desired, &manifest_lock(args));
     let state = StateStore::new(store_root(global, &desired));
     let _lock = state.lock()?;
-    let mut host = crate::host::LocalHost::new(state.root(), &runtime_dir(global, &desired));
+    let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     if plan.is_empty() {
@@ -90,26 +125,21 @@ fn observe(state: &StateStore, host: &mut dyn Host) -> anyhow::Result<Observed> 
         let running = host.is_running(&name).map_err(|e| {
             anyhow::anyhow!("check whether `{name}` runs: {}", exec::chain(e.as_ref()))
         })?;
-        observed.containers.insert(
-            name,
-            ObservedContainer {
-                digest: rec.digest,
-                resources: rec.spec.resources,
-                running,
-            },
-        );
+        observed.containers.insert(name, rec.observed(running));
     }
     observed.images = host.present_images();
+    observed.networks = state.networks()?.into_iter().collect();
     Ok(observed)
 }
 
 /// A local image without `sha256:` is identified by hashing the file now, so a
-/// changed tarball recreates its containers. A missing file stays unhashed: the
+/// changed tarball recreates its containers. A missing file takes the digest
+/// `berth install` locked at build time, if any; else it stays unhashed and the
 /// fetch step reports it.
-fn hash_local_images(desired: &mut Desired) {
+fn hash_local_images(desired: &mut Desired, lock: &BTreeMap<String, String>) {
     for img in desired.images.values_mut() {
         if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
-            img.sha256 = sha256_file(p).ok();
+            img.sha256 = sha256_file(p).ok().or_else(|| lock.get(&img.name).cloned());
         }
     }
     for spec in desired.containers.values_mut() {
@@ -120,6 +150,17 @@ fn hash_local_images(desired: &mut Desired) {
                 .and_then(|i| i.sha256.clone());
         }
     }
+}
+
+/// The image lock beside a manifest file (see `berth install`).
+fn manifest_lock(args: &ManifestArgs) -> BTreeMap<String, String> {
+    if args.source == "-" || args.source.contains("://") {
+        return BTreeMap::new();
+    }
+    let dir = std::path::Path::new(&args.source)
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    crate::cli::install::read_lock(dir)
 }
 
 fn sha256_file(path: &str) -> std::io::Result<String> {

@@ -2,9 +2,23 @@
 //! outcome to an exit code: 0 ok, 1 an action failed, 2 bad usage or manifest.
 //! Each error is printed once, by `main`, as `berth: <error>: <cause>...`.
 
-mod apply;
+pub(crate) mod apply;
+mod check;
+pub mod containers;
+pub mod exec;
 mod image;
+pub mod install;
+pub mod kill;
+pub mod logs;
+pub mod ls;
+pub mod pause;
+pub mod restart;
+pub mod rm;
+mod serve;
 mod source;
+pub mod start;
+pub mod status;
+pub mod stop;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +51,14 @@ pub struct Global {
     /// `settings.runtime_dir`, else /var/run/berth]
     #[arg(long, global = true, env = "BERTH_RUNTIME_DIR", value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
+    /// cgroup that holds the containers' cgroups, relative to each hierarchy's
+    /// root [default: chosen for the host: a delegated service cgroup, else berth]
+    #[arg(long, global = true, env = "BERTH_CGROUP_PARENT", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+    /// Size at which container logs rotate, e.g. 256K [default: manifest
+    /// `settings.log_size`, else 1M]
+    #[arg(long, global = true, env = "BERTH_LOG_SIZE", value_name = "SIZE")]
+    pub log_size: Option<String>,
 }
 
 /// The subcommands.
@@ -49,8 +71,11 @@ pub enum Command {
         #[command(flatten)]
         manifest: ManifestArgs,
         /// Print the resolved desired state as JSON instead
-        #[arg(long)]
+        #[arg(long, conflicts_with = "raw")]
         json: bool,
+        /// Print only the template's output, even when it is not a valid manifest
+        #[arg(long)]
+        raw: bool,
     },
     /// Show what `apply` would change
     Plan {
@@ -70,7 +95,20 @@ pub enum Command {
         /// Keep containers the manifest no longer lists
         #[arg(long)]
         no_prune: bool,
+        /// Stay in the foreground as the service's main process: apply again on
+        /// SIGHUP (and every --interval), stop every container on SIGTERM
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: apply again every SECS seconds (a fleet's URL manifest)
+        #[arg(long, value_name = "SECS", requires = "serve")]
+        interval: Option<u64>,
     },
+    /// Compare what the manifest needs with what this kernel has
+    Check(check::CheckArgs),
+    /// Unpack a manifest's images into a firmware root at build time
+    Install(install::InstallArgs),
+    #[command(flatten)]
+    Container(containers::ContainerCommand),
     /// Manage extracted images: ls, import, rm, gc
     Image(image::ImageArgs),
 }
@@ -90,6 +128,25 @@ pub struct ActionsFailed {
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> ExitCode {
+    // Hidden runtime modes go before clap: the monitor stays small and the
+    // one-shot start path pays nothing for argument parsing.
+    // (args_os: `std::env::args` would panic on a non-UTF-8 argument.)
+    let mode = std::env::args_os().nth(1);
+    if let Some(mode) = mode
+        .as_ref()
+        .and_then(|m| m.to_str())
+        .filter(|m| m.starts_with("__"))
+    {
+        let args: Vec<String> = std::env::args_os()
+            .skip(2)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        match mode {
+            "__monitor" => return crate::host::runtime::monitor_main(&args),
+            "__run" => return crate::host::runtime::run_main(&args),
+            _ => {}
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -98,6 +155,16 @@ pub fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
+    // Container commands return their own exit code (`exec` passes one on).
+    if let Command::Container(c) = &cli.command {
+        return match containers::run(&cli.global, c) {
+            Ok(code) => code,
+            Err(err) => {
+                eprintln!("berth: {err:#}");
+                ExitCode::from(exit_code(&err))
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -129,7 +196,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Render { manifest, json } => {
+        Command::Render {
+            manifest,
+            raw: true,
+            ..
+        } => {
+            print!("{}", source::render_manifest(&manifest)?);
+            Ok(())
+        }
+        Command::Render { manifest, json, .. } => {
             let loaded = load_manifest(&manifest)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&loaded.desired)?);
@@ -146,7 +221,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             no_prune,
         } => apply::plan(&cli.global, &manifest, json, !no_prune),
-        Command::Apply { manifest, no_prune } => apply::apply(&cli.global, &manifest, !no_prune),
+        Command::Apply {
+            manifest,
+            no_prune,
+            serve: true,
+            interval,
+        } => serve::serve(&cli.global, &manifest, !no_prune, interval),
+        Command::Apply {
+            manifest, no_prune, ..
+        } => apply::apply(&cli.global, &manifest, !no_prune),
+        Command::Check(args) => check::run(&args),
+        Command::Install(args) => install::run(&args),
+        Command::Container(c) => containers::run(&cli.global, &c).map(drop),
         Command::Image(args) => image::run(&cli.global, args),
     }
 }

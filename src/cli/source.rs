@@ -10,7 +10,11 @@ use clap::Args;
 
 use crate::cli::UsageError;
 use crate::host::facts;
+use crate::host::store::fetch::{self, FetchOptions};
 use crate::spec::{self, Loaded, RenderInput};
+
+/// A manifest larger than this is refused (a wrong URL serving a big file).
+const MAX_MANIFEST: u64 = 4 << 20;
 
 /// The default manifest on a device.
 pub const DEFAULT_MANIFEST: &str = "/etc/berth/manifest.yaml";
@@ -42,7 +46,18 @@ impl ManifestArgs {
 
 /// Read, render, parse and validate the manifest the arguments name.
 pub fn load_manifest(args: &ManifestArgs) -> anyhow::Result<Loaded> {
-    let name = args.display_name().to_string();
+    let (text, base_dir, input) = read_with_input(args)?;
+    Ok(spec::load(args.display_name(), &text, &base_dir, &input)?)
+}
+
+/// Only render the manifest's template: the YAML that validation reads, shown
+/// even when it is not a valid manifest.
+pub fn render_manifest(args: &ManifestArgs) -> anyhow::Result<String> {
+    let (text, _, input) = read_with_input(args)?;
+    Ok(spec::render::render(args.display_name(), &text, &input)?)
+}
+
+fn read_with_input(args: &ManifestArgs) -> anyhow::Result<(String, String, RenderInput)> {
     let (text, base_dir) = read_source(&args.source)?;
     let mut input = RenderInput {
         facts: facts::read(Path::new("/")),
@@ -57,8 +72,8 @@ pub fn load_manifest(args: &ManifestArgs) -> anyhow::Result<Loaded> {
         input.vars.insert(k.trim().to_string(), v.to_string());
     }
     if let Some(file) = &args.vars_file {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("read vars file `{file}`"))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| UsageError(format!("read vars file `{file}`: {e}")))?;
         input.vars_file =
             serde_yaml::from_str::<Option<BTreeMap<String, serde_yaml::Value>>>(&text)
                 .map_err(|e| {
@@ -68,7 +83,7 @@ pub fn load_manifest(args: &ManifestArgs) -> anyhow::Result<Loaded> {
                 })?
                 .unwrap_or_default();
     }
-    Ok(spec::load(&name, &text, &base_dir, &input)?)
+    Ok((text, base_dir, input))
 }
 
 /// The manifest text and the directory relative image paths are taken from.
@@ -82,10 +97,18 @@ fn read_source(source: &str) -> anyhow::Result<(String, String)> {
         return Ok((text, cwd.to_string_lossy().into_owned()));
     }
     if source.starts_with("http://") || source.starts_with("https://") {
-        return Err(UsageError(format!(
-            "`{source}`: fetching a manifest over http(s) is not in this build; download it and pass the path"
-        ))
-        .into());
+        // A fleet server's manifest: fetched into memory, never written to flash.
+        let opts = FetchOptions {
+            progress: false,
+            ..FetchOptions::default()
+        };
+        let text = fetch::fetch_text("manifest", source, &opts, MAX_MANIFEST).map_err(|e| {
+            let cause = crate::exec::chain(&e);
+            let cause = cause.strip_prefix("image `manifest`: ").unwrap_or(&cause);
+            anyhow::anyhow!("manifest: {cause}")
+        })?;
+        let cwd = std::env::current_dir().context("get current directory")?;
+        return Ok((text, cwd.to_string_lossy().into_owned()));
     }
     let path = Path::new(source);
     let text = std::fs::read_to_string(path).map_err(|e| {

@@ -33,6 +33,8 @@ pub trait Host {
     fn update_limits(&mut self, name: &str, limits: &ResourceSpec) -> Result<(), HostError>;
     /// Stop if needed and delete everything of the container.
     fn remove(&mut self, name: &str) -> Result<(), HostError>;
+    /// Delete the host-side objects berth made for network `name`.
+    fn remove_network(&mut self, name: &str) -> Result<(), HostError>;
 }
 
 /// One step that failed.
@@ -126,7 +128,7 @@ fn step(
             let spec = spec_of(desired, container).map_err(plain)?;
             host.create(spec, desired).map_err(plain)?;
             // Record right after creating: a crash from here on is found by the next apply.
-            if let Err(e) = state.save(&record(spec, desired)) {
+            if let Err(e) = save(state, &record(spec, desired)) {
                 return Err((Box::new(e), host.remove(container).err()));
             }
             Ok(())
@@ -138,14 +140,14 @@ fn step(
         Action::UpdateLimits { container, to, .. } => {
             host.update_limits(container, to).map_err(plain)?;
             let spec = spec_of(desired, container).map_err(plain)?;
-            state.save(&record(spec, desired)).map_err(saved)
+            save(state, &record(spec, desired)).map_err(saved)
         }
         Action::Recreate { container, .. } => {
             let spec = spec_of(desired, container).map_err(plain)?;
             host.remove(container).map_err(plain)?;
             state.remove(container).map_err(saved)?;
             host.create(spec, desired).map_err(plain)?;
-            if let Err(e) = state.save(&record(spec, desired)) {
+            if let Err(e) = save(state, &record(spec, desired)) {
                 return Err((Box::new(e), host.remove(container).err()));
             }
             if spec.autostart {
@@ -157,6 +159,10 @@ fn step(
         Action::Remove { container } => {
             host.remove(container).map_err(plain)?;
             state.remove(container).map_err(saved)
+        }
+        Action::RemoveNetwork { network } => {
+            host.remove_network(network).map_err(plain)?;
+            state.remove_network(network).map_err(saved)
         }
     }
 }
@@ -188,7 +194,7 @@ fn blocked(
 
 fn container_of(action: &Action) -> Option<&str> {
     match action {
-        Action::FetchImage { .. } => None,
+        Action::FetchImage { .. } | Action::RemoveNetwork { .. } => None,
         other => Some(other.target()),
     }
 }
@@ -199,6 +205,13 @@ fn spec_of<'d>(desired: &'d Desired, name: &str) -> Result<&'d Spec, HostError> 
 
 fn missing(name: &str) -> HostError {
     format!("`{name}` is not in the manifest").into()
+}
+
+/// Record the container, then its networks: a network is recorded before any
+/// start sets it up, so a crash never leaves one berth would not remove.
+fn save(state: &StateStore, rec: &Record) -> Result<(), StateError> {
+    state.save(rec)?;
+    rec.networks.iter().try_for_each(|n| state.save_network(n))
 }
 
 fn record(spec: &Spec, desired: &Desired) -> Record {
@@ -223,6 +236,7 @@ fn describe(action: &Action) -> String {
         Action::Recreate { container, .. } => format!("recreate `{container}`"),
         Action::Stop { container } => format!("stop `{container}`"),
         Action::Remove { container } => format!("remove `{container}`"),
+        Action::RemoveNetwork { network } => format!("remove network `{network}`"),
     }
 }
 

@@ -49,6 +49,9 @@ impl Host for FakeHost {
     fn remove(&mut self, name: &str) -> Result<(), HostError> {
         self.call("remove", name)
     }
+    fn remove_network(&mut self, name: &str) -> Result<(), HostError> {
+        self.call("remove-network", name)
+    }
 }
 
 const YAML: &str = "
@@ -75,18 +78,10 @@ fn run(host: &mut FakeHost, yaml: &str, state: &StateStore) -> Report {
             .load()
             .expect("load")
             .into_iter()
-            .map(|(n, r)| {
-                (
-                    n,
-                    crate::plan::ObservedContainer {
-                        digest: r.digest,
-                        resources: r.spec.resources,
-                        running: true,
-                    },
-                )
-            })
+            .map(|(n, r)| (n, r.observed(true)))
             .collect(),
         images: Default::default(),
+        networks: Default::default(),
     };
     execute(&plan(&d, &observed, true), &d, host, state)
 }
@@ -161,13 +156,17 @@ fn failed_image_skips_only_its_containers() {
     assert!(host.calls.contains(&"start web".to_string()));
 }
 
+/// A store whose root is a file: every record write fails.
+fn unwritable_store(dir: &std::path::Path) -> StateStore {
+    let root = dir.join("not-a-dir");
+    std::fs::write(&root, b"").expect("write");
+    StateStore::new(&root)
+}
+
 #[test]
 fn failed_record_write_rolls_back_the_create() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    // The store root is a file: every record write fails.
-    let root = tmp.path().join("not-a-dir");
-    std::fs::write(&root, b"").expect("write");
-    let state = StateStore::new(&root);
+    let state = unwritable_store(tmp.path());
     let mut host = FakeHost::default();
     let d = desired(YAML);
     let p = Plan {
@@ -184,9 +183,7 @@ fn failed_record_write_rolls_back_the_create() {
 #[test]
 fn failed_rollback_is_reported_with_the_first_error() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let root = tmp.path().join("not-a-dir");
-    std::fs::write(&root, b"").expect("write");
-    let state = StateStore::new(&root);
+    let state = unwritable_store(tmp.path());
     let mut host = FakeHost::default();
     host.fail.insert("remove solo".into(), "device busy".into());
     let d = desired(YAML);

@@ -17,6 +17,9 @@ pub struct Observed {
     pub containers: BTreeMap<String, ObservedContainer>,
     /// sha256 digests of the images present in the store or a read-only image dir.
     pub images: BTreeSet<String>,
+    /// Networks the recorded containers were attached to.
+    #[serde(default)]
+    pub networks: BTreeSet<String>,
 }
 
 /// One container as the state store and the runtime see it.
@@ -27,11 +30,16 @@ pub struct ObservedContainer {
     /// The live fields as last applied.
     pub resources: ResourceSpec,
     pub running: bool,
+    /// What it depended on when applied, so removals go dependents first.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 /// One step. Steps run in the order the plan lists them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
+// A plan holds a handful of actions; boxing the limits would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum Action {
     /// Fetch, verify and extract an image into the store.
     FetchImage {
@@ -54,6 +62,9 @@ pub enum Action {
     Stop { container: String },
     /// Stop and delete a container the manifest no longer has.
     Remove { container: String },
+    /// Delete what berth made on the host for a network the manifest no longer
+    /// has (a created bridge, a VLAN parent, a host link); others are left alone.
+    RemoveNetwork { network: String },
 }
 
 impl Action {
@@ -67,6 +78,7 @@ impl Action {
             | Action::Recreate { container, .. }
             | Action::Stop { container }
             | Action::Remove { container } => container,
+            Action::RemoveNetwork { network } => network,
         }
     }
 }
@@ -100,6 +112,7 @@ impl fmt::Display for Action {
             }
             Action::Stop { container } => write!(f, "! stop {container}"),
             Action::Remove { container } => write!(f, "- remove {container}"),
+            Action::RemoveNetwork { network } => write!(f, "- remove network {network}"),
         }
     }
 }
@@ -134,16 +147,17 @@ impl fmt::Display for Plan {
 pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
     let mut actions = Vec::new();
 
-    // Removals first, dependents before what they depend on (reverse start order
-    // is unknown for removed containers: names give a stable order).
+    // Removals first, dependents before what they depend on.
     if prune {
-        for name in observed
+        let gone: BTreeMap<&str, &[String]> = observed
             .containers
-            .keys()
-            .filter(|n| !desired.containers.contains_key(*n))
-        {
+            .iter()
+            .filter(|(n, _)| !desired.containers.contains_key(*n))
+            .map(|(n, o)| (n.as_str(), o.depends_on.as_slice()))
+            .collect();
+        for name in order_by_deps(&gone).into_iter().rev() {
             actions.push(Action::Remove {
-                container: name.clone(),
+                container: name.to_string(),
             });
         }
     }
@@ -173,7 +187,7 @@ pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
         let present = img
             .sha256
             .as_ref()
-            .map_or(false, |d| observed.images.contains(d));
+            .is_some_and(|d| observed.images.contains(d));
         if !present {
             actions.push(Action::FetchImage {
                 image,
@@ -182,6 +196,18 @@ pub fn plan(desired: &Desired, observed: &Observed, prune: bool) -> Plan {
         }
     }
     actions.extend(container_steps);
+    // Last, once no container uses them any more.
+    if prune {
+        for network in observed
+            .networks
+            .iter()
+            .filter(|n| !desired.networks.contains_key(*n))
+        {
+            actions.push(Action::RemoveNetwork {
+                network: network.clone(),
+            });
+        }
+    }
     Plan { actions }
 }
 
@@ -223,25 +249,35 @@ fn container_actions(spec: &Spec, digest: &str, seen: Option<&ObservedContainer>
 /// Container names so that every container comes after what it depends on; ties
 /// in name order. Validation has refused cycles; any left are broken by name order.
 pub fn start_order(desired: &Desired) -> Vec<String> {
-    let mut order: Vec<String> = Vec::new();
+    let deps: BTreeMap<&str, &[String]> = desired
+        .containers
+        .values()
+        .map(|s| (s.name.as_str(), s.depends_on.as_slice()))
+        .collect();
+    order_by_deps(&deps)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Names ordered so each comes after the names it depends on (dependencies
+/// outside the map are ignored).
+fn order_by_deps<'a>(deps: &BTreeMap<&'a str, &[String]>) -> Vec<&'a str> {
+    let mut order: Vec<&str> = Vec::new();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
-    while placed.len() < desired.containers.len() {
-        let ready = desired.containers.values().find(|s| {
-            !placed.contains(s.name.as_str())
-                && s.depends_on
+    while placed.len() < deps.len() {
+        let ready = deps.iter().find(|(n, ds)| {
+            !placed.contains(*n)
+                && ds
                     .iter()
-                    .all(|d| placed.contains(d.as_str()) || !desired.containers.contains_key(d))
+                    .all(|d| placed.contains(d.as_str()) || !deps.contains_key(d.as_str()))
         });
         // A leftover cycle: take the first unplaced name rather than loop forever.
-        let next = ready.or_else(|| {
-            desired
-                .containers
-                .values()
-                .find(|s| !placed.contains(s.name.as_str()))
-        });
-        let Some(next) = next else { break };
-        placed.insert(&next.name);
-        order.push(next.name.clone());
+        let next = ready.or_else(|| deps.iter().find(|(n, _)| !placed.contains(*n)));
+        let Some((next, _)) = next else { break };
+        let next: &'a str = next;
+        placed.insert(next);
+        order.push(next);
     }
     order
 }

@@ -30,12 +30,17 @@ fn applied(yaml: &str) -> Observed {
                 digest: s.digest(&d.networks),
                 resources: s.resources.clone(),
                 running: true,
+                depends_on: s.depends_on.clone(),
             };
             (s.name.clone(), o)
         })
         .collect();
     let images = d.images.values().filter_map(|i| i.sha256.clone()).collect();
-    Observed { containers, images }
+    Observed {
+        containers,
+        images,
+        networks: Default::default(),
+    }
 }
 
 fn lines(p: &Plan) -> Vec<String> {
@@ -105,6 +110,7 @@ fn table() {
             Observed {
                 containers: BTreeMap::new(),
                 images: applied(BASE).images,
+                networks: Default::default(),
             },
             true,
             &["+ create db", "> start db", "+ create web", "> start web"],
@@ -147,6 +153,39 @@ containers:
     assert_eq!(
         lines(&plan(&desired(&changed), &applied(yaml), true)),
         ["-/+ recreate a (spec changed)"]
+    );
+}
+
+#[test]
+fn networks_no_container_uses_are_removed_last() {
+    let yaml = "
+version: 1
+images: { bb: { path: /bb.tar, sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa } }
+networks:
+  lan: { type: bridge, create: true }
+containers:
+  a: { image: bb, network: [{ network: lan }] }
+";
+    let mut obs = applied(yaml);
+    obs.networks.insert("lan".into());
+    let gone = "version: 1\ncontainers: {}\n";
+    assert_eq!(
+        lines(&plan(&desired(gone), &obs, true)),
+        ["- remove a", "- remove network lan"]
+    );
+    assert_eq!(
+        lines(&plan(&desired(gone), &obs, false)),
+        Vec::<String>::new()
+    );
+    assert!(plan(&desired(yaml), &obs, true).is_empty());
+}
+
+#[test]
+fn removals_go_dependents_first() {
+    let yaml = "version: 1\nimages: { bb: { path: /bb.tar } }\ncontainers: {}\n";
+    assert_eq!(
+        lines(&plan(&desired(yaml), &applied(BASE), true)),
+        ["- remove web", "- remove db"]
     );
 }
 

@@ -79,7 +79,8 @@ pub struct NetworkDef {
     /// bridge: create the bridge when missing (default false: it must exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create: Option<bool>,
-    /// bridge with `create`: host-side addresses of the bridge (CIDR).
+    /// Host-side addresses (CIDR): of a bridge berth creates, or of a macvlan
+    /// network's host link.
     #[serde(
         default,
         deserialize_with = "one_or_many",
@@ -138,7 +139,7 @@ pub struct ContainerFields {
     /// `never`, `on-failure` or `always`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
-    /// e.g. `SIGTERM`, `TERM`, `PWR`, `RTMIN+3` or a number.
+    /// e.g. `SIGTERM`, `TERM`, `PWR`, `RTMIN+3`; names only, since numbers differ per architecture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     /// Seconds (`10`) or a duration (`10s`, `2m`).

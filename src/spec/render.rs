@@ -15,22 +15,29 @@ use crate::spec::pos::PosIndex;
 use crate::spec::{Diagnostic, SpecError};
 
 /// Facts about the device the manifest is rendered for (`device.*` in templates).
+/// A fact the device lacks is left out, so `| default(...)` applies to it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Facts {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub hostname: String,
     /// Kernel release, e.g. `6.1.0-21-amd64`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub kernel: String,
     /// Machine architecture as uname reports it, e.g. `armv7l`, `mips`, `x86_64`.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub arch: String,
     /// OpenWrt board name (/tmp/sysinfo/board_name) or device-tree model.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub board_name: Option<String>,
     /// Device-tree model, e.g. `Linksys E8450`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Interface name -> MAC address.
     pub macs: BTreeMap<String, String>,
     /// OpenWrt logical network -> Linux device (`wan` -> `eth1`), from /etc/config/network.
     pub interfaces: BTreeMap<String, String>,
     /// /etc/machine-id when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_id: Option<String>,
 }
 
@@ -62,23 +69,44 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Spe
     for (k, v) in &input.vars {
         ctx.insert(k.clone(), minijinja::Value::from(v.as_str()));
     }
-    for (k, v) in manifest_vars(file, text)? {
-        if input.vars.contains_key(&k) || input.vars_file.contains_key(&k) {
-            continue;
-        }
-        // A var's own value may be a template over the facts and the overrides.
-        let value = match v {
-            serde_yaml::Value::String(s) => {
-                let rendered = env.render_str(&s, &ctx).map_err(|e| {
-                    let mut d = render_error(file, &e, 1);
-                    d.path = format!("vars.{k}");
-                    SpecError::Render(d)
-                })?;
-                minijinja::Value::from(rendered)
+    // Vars may use each other in any order: render those whose inputs are
+    // ready, pass after pass, until none is left or no pass makes progress.
+    let (vars, lines) = manifest_vars(file, text)?;
+    let mut pending: Vec<(String, serde_yaml::Value)> = vars
+        .into_iter()
+        .filter(|(k, _)| !input.vars.contains_key(k) && !input.vars_file.contains_key(k))
+        .collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut left = Vec::new();
+        let mut last_error = None;
+        for (k, v) in std::mem::take(&mut pending) {
+            let serde_yaml::Value::String(t) = &v else {
+                ctx.insert(k, minijinja::Value::from_serialize(&v));
+                continue;
+            };
+            match env.render_str(t, &ctx) {
+                Ok(rendered) => {
+                    ctx.insert(k, minijinja::Value::from(rendered));
+                }
+                Err(e) => {
+                    last_error = Some((k.clone(), e));
+                    left.push((k, v));
+                }
             }
-            other => minijinja::Value::from_serialize(&other),
-        };
-        ctx.insert(k, value);
+        }
+        if left.len() == before {
+            if let Some((k, e)) = last_error {
+                let mut d = render_error(file, &e, 1);
+                let (line, col) = lines.get(&k).copied().unwrap_or((1, 1));
+                (d.line, d.col, d.path) = (line, col, format!("vars.{k}"));
+                if e.kind() == minijinja::ErrorKind::UndefinedError {
+                    d.message = format!("template: `{k}` uses an undefined variable; define it under `vars:` or pass --var NAME=VALUE");
+                }
+                return Err(SpecError::Render(d));
+            }
+        }
+        pending = left;
     }
     env.render_str(text, &ctx).map_err(|e| {
         let mut d = render_error(file, &e, 0);
@@ -196,30 +224,42 @@ fn undefined_name(line: &str, ctx: &BTreeMap<String, minijinja::Value>) -> Optio
         .map(|(c, n)| (*c, n.clone()))
 }
 
-/// The top-level `vars:` block, read before rendering since the rest of the
-/// text may not be YAML until rendered. Only the block itself must be plain YAML.
-fn manifest_vars(file: &str, text: &str) -> Result<BTreeMap<String, serde_yaml::Value>, SpecError> {
+/// The top-level `vars:` block and the line and column of each var, read before
+/// rendering since the rest of the text may not be YAML until rendered. Only the
+/// block itself must be plain YAML.
+#[allow(clippy::type_complexity)]
+fn manifest_vars(
+    file: &str,
+    text: &str,
+) -> Result<
+    (
+        BTreeMap<String, serde_yaml::Value>,
+        BTreeMap<String, (usize, usize)>,
+    ),
+    SpecError,
+> {
     let mut lines = text.lines().enumerate();
     let Some((start, first)) = lines.find(|(_, l)| l.starts_with("vars:")) else {
-        return Ok(BTreeMap::new());
+        return Ok(Default::default());
     };
     let mut block = vec![first];
     for (_, line) in lines {
         let top_level = line
             .chars()
             .next()
-            .map_or(false, |c| !c.is_whitespace() && c != '#');
+            .is_some_and(|c| !c.is_whitespace() && c != '#');
         if top_level {
             break;
         }
         block.push(line);
     }
+    let block = block.join("\n");
     #[derive(serde::Deserialize)]
     struct Vars {
         #[serde(default)]
         vars: Option<BTreeMap<String, serde_yaml::Value>>,
     }
-    let parsed: Vars = serde_yaml::from_str(&block.join("\n")).map_err(|e| {
+    let parsed: Vars = serde_yaml::from_str(&block).map_err(|e| {
         SpecError::Render(Diagnostic {
             file: file.to_string(),
             line: start + e.location().map_or(1, |l| l.line()),
@@ -230,7 +270,16 @@ fn manifest_vars(file: &str, text: &str) -> Result<BTreeMap<String, serde_yaml::
             ),
         })
     })?;
-    Ok(parsed.vars.unwrap_or_default())
+    let index = PosIndex::build(&block);
+    let vars = parsed.vars.unwrap_or_default();
+    let at = vars
+        .keys()
+        .filter_map(|k| {
+            let p = index.exact(&format!("vars.{k}"))?;
+            Some((k.clone(), (start + p.line, p.col)))
+        })
+        .collect();
+    Ok((vars, at))
 }
 
 #[cfg(test)]
@@ -277,14 +326,27 @@ mod tests {
     }
 
     #[test]
+    fn vars_may_use_each_other_in_any_order() {
+        let text = "vars:\n  a: \"{{ z }}-a\"\n  z: zed\nx: \"{{ a }}\"\n";
+        let out = render("m.yaml", text, &input()).expect("renders");
+        assert!(out.ends_with("x: \"zed-a\"\n"), "{out}");
+    }
+
+    #[test]
+    fn bad_var_is_reported_at_its_line() {
+        let text = "version: 1\nvars:\n  a: ok\n  b: \"{{ nope }}\"\n";
+        let err = render("m.yaml", text, &input()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("m.yaml:4:6: vars.b: template: `b` uses an undefined variable"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn default_filter_covers_missing_facts() {
-        let out = render(
-            "m.yaml",
-            "p: \"{{ device.interfaces.wan | default('eth1') }}\"\n",
-            &input(),
-        )
-        .expect("renders");
-        assert_eq!(out, "p: \"eth1\"\n");
+        let text = "p: \"{{ device.interfaces.wan | default('eth1') }} {{ device.board_name | default('generic') }}\"\n";
+        let out = render("m.yaml", text, &input()).expect("renders");
+        assert_eq!(out, "p: \"eth1 generic\"\n");
     }
 
     #[test]

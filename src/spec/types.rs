@@ -66,12 +66,15 @@ pub enum NetworkKind {
         create: bool,
         address: Vec<Cidr>,
     },
-    /// Macvlan children of `parent` (or of the VLAN `parent.vlan`).
+    /// Macvlan children of `parent` (or of the VLAN `parent.vlan`). With
+    /// `host_link`, a host-side macvlan with `host_address` lets the router
+    /// reach its children, which a parent interface itself cannot.
     Macvlan {
         parent: String,
         mode: MacvlanMode,
         vlan: Option<u16>,
         host_link: bool,
+        host_address: Vec<Cidr>,
     },
     /// Ipvlan children of `parent`, for parents that drop extra MAC addresses.
     Ipvlan {

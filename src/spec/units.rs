@@ -109,7 +109,7 @@ pub fn signal(text: &str) -> Result<String, String> {
         return Ok(format!("SIG{name}"));
     }
     if let Some(n) = name.strip_prefix("RTMIN+") {
-        if n.parse::<u8>().map_or(false, |n| n <= 15) {
+        if n.parse::<u8>().is_ok_and(|n| n <= 15) {
             return Ok(format!("SIG{name}"));
         }
     }
@@ -309,7 +309,7 @@ pub fn name(text: &str, what: &str, max: usize) -> Result<(), String> {
     let ok_start = text
         .chars()
         .next()
-        .map_or(false, |c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     let ok_rest = text
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::ObservedContainer;
 use crate::spec::types::{NetworkSpec, Spec};
 
 /// Errors of the state store.
@@ -44,6 +45,18 @@ pub struct Record {
     pub spec: Spec,
     /// The networks the container was attached to, as they were defined.
     pub networks: Vec<NetworkSpec>,
+}
+
+impl Record {
+    /// The container as `plan` sees it, given whether it runs now.
+    pub fn observed(&self, running: bool) -> ObservedContainer {
+        ObservedContainer {
+            digest: self.digest.clone(),
+            resources: self.spec.resources.clone(),
+            running,
+            depends_on: self.spec.depends_on.clone(),
+        }
+    }
 }
 
 /// The records of all containers under a store root.
@@ -152,6 +165,54 @@ impl StateStore {
             return Ok(());
         }
         write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Record that berth set up network `net` (bridge, VLAN, host link), so it
+    /// is removed when the manifest drops it; a no-op when already recorded.
+    pub fn save_network(&self, net: &NetworkSpec) -> Result<(), StateError> {
+        let dir = self.root.join("networks");
+        create_dir(&dir)?;
+        let path = dir.join(format!("{}.json", net.name));
+        let bytes = serde_json::to_vec_pretty(net).map_err(|source| StateError::Corrupt {
+            path: path.clone(),
+            source,
+        })?;
+        if fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
+            return Ok(());
+        }
+        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Names of the recorded networks.
+    pub fn networks(&self) -> Result<Vec<String>, StateError> {
+        let dir = self.root.join("networks");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(StateError::Read { path: dir, source }),
+        };
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".json")
+                    .map(str::to_string)
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Forget network `name`.
+    pub fn remove_network(&self, name: &str) -> Result<(), StateError> {
+        let path = self.root.join("networks").join(format!("{name}.json"));
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(StateError::Write { path, source: e })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Forget container `name`: its record goes first, so a crash halfway leaves

@@ -533,8 +533,9 @@ fn dup(fd: RawFd) -> io::Result<OwnedFd> {
 /// atime = mtime = the archive's mtime.
 fn times(mtime: i64) -> [libc::timespec; 2] {
     // 32-bit time_t (old glibc ABIs): clamp out-of-range times to the epoch.
+    #[allow(clippy::useless_conversion)]
     let t = libc::timespec {
-        tv_sec: libc::time_t::try_from(mtime).unwrap_or(0),
+        tv_sec: mtime.try_into().unwrap_or_default(),
         tv_nsec: 0,
     };
     [t, t]

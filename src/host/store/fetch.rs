@@ -180,6 +180,33 @@ fn stderr_is_tty() -> bool {
     unsafe { libc::isatty(2) == 1 }
 }
 
+/// Read a small text document (a manifest) from an http(s) or file URL, at
+/// most `max` bytes. Errors carry `what` where image errors carry the image.
+pub fn fetch_text(
+    what: &str,
+    url: &str,
+    opts: &FetchOptions,
+    max: u64,
+) -> Result<String, StoreError> {
+    let opened = open_source(what, &ImageSource::Url(url.to_owned()), opts)?;
+    let mut text = String::new();
+    let read = opened
+        .reader
+        .take(max + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| StoreError::Read {
+            image: what.to_owned(),
+            source,
+        })?;
+    if u64::try_from(read).unwrap_or(u64::MAX) > max {
+        return Err(StoreError::TooLarge {
+            image: what.to_owned(),
+            limit: max,
+        });
+    }
+    Ok(text)
+}
+
 /// An opened source: its byte stream and, when known, its length.
 pub(crate) struct Opened {
     pub reader: Box<dyn Read + Send>,

@@ -63,9 +63,10 @@ fn statfs_magic(dir: &Path) -> io::Result<i64> {
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // f_type is i64 on 64-bit targets, i32/u32 on 32-bit ones (ARM, MIPS): widen.
+    // f_type is i64 (glibc) or u64 (musl) on 64-bit targets, i32/u32 on 32-bit
+    // ones (ARM, MIPS); every filesystem magic fits an i64.
     #[allow(clippy::useless_conversion)]
-    Ok(i64::from(st.f_type))
+    Ok(i64::try_from(st.f_type).unwrap_or(-1))
 }
 
 /// Choose the layer kind (pure: testable for every host).

@@ -57,6 +57,15 @@ impl RootfsStore {
         Ok(store)
     }
 
+    /// The store at `root` for lookups only: nothing is created or cleaned,
+    /// so `berth plan` leaves no trace.
+    pub fn read_only(root: &Path, opts: StoreOptions) -> Self {
+        RootfsStore {
+            root: root.to_owned(),
+            opts,
+        }
+    }
+
     /// `<root>/images`.
     pub fn images_dir(&self) -> PathBuf {
         self.root.join("images")

@@ -1,0 +1,49 @@
+#!/bin/sh
+# Build (release) or unit-test one musl target. Targets with a prebuilt std
+# that rustup can fetch use stable; otherwise std is built from rust-src with
+# nightly -Z build-std and zig links (scripts/cross/*-zigcc). Tests run under
+# qemu-user-static through the runner set in .cargo/config.toml.
+# Usage: target.sh TRIPLE build|test
+set -eu
+triple=$1
+mode=$2
+top=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$top"
+
+prebuilt=0
+case "$triple" in
+	mips-*|mipsel-*) ;; # tier 3: never a prebuilt std
+	*)
+		if rustup target list --installed | grep -qx "$triple"; then
+			prebuilt=1
+		elif timeout 600 rustup target add "$triple" >/dev/null 2>&1; then
+			prebuilt=1
+		else
+			echo "target.sh: no prebuilt std for $triple from rustup; building it with -Z build-std" >&2
+		fi
+		;;
+esac
+
+if [ "$prebuilt" -eq 1 ]; then
+	set -- cargo
+else
+	# release is panic=abort: std must be built with panic_abort; the test
+	# harness unwinds, which the default crate set covers.
+	case "$mode" in
+		build) set -- cargo +nightly -Z build-std=std,panic_abort ;;
+		*) set -- cargo +nightly -Z build-std ;;
+	esac
+	arch=${triple%%-*}
+	if [ "$arch" = aarch64 ]; then
+		# without the prebuilt std there is no self-contained musl: zig brings it
+		CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=scripts/cross/aarch64-zigcc
+		CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=+crt-static -C link-self-contained=no"
+		export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUSTFLAGS
+	fi
+fi
+
+case "$mode" in
+	build) exec "$@" build --locked --release --target "$triple" ;;
+	test) exec "$@" test --locked --target "$triple" --lib --bins ;;
+	*) echo "target.sh: mode is build or test" >&2; exit 2 ;;
+esac

@@ -1,0 +1,70 @@
+//! `berth start NAME`: start a created container again from its saved
+//! runtime config, under a new monitor.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use std::path::Path;
+
+use super::apply::absolute;
+use super::{containers, Global};
+use crate::exec::Host;
+use crate::host::cgroup::ParentPolicy;
+use crate::host::runtime::monitor::load_config;
+use crate::host::runtime::spawn::NoHook;
+use crate::host::runtime::Runtime;
+use crate::host::state::StateStore;
+use crate::host::{LocalConfig, LocalHost};
+use crate::spec::types::{Desired, SettingsSpec};
+
+/// Arguments of `berth start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Container name
+    pub name: String,
+}
+
+/// Start the container and print its init pid. A container `apply` created is
+/// started the way apply starts it (layer, cgroup, network plugged in); one
+/// made by other means from its saved runtime config alone.
+pub fn run(global: &Global, root: &Path, args: &StartArgs) -> anyhow::Result<ExitCode> {
+    let store_root = absolute(
+        global
+            .root
+            .clone()
+            .unwrap_or_else(|| "/var/lib/berth".into()),
+    );
+    if let Some(rec) = StateStore::new(&store_root).get(&args.name)? {
+        let desired = Desired {
+            networks: rec
+                .networks
+                .iter()
+                .map(|n| (n.name.clone(), n.clone()))
+                .collect(),
+            ..Desired::default()
+        };
+        let cgroup_parent = match &global.cgroup_parent {
+            Some(p) => ParentPolicy::Fixed(p.clone()),
+            None => ParentPolicy::Auto,
+        };
+        let mut host = LocalHost::new(LocalConfig {
+            store_root,
+            runtime_root: root.to_path_buf(),
+            cgroup_parent,
+            settings: SettingsSpec::default(),
+        });
+        host.start(&rec.spec, &desired).map_err(|e| {
+            anyhow::anyhow!("start `{}`: {}", args.name, crate::exec::chain(e.as_ref()))
+        })?;
+        println!("{} started", args.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = containers::dir(root, &args.name);
+    let cfg = load_config(&dir)
+        .with_context(|| format!("container `{}` was never created here", args.name))?;
+    let pid = Runtime::current().start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;
+    println!("{} started (pid {pid})", args.name);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,212 @@
+//! `berth status [NAME] [--json]`: what runs, from the state files and /proc
+//! (truthful even when a monitor died): state, pid, uptime, restarts, last exit.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+use serde::Serialize;
+
+use super::containers;
+use crate::host::cgroup::{CgroupBackend, CgroupStats};
+use crate::host::runtime::state::{self, ContainerState};
+use crate::host::runtime::{ExitInfo, Status};
+
+/// Arguments of `berth status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this container
+    pub name: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One row of `status` and `ls`.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub state: &'static str,
+    pub pid: Option<i32>,
+    pub supervised: bool,
+    pub uptime_secs: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<ExitInfo>,
+    pub error: Option<String>,
+    /// Addresses live in the container's network namespace (loopback left out).
+    pub addresses: Vec<String>,
+    /// cgroup accounting: memory, CPU time, tasks, OOM kills.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<CgroupStats>,
+}
+
+/// The row of the container whose runtime dir is `dir`.
+pub fn row(dir: &Path) -> anyhow::Result<Option<Row>> {
+    let (status, st) = state::status(dir)?;
+    let Some(st) = st else { return Ok(None) };
+    Ok(Some(make_row(&status, &st)))
+}
+
+fn make_row(status: &Status, st: &ContainerState) -> Row {
+    let (state, pid, supervised) = match status {
+        Status::Missing => ("missing", None, false),
+        Status::Running { pid, supervised } => (
+            if *supervised {
+                "running"
+            } else {
+                "running (no monitor)"
+            },
+            Some(*pid),
+            *supervised,
+        ),
+        Status::Restarting => ("restarting", None, true),
+        Status::Stopping { pid } => ("stopping", Some(*pid), true),
+        Status::Stopped { exit: Some(_) } if st.phase == state::Phase::Exited => {
+            ("exited", None, false)
+        }
+        Status::Stopped { .. } => ("stopped", None, false),
+    };
+    Row {
+        name: st.name.clone(),
+        state,
+        pid,
+        supervised,
+        uptime_secs: pid
+            .and(st.started_at)
+            .map(|t| state::now().saturating_sub(t)),
+        restarts: st.restarts,
+        last_exit: st.last_exit,
+        error: st.error.clone(),
+        addresses: pid.map(addresses).unwrap_or_default(),
+        resources: None,
+    }
+}
+
+fn addresses(pid: i32) -> Vec<String> {
+    let Ok(pid) = u32::try_from(pid) else {
+        return Vec::new();
+    };
+    crate::host::net::observe(crate::host::net::NetnsRef::Pid(pid))
+        .map(|ifaces| {
+            ifaces
+                .iter()
+                .flat_map(|i| i.addresses.iter().map(move |a| format!("{}={a}", i.name)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every container under the runtime root, sorted by name.
+pub fn all_rows(root: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(rows);
+    };
+    for e in entries.flatten() {
+        if let Some(r) = row(&e.path())? {
+            rows.push(r);
+        }
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}
+
+fn uptime(secs: Option<u64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) if s < 120 => format!("{s}s"),
+        Some(s) if s < 7200 => format!("{}m", s / 60),
+        Some(s) => format!("{}h", s / 3600),
+    }
+}
+
+/// Print rows as a table.
+pub fn print_table(rows: &[Row]) {
+    println!(
+        "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}  ADDRESSES",
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"
+    );
+    for r in rows {
+        let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let exit = r
+            .last_exit
+            .map(|e| e.code.to_string())
+            .unwrap_or_else(|| "-".into());
+        let addrs = if r.addresses.is_empty() {
+            "-".to_string()
+        } else {
+            r.addresses.join(",")
+        };
+        println!(
+            "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}  {addrs}",
+            r.name,
+            r.state,
+            pid,
+            uptime(r.uptime_secs),
+            r.restarts,
+            exit
+        );
+        if let Some(err) = &r.error {
+            println!("  error: {err}");
+        }
+    }
+}
+
+fn print_resources(rows: &[Row]) {
+    let mib =
+        |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.1}M", b as f64 / 1048576.0));
+    let num = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+    let with_stats: Vec<(&Row, &CgroupStats)> = rows
+        .iter()
+        .filter_map(|r| Some((r, r.resources.as_ref()?)))
+        .collect();
+    if with_stats.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<20} {:>9} {:>9} {:>10} {:>5} {:>5}",
+        "NAME", "MEM", "MEM-PEAK", "CPU", "PIDS", "OOM"
+    );
+    for (r, s) in with_stats {
+        let cpu = s
+            .cpu_usage_usec
+            .map_or("-".to_string(), |u| format!("{:.2}s", u as f64 / 1e6));
+        println!(
+            "{:<20} {:>9} {:>9} {:>10} {:>5} {:>5}",
+            r.name,
+            mib(s.memory_current),
+            mib(s.memory_peak),
+            cpu,
+            num(s.pids_current),
+            num(s.oom_kills)
+        );
+    }
+}
+
+/// Print the status of one or every container.
+pub fn run(
+    root: &Path,
+    args: &StatusArgs,
+    cgroups: Option<&CgroupBackend>,
+) -> anyhow::Result<ExitCode> {
+    let mut rows = match &args.name {
+        Some(name) => match row(&containers::dir(root, name))? {
+            Some(r) => vec![r],
+            None => bail!("no container `{name}` in `{}`", root.display()),
+        },
+        None => all_rows(root)?,
+    };
+    if let Some(cg) = cgroups {
+        for r in &mut rows {
+            r.resources = cg.stats(&r.name).ok();
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&rows);
+        print_resources(&rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,452 @@
+//! The real device for `exec`: the image store, cgroups, network and runtime
+//! put together behind the `Host` trait.
+//!
+//! A container's pieces, made in this order and undone in reverse:
+//! writable layer (store) -> cgroup with limits and device rules -> host-side
+//! network objects -> monitor and init (runtime), whose setup hook plugs the
+//! container's interfaces before anything runs inside.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::exec::{Host, HostError};
+use crate::host::cgroup::{CgroupBackend, ParentPolicy};
+use crate::host::net::{self, NetnsRef};
+use crate::host::runtime::state::Status;
+use crate::host::runtime::{self, Options, Paths, Runtime, SetupHook};
+use crate::host::store::layer::{self, LayerPlan};
+use crate::host::store::{ImageInfo, RootfsStore, StoreOptions};
+use crate::spec::types::{
+    Desired, ImageSpec, NetworkKind, NetworkSpec, ResourceSpec, SettingsSpec, Spec,
+};
+
+/// Errors of putting the backends together.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("container `{container}`: image `{image}` is not in the store; run `berth apply` to fetch it")]
+    ImageMissing { container: String, image: String },
+    #[error("container `{container}`: {op} `{path}`")]
+    Io {
+        container: String,
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("container `{container}`: its root `{path}` is still mounted ({source}); stop what uses it and run again")]
+    Busy {
+        container: String,
+        path: PathBuf,
+        source: io::Error,
+    },
+}
+
+/// Where things live and how the backends are opened.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub store_root: PathBuf,
+    pub runtime_root: PathBuf,
+    /// Where container cgroups go; `Auto` picks for the host (see cgroup docs).
+    pub cgroup_parent: ParentPolicy,
+    pub settings: SettingsSpec,
+}
+
+/// The device, opened lazily: `plan` only reads, so it must not create anything.
+pub struct LocalHost {
+    cfg: LocalConfig,
+    store: Option<RootfsStore>,
+    cgroups: Option<CgroupBackend>,
+    runtime: Runtime,
+}
+
+impl LocalHost {
+    /// A host with these paths and settings; nothing is touched yet.
+    pub fn new(cfg: LocalConfig) -> LocalHost {
+        LocalHost {
+            cfg,
+            store: None,
+            cgroups: None,
+            runtime: Runtime::current(),
+        }
+    }
+
+    fn store_options(&self) -> StoreOptions {
+        let mut image_dirs: Vec<PathBuf> = self
+            .cfg
+            .settings
+            .image_dirs
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        // Images the firmware carries, unpacked by `berth install` at build time.
+        let firmware = PathBuf::from(crate::cli::install::FIRMWARE_IMAGE_DIR);
+        if !image_dirs.contains(&firmware) {
+            image_dirs.push(firmware);
+        }
+        let mut opts = StoreOptions {
+            image_dirs,
+            ..StoreOptions::default()
+        };
+        if let Some(max) = self.cfg.settings.max_image_size {
+            opts.max_image_size = max;
+        }
+        opts
+    }
+
+    fn store(&mut self) -> Result<&RootfsStore, HostError> {
+        if self.store.is_none() {
+            self.store = Some(RootfsStore::open(
+                &self.cfg.store_root,
+                self.store_options(),
+            )?);
+        }
+        self.store.as_ref().ok_or_else(|| "store not open".into())
+    }
+
+    fn cgroups(&mut self) -> Result<&CgroupBackend, HostError> {
+        if self.cgroups.is_none() {
+            self.cgroups = Some(CgroupBackend::detect(
+                Path::new("/proc"),
+                &self.cfg.cgroup_parent,
+            )?);
+        }
+        self.cgroups
+            .as_ref()
+            .ok_or_else(|| "cgroups not open".into())
+    }
+
+    fn run_dir(&self, name: &str) -> PathBuf {
+        runtime::container_run_dir(&self.cfg.runtime_root, name)
+    }
+
+    fn container_dir(&self, name: &str) -> PathBuf {
+        self.cfg.store_root.join("containers").join(name)
+    }
+
+    /// The mount point of the container's assembled root.
+    fn rootfs_dir(&self, name: &str) -> PathBuf {
+        self.container_dir(name).join("merged")
+    }
+
+    fn image_of(&mut self, spec: &Spec) -> Result<ImageInfo, HostError> {
+        let missing = || LocalError::ImageMissing {
+            container: spec.name.clone(),
+            image: spec.image.clone(),
+        };
+        let digest = spec.image_sha256.clone().ok_or_else(missing)?;
+        self.store()?.find(&digest).ok_or_else(|| missing().into())
+    }
+
+    fn layer(&mut self, spec: &Spec) -> Result<LayerPlan, HostError> {
+        let info = self.image_of(spec)?;
+        let containers = self.cfg.store_root.join("containers");
+        let support = layer::detect_overlay(Path::new("/proc/filesystems"), &containers);
+        Ok(self
+            .store()?
+            .plan_layer(&spec.name, &info, spec.volatile, support)?)
+    }
+
+    /// Mount the writable layer at `merged/` unless it is mounted already (a
+    /// running container, or a start after a stop). After a reboot it is not.
+    fn mount_root(&mut self, spec: &Spec) -> Result<PathBuf, HostError> {
+        let plan = self.layer(spec)?;
+        let target = self.rootfs_dir(&spec.name);
+        if is_mountpoint(&target) {
+            return Ok(target);
+        }
+        fs::create_dir_all(&target).map_err(|source| LocalError::Io {
+            container: spec.name.clone(),
+            op: "create",
+            path: target.clone(),
+            source,
+        })?;
+        layer::mount_layer(&spec.name, &plan, &target)?;
+        Ok(target)
+    }
+
+    /// Unmount the root and, for a volatile layer, its tmpfs. Lazy detach is
+    /// not used: a root still in use must not be deleted from under it.
+    fn unmount_root(&self, name: &str) -> Result<(), HostError> {
+        for dir in [
+            self.rootfs_dir(name),
+            self.container_dir(name).join("volatile"),
+        ] {
+            while is_mountpoint(&dir) {
+                umount(&dir).map_err(|source| LocalError::Busy {
+                    container: name.to_string(),
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn setup_cgroup(&mut self, spec: &Spec) -> Result<Vec<PathBuf>, HostError> {
+        let cg = self.cgroups()?;
+        cg.create(&spec.name)?;
+        cg.apply(&spec.name, &spec.resources)?;
+        cg.set_devices(&spec.name, &spec.devices)?;
+        Ok(cg.procs_files(&spec.name))
+    }
+}
+
+/// Plugs the container's interfaces once its init exists, before it runs.
+struct NetHook<'a> {
+    spec: &'a Spec,
+    networks: &'a BTreeMap<String, NetworkSpec>,
+}
+
+impl SetupHook for NetHook<'_> {
+    fn setup(&mut self, pid: i32) -> Result<(), String> {
+        let pid = u32::try_from(pid).map_err(|_| format!("bad pid {pid}"))?;
+        net::attach(self.spec, self.networks, NetnsRef::Pid(pid))
+            .map(drop)
+            .map_err(|e| crate::exec::chain(&e))
+    }
+}
+
+impl Host for LocalHost {
+    fn is_running(&mut self, name: &str) -> Result<bool, HostError> {
+        let (status, _) = runtime::state::status(&self.run_dir(name))?;
+        Ok(matches!(
+            status,
+            Status::Running { .. } | Status::Stopping { .. } | Status::Restarting
+        ))
+    }
+
+    fn present_images(&mut self) -> BTreeSet<String> {
+        // Read-only: `plan` must not create the store.
+        if !self.cfg.store_root.join("images").is_dir() {
+            let opts = self.store_options();
+            return RootfsStore::read_only(&self.cfg.store_root, opts).present_digests();
+        }
+        match self.store() {
+            Ok(s) => s.present_digests(),
+            Err(_) => BTreeSet::new(),
+        }
+    }
+
+    fn ensure_image(&mut self, image: &ImageSpec) -> Result<(), HostError> {
+        let info = self.store()?.ensure(image)?;
+        for w in &info.warnings {
+            eprintln!("berth: image `{}`: {w}", image.name);
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, spec: &Spec, _desired: &Desired) -> Result<(), HostError> {
+        let made = self
+            .layer(spec)
+            .map(drop)
+            .and_then(|()| self.setup_cgroup(spec).map(drop));
+        if let Err(e) = made {
+            // Leave nothing half-made: the next apply starts clean.
+            if let Ok(cg) = self.cgroups() {
+                let _ = cg.remove(&spec.name);
+            }
+            let _ = fs::remove_dir_all(self.container_dir(&spec.name));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, spec: &Spec, desired: &Desired) -> Result<(), HostError> {
+        let rootfs = self.mount_root(spec)?;
+        let info = self.image_of(spec)?;
+        let spec = with_image_defaults(spec, &info);
+        // The cgroup is gone after a reboot; creating it again is harmless.
+        let cgroup_procs = self.setup_cgroup(&spec)?;
+        let mut host_network = false;
+        for a in &spec.network {
+            let Some(n) = desired.networks.get(&a.network) else {
+                continue;
+            };
+            host_network |= n.kind == NetworkKind::Host;
+            net::ensure_network(n)?;
+        }
+        net::cleanup_stale(&spec.name)?;
+        net::files::write(&rootfs, &spec)?;
+        let paths = Paths {
+            rootfs,
+            run_dir: self.run_dir(&spec.name),
+            container_dir: self.container_dir(&spec.name),
+            volumes_dir: self.cfg.store_root.join("volumes"),
+        };
+        let opts = Options {
+            host_network,
+            cgroup_procs,
+            log_size: self.cfg.settings.log_size.unwrap_or(0),
+            monitor_cgroup_procs: Vec::new(),
+        };
+        let mut hook = NetHook {
+            spec: &spec,
+            networks: &desired.networks,
+        };
+        self.runtime.start(&spec, &paths, &opts, &mut hook)?;
+        Ok(())
+    }
+
+    fn stop(&mut self, name: &str) -> Result<(), HostError> {
+        let run_dir = self.run_dir(name);
+        if run_dir.exists() {
+            self.runtime.stop(&run_dir, None)?;
+        }
+        net::detach(name)?;
+        Ok(())
+    }
+
+    fn remove_network(&mut self, name: &str) -> Result<(), HostError> {
+        net::remove_network(name)?;
+        Ok(())
+    }
+
+    fn update_limits(&mut self, name: &str, limits: &ResourceSpec) -> Result<(), HostError> {
+        Ok(self.cgroups()?.apply(name, limits)?)
+    }
+
+    fn remove(&mut self, name: &str) -> Result<(), HostError> {
+        self.stop(name)?;
+        let run_dir = self.run_dir(name);
+        if run_dir.exists() {
+            self.runtime.remove(&run_dir)?;
+        }
+        self.unmount_root(name)?;
+        self.cgroups()?.remove(name)?;
+        let dir = self.container_dir(name);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(LocalError::Io {
+                container: name.to_string(),
+                op: "remove",
+                path: dir,
+                source: e,
+            }
+            .into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The image's OCI config fills what the manifest leaves unset.
+fn with_image_defaults(spec: &Spec, info: &ImageInfo) -> Spec {
+    let cfg = &info.meta.config;
+    let mut s = spec.clone();
+    let p = &mut s.process;
+    if !p.boot && p.command.is_none() {
+        p.command = cfg.entrypoint.clone();
+        if p.args.is_none() {
+            p.args = cfg.cmd.clone();
+        }
+    }
+    for kv in &cfg.env {
+        if let Some((k, v)) = kv.split_once('=') {
+            p.env.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
+    }
+    if p.workdir.is_none() {
+        p.workdir = cfg.workdir.clone().filter(|w| !w.is_empty());
+    }
+    if p.user.is_none() {
+        p.user = cfg
+            .user
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .and_then(|u| crate::spec::validate::parse_user(u).ok());
+    }
+    s
+}
+
+/// True when `dir` is a mount point: its device differs from its parent's, or
+/// /proc/self/mountinfo lists it (a bind of the same filesystem).
+fn is_mountpoint(dir: &Path) -> bool {
+    let Ok(text) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = dir.to_string_lossy();
+    text.lines()
+        .any(|l| l.split(' ').nth(4).is_some_and(|m| unescape(m) == want))
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+fn umount(dir: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NUL-terminated path; no other memory is passed.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::store::{ImageConfig, ImageMeta};
+    use crate::spec::{self, RenderInput};
+
+    fn spec(yaml_fields: &str) -> Spec {
+        let yaml = format!("version: 1\nimages: {{ bb: {{ path: /bb.tar }} }}\ncontainers:\n  c: {{ image: bb{yaml_fields} }}\n");
+        spec::load("m.yaml", &yaml, "/", &RenderInput::default())
+            .expect("valid")
+            .desired
+            .containers["c"]
+            .clone()
+    }
+
+    fn info(config: ImageConfig) -> ImageInfo {
+        ImageInfo {
+            digest: "d".into(),
+            dir: PathBuf::new(),
+            rootfs: PathBuf::new(),
+            meta: ImageMeta {
+                config,
+                ..ImageMeta::default()
+            },
+            read_only: false,
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn image_config_fills_only_what_the_manifest_leaves_unset() {
+        let cfg = ImageConfig {
+            entrypoint: Some(vec!["/entry".into()]),
+            cmd: Some(vec!["--serve".into()]),
+            env: vec!["PATH=/bin".into(), "MODE=image".into()],
+            workdir: Some("/srv".into()),
+            user: Some("1000:1000".into()),
+        };
+        let s = with_image_defaults(&spec(""), &info(cfg.clone()));
+        assert_eq!(s.process.command, Some(vec!["/entry".to_string()]));
+        assert_eq!(s.process.args, Some(vec!["--serve".to_string()]));
+        assert_eq!(s.process.workdir.as_deref(), Some("/srv"));
+        assert_eq!(s.process.env["MODE"], "image");
+        let own = with_image_defaults(
+            &spec(", command: [/own], env: { MODE: manifest }, workdir: /w"),
+            &info(cfg),
+        );
+        assert_eq!(own.process.command, Some(vec!["/own".to_string()]));
+        assert_eq!(
+            own.process.args, None,
+            "the image's cmd belongs to its entrypoint, not to the manifest's command"
+        );
+        assert_eq!(own.process.env["MODE"], "manifest");
+        assert_eq!(own.process.workdir.as_deref(), Some("/w"));
+    }
+
+    #[test]
+    fn mountinfo_paths_are_unescaped() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert!(is_mountpoint(Path::new("/proc")));
+        assert!(!is_mountpoint(Path::new("/proc/self")));
+    }
+}

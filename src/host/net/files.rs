@@ -1,0 +1,186 @@
+//! The container's name-resolution files: /etc/resolv.conf from `dns` and
+//! `dns_search`, /etc/hosts with the container's own name and static
+//! addresses. Rendering is pure; writing goes to the container's rootfs
+//! (a constructor-style argument, so tests use a temp dir) by temp file + rename.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::NetError;
+use crate::spec::types::Spec;
+
+/// resolv.conf text, or None when the manifest gives no DNS settings (the
+/// image's own file, or a DHCP client's, is then left alone).
+pub fn resolv_conf(spec: &Spec) -> Option<String> {
+    if spec.dns.is_empty() && spec.dns_search.is_empty() {
+        return None;
+    }
+    let mut out = String::from("# written by berth from the manifest\n");
+    for ip in &spec.dns {
+        out.push_str(&format!("nameserver {ip}\n"));
+    }
+    if !spec.dns_search.is_empty() {
+        out.push_str(&format!("search {}\n", spec.dns_search.join(" ")));
+    }
+    Some(out)
+}
+
+/// /etc/hosts text: loopback names plus the hostname on every static address.
+pub fn hosts(spec: &Spec) -> String {
+    let host = if spec.process.hostname.is_empty() {
+        &spec.name
+    } else {
+        &spec.process.hostname
+    };
+    let mut out = String::from("# written by berth from the manifest\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut any = false;
+    for att in &spec.network {
+        for cidr in &att.addresses {
+            out.push_str(&format!("{}\t{host}\n", cidr.addr));
+            any = true;
+        }
+    }
+    if !any {
+        // No static address: the name still resolves, to loopback.
+        out.push_str(&format!("127.0.1.1\t{host}\n"));
+    }
+    out
+}
+
+/// Writes /etc/resolv.conf (when DNS is set) and /etc/hosts under `rootfs`.
+pub fn write(rootfs: &Path, spec: &Spec) -> Result<(), NetError> {
+    let etc = rootfs.join("etc");
+    fs::create_dir_all(&etc).map_err(|source| NetError::WriteFile {
+        path: etc.clone(),
+        source,
+    })?;
+    if let Some(text) = resolv_conf(spec) {
+        write_atomic(&etc.join("resolv.conf"), &text)?;
+    }
+    write_atomic(&etc.join("hosts"), &hosts(spec))
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), NetError> {
+    let err = |source: io::Error| NetError::WriteFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let tmp: PathBuf = path.with_extension("berth-tmp");
+    // An image may ship resolv.conf as a symlink (systemd-resolved stub): the
+    // rename replaces the link itself and never writes through it to the host.
+    // create_new (O_EXCL) never follows a symlink planted at the temp name.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::types::{AttachmentSpec, ProcessSpec, RestartPolicy};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn spec() -> Spec {
+        Spec {
+            name: "web".into(),
+            image: "busybox".into(),
+            image_sha256: None,
+            process: ProcessSpec {
+                command: None,
+                args: None,
+                boot: false,
+                init: "/sbin/init".into(),
+                env: BTreeMap::new(),
+                workdir: None,
+                user: None,
+                hostname: "webhost".into(),
+                rlimits: vec![],
+            },
+            capabilities: BTreeSet::new(),
+            namespaces: Default::default(),
+            devices: vec![],
+            mounts: vec![],
+            network: vec![AttachmentSpec {
+                network: "lan".into(),
+                interface: "eth0".into(),
+                addresses: vec![
+                    "10.0.0.5/24".parse().expect("cidr"),
+                    "fd00::5/64".parse().expect("cidr"),
+                ],
+                gateway: None,
+                gateway6: None,
+                routes: vec![],
+                mac: None,
+                mtu: None,
+                dhcp: false,
+            }],
+            dns: vec!["10.0.0.1".parse().expect("ip")],
+            dns_search: vec!["lan".into(), "example.org".into()],
+            volatile: false,
+            readonly: false,
+            seccomp: true,
+            resources: Default::default(),
+            restart: RestartPolicy::Never,
+            autostart: true,
+            stop_signal: "SIGTERM".into(),
+            stop_timeout_secs: 10,
+            depends_on: vec![],
+        }
+    }
+
+    #[test]
+    fn writes_both_files_into_the_rootfs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), &spec()).expect("write");
+        let resolv = fs::read_to_string(dir.path().join("etc/resolv.conf")).expect("resolv");
+        assert!(resolv.contains("nameserver 10.0.0.1\n"));
+        assert!(resolv.contains("search lan example.org\n"));
+        let hosts = fs::read_to_string(dir.path().join("etc/hosts")).expect("hosts");
+        assert!(hosts.contains("10.0.0.5\twebhost\n"));
+        assert!(hosts.contains("fd00::5\twebhost\n"));
+        assert!(hosts.contains("127.0.0.1\tlocalhost"));
+        assert!(!dir.path().join("etc/hosts.berth-tmp").exists());
+    }
+
+    #[test]
+    fn no_dns_keeps_the_images_resolv_conf() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+        fs::write(dir.path().join("etc/resolv.conf"), "nameserver 9.9.9.9\n").expect("seed");
+        let mut s = spec();
+        s.dns.clear();
+        s.dns_search.clear();
+        s.network[0].addresses.clear();
+        write(dir.path(), &s).expect("write");
+        let resolv = fs::read_to_string(dir.path().join("etc/resolv.conf")).expect("resolv");
+        assert_eq!(resolv, "nameserver 9.9.9.9\n");
+        let hosts = fs::read_to_string(dir.path().join("etc/hosts")).expect("hosts");
+        assert!(hosts.contains("127.0.1.1\twebhost\n"));
+    }
+
+    #[test]
+    fn a_symlinked_resolv_conf_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let outside = dir.path().join("outside");
+        fs::write(&outside, "keep\n").expect("seed");
+        fs::create_dir_all(dir.path().join("root/etc")).expect("mkdir");
+        std::os::unix::fs::symlink(&outside, dir.path().join("root/etc/resolv.conf"))
+            .expect("symlink");
+        write(&dir.path().join("root"), &spec()).expect("write");
+        assert_eq!(fs::read_to_string(&outside).expect("outside"), "keep\n");
+        assert!(fs::read_to_string(dir.path().join("root/etc/resolv.conf"))
+            .expect("r")
+            .contains("10.0.0.1"));
+    }
+}

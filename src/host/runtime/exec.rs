@@ -1,0 +1,277 @@
+//! `berth exec NAME [-t] -- CMD`: run a command inside a running container as
+//! `lxc-attach` does. A forked helper joins the container's cgroups, then its
+//! namespaces (user first, mount last), and forks again so the command is in
+//! the PID namespace; the command gets the container's env, user,
+//! capabilities, no_new_privs and seccomp filter from the same plan a start
+//! uses. With `-t` it runs on a new pseudo-terminal that this side relays.
+
+use std::fs;
+use std::io;
+use std::os::unix::io::{AsRawFd, RawFd};
+use std::path::Path;
+
+use super::monitor::load_config;
+use super::spawn::{self, finish_and_exec, Prepared};
+use super::state::{self, ProcId};
+use super::RuntimeError;
+
+/// Namespaces in join order: the user namespace first (it grants the
+/// capabilities for the others), the mount namespace last (it changes root).
+const NAMESPACES: &[(&str, libc::c_int)] = &[
+    ("user", libc::CLONE_NEWUSER),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("pid", libc::CLONE_NEWPID),
+    ("time", libc::CLONE_NEWTIME),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+/// Run `argv` in the container of `run_dir` and return its exit code
+/// (126/127 when it cannot be executed or found).
+pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeError> {
+    let st = state::load(run_dir)?;
+    let name = st
+        .as_ref()
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| run_dir.display().to_string());
+    let Some(st) = st else {
+        return Err(RuntimeError::NotRunning { name });
+    };
+    let Some(init) = st.init.filter(ProcId::alive) else {
+        return Err(RuntimeError::NotRunning { name });
+    };
+    let cfg = load_config(run_dir)?;
+    let mut plan = spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, true)?;
+    plan.set_command(argv)?;
+    if tty {
+        // The terminal is ours: tell the command what it is, as lxc-attach does.
+        if let Ok(term) = std::env::var("TERM") {
+            plan.add_env("TERM", &term)?;
+        }
+    }
+    // Open every namespace that differs from ours before forking.
+    let mut fds: Vec<(fs::File, libc::c_int)> = Vec::new();
+    for (kind, flag) in NAMESPACES {
+        let theirs = format!("/proc/{}/ns/{kind}", init.pid);
+        let ours = format!("/proc/self/ns/{kind}");
+        let (Ok(a), Ok(b)) = (fs::read_link(&theirs), fs::read_link(&ours)) else {
+            continue;
+        };
+        if a != b {
+            let f = fs::File::open(&theirs)
+                .map_err(|e| RuntimeError::io("open namespace", Path::new(&theirs), e))?;
+            fds.push((f, *flag));
+        }
+    }
+    if !init.alive() {
+        return Err(RuntimeError::NotRunning { name });
+    }
+    let pty = if tty { Some(open_pty()?) } else { None };
+    let (err_r, err_w) = spawn::pipe()?;
+    // SAFETY: fork; the child only runs `helper`, which never returns.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        spawn::close(err_r);
+        spawn::close(err_w);
+        return Err(RuntimeError::sys("fork the exec helper"));
+    }
+    if pid == 0 {
+        spawn::close(err_r);
+        helper(
+            &plan,
+            &st.cgroup_procs,
+            &fds,
+            pty.as_ref().map(|p| p.1),
+            err_w,
+        );
+    }
+    spawn::close(err_w);
+    drop(fds);
+    let relay = pty.map(|(master, slave)| {
+        spawn::close(slave);
+        master
+    });
+    let report = spawn::read_all(err_r);
+    spawn::close(err_r);
+    if let Some(master) = relay {
+        if report.is_empty() {
+            relay_pty(master);
+        }
+        spawn::close(master);
+    }
+    let exit = spawn::wait(pid)?;
+    if report.len() >= 5 && report[4] == 0 {
+        let mut errno = [0u8; 4];
+        errno.copy_from_slice(&report[..4]);
+        let what = String::from_utf8_lossy(&report[5..]).into_owned();
+        return Err(RuntimeError::ChildSetup {
+            what,
+            source: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+        });
+    }
+    Ok(exit.code)
+}
+
+/// The forked helper: join, fork the command, pass on its exit code.
+fn helper(
+    plan: &Prepared,
+    procs: &[std::path::PathBuf],
+    fds: &[(fs::File, libc::c_int)],
+    tty: Option<RawFd>,
+    err_w: RawFd,
+) -> ! {
+    // SAFETY: getpid cannot fail.
+    let me = unsafe { libc::getpid() };
+    for p in procs {
+        if fs::write(p, me.to_string()).is_err() {
+            spawn::fail(
+                err_w,
+                0,
+                libc::EIO,
+                format!("join cgroup `{}`", p.display()).as_bytes(),
+            );
+        }
+    }
+    for (f, flag) in fds {
+        // SAFETY: joining a namespace through an fd we opened.
+        if unsafe { libc::setns(f.as_raw_fd(), *flag) } != 0 {
+            let errno = io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            spawn::fail(err_w, 0, errno, b"join a namespace of the container");
+        }
+    }
+    // SAFETY: fork in the single-threaded helper.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        if let Some(t) = tty {
+            // SAFETY: making the pty slave our controlling terminal and stdio.
+            unsafe {
+                libc::setsid();
+                libc::ioctl(t, libc::TIOCSCTTY, 0);
+                for fd in 0..3 {
+                    libc::dup2(t, fd);
+                }
+            }
+        }
+        finish_and_exec(plan, err_w);
+    }
+    spawn::close(err_w);
+    let code = if pid < 0 {
+        125
+    } else {
+        spawn::wait(pid).map(|e| e.code).unwrap_or(125)
+    };
+    // SAFETY: ending the helper without running the parent's destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// A new pty pair from the host's /dev/ptmx: (master, slave).
+fn open_pty() -> Result<(RawFd, RawFd), RuntimeError> {
+    // SAFETY: standard posix_openpt/grantpt/unlockpt/ptsname sequence on fds we own.
+    unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if master < 0 || libc::grantpt(master) != 0 || libc::unlockpt(master) != 0 {
+            return Err(RuntimeError::sys("open a pseudo-terminal"));
+        }
+        let mut name = [0 as libc::c_char; 128];
+        if libc::ptsname_r(master, name.as_mut_ptr(), name.len()) != 0 {
+            return Err(RuntimeError::sys("name the pseudo-terminal"));
+        }
+        let slave = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if slave < 0 {
+            return Err(RuntimeError::sys("open the pseudo-terminal"));
+        }
+        // Same window size as ours.
+        let mut ws = std::mem::zeroed::<libc::winsize>();
+        if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(master, libc::TIOCSWINSZ, &ws);
+        }
+        // The slave must survive the exec of the command: drop CLOEXEC there.
+        libc::fcntl(slave, libc::F_SETFD, 0);
+        Ok((master, slave))
+    }
+}
+
+/// Copy our stdin to the pty and the pty to our stdout until it closes, with
+/// our terminal in raw mode; window size changes (SIGWINCH) follow along.
+fn relay_pty(master: RawFd) {
+    // SAFETY: termios, signal mask and signalfd calls on our own fds;
+    // poll/read/write on valid buffers and fds.
+    unsafe {
+        let mut saved = std::mem::zeroed::<libc::termios>();
+        let is_tty = libc::tcgetattr(0, &mut saved) == 0;
+        if is_tty {
+            let mut raw = saved;
+            libc::cfmakeraw(&mut raw);
+            libc::tcsetattr(0, libc::TCSANOW, &raw);
+        }
+        let mut winch = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut winch);
+        libc::sigaddset(&mut winch, libc::SIGWINCH);
+        libc::sigprocmask(libc::SIG_BLOCK, &winch, std::ptr::null_mut());
+        let sfd = libc::signalfd(-1, &winch, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        let mut buf = [0u8; 4096];
+        let mut stdin_open = true;
+        loop {
+            let mut p = [
+                libc::pollfd {
+                    fd: master,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: sfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: 0,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let n = libc::poll(p.as_mut_ptr(), if stdin_open { 3 } else { 2 }, -1);
+            if n < 0 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                break;
+            }
+            if p[0].revents != 0 {
+                let r = libc::read(master, buf.as_mut_ptr().cast(), buf.len());
+                if r <= 0 {
+                    break; // EIO: the command and its children closed the pty
+                }
+                libc::write(1, buf.as_ptr().cast(), usize::try_from(r).unwrap_or(0));
+            }
+            if p[1].revents != 0 {
+                libc::read(sfd, buf.as_mut_ptr().cast(), buf.len());
+                let mut ws = std::mem::zeroed::<libc::winsize>();
+                if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
+                    libc::ioctl(master, libc::TIOCSWINSZ, &ws);
+                }
+            }
+            if stdin_open && p[2].revents != 0 {
+                let r = libc::read(0, buf.as_mut_ptr().cast(), buf.len());
+                if r <= 0 {
+                    stdin_open = false;
+                } else {
+                    libc::write(master, buf.as_ptr().cast(), usize::try_from(r).unwrap_or(0));
+                }
+            }
+        }
+        if sfd >= 0 {
+            libc::close(sfd);
+        }
+        libc::sigprocmask(libc::SIG_UNBLOCK, &winch, std::ptr::null_mut());
+        if is_tty {
+            libc::tcsetattr(0, libc::TCSANOW, &saved);
+        }
+    }
+}

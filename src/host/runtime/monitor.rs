@@ -1,0 +1,630 @@
+//! The monitor: one small detached process per container (`berth __monitor
+//! RUN_DIR FD`, setsid). It clones the container, asks the caller over a
+//! socket to run its `SetupHook`, reaps the init, records every exit in the
+//! state file, restarts per policy with exponential backoff, forwards stop
+//! (the spec's stop signal, then SIGKILL to every process after the timeout)
+//! and copies the container's output into the size-bounded log. The caller's
+//! side (start, stop, kill) is `control::Runtime`.
+
+use std::fs;
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::io::{AsRawFd, FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::control::kill_all;
+use super::logs::LogFile;
+use super::spawn::{self, ExitInfo, SetupHook, Stdio};
+use super::state::{self, ContainerState, Phase, ProcId};
+use super::{signal_number, Options, Paths, RuntimeError};
+use crate::spec::types::{HostNamespace, RestartPolicy, Spec};
+
+/// What the monitor needs, written by `start` into the runtime dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    pub spec: Spec,
+    pub paths: Paths,
+    pub options: Options,
+}
+
+pub(crate) const CONFIG_FILE: &str = "config.json";
+/// Written by `stop` before it signals the monitor: the timeout in seconds.
+pub(crate) const STOP_FILE: &str = "stop";
+
+/// Read the monitor config of a container.
+pub fn load_config(run_dir: &Path) -> Result<MonitorConfig, RuntimeError> {
+    let path = run_dir.join(CONFIG_FILE);
+    let bytes = fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::BadState {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// Entry of `berth __monitor RUN_DIR FD`: detach, then supervise until the
+/// container is stopped or exits for good.
+pub fn monitor_main(args: &[String]) -> ExitCode {
+    let (Some(run_dir), Some(fd)) = (
+        args.first(),
+        args.get(1).and_then(|s| s.parse::<RawFd>().ok()),
+    ) else {
+        eprintln!("berth: usage: berth __monitor RUN_DIR FD");
+        return ExitCode::from(2);
+    };
+    // SAFETY: fork in a single-threaded process; the parent only returns.
+    match unsafe { libc::fork() } {
+        -1 => return ExitCode::from(1),
+        0 => {}
+        _ => return ExitCode::SUCCESS,
+    }
+    // SAFETY: setsid has no arguments; we are not a group leader after fork.
+    // chdir: do not keep the caller's working directory (a mount) busy.
+    unsafe {
+        libc::setsid();
+        libc::chdir(b"/\0".as_ptr().cast());
+    }
+    // SAFETY: fd was handed to us open by `start`; we own it from here.
+    let sync = unsafe { UnixStream::from_raw_fd(fd) };
+    let _ = fcntl_cloexec(fd);
+    let run_dir = PathBuf::from(run_dir);
+    match supervise(&run_dir, Some(sync)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Ok(Some(mut st)) = state::load(&run_dir) {
+                st.error = Some(e.to_string());
+                let _ = state::save(&run_dir, &st);
+            }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn fcntl_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: setting a flag on a descriptor we own.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The hook as the monitor runs it: write the pid into the container's
+/// cgroups, then (first start only) let the caller run its own hook.
+struct MonitorHook<'a> {
+    procs: &'a [PathBuf],
+    sync: Option<&'a mut UnixStream>,
+    run_dir: &'a Path,
+    st: &'a mut ContainerState,
+}
+
+impl SetupHook for MonitorHook<'_> {
+    fn setup(&mut self, pid: i32) -> Result<(), String> {
+        // On disk before the child may run: if this monitor is killed from
+        // here on, `status` and the next start still find the container.
+        self.st.init = ProcId::of(pid);
+        self.st.phase = Phase::Starting;
+        state::save(self.run_dir, self.st).map_err(|e| e.to_string())?;
+        for p in self.procs {
+            fs::write(p, pid.to_string())
+                .map_err(|e| format!("write pid to `{}`: {e}", p.display()))?;
+        }
+        if let Some(sync) = self.sync.as_mut() {
+            sync.write_all(format!("pid {pid}\n").as_bytes())
+                .map_err(|e| format!("report to the caller: {e}"))?;
+            let mut line = String::new();
+            BufReader::new(&mut **sync)
+                .read_line(&mut line)
+                .map_err(|e| format!("read the caller's answer: {e}"))?;
+            let line = line.trim_end();
+            if line != "ok" {
+                return Err(line
+                    .strip_prefix("err ")
+                    .unwrap_or("the caller went away")
+                    .to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Fds {
+    signal: RawFd,
+    log_r: RawFd,
+    log_w: RawFd,
+    null: RawFd,
+}
+
+fn setup_fds() -> Result<Fds, RuntimeError> {
+    // SAFETY: building a signal set and a signalfd/pipe with valid pointers.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(RuntimeError::sys("block signals"));
+        }
+        let signal = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
+        if signal < 0 {
+            return Err(RuntimeError::sys("create a signalfd"));
+        }
+        let mut p = [0; 2];
+        if libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(RuntimeError::sys("create the log pipe"));
+        }
+        libc::fcntl(p[0], libc::F_SETFL, libc::O_NONBLOCK);
+        let null = libc::open(
+            b"/dev/null\0".as_ptr().cast(),
+            libc::O_RDWR | libc::O_CLOEXEC,
+        );
+        if null < 0 {
+            return Err(RuntimeError::sys("open /dev/null"));
+        }
+        Ok(Fds {
+            signal,
+            log_r: p[0],
+            log_w: p[1],
+            null,
+        })
+    }
+}
+
+/// Delay before restart number `n` (counted since the last long run).
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1u64 << n.min(9))).min(Duration::from_secs(30))
+}
+
+fn should_restart(policy: RestartPolicy, exit: &ExitInfo) -> bool {
+    match policy {
+        RestartPolicy::Never => false,
+        RestartPolicy::OnFailure => exit.code != 0,
+        RestartPolicy::Always => true,
+    }
+}
+
+fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), RuntimeError> {
+    let cfg = load_config(run_dir)?;
+    for procs in &cfg.options.monitor_cgroup_procs {
+        // "0" is the writing process itself.
+        fs::write(procs, "0").map_err(|e| RuntimeError::io("move the monitor into", procs, e))?;
+    }
+    let fds = setup_fds()?;
+    let mut log = LogFile::new(run_dir, cfg.options.log_size);
+    let mut st = state::load(run_dir)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| ContainerState::new(&cfg.spec.name));
+    st.name = cfg.spec.name.clone();
+    // SAFETY: getpid cannot fail.
+    st.monitor = ProcId::of(unsafe { libc::getpid() });
+    st.phase = Phase::Starting;
+    st.error = None;
+    st.cgroup_procs = cfg.options.cgroup_procs.clone();
+    state::save(run_dir, &st)?;
+    let stop_sig = signal_number(&cfg.spec.stop_signal).unwrap_or(libc::SIGTERM);
+    let mut netns: Option<fs::File> = None;
+    let mut fast_failures = 0u32;
+    let mut stopping = false;
+    loop {
+        let prepared = spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, netns.is_some());
+        let started = Instant::now();
+        let stdio = Stdio {
+            stdin: fds.null,
+            stdout: fds.log_w,
+            stderr: fds.log_w,
+        };
+        let result = prepared.and_then(|p| {
+            let mut hook = MonitorHook {
+                procs: &cfg.options.cgroup_procs,
+                sync: sync.as_mut(),
+                run_dir,
+                st: &mut st,
+            };
+            spawn::spawn(&p, stdio, &mut hook)
+        });
+        let exit = match result {
+            Ok(pid) => {
+                st.init = ProcId::of(pid);
+                st.phase = Phase::Running;
+                st.started_at = Some(state::now());
+                st.error = None;
+                state::save(run_dir, &st)?;
+                if let Some(mut s) = sync.take() {
+                    let _ = s.write_all(format!("started {pid}\n").as_bytes());
+                }
+                // Restarts rejoin this network namespace so the plugged
+                // interfaces survive (not with a user namespace: the new one
+                // could not mount sysfs in a netns it does not own).
+                if netns.is_none()
+                    && !cfg.options.host_network
+                    && cfg.spec.namespaces.user.is_none()
+                {
+                    netns = fs::File::open(format!("/proc/{pid}/ns/net")).ok();
+                }
+                trim_rss();
+                let (exit, stop) =
+                    wait_init(&fds, &mut log, run_dir, &mut st, stop_sig, &cfg, stopping)?;
+                stopping = stop;
+                exit
+            }
+            Err(RuntimeError::ExecFailed { program, code }) => {
+                let msg = RuntimeError::ExecFailed {
+                    program: program.clone(),
+                    code,
+                }
+                .to_string();
+                st.error = Some(msg);
+                if let Some(mut s) = sync.take() {
+                    let _ = s.write_all(format!("exec {code} {program}\n").as_bytes());
+                }
+                ExitInfo { code, signal: None }
+            }
+            Err(e) => {
+                st.phase = Phase::Exited;
+                st.error = Some(e.to_string());
+                st.finished_at = Some(state::now());
+                state::save(run_dir, &st)?;
+                if let Some(mut s) = sync.take() {
+                    let _ = s.write_all(
+                        format!("failed {}\n", e.to_string().replace('\n', " ")).as_bytes(),
+                    );
+                }
+                return Ok(());
+            }
+        };
+        st.last_exit = Some(exit);
+        st.finished_at = Some(state::now());
+        if stopping || !should_restart(cfg.spec.restart, &exit) {
+            kill_all(&cfg.options.cgroup_procs, None);
+            st.phase = if stopping {
+                Phase::Stopped
+            } else {
+                Phase::Exited
+            };
+            drain_logs(fds.log_r, &mut log);
+            state::save(run_dir, &st)?;
+            return Ok(());
+        }
+        // Back off from a crash loop; a run of 10 s or more resets the count.
+        if started.elapsed() >= Duration::from_secs(10) {
+            fast_failures = 0;
+        }
+        let delay = backoff(fast_failures);
+        fast_failures = fast_failures.saturating_add(1);
+        st.phase = Phase::Restarting;
+        st.init = None;
+        state::save(run_dir, &st)?;
+        if sleep_or_stop(&fds, &mut log, delay)? {
+            st.phase = Phase::Stopped;
+            state::save(run_dir, &st)?;
+            return Ok(());
+        }
+        st.restarts = st.restarts.saturating_add(1);
+        if let Some(ns) = &netns {
+            // SAFETY: joining a namespace through an fd we hold; it affects
+            // only this monitor and the children it clones next.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                netns = None;
+            }
+        }
+    }
+}
+
+/// Drop our resident pages of read-only file mappings (text, rodata) once the
+/// start is done: the idle loop touches few of them and a restart faults the
+/// rest back in from the page cache. Mappings with anonymous (copied) pages,
+/// such as RELRO after relocation, are kept: dropping those would lose data.
+fn trim_rss() {
+    let Ok(smaps) = fs::read_to_string("/proc/self/smaps") else {
+        return;
+    };
+    let mut current: Option<(usize, usize)> = None;
+    let drop_it = |range: Option<(usize, usize)>| {
+        if let Some((a, b)) = range {
+            // SAFETY: the range is one of our own read-only, unmodified file
+            // mappings; after MADV_DONTNEED its pages are re-read from the file.
+            unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTNEED) };
+        }
+    };
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            // A mapping header: `start-end perms offset dev inode path`.
+            let perms = f.next().unwrap_or("");
+            let inode = f.nth(2).unwrap_or("0");
+            current = match (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+                (Ok(a), Ok(b)) if !perms.contains('w') && inode != "0" => Some((a, b)),
+                _ => None,
+            };
+        } else if first == "Anonymous:" {
+            if f.next() == Some("0") {
+                drop_it(current.take());
+            }
+            current = None;
+        }
+    }
+}
+
+fn drain_logs(fd: RawFd, log: &mut LogFile) {
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: reading into a valid buffer from our nonblocking pipe.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let Ok(n) = usize::try_from(n) else { return };
+        if n == 0 {
+            return;
+        }
+        let _ = log.write(&buf[..n]);
+    }
+}
+
+/// Read pending signals; returns (child exited, stop requested).
+fn read_signals(fd: RawFd) -> (bool, bool) {
+    let (mut chld, mut term) = (false, false);
+    let mut info = [0u8; 128];
+    // SAFETY: reading whole signalfd_siginfo records into a valid buffer.
+    while unsafe { libc::read(fd, info.as_mut_ptr().cast(), info.len()) } == 128 {
+        let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+        match i32::try_from(signo).unwrap_or(0) {
+            libc::SIGCHLD => chld = true,
+            libc::SIGTERM | libc::SIGINT => term = true,
+            _ => {}
+        }
+    }
+    (chld, term)
+}
+
+fn poll_fds(fds: &Fds, timeout: Option<Duration>) -> bool {
+    let mut p = [
+        libc::pollfd {
+            fd: fds.signal,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: fds.log_r,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let ms = timeout
+        .map(|d| libc::c_int::try_from(d.as_millis()).unwrap_or(libc::c_int::MAX))
+        .unwrap_or(-1);
+    // SAFETY: p is a valid array of two pollfd.
+    let n = unsafe { libc::poll(p.as_mut_ptr(), 2, ms) };
+    n > 0 && p[1].revents != 0
+}
+
+/// Sleep for the backoff while serving logs; true when a stop came in.
+fn sleep_or_stop(fds: &Fds, log: &mut LogFile, delay: Duration) -> Result<bool, RuntimeError> {
+    let until = Instant::now() + delay;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        if poll_fds(fds, Some(left)) {
+            drain_logs(fds.log_r, log);
+        }
+        let (_, term) = read_signals(fds.signal);
+        reap_all();
+        if term {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reap every exited child that is not the init (there are none normally).
+fn reap_all() -> Vec<(i32, libc::c_int)> {
+    let mut out = Vec::new();
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return out;
+        }
+        out.push((pid, status));
+    }
+}
+
+/// Serve signals and logs until the init exits; returns its exit and whether
+/// a stop was requested.
+fn wait_init(
+    fds: &Fds,
+    log: &mut LogFile,
+    run_dir: &Path,
+    st: &mut ContainerState,
+    stop_sig: i32,
+    cfg: &MonitorConfig,
+    mut stopping: bool,
+) -> Result<(ExitInfo, bool), RuntimeError> {
+    let Some(init) = st.init else {
+        return Ok((
+            ExitInfo {
+                code: 255,
+                signal: None,
+            },
+            stopping,
+        ));
+    };
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if poll_fds(fds, timeout) {
+            drain_logs(fds.log_r, log);
+        }
+        let (_, term) = read_signals(fds.signal);
+        for (pid, status) in reap_all() {
+            if pid == init.pid {
+                drain_logs(fds.log_r, log);
+                return Ok((ExitInfo::from_wait(status), stopping));
+            }
+        }
+        if term && !stopping {
+            stopping = true;
+            let secs = fs::read_to_string(run_dir.join(STOP_FILE))
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(u64::from(cfg.spec.stop_timeout_secs));
+            st.phase = Phase::Stopping;
+            state::save(run_dir, st)?;
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(init.pid, stop_sig) };
+            // PID 1 of a namespace never gets a signal it has no handler for
+            // (busybox httpd, sleep): waiting out the timeout would change nothing.
+            // Full-OS inits always get the whole timeout: they are built to
+            // handle their stop signal, if only through sigtimedwait.
+            let own_pid_ns = !cfg.spec.namespaces.host.contains(&HostNamespace::Pid);
+            let ignored = own_pid_ns
+                && !cfg.spec.process.boot
+                && stop_sig != libc::SIGKILL
+                && !catches(init.pid, stop_sig);
+            let wait = if ignored {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(secs)
+            };
+            deadline = Some(Instant::now() + wait);
+        }
+        if let Some(d) = deadline {
+            if Instant::now() >= d {
+                kill_all(&cfg.options.cgroup_procs, Some(init));
+                deadline = None;
+            }
+        }
+    }
+}
+
+/// Whether process `pid` will see `sig`: it has a handler (SigCgt) or blocks
+/// it to take it with sigwait (SigBlk), as busybox init does; the kernel never
+/// drops a blocked signal. Unknown counts as yes, so the full timeout applies.
+fn catches(pid: i32, sig: i32) -> bool {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    sig_caught(&text, sig) || in_sigwait(pid)
+}
+
+/// A process inside sigtimedwait has the signals it waits for moved out of
+/// SigBlk while it sleeps, so its mask cannot tell: trust it to take them.
+/// Unknown (no /proc/PID/syscall on this kernel) counts as yes.
+fn in_sigwait(pid: i32) -> bool {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/syscall")) else {
+        return true;
+    };
+    match text
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse::<libc::c_long>().ok())
+    {
+        Some(nr) => sigwait_syscalls().contains(&nr),
+        None => !text.starts_with("running"),
+    }
+}
+
+/// The sigtimedwait system calls of this target. 32-bit ones also have the
+/// time64 twin (5.1+), numbered 421 everywhere but on MIPS o32 (4000 + 421);
+/// the libc crate does not name it for ARM and MIPS.
+fn sigwait_syscalls() -> Vec<libc::c_long> {
+    #[allow(unused_mut)]
+    let mut v = vec![libc::SYS_rt_sigtimedwait];
+    #[cfg(all(target_pointer_width = "32", target_arch = "mips"))]
+    v.push(4421);
+    #[cfg(all(target_pointer_width = "32", not(target_arch = "mips")))]
+    v.push(421);
+    v
+}
+
+fn sig_caught(status: &str, sig: i32) -> bool {
+    let Ok(bit) = u32::try_from(sig - 1) else {
+        return true;
+    };
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+    };
+    match (mask("SigCgt:"), mask("SigBlk:")) {
+        (Some(cgt), Some(blk)) if bit < 64 => (cgt | blk) & (1u64 << bit) != 0,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::oneshot::default_spec;
+    use super::*;
+
+    #[test]
+    fn caught_signals_from_sigcgt() {
+        // SIGTERM (15) is bit 14, SIGPWR is bit 29 on x86 (30 - 1).
+        let status = "Name:\tinit\nSigBlk:\t0000000000000002\nSigCgt:\t0000000000004000\n";
+        assert!(sig_caught(status, libc::SIGTERM), "handled");
+        assert!(
+            sig_caught(status, libc::SIGINT),
+            "blocked, taken by sigwait"
+        );
+        assert!(
+            !sig_caught(status, libc::SIGHUP),
+            "neither: dropped for a namespace init"
+        );
+        assert!(
+            sig_caught("no mask here", libc::SIGTERM),
+            "unknown counts as caught"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(4), Duration::from_millis(1600));
+        assert_eq!(backoff(40), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn restart_policy() {
+        let ok = ExitInfo {
+            code: 0,
+            signal: None,
+        };
+        let bad = ExitInfo {
+            code: 1,
+            signal: None,
+        };
+        assert!(!should_restart(RestartPolicy::Never, &bad));
+        assert!(should_restart(RestartPolicy::OnFailure, &bad));
+        assert!(!should_restart(RestartPolicy::OnFailure, &ok));
+        assert!(should_restart(RestartPolicy::Always, &ok));
+    }
+
+    #[test]
+    fn config_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = default_spec("x", vec!["true".into()]);
+        let paths = Paths {
+            rootfs: "/r".into(),
+            run_dir: dir.path().into(),
+            container_dir: "/c".into(),
+            volumes_dir: "/v".into(),
+        };
+        let cfg = MonitorConfig {
+            spec: spec.clone(),
+            paths,
+            options: Options::default(),
+        };
+        fs::write(
+            dir.path().join(CONFIG_FILE),
+            serde_json::to_vec(&cfg).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(load_config(dir.path()).unwrap().spec, spec);
+    }
+}

@@ -1,0 +1,702 @@
+//! The container's filesystem view: built as a list of `MountOp` in the parent
+//! (pure, testable), then replayed by the child in its new mount namespace:
+//! rootfs bind, /proc, /sys, a minimal /dev, the manifest's mounts, pivot_root,
+//! then masked and read-only /proc paths.
+
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use crate::spec::types::{MountKind, MountSpec};
+
+/// One step of the mount plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// mount(2). `source`/`fstype`/`data` may be empty.
+    Mount {
+        source: CString,
+        target: CString,
+        fstype: CString,
+        flags: libc::c_ulong,
+        data: CString,
+        optional: bool,
+    },
+    /// Remount a bind read-only, keeping the flags the kernel locks in a user namespace.
+    RemountRo {
+        target: CString,
+        flags: libc::c_ulong,
+    },
+    /// Create a directory and its parents.
+    Mkdir { path: CString },
+    /// Create an empty file (a bind target for a device node).
+    Touch { path: CString },
+    /// Create a symlink `link` -> `to`; an existing one is fine.
+    Symlink { to: CString, link: CString },
+    /// Hide a path: /dev/null over a file, an empty read-only tmpfs over a directory.
+    Mask { path: CString },
+}
+
+/// Inputs of the plan besides the mounts from the manifest.
+#[derive(Debug, Clone)]
+pub struct Layout<'a> {
+    pub rootfs: &'a Path,
+    pub volumes_dir: &'a Path,
+    pub user_ns: bool,
+    pub new_net: bool,
+    /// Mount the container's own cgroup2 view at /sys/fs/cgroup (a new cgroup
+    /// namespace on a cgroup v2 host); `Some(true)` read-write (full-OS).
+    pub cgroup2: Option<bool>,
+}
+
+/// Paths Docker hides (bind of /dev/null or an empty tmpfs).
+pub const MASKED: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only.
+pub const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Errors of planning mounts (before any syscall).
+#[derive(Debug, thiserror::Error)]
+pub enum MountPlanError {
+    /// A relative target or one with `..`.
+    #[error("mount target `{target}` must be an absolute path without `..`")]
+    BadTarget { target: String },
+    /// A target path through a symlink that exists in the rootfs.
+    #[error("mount target `{}` goes through a symlink in the rootfs", path.display())]
+    Symlink { path: PathBuf },
+    /// A path that cannot be passed to the kernel.
+    #[error("mount path `{}` contains a NUL byte", path.display())]
+    Nul { path: PathBuf },
+    /// A volume name with a slash, or `.`/`..`.
+    #[error("volume name `{name}` is not a plain name")]
+    BadVolume { name: String },
+}
+
+fn c(path: &Path) -> Result<CString, MountPlanError> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| MountPlanError::Nul {
+        path: path.to_path_buf(),
+    })
+}
+
+fn cs(s: &str) -> CString {
+    // Literals below have no NUL byte; an empty string is the fallback.
+    CString::new(s).unwrap_or_default()
+}
+
+/// Join an absolute in-container path onto the rootfs, refusing `..` and
+/// refusing to follow a symlink that exists in the rootfs (it could point out).
+pub fn under_root(rootfs: &Path, target: &str) -> Result<PathBuf, MountPlanError> {
+    let rel = Path::new(target);
+    if !rel.is_absolute() {
+        return Err(MountPlanError::BadTarget {
+            target: target.into(),
+        });
+    }
+    let mut out = rootfs.to_path_buf();
+    for comp in rel.components() {
+        match comp {
+            Component::RootDir | Component::CurDir => {}
+            Component::Normal(part) => {
+                out.push(part);
+                if let Ok(meta) = std::fs::symlink_metadata(&out) {
+                    if meta.file_type().is_symlink() {
+                        return Err(MountPlanError::Symlink { path: out });
+                    }
+                }
+            }
+            _ => {
+                return Err(MountPlanError::BadTarget {
+                    target: target.into(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Everything mounted before pivot_root, with host-side paths under the rootfs.
+pub fn plan_before_pivot(
+    layout: &Layout<'_>,
+    mounts: &[MountSpec],
+) -> Result<Vec<MountOp>, MountPlanError> {
+    let root = layout.rootfs;
+    let nsd = libc::MS_NOSUID | libc::MS_NODEV;
+    let mut ops = Vec::new();
+    // pivot_root needs the new root to be a mount point.
+    ops.push(MountOp::Mount {
+        source: c(root)?,
+        target: c(root)?,
+        fstype: CString::default(),
+        flags: libc::MS_BIND | libc::MS_REC,
+        data: CString::default(),
+        optional: false,
+    });
+    let proc_dir = root.join("proc");
+    ops.push(MountOp::Mkdir {
+        path: c(&proc_dir)?,
+    });
+    ops.push(MountOp::Mount {
+        source: cs("proc"),
+        target: c(&proc_dir)?,
+        fstype: cs("proc"),
+        flags: nsd | libc::MS_NOEXEC,
+        data: CString::default(),
+        optional: false,
+    });
+    let sys_dir = root.join("sys");
+    ops.push(MountOp::Mkdir { path: c(&sys_dir)? });
+    if layout.new_net || !layout.user_ns {
+        ops.push(MountOp::Mount {
+            source: cs("sysfs"),
+            target: c(&sys_dir)?,
+            fstype: cs("sysfs"),
+            flags: nsd | libc::MS_NOEXEC | libc::MS_RDONLY,
+            data: CString::default(),
+            optional: false,
+        });
+    } else {
+        // sysfs needs a network namespace owned by our user namespace; with the
+        // host network a read-only bind of the host's /sys is what is possible.
+        ops.push(MountOp::Mount {
+            source: cs("/sys"),
+            target: c(&sys_dir)?,
+            fstype: CString::default(),
+            flags: libc::MS_BIND | libc::MS_REC,
+            data: CString::default(),
+            optional: false,
+        });
+        ops.push(MountOp::RemountRo {
+            target: c(&sys_dir)?,
+            flags: nsd | libc::MS_NOEXEC,
+        });
+    }
+    if let Some(writable) = layout.cgroup2 {
+        // sysfs provides the empty /sys/fs/cgroup directory to mount on.
+        let ro = if writable { 0 } else { libc::MS_RDONLY };
+        ops.push(MountOp::Mount {
+            source: cs("cgroup2"),
+            target: c(&sys_dir.join("fs/cgroup"))?,
+            fstype: cs("cgroup2"),
+            flags: nsd | libc::MS_NOEXEC | ro,
+            data: CString::default(),
+            optional: true,
+        });
+    }
+    let dev = root.join("dev");
+    ops.push(MountOp::Mkdir { path: c(&dev)? });
+    ops.push(MountOp::Mount {
+        source: cs("tmpfs"),
+        target: c(&dev)?,
+        fstype: cs("tmpfs"),
+        flags: libc::MS_NOSUID | libc::MS_STRICTATIME,
+        data: cs("mode=755,size=65536k"),
+        optional: false,
+    });
+    // Bind the host's nodes: mknod is not allowed in a user namespace, a bind is.
+    for name in DEVICES {
+        let node = dev.join(name);
+        ops.push(MountOp::Touch { path: c(&node)? });
+        ops.push(MountOp::Mount {
+            source: c(&Path::new("/dev").join(name))?,
+            target: c(&node)?,
+            fstype: CString::default(),
+            flags: libc::MS_BIND,
+            data: CString::default(),
+            optional: false,
+        });
+    }
+    let pts = dev.join("pts");
+    ops.push(MountOp::Mkdir { path: c(&pts)? });
+    // gid=5 (tty) only exists for sure outside a user namespace.
+    let pts_data = if layout.user_ns {
+        "newinstance,ptmxmode=0666,mode=0620"
+    } else {
+        "newinstance,ptmxmode=0666,mode=0620,gid=5"
+    };
+    ops.push(MountOp::Mount {
+        source: cs("devpts"),
+        target: c(&pts)?,
+        fstype: cs("devpts"),
+        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
+        data: cs(pts_data),
+        optional: false,
+    });
+    ops.push(MountOp::Symlink {
+        to: cs("pts/ptmx"),
+        link: c(&dev.join("ptmx"))?,
+    });
+    let shm = dev.join("shm");
+    ops.push(MountOp::Mkdir { path: c(&shm)? });
+    ops.push(MountOp::Mount {
+        source: cs("shm"),
+        target: c(&shm)?,
+        fstype: cs("tmpfs"),
+        flags: nsd | libc::MS_NOEXEC,
+        data: cs("mode=1777,size=65536k"),
+        optional: false,
+    });
+    let mq = dev.join("mqueue");
+    ops.push(MountOp::Mkdir { path: c(&mq)? });
+    // mqueue may be compiled out of a router kernel.
+    ops.push(MountOp::Mount {
+        source: cs("mqueue"),
+        target: c(&mq)?,
+        fstype: cs("mqueue"),
+        flags: nsd | libc::MS_NOEXEC,
+        data: CString::default(),
+        optional: true,
+    });
+    for (to, link) in [
+        ("/proc/self/fd", "fd"),
+        ("/proc/self/fd/0", "stdin"),
+        ("/proc/self/fd/1", "stdout"),
+        ("/proc/self/fd/2", "stderr"),
+    ] {
+        ops.push(MountOp::Symlink {
+            to: cs(to),
+            link: c(&dev.join(link))?,
+        });
+    }
+    for m in mounts {
+        let target = under_root(root, &m.target)?;
+        match &m.kind {
+            MountKind::Bind { source } => {
+                let src = Path::new(source);
+                if src.is_dir() {
+                    ops.push(MountOp::Mkdir { path: c(&target)? });
+                } else {
+                    ops.push(MountOp::Touch { path: c(&target)? });
+                }
+                ops.push(bind(src, &target)?);
+            }
+            MountKind::Volume { name } => {
+                if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                    return Err(MountPlanError::BadVolume { name: name.clone() });
+                }
+                ops.push(MountOp::Mkdir {
+                    path: c(&layout.volumes_dir.join(name))?,
+                });
+                ops.push(MountOp::Mkdir { path: c(&target)? });
+                ops.push(bind(&layout.volumes_dir.join(name), &target)?);
+            }
+            MountKind::Tmpfs { size, mode } => {
+                let mut data = format!("mode={:o}", mode.unwrap_or(0o1777));
+                if let Some(size) = size {
+                    data.push_str(&format!(",size={size}"));
+                }
+                ops.push(MountOp::Mkdir { path: c(&target)? });
+                let flags = nsd | if m.readonly { libc::MS_RDONLY } else { 0 };
+                ops.push(MountOp::Mount {
+                    source: cs("tmpfs"),
+                    target: c(&target)?,
+                    fstype: cs("tmpfs"),
+                    flags,
+                    data: cs(&data),
+                    optional: false,
+                });
+                continue;
+            }
+        }
+        if m.readonly {
+            ops.push(MountOp::RemountRo {
+                target: c(&target)?,
+                flags: 0,
+            });
+        }
+    }
+    Ok(ops)
+}
+
+fn bind(src: &Path, target: &Path) -> Result<MountOp, MountPlanError> {
+    Ok(MountOp::Mount {
+        source: c(src)?,
+        target: c(target)?,
+        fstype: CString::default(),
+        flags: libc::MS_BIND | libc::MS_REC,
+        data: CString::default(),
+        optional: false,
+    })
+}
+
+/// Masks and read-only paths, applied after pivot_root (container paths).
+pub fn plan_after_pivot(readonly_root: bool) -> Vec<MountOp> {
+    let mut ops = Vec::new();
+    for p in MASKED {
+        ops.push(MountOp::Mask { path: cs(p) });
+    }
+    for p in READONLY {
+        let target = cs(p);
+        ops.push(MountOp::Mount {
+            source: target.clone(),
+            target: target.clone(),
+            fstype: CString::default(),
+            flags: libc::MS_BIND | libc::MS_REC,
+            data: CString::default(),
+            optional: true,
+        });
+        ops.push(MountOp::RemountRo {
+            target,
+            flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        });
+    }
+    if readonly_root {
+        ops.push(MountOp::RemountRo {
+            target: cs("/"),
+            flags: 0,
+        });
+    }
+    ops
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn mount_raw(
+    source: &CString,
+    target: &CString,
+    fstype: &CString,
+    flags: libc::c_ulong,
+    data: &CString,
+) -> io::Result<()> {
+    let opt = |s: &CString| {
+        if s.as_bytes().is_empty() {
+            std::ptr::null()
+        } else {
+            s.as_ptr()
+        }
+    };
+    // SAFETY: every pointer is a NUL-terminated string or null, valid for the call.
+    check(unsafe {
+        libc::mount(
+            opt(source),
+            target.as_ptr(),
+            opt(fstype),
+            flags,
+            opt(data).cast(),
+        )
+    })
+}
+
+fn mkdir_p(path: &CString) -> io::Result<()> {
+    let bytes = path.as_bytes();
+    for (i, b) in bytes.iter().enumerate().skip(1) {
+        if *b == b'/' {
+            mkdir_one(&bytes[..i])?;
+        }
+    }
+    mkdir_one(bytes)
+}
+
+fn mkdir_one(bytes: &[u8]) -> io::Result<()> {
+    let p = CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: p is a valid NUL-terminated path.
+    if unsafe { libc::mkdir(p.as_ptr(), 0o755) } != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EEXIST) {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Run one op in the child. Returns the error with the op for reporting.
+pub fn apply(op: &MountOp) -> io::Result<()> {
+    match op {
+        MountOp::Mount {
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+            optional,
+        } => {
+            let res = mount_raw(source, target, fstype, *flags, data);
+            // A bind does not take MS_RDONLY on the first call: remount it.
+            if res.is_ok() && *flags & libc::MS_BIND != 0 && *flags & libc::MS_RDONLY != 0 {
+                return mount_raw(
+                    &CString::default(),
+                    target,
+                    &CString::default(),
+                    *flags | libc::MS_REMOUNT,
+                    &CString::default(),
+                );
+            }
+            match res {
+                Err(e)
+                    if *optional
+                        && matches!(
+                            e.raw_os_error(),
+                            Some(libc::ENOENT) | Some(libc::ENODEV) | Some(libc::EPERM)
+                        ) =>
+                {
+                    Ok(())
+                }
+                other => other,
+            }
+        }
+        MountOp::RemountRo { target, flags } => {
+            let empty = CString::default();
+            match mount_raw(
+                &empty,
+                target,
+                &empty,
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
+                &empty,
+            ) {
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
+                    // Not a mount point, or absent on this kernel (an optional
+                    // bind that was skipped, e.g. no CONFIG_MAGIC_SYSRQ).
+                    Ok(())
+                }
+                other => other,
+            }
+        }
+        MountOp::Mkdir { path } => mkdir_p(path),
+        MountOp::Touch { path } => {
+            // SAFETY: path is a valid NUL-terminated string; the fd is closed at once.
+            let fd = unsafe {
+                libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                )
+            };
+            if fd < 0 {
+                let err = io::Error::last_os_error();
+                // EISDIR and friends: something is already there; the bind decides.
+                return if err.raw_os_error() == Some(libc::EISDIR) {
+                    Ok(())
+                } else {
+                    Err(err)
+                };
+            }
+            // SAFETY: fd was just opened by us.
+            unsafe { libc::close(fd) };
+            Ok(())
+        }
+        MountOp::Symlink { to, link } => {
+            // SAFETY: both are valid NUL-terminated strings.
+            match check(unsafe { libc::symlink(to.as_ptr(), link.as_ptr()) }) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+                other => other,
+            }
+        }
+        MountOp::Mask { path } => {
+            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+            // SAFETY: path is valid; st is written by the kernel on success.
+            if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+                return Ok(()); // absent on this kernel: nothing to hide
+            }
+            // SAFETY: stat succeeded, so st is initialised.
+            let st = unsafe { st.assume_init() };
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                mount_raw(
+                    &cs("tmpfs"),
+                    path,
+                    &cs("tmpfs"),
+                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    &cs("size=0"),
+                )
+            } else {
+                mount_raw(
+                    &cs("/dev/null"),
+                    path,
+                    &CString::default(),
+                    libc::MS_BIND,
+                    &CString::default(),
+                )
+            }
+        }
+    }
+}
+
+/// Short text of an op for error messages.
+pub fn describe(op: &MountOp) -> String {
+    match op {
+        MountOp::Mount { target, fstype, .. } => format!(
+            "mount `{}` on `{}`",
+            fstype.to_string_lossy(),
+            target.to_string_lossy()
+        ),
+        MountOp::RemountRo { target, .. } => {
+            format!("remount `{}` read-only", target.to_string_lossy())
+        }
+        MountOp::Mkdir { path } => format!("create directory `{}`", path.to_string_lossy()),
+        MountOp::Touch { path } => format!("create file `{}`", path.to_string_lossy()),
+        MountOp::Symlink { link, .. } => format!("create symlink `{}`", link.to_string_lossy()),
+        MountOp::Mask { path } => format!("mask `{}`", path.to_string_lossy()),
+    }
+}
+
+/// Make every mount private (no propagation back to the host), then switch
+/// the root to `rootfs`. pivot_root fails with EINVAL when the current root is
+/// the initramfs rootfs; then fall back to MS_MOVE + chroot as runc does.
+pub fn pivot(rootfs: &CString) -> io::Result<()> {
+    // SAFETY: all strings are valid; the syscalls only change this process.
+    unsafe {
+        check(libc::chdir(rootfs.as_ptr()))?;
+        let dot = cs(".");
+        let rc = libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr());
+        if rc == 0 {
+            check(libc::umount2(dot.as_ptr(), libc::MNT_DETACH))?;
+        } else {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EINVAL) {
+                return Err(err);
+            }
+            let slash = cs("/");
+            check(libc::mount(
+                dot.as_ptr(),
+                slash.as_ptr(),
+                std::ptr::null(),
+                libc::MS_MOVE,
+                std::ptr::null(),
+            ))?;
+            check(libc::chroot(dot.as_ptr()))?;
+        }
+        check(libc::chdir(cs("/").as_ptr()))
+    }
+}
+
+/// Stop mount events from propagating between the host and the container.
+pub fn make_private() -> io::Result<()> {
+    let slash = cs("/");
+    // SAFETY: valid strings; affects only this (new) mount namespace.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            slash.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(root: &Path) -> Layout<'_> {
+        Layout {
+            rootfs: root,
+            volumes_dir: Path::new("/vol"),
+            user_ns: false,
+            new_net: true,
+            cgroup2: None,
+        }
+    }
+
+    #[test]
+    fn target_refuses_dotdot_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink("/", dir.path().join("escape")).unwrap();
+        assert_eq!(
+            under_root(dir.path(), "/etc/x").unwrap(),
+            dir.path().join("etc/x")
+        );
+        assert!(matches!(
+            under_root(dir.path(), "/../x"),
+            Err(MountPlanError::BadTarget { .. })
+        ));
+        assert!(matches!(
+            under_root(dir.path(), "rel"),
+            Err(MountPlanError::BadTarget { .. })
+        ));
+        assert!(matches!(
+            under_root(dir.path(), "/escape/etc"),
+            Err(MountPlanError::Symlink { .. })
+        ));
+    }
+
+    #[test]
+    fn plan_has_proc_dev_and_manifest_mounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mounts = vec![
+            MountSpec {
+                kind: MountKind::Tmpfs {
+                    size: Some(4096),
+                    mode: None,
+                },
+                target: "/tmp".into(),
+                readonly: false,
+            },
+            MountSpec {
+                kind: MountKind::Volume {
+                    name: "data".into(),
+                },
+                target: "/data".into(),
+                readonly: true,
+            },
+        ];
+        let ops = plan_before_pivot(&layout(dir.path()), &mounts).unwrap();
+        let text: Vec<String> = ops.iter().map(describe).collect();
+        assert!(
+            text.iter().any(|t| t.starts_with("mount `proc`")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|t| t.starts_with("mount `devpts`")));
+        assert!(ops.iter().any(|o| matches!(o, MountOp::Mount { data, .. } if data.to_str().unwrap() == "mode=1777,size=4096")));
+        let last = ops.last().unwrap();
+        assert!(
+            matches!(last, MountOp::RemountRo { target, .. } if target.to_str().unwrap().ends_with("/data"))
+        );
+        let bad = vec![MountSpec {
+            kind: MountKind::Volume {
+                name: "../x".into(),
+            },
+            target: "/d".into(),
+            readonly: false,
+        }];
+        assert!(matches!(
+            plan_before_pivot(&layout(dir.path()), &bad),
+            Err(MountPlanError::BadVolume { .. })
+        ));
+    }
+
+    #[test]
+    fn userns_with_host_net_binds_sys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = layout(dir.path());
+        l.user_ns = true;
+        l.new_net = false;
+        let ops = plan_before_pivot(&l, &[]).unwrap();
+        assert!(!ops.iter().any(
+            |o| matches!(o, MountOp::Mount { fstype, .. } if fstype.to_str().unwrap() == "sysfs")
+        ));
+        l.cgroup2 = Some(false);
+        let ops = plan_before_pivot(&l, &[]).unwrap();
+        assert!(ops
+            .iter()
+            .any(|o| matches!(o, MountOp::Mount { fstype, flags, .. }
+            if fstype.to_str().unwrap() == "cgroup2" && flags & libc::MS_RDONLY != 0)));
+        assert!(plan_after_pivot(true).iter().any(
+            |o| matches!(o, MountOp::RemountRo { target, .. } if target.to_str().unwrap() == "/")
+        ));
+    }
+}

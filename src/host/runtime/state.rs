@@ -1,0 +1,310 @@
+//! Per-container runtime facts on disk (the runtime dir, tmpfs): the monitor's
+//! and the init's pid, each with its start time from /proc/PID/stat so a
+//! reused pid is never taken for the container, plus the last exit and the
+//! restart count. Written atomically (tmp, fsync, rename, fsync dir), so a
+//! SIGKILL at any point leaves the old or the new file, never half of one.
+//! `status` combines the file with /proc and is truthful when the monitor died.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::spawn::ExitInfo;
+use super::RuntimeError;
+
+/// State file name inside the runtime dir.
+pub const STATE_FILE: &str = "state.json";
+
+/// A process identified by pid and kernel start time (clock ticks since boot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcId {
+    pub pid: i32,
+    pub start: u64,
+}
+
+impl ProcId {
+    /// Identify a live pid now; `None` when it does not exist.
+    pub fn of(pid: i32) -> Option<Self> {
+        start_time(Path::new("/proc"), pid).map(|start| ProcId { pid, start })
+    }
+
+    /// True when this very process still exists and is not a zombie.
+    pub fn alive(&self) -> bool {
+        alive_in(Path::new("/proc"), self)
+    }
+}
+
+/// Parse (state letter, start time) from /proc/PID/stat. The comm field may
+/// contain spaces and parentheses, so split after the last `)`.
+pub fn parse_stat(text: &str) -> Option<(char, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After comm: field 3 (state) is index 0, field 22 (starttime) is index 19.
+    let state = fields.first()?.chars().next()?;
+    Some((state, fields.get(19)?.parse().ok()?))
+}
+
+fn start_time(proc_root: &Path, pid: i32) -> Option<u64> {
+    let text = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    parse_stat(&text).map(|(_, s)| s)
+}
+
+/// Whether `id` is alive under a /proc tree (a parameter for tests).
+pub fn alive_in(proc_root: &Path, id: &ProcId) -> bool {
+    let Ok(text) = fs::read_to_string(proc_root.join(id.pid.to_string()).join("stat")) else {
+        return false;
+    };
+    matches!(parse_stat(&text), Some((state, start)) if start == id.start && state != 'Z' && state != 'X')
+}
+
+/// Where the container is in its life, as the monitor last wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// The monitor is setting the container up.
+    Starting,
+    /// The init runs.
+    Running,
+    /// The init exited; the monitor waits out the backoff before a restart.
+    Restarting,
+    /// A stop was requested and is in progress.
+    Stopping,
+    /// Stopped on request.
+    Stopped,
+    /// Exited on its own and not restarted.
+    Exited,
+}
+
+/// The on-disk record of one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub name: String,
+    pub phase: Phase,
+    pub monitor: Option<ProcId>,
+    pub init: Option<ProcId>,
+    /// Seconds since the epoch when the current init started.
+    pub started_at: Option<u64>,
+    pub finished_at: Option<u64>,
+    pub last_exit: Option<ExitInfo>,
+    pub restarts: u32,
+    /// The last start error (such as "exec `x`: not found").
+    pub error: Option<String>,
+    /// cgroup.procs files of the container, for exec and kill-all.
+    pub cgroup_procs: Vec<PathBuf>,
+}
+
+impl ContainerState {
+    /// A fresh record for `name`.
+    pub fn new(name: &str) -> Self {
+        ContainerState {
+            name: name.into(),
+            phase: Phase::Starting,
+            monitor: None,
+            init: None,
+            started_at: None,
+            finished_at: None,
+            last_exit: None,
+            restarts: 0,
+            error: None,
+            cgroup_procs: Vec::new(),
+        }
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync the dir.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut f = File::create(&tmp).map_err(|e| RuntimeError::io("create", &tmp, e))?;
+    f.write_all(bytes)
+        .map_err(|e| RuntimeError::io("write", &tmp, e))?;
+    f.sync_all()
+        .map_err(|e| RuntimeError::io("fsync", &tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| RuntimeError::io("rename into", path, e))?;
+    let d = File::open(dir).map_err(|e| RuntimeError::io("open", dir, e))?;
+    d.sync_all().map_err(|e| RuntimeError::io("fsync", dir, e))
+}
+
+/// Save the record into `run_dir`.
+pub fn save(run_dir: &Path, st: &ContainerState) -> Result<(), RuntimeError> {
+    let path = run_dir.join(STATE_FILE);
+    let json = serde_json::to_vec_pretty(st).map_err(|e| RuntimeError::BadState {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    write_atomic(&path, &json)
+}
+
+/// Load the record; `Ok(None)` when there is none.
+pub fn load(run_dir: &Path) -> Result<Option<ContainerState>, RuntimeError> {
+    let path = run_dir.join(STATE_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| RuntimeError::BadState {
+                path,
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RuntimeError::io("read", &path, e)),
+    }
+}
+
+/// What is true now, from the record and /proc.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state")]
+pub enum Status {
+    /// Never started here (no record).
+    Missing,
+    /// The init runs; `supervised` is false when its monitor died.
+    Running { pid: i32, supervised: bool },
+    /// Between an exit and the restart the monitor has scheduled.
+    Restarting,
+    /// The monitor is stopping it.
+    Stopping { pid: i32 },
+    /// Not running: stopped on request, exited, or lost with its monitor.
+    Stopped { exit: Option<ExitInfo> },
+}
+
+/// Decide the status from a record, with liveness checks under `proc_root`.
+pub fn status_of(proc_root: &Path, st: &ContainerState) -> Status {
+    let monitor = st.monitor.map(|m| alive_in(proc_root, &m)).unwrap_or(false);
+    let init = st.init.filter(|i| alive_in(proc_root, i));
+    match (st.phase, init) {
+        (Phase::Stopping, Some(i)) if monitor => Status::Stopping { pid: i.pid },
+        (_, Some(i)) => Status::Running {
+            pid: i.pid,
+            supervised: monitor,
+        },
+        (Phase::Restarting | Phase::Starting, None) if monitor => Status::Restarting,
+        _ => Status::Stopped { exit: st.last_exit },
+    }
+}
+
+/// Status of the container whose runtime dir is `run_dir`.
+pub fn status(run_dir: &Path) -> Result<(Status, Option<ContainerState>), RuntimeError> {
+    let st = load(run_dir)?;
+    Ok(match st {
+        None => (Status::Missing, None),
+        Some(st) => (status_of(Path::new("/proc"), &st), Some(st)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_proc(root: &Path, pid: i32, state: char, start: u64) {
+        let dir = root.join(pid.to_string());
+        fs::create_dir_all(&dir).unwrap();
+        let mut rest: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+        rest[0] = state.to_string();
+        rest[19] = start.to_string();
+        fs::write(
+            dir.join("stat"),
+            format!("{pid} (a (weird) name) {}", rest.join(" ")),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn stat_parsing_survives_odd_comm() {
+        assert_eq!(
+            parse_stat("7 (x) y) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 4242 20"),
+            Some(('S', 4242))
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn reused_pid_and_zombie_are_not_alive() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_proc(dir.path(), 10, 'S', 500);
+        fake_proc(dir.path(), 11, 'Z', 600);
+        assert!(alive_in(
+            dir.path(),
+            &ProcId {
+                pid: 10,
+                start: 500
+            }
+        ));
+        assert!(!alive_in(
+            dir.path(),
+            &ProcId {
+                pid: 10,
+                start: 499
+            }
+        ));
+        assert!(!alive_in(
+            dir.path(),
+            &ProcId {
+                pid: 11,
+                start: 600
+            }
+        ));
+        assert!(!alive_in(dir.path(), &ProcId { pid: 12, start: 1 }));
+    }
+
+    #[test]
+    fn status_tells_the_truth_after_monitor_death() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_proc(dir.path(), 20, 'S', 7);
+        let mut st = ContainerState::new("web");
+        st.phase = Phase::Running;
+        st.monitor = Some(ProcId { pid: 19, start: 6 });
+        st.init = Some(ProcId { pid: 20, start: 7 });
+        assert_eq!(
+            status_of(dir.path(), &st),
+            Status::Running {
+                pid: 20,
+                supervised: false
+            }
+        );
+        st.init = Some(ProcId { pid: 20, start: 8 });
+        st.last_exit = Some(ExitInfo {
+            code: 1,
+            signal: None,
+        });
+        assert_eq!(
+            status_of(dir.path(), &st),
+            Status::Stopped { exit: st.last_exit }
+        );
+        fake_proc(dir.path(), 19, 'S', 6);
+        st.phase = Phase::Restarting;
+        assert_eq!(status_of(dir.path(), &st), Status::Restarting);
+    }
+
+    #[test]
+    fn atomic_save_and_load_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(dir.path()).unwrap(), None);
+        let mut st = ContainerState::new("db");
+        st.restarts = 3;
+        save(dir.path(), &st).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), Some(st));
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(STATE_FILE)]);
+        fs::write(dir.path().join(STATE_FILE), "{").unwrap();
+        assert!(matches!(
+            load(dir.path()),
+            Err(RuntimeError::BadState { .. })
+        ));
+    }
+}

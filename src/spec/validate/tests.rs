@@ -1,0 +1,187 @@
+//! Validation: resolved values and defaults, and error messages with positions.
+//! tests/bad/ holds whole bad manifests run through the binary.
+
+use crate::spec::types::*;
+use crate::spec::{self, RenderInput, SpecError};
+
+fn load(yaml: &str) -> Result<Desired, SpecError> {
+    spec::load("m.yaml", yaml, "/etc/berth", &RenderInput::default()).map(|l| l.desired)
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    match load(yaml) {
+        Err(SpecError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
+        other => panic!("expected validation errors, got {other:?}"),
+    }
+}
+
+const IMG: &str = "images: { bb: { path: img/bb.tar } }\n";
+
+#[test]
+fn defaults_are_filled_in() {
+    let d = load(&format!(
+        "version: 1\n{IMG}containers:\n  web: {{ image: bb }}\n  os: {{ image: bb, boot: true }}\n"
+    ))
+    .expect("valid");
+    let web = &d.containers["web"];
+    assert_eq!(web.process.hostname, "web");
+    assert_eq!(web.stop_signal, "SIGTERM");
+    assert_eq!(web.stop_timeout_secs, 10);
+    assert_eq!(web.restart, RestartPolicy::Never);
+    assert!(web.autostart && web.seccomp && !web.volatile && !web.readonly);
+    assert_eq!(
+        web.capabilities.len(),
+        crate::spec::units::DEFAULT_CAPABILITIES.len()
+    );
+    assert!(
+        web.capabilities.contains("CAP_NET_BIND_SERVICE")
+            && !web.capabilities.contains("CAP_SYS_ADMIN")
+    );
+    let os = &d.containers["os"];
+    assert_eq!(
+        (os.process.init.as_str(), os.stop_signal.as_str()),
+        ("/sbin/init", "SIGPWR")
+    );
+    // Relative image paths are taken from the manifest's directory.
+    assert_eq!(
+        d.images["bb"].source,
+        ImageSource::Path("/etc/berth/img/bb.tar".into())
+    );
+}
+
+#[test]
+fn values_are_converted_to_kernel_units() {
+    let d = load(&format!(
+        "version: 1\n{IMG}containers:\n  web:\n    image: bb\n    resources: {{ memory: 64M, swap: 0, cpu: {{ max: '1.5', weight: 200 }}, pids: 32, cpuset: {{ cpus: 0-1 }}, io: {{ weight: 50 }} }}\n    capabilities: {{ drop: [all], keep: [net_admin, CAP_NET_RAW] }}\n    namespaces: {{ user: {{ map: '0 100000 65536' }}, time: true, host: [ipc] }}\n    devices: {{ allow: ['c 10:200 rwm'], deny: ['b *:* m'] }}\n    stop_timeout: 2m\n    user: '1000:100'\n    rlimits: {{ nofile: '1024:4096' }}\n"
+    ))
+    .expect("valid");
+    let web = &d.containers["web"];
+    let r = &web.resources;
+    assert_eq!(
+        (r.memory, r.swap, r.pids, r.cpu_weight, r.io_weight),
+        (Some(64 << 20), Some(0), Some(32), Some(200), Some(50))
+    );
+    assert_eq!(
+        r.cpu_max,
+        Some(CpuMax {
+            quota_us: 150_000,
+            period_us: 100_000
+        })
+    );
+    assert_eq!(r.cpuset_cpus.as_deref(), Some("0-1"));
+    assert_eq!(
+        web.capabilities
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["CAP_NET_ADMIN", "CAP_NET_RAW"]
+    );
+    let user = web.namespaces.user.as_ref().expect("user ns");
+    assert_eq!(user.uid, user.gid, "gid_map defaults to map");
+    assert_eq!(
+        user.uid[0],
+        IdMap {
+            inside: 0,
+            outside: 100_000,
+            count: 65_536
+        }
+    );
+    assert!(web.namespaces.time && web.namespaces.host.contains(&HostNamespace::Ipc));
+    assert_eq!(web.devices.len(), 2);
+    assert!(web.devices[0].allow && !web.devices[1].allow);
+    assert_eq!(web.stop_timeout_secs, 120);
+    assert_eq!(
+        web.process.user,
+        Some(User::Id {
+            uid: 1000,
+            gid: Some(100)
+        })
+    );
+    assert_eq!(
+        web.process.rlimits,
+        [Rlimit {
+            name: "nofile".into(),
+            soft: Some(1024),
+            hard: Some(4096)
+        }]
+    );
+}
+
+#[test]
+fn networks_and_attachments_resolve() {
+    let d = load(&format!(
+        "version: 1\n{IMG}networks:\n  lan: {{ type: bridge, create: true, address: 10.0.0.1/24 }}\n  wan: {{ type: macvlan, parent: eth1, host_link: true, address: 192.168.1.2/24 }}\ncontainers:\n  web:\n    image: bb\n    network:\n      - {{ network: lan, address: [10.0.0.5/24, 'fd00::5/64'], gateway: 10.0.0.1, gateway6: 'fd00::1' }}\n      - {{ network: wan, dhcp: true, mac: '02:00:00:00:00:09' }}\n"
+    ))
+    .expect("valid");
+    let NetworkKind::Bridge {
+        bridge,
+        create,
+        address,
+    } = &d.networks["lan"].kind
+    else {
+        panic!("bridge")
+    };
+    assert_eq!((bridge.as_str(), *create, address.len()), ("lan", true, 1));
+    let NetworkKind::Macvlan {
+        host_address, mode, ..
+    } = &d.networks["wan"].kind
+    else {
+        panic!("macvlan")
+    };
+    assert_eq!(
+        (host_address[0].to_string(), *mode),
+        ("192.168.1.2/24".to_string(), MacvlanMode::Bridge)
+    );
+    let a = &d.containers["web"].network;
+    assert_eq!(
+        (a[0].interface.as_str(), a[1].interface.as_str()),
+        ("eth0", "eth1")
+    );
+    assert_eq!(a[0].addresses.len(), 2);
+    assert!(a[1].dhcp && a[1].mac.is_some());
+}
+
+#[test]
+fn errors_in_profiles_point_at_the_profile() {
+    let errs = errors(&format!(
+        "version: 1\n{IMG}profiles:\n  p:\n    resources: {{ pids: 0 }}\ncontainers:\n  a: {{ image: bb, profiles: [p] }}\n  b: {{ image: bb, profiles: [p] }}\n"
+    ));
+    // Reported once, at the profile, although two containers use it.
+    assert_eq!(errs, ["m.yaml:5:24: profiles.p.resources.pids: pids 0 would forbid the container's own init; use at least 1"]);
+}
+
+#[test]
+fn profiles_cannot_nest_and_need_no_image() {
+    let errs = errors(&format!("version: 1\n{IMG}profiles:\n  p: {{ profiles: [q] }}\n  q: {{ hostname: x }}\ncontainers: {{}}\n"));
+    assert_eq!(errs, ["m.yaml:4:18: profiles.p.profiles: profiles cannot list other profiles; list them all on the container"]);
+}
+
+#[test]
+fn host_address_needs_host_link() {
+    let errs = errors(&format!("version: 1\n{IMG}networks:\n  wan: {{ type: macvlan, parent: eth1, address: 10.0.0.2/24 }}\ncontainers: {{}}\n"));
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("networks.wan.address: `address` is the router's address on its host link; add `host_link: true`"), "{errs:?}");
+}
+
+#[test]
+fn host_network_stands_alone() {
+    let errs = errors(&format!(
+        "version: 1\n{IMG}networks:\n  h: {{ type: host }}\n  n: {{ type: none }}\ncontainers:\n  c:\n    image: bb\n    network: [{{ network: h }}, {{ network: n }}]\n"
+    ));
+    assert!(
+        errs[0].contains("containers.c.network[0].network: a container on the host network"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn errors_are_sorted_by_position() {
+    let errs = errors(&format!(
+        "version: 1\n{IMG}containers:\n  b: {{ image: nope }}\n  a: {{ image: bb, restart: x }}\n"
+    ));
+    let lines: Vec<&str> = errs
+        .iter()
+        .map(|e| e.split(':').nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(lines, ["5", "4"].iter().rev().copied().collect::<Vec<_>>());
+}

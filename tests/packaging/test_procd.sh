@@ -1,0 +1,99 @@
+#!/bin/sh
+# Run openwrt-package/berth/files/berth.init against the procd stub and check
+# the instance it declares for several UCI configurations.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+init="$top/openwrt-package/berth/files/berth.init"
+defaults="$top/openwrt-package/berth/files/berth.config"
+stub="$here/procd_stub.sh"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+passed=0
+failed=0
+
+# expect NAME OUTPUT LINE...: every LINE must appear in OUTPUT exactly.
+expect() {
+	name=$1 out=$2
+	shift 2
+	ok=1
+	for line in "$@"; do
+		if ! printf '%s\n' "$out" | grep -qxF -- "$line"; then
+			echo "FAIL $name: missing line: $line"
+			ok=0
+		fi
+	done
+	if [ "$ok" -eq 1 ]; then passed=$((passed + 1)); echo "ok   $name"
+	else failed=$((failed + 1)); printf '%s\n' "$out" | sed 's/^/     | /'; fi
+}
+
+# refute NAME OUTPUT PATTERN: no line of OUTPUT matches the grep PATTERN.
+refute() {
+	if printf '%s\n' "$2" | grep -q -- "$3"; then
+		echo "FAIL $1: unexpected match for $3"
+		printf '%s\n' "$2" | sed 's/^/     | /'
+		failed=$((failed + 1))
+	else
+		passed=$((passed + 1)); echo "ok   $1"
+	fi
+}
+
+run() { sh "$stub" "$1" "$init" start_service service_triggers 2>&1; }
+
+# 1. The shipped default config, with the manifest moved into the temp dir.
+mkdir -p "$tmp/c1"
+sed -e "s|/etc/berth/manifest.yaml|$tmp/manifest.yaml|" \
+    -e "s|'/srv/berth'|'$tmp/store'|" "$defaults" > "$tmp/c1/berth"
+echo "version: 1" > "$tmp/manifest.yaml"
+out=$(run "$tmp/c1")
+expect "default config declares the apply instance" "$out" \
+	"instance berth" \
+	"param command /usr/bin/berth apply --serve $tmp/manifest.yaml" \
+	"param respawn 3600 5 5" \
+	"param stdout 1" \
+	"param stderr 1" \
+	"param file $tmp/manifest.yaml" \
+	"param term_timeout 30" \
+	"param reload_signal HUP" \
+	"param env BERTH_ROOT=$tmp/store BERTH_LOG_SIZE=256k" \
+	"close" \
+	"trigger reload berth"
+if [ -d "$tmp/store" ]; then passed=$((passed + 1)); echo "ok   store root is created"
+else failed=$((failed + 1)); echo "FAIL store root $tmp/store not created"; fi
+n=$(printf '%s\n' "$out" | grep -c '^instance ')
+if [ "$n" -eq 1 ]; then passed=$((passed + 1)); echo "ok   exactly one instance"
+else failed=$((failed + 1)); echo "FAIL expected one instance, got $n"; fi
+
+# 2. Disabled: no instance, the trigger stays.
+mkdir -p "$tmp/c2"
+sed "s/option enabled '1'/option enabled '0'/" "$tmp/c1/berth" > "$tmp/c2/berth"
+out=$(run "$tmp/c2")
+refute "disabled config declares no instance" "$out" '^instance'
+expect "disabled config keeps the reload trigger" "$out" "trigger reload berth"
+
+# 3. Manifest file missing: no instance (procd would respawn a failing apply).
+mkdir -p "$tmp/c3"
+sed "s|$tmp/manifest.yaml|$tmp/absent.yaml|" "$tmp/c1/berth" > "$tmp/c3/berth"
+out=$(run "$tmp/c3")
+refute "missing manifest declares no instance" "$out" '^instance'
+
+# 4. Manifest URL and custom timeouts: no file watch, values passed through.
+mkdir -p "$tmp/c4"
+cat > "$tmp/c4/berth" <<CONF
+config berth 'main'
+	option manifest 'https://fleet.example/r1.yaml'
+	option root '$tmp/store4'
+	option term_timeout '12'
+	option respawn_retry '0'
+CONF
+out=$(run "$tmp/c4")
+expect "URL manifest and custom values" "$out" \
+	"param command /usr/bin/berth apply --serve https://fleet.example/r1.yaml" \
+	"param term_timeout 12" \
+	"param respawn 3600 5 0" \
+	"param env BERTH_ROOT=$tmp/store4 BERTH_LOG_SIZE=256k"
+refute "URL manifest has no file watch" "$out" '^param file'
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

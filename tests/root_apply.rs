@@ -1,0 +1,391 @@
+//! Root tests of `berth apply` end to end, through the binary: images, layers,
+//! cgroups, networking and the runtime together. Each test runs berth inside
+//! its own network namespace (the router's host side), with its own store,
+//! runtime dir and cgroup parent, all removed in `Drop` even on failure.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// One test's world: a named netns, a store, a runtime dir, a cgroup parent.
+struct World {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn new(test: &str) -> World {
+        let name = format!("bt-{}-{test}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ip netns add {name}");
+        let w = World {
+            name,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        w.sh("ip link set lo up");
+        w
+    }
+
+    fn manifest(&self, containers: &str) -> PathBuf {
+        let store = self.dir.path().join("store");
+        let run = self.dir.path().join("run");
+        let text = format!(
+            "version: 1\nsettings: {{ root: {}, runtime_dir: {} }}\nimages:\n  bb: {{ path: {} }}\nnetworks:\n  lan: {{ type: bridge, bridge: br-t, create: true, address: 10.77.0.1/24 }}\ncontainers:{containers}\n",
+            store.display(),
+            run.display(),
+            common::rootfs_tarball().display()
+        );
+        let p = self.dir.path().join("m.yaml");
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// Run berth with `args` inside the test's network namespace.
+    fn berth(&self, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .args(["--cgroup-parent", &self.name, "--runtime-dir"])
+            .arg(self.dir.path().join("run"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn apply(&self, containers: &str) -> String {
+        let m = self.manifest(containers);
+        let out = self.berth(&["apply", m.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "apply failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    fn sh(&self, cmd: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sh", "-c", cmd])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn pid(&self, container: &str) -> Option<i32> {
+        let out = self.berth(&["status", container, "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v.get(0)?
+            .get("pid")?
+            .as_i64()
+            .and_then(|p| i32::try_from(p).ok())
+    }
+
+    fn fetch(&self, addr: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let page = self.sh(&format!(
+                "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 {addr} 80"
+            ));
+            if page.contains("served by berth") || Instant::now() > deadline {
+                return page;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn cgroups(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for ctrl in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let p = ctrl.path().join(&self.name);
+            if p.is_dir() {
+                out.push(p);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Stop whatever a failed test left running, then remove the pieces.
+        let m = self.manifest(" {}");
+        let _ = self.berth(&["apply", m.to_str().unwrap()]);
+        for cg in self.cgroups() {
+            for child in fs::read_dir(&cg).into_iter().flatten().flatten() {
+                if child.path().is_dir() {
+                    let _ = fs::remove_dir(child.path());
+                }
+            }
+            let _ = fs::remove_dir(&cg);
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+const WEB: &str = "
+  web:
+    image: bb
+    command: [httpd, -f, -p, '80', -h, /www]
+    resources: { memory: 16M, pids: 32 }
+    network:
+      - { network: lan, address: 10.77.0.10/24, gateway: 10.77.0.1 }";
+
+#[test]
+fn apply_converges_updates_in_place_recreates_and_removes() {
+    if !common::root_or_skip("apply_converges_updates_in_place_recreates_and_removes") {
+        return;
+    }
+    let w = World::new("conv");
+    let out = w.apply(WEB);
+    assert!(
+        out.contains("+ create web") && out.contains("> start web"),
+        "{out}"
+    );
+    assert!(
+        w.fetch("10.77.0.10").contains("served by berth"),
+        "the host fetches the page over the bridge"
+    );
+    let pid = w.pid("web").expect("running");
+
+    // Accounting in status, and pause/resume through the cgroup.
+    let out = w.berth(&["status", "web", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v[0]["resources"]["pids_current"].as_u64().unwrap_or(0) >= 1,
+        "{v}"
+    );
+    assert!(
+        v[0]["resources"]["memory_current"].as_u64().unwrap_or(0) > 0,
+        "{v}"
+    );
+    let freezer = w
+        .cgroups()
+        .iter()
+        .map(|c| c.join("web/freezer.state"))
+        .find(|p| p.exists());
+    assert!(w.berth(&["pause", "web"]).status.success());
+    if let Some(f) = &freezer {
+        assert_eq!(fs::read_to_string(f).unwrap().trim(), "FROZEN");
+    }
+    assert!(w.berth(&["resume", "web"]).status.success());
+    if let Some(f) = &freezer {
+        assert_eq!(fs::read_to_string(f).unwrap().trim(), "THAWED");
+    }
+    assert!(
+        w.fetch("10.77.0.10").contains("served by berth"),
+        "serves again after resume"
+    );
+
+    // Unchanged manifest: nothing to do, same process.
+    assert_eq!(
+        w.apply(WEB),
+        "no changes: the device matches the manifest\n"
+    );
+    assert_eq!(w.pid("web"), Some(pid));
+
+    // A limit changes live, without a restart.
+    let out = w.apply(&WEB.replace("memory: 16M", "memory: 24M"));
+    assert!(
+        out.contains("~ update web in place: memory 16777216 -> 25165824"),
+        "{out}"
+    );
+    assert_eq!(w.pid("web"), Some(pid), "same process after a live update");
+    let limit = w
+        .cgroups()
+        .iter()
+        .map(|c| c.join("web/memory.limit_in_bytes"))
+        .find(|p| p.exists());
+    if let Some(limit) = limit {
+        assert_eq!(fs::read_to_string(limit).unwrap().trim(), "25165824");
+    }
+
+    // A changed command recreates.
+    let changed = WEB
+        .replace("memory: 16M", "memory: 24M")
+        .replace("'80'", "'8080'");
+    let out = w.apply(&changed);
+    assert!(out.contains("-/+ recreate web"), "{out}");
+    assert_ne!(w.pid("web"), Some(pid));
+
+    // Gone from the manifest: removed, nothing left behind.
+    let out = w.apply(" {}");
+    assert!(out.contains("- remove web"), "{out}");
+    assert!(w.pid("web").is_none());
+    let store = w.dir.path().join("store/containers/web");
+    assert!(!store.exists(), "container dir removed");
+    assert!(
+        !fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(w.dir.path().to_str().unwrap()),
+        "no mounts left"
+    );
+    assert!(
+        w.cgroups().iter().all(|c| !c.join("web").exists()),
+        "no container cgroup left"
+    );
+    let links = w.sh("ip -o link show");
+    assert!(!links.contains("@"), "no veth left: {links}");
+
+    // The bridge berth created goes with the last manifest that names it.
+    assert!(links.contains("br-t"), "{links}");
+    let m = w.dir.path().join("m.yaml");
+    let store = w.dir.path().join("store");
+    fs::write(
+        &m,
+        format!(
+            "version: 1\nsettings: {{ root: {} }}\ncontainers: {{}}\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    let out = w.berth(&["apply", m.to_str().unwrap()]);
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("- remove network lan"),
+        "{out:?}"
+    );
+    assert!(
+        !w.sh("ip -o link show").contains("br-t"),
+        "created bridge removed"
+    );
+}
+
+#[test]
+fn apply_after_kill_9_of_monitor_and_init_converges() {
+    if !common::root_or_skip("apply_after_kill_9_of_monitor_and_init_converges") {
+        return;
+    }
+    let w = World::new("kill");
+    w.apply(WEB);
+    let pid = w.pid("web").expect("running");
+    // Kill every berth process of this container and its init.
+    let run = w.dir.path().join("run");
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("__monitor.*{}", run.display())])
+        .output()
+        .unwrap();
+    for m in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-9", m]).status();
+    }
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = w.apply(WEB);
+    assert!(out.contains("> start web"), "{out}");
+    assert!(w.fetch("10.77.0.10").contains("served by berth"));
+    assert_eq!(
+        w.apply(WEB),
+        "no changes: the device matches the manifest\n"
+    );
+}
+
+#[test]
+fn failed_image_leaves_other_containers_running() {
+    if !common::root_or_skip("failed_image_leaves_other_containers_running") {
+        return;
+    }
+    let w = World::new("img");
+    let broken = format!("{WEB}\n  other:\n    image: missing\n    command: [sleep, '100']\n");
+    let m = w.manifest(&broken).to_str().unwrap().to_string();
+    let text = fs::read_to_string(&m).unwrap().replace(
+        "images:\n",
+        "images:\n  missing: { path: /nonexistent/rootfs.tar.gz }\n",
+    );
+    fs::write(&m, text).unwrap();
+    let out = w.berth(&["apply", &m]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fetch image `missing`") && err.contains("/nonexistent/rootfs.tar.gz"),
+        "{err}"
+    );
+    assert!(w.pid("web").is_some(), "the independent container runs");
+    assert!(
+        !w.dir.path().join("store/containers/other").exists(),
+        "nothing half-made"
+    );
+}
+
+#[test]
+fn serve_reapplies_on_sighup_and_stops_everything_on_sigterm() {
+    if !common::root_or_skip("serve_reapplies_on_sighup_and_stops_everything_on_sigterm") {
+        return;
+    }
+    let w = World::new("serve");
+    let m = w.manifest(WEB);
+    let mut child = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", w.name))
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "--cgroup-parent",
+            &w.name,
+            "apply",
+            "--serve",
+            m.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("the first apply", &|| w.pid("web").is_some());
+    let pid = w.pid("web");
+    let limit = || {
+        w.cgroups()
+            .iter()
+            .map(|c| c.join("web/memory.limit_in_bytes"))
+            .find(|p| p.exists())
+            .and_then(|p| fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    };
+    w.manifest(&WEB.replace("memory: 16M", "memory: 20M"));
+    // nsenter execs berth, so the child's pid is berth's.
+    let berth_pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &berth_pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("the re-apply", &|| {
+        limit().trim() == "20971520" || !Path::new("/sys/fs/cgroup/memory").exists()
+    });
+    assert_eq!(w.pid("web"), pid, "updated in place");
+    assert!(Command::new("kill")
+        .args(["-TERM", &berth_pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        w.pid("web").is_none(),
+        "containers stopped with the service"
+    );
+    assert!(
+        w.dir
+            .path()
+            .join("store/containers/web/applied.json")
+            .exists(),
+        "but not removed"
+    );
+}

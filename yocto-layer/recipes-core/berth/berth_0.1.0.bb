@@ -1,0 +1,44 @@
+SUMMARY = "Declarative containers from a YAML manifest"
+DESCRIPTION = "berth makes a device run exactly the containers that a YAML \
+manifest declares: one small binary using namespaces and cgroups, applied at \
+boot by a systemd unit or a sysvinit script."
+HOMEPAGE = "https://github.com/berth-project/berth"
+BUGTRACKER = "https://github.com/berth-project/berth/issues"
+SECTION = "admin"
+LICENSE = "Apache-2.0"
+LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
+
+SRC_URI = "git://github.com/berth-project/berth.git;protocol=https;branch=main;destsuffix=${BP}"
+SRCREV = "5777f2a42efb69c52f13c4c5cefa5b99fe72d777"
+
+inherit cargo cargo-update-recipe-crates systemd update-rc.d
+
+require ${BPN}-crates.inc
+
+SYSTEMD_SERVICE:${PN} = "berth.service"
+SYSTEMD_AUTO_ENABLE:${PN} = "enable"
+INITSCRIPT_NAME = "berth"
+INITSCRIPT_PARAMS = "defaults 95 10"
+
+do_install:append() {
+    install -d ${D}${sysconfdir}/berth
+    install -d ${D}${datadir}/berth/images
+    if ${@bb.utils.contains('DISTRO_FEATURES', 'systemd', 'true', 'false', d)}; then
+        install -d ${D}${systemd_system_unitdir}
+        install -m 0644 ${S}/dist/berth.service ${D}${systemd_system_unitdir}/berth.service
+    fi
+    if ${@bb.utils.contains('DISTRO_FEATURES', 'sysvinit', 'true', 'false', d)}; then
+        install -d ${D}${sysconfdir}/init.d
+        install -m 0755 ${S}/dist/berth.sysvinit ${D}${sysconfdir}/init.d/berth
+    fi
+}
+
+do_install:append:class-native() {
+    rm -rf ${D}${sysconfdir} ${D}${datadir}/berth ${D}${systemd_system_unitdir}
+}
+
+RRECOMMENDS:${PN}:class-target = "kernel-module-veth kernel-module-macvlan kernel-module-overlay"
+
+# Build-time staging (`berth install --target-root`) runs the native build
+# under pseudo, which only sees dynamically linked binaries.
+BBCLASSEXTEND = "native"
