@@ -12,15 +12,12 @@ use std::path::{Path, PathBuf};
 use berth::host::store::layer::{detect_overlay, mount_layer, LayerPlan};
 use berth::host::store::{RootfsStore, StoreOptions};
 
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+mod common;
 
+/// Skip (with a reason) without root; under `make test` a skip is a failure.
 macro_rules! need_root {
     () => {
-        if !is_root() {
-            eprintln!("skipped: needs root (run under `make test-images`)");
+        if !common::root_or_skip(module_path!()) {
             return;
         }
     };
