@@ -53,7 +53,7 @@ pub enum StoreError {
     Read { image: String, source: io::Error },
     /// No known magic bytes at the start of the archive.
     #[error(
-        "image `{image}`: unknown compression (magic {magic}); expected gzip, zstd, xz or tar"
+        "image `{image}`: unknown compression (magic {magic}); expected gzip, zstd, xz, bzip2 or tar"
     )]
     UnknownCompression { image: String, magic: String },
     /// The host could not be reached (DNS, refused, timeout).

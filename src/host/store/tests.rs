@@ -97,6 +97,7 @@ fn every_compression_format_by_magic_not_name() {
         ("gz.bin", gzip(&tar), "gzip"),
         ("xz.bin", external("xz", &tar), "xz"),
         ("zst.bin", external("zstd", &tar), "zstd"),
+        ("bz.bin", external("bzip2", &tar), "bzip2"),
     ] {
         let p = write(tmp.path(), name, &data);
         let info = s
@@ -118,7 +119,7 @@ fn every_compression_format_by_magic_not_name() {
             Path::new("sh")
         );
     }
-    assert_eq!(s.list().unwrap().len(), 4);
+    assert_eq!(s.list().unwrap().len(), 5);
     no_leftovers(&s);
 }
 
@@ -133,6 +134,22 @@ fn concatenated_gzip_members_are_read_whole() {
     let p = write(tmp.path(), "multi.gz", &data);
     let info = s.import("multi", &p).unwrap();
     assert!(info.rootfs.join("etc/motd").exists());
+}
+
+#[test]
+fn multi_stream_bzip2_is_refused_not_truncated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let tar = tarball(&[file("a", &vec![1u8; 50_000]), file("b", &vec![2u8; 50_000])]);
+    let (x, y) = tar.split_at(30_000);
+    let mut data = external("bzip2", x);
+    data.extend(external("bzip2", y));
+    let err = s
+        .import("multi", &write(tmp.path(), "multi.bz2", &data))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Read { .. }), "{err:?}");
+    assert!(s.list().unwrap().is_empty());
+    no_leftovers(&s);
 }
 
 #[test]
@@ -191,7 +208,7 @@ fn corrupt_truncated_and_unknown_archives_fail_cleanly() {
         let p = write(tmp.path(), name, &data);
         let err = s.import(name, &p).unwrap_err();
         let ok = match name {
-            "unknown" | "bzip2" => matches!(err, StoreError::UnknownCompression { .. }),
+            "unknown" => matches!(err, StoreError::UnknownCompression { .. }),
             _ => matches!(err, StoreError::Read { .. }),
         };
         assert!(ok, "{name}: {err:?}");
