@@ -2,7 +2,7 @@
 # Every target installs what it needs on a fresh Debian 12, as root.
 
 CARGO ?= cargo
-IMAGES_APT := xz-utils zstd python3 busybox-static
+IMAGES_APT := xz-utils zstd bzip2 openssl python3 busybox-static
 
 .PHONY: images-deps test-images bench-images
 

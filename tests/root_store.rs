@@ -12,15 +12,12 @@ use std::path::{Path, PathBuf};
 use berth::host::store::layer::{detect_overlay, mount_layer, LayerPlan};
 use berth::host::store::{RootfsStore, StoreOptions};
 
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
+mod common;
 
+/// Skip (with a reason) without root; under `make test` a skip is a failure.
 macro_rules! need_root {
     () => {
-        if !is_root() {
-            eprintln!("skipped: needs root (run under `make test-images`)");
+        if !common::root_or_skip(module_path!()) {
             return;
         }
     };
@@ -127,6 +124,40 @@ fn keeps_owners_devices_and_file_capabilities() {
         std::io::Error::last_os_error()
     );
     assert_eq!(&buf[..20], &cap_net_bind()[..]);
+    // The copy fallback layer keeps owners, setuid and file capabilities too.
+    let both_off = berth::host::store::layer::OverlaySupport {
+        kernel: false,
+        upper_ok: false,
+    };
+    let plan = s.plan_layer("copy", &info, false, both_off).unwrap();
+    let LayerPlan::Copy { rootfs } = plan else {
+        panic!("{plan:?}")
+    };
+    let owned = std::fs::metadata(rootfs.join("etc/owned")).unwrap();
+    assert_eq!(
+        (owned.uid(), owned.gid(), owned.mode() & 0o7777),
+        (1234, 5678, 0o4750)
+    );
+    let path = CString::new(rootfs.join("bin/ping").as_os_str().as_bytes()).unwrap();
+    // SAFETY: as above.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            b"security.capability\0".as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(
+        usize::try_from(n).ok(),
+        Some(20),
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    assert!(std::fs::symlink_metadata(rootfs.join("dev/null"))
+        .unwrap()
+        .file_type()
+        .is_char_device());
 }
 
 /// Unmounts what a test mounted, even when an assertion fails.
@@ -259,4 +290,64 @@ fn disk_full_installs_nothing() {
     assert!(s.list().unwrap().is_empty());
     let left: Vec<_> = std::fs::read_dir(s.images_dir()).unwrap().collect();
     assert!(left.is_empty(), "leftovers: {left:?}");
+}
+
+/// `berth image` as users run it (needs no root; lives here with the store's
+/// other integration tests).
+#[test]
+fn image_cli_import_ls_rm_and_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let berth = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(&root)
+            .arg("image")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header("etc/motd", tar::EntryType::Regular, 2, 0o644);
+    h.set_cksum();
+    b.append(&h, &b"hi"[..]).unwrap();
+    let img = tmp.path().join("img.tar");
+    std::fs::write(&img, b.into_inner().unwrap()).unwrap();
+    let out = berth(&["import", img.to_str().unwrap(), "--name", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8_lossy(&out.stdout)
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(digest.len(), 64);
+    let ls = berth(&["ls"]);
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(
+        text.contains(&digest[..12]) && text.contains("web"),
+        "{text}"
+    );
+    // A corrupt archive: exit 1, one line naming the image and the cause.
+    let bad = tmp.path().join("bad.tgz");
+    std::fs::write(&bad, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).unwrap();
+    let out = berth(&["import", bad.to_str().unwrap(), "--name", "broken"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("berth: image `broken`: read archive: truncated or corrupt"),
+        "{err}"
+    );
+    let out = berth(&["rm", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!root.join("images").join(&digest).exists());
+    let out = berth(&["rm", "web"]);
+    assert_eq!(out.status.code(), Some(1));
 }

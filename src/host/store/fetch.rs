@@ -57,6 +57,8 @@ pub enum Compression {
     Zstd,
     /// xz.
     Xz,
+    /// bzip2 (Yocto's `container` image type writes .tar.bz2).
+    Bzip2,
 }
 
 /// What the producer learned once the whole source was read.
@@ -85,10 +87,8 @@ pub(crate) fn sniff(head: &[u8]) -> Result<Compression, String> {
         return Ok(Compression::None);
     }
     let magic: String = head.iter().take(6).map(|b| format!("{b:02x}")).collect();
-    if head.starts_with(b"BZh") {
-        return Err(format!(
-            "{magic} (bzip2, not supported: recompress with gzip, zstd or xz)"
-        ));
+    if head.starts_with(b"BZh") && head.get(3).is_some_and(|b| (b'1'..=b'9').contains(b)) {
+        return Ok(Compression::Bzip2);
     }
     Err(magic)
 }
@@ -471,10 +471,21 @@ fn decompress<R: BufRead>(c: Compression, src: &mut R, w: &mut ChunkWriter) -> i
             }
         },
         #[cfg(feature = "xz")]
-        Compression::Xz => lzma_rs::xz_decompress(src, w).map_err(|e| match e {
-            lzma_rs::error::Error::IoError(e) => e,
-            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
-        }),
+        Compression::Xz => super::xz::decompress(src, w),
+        #[cfg(feature = "bzip2")]
+        Compression::Bzip2 => {
+            copy(&mut bzip2_rs::DecoderReader::new(&mut *src), w)?;
+            // The decoder reads ahead, so a second stream (pbzip2, lbzip2
+            // output) cannot be resumed: refuse it rather than truncate.
+            if src.fill_buf()?.is_empty() {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "bzip2: more than one stream (pbzip2 output) is not supported; recompress with bzip2, gzip or zstd",
+                ))
+            }
+        }
         #[allow(unreachable_patterns)]
         other => Err(io::Error::new(
             io::ErrorKind::Unsupported,

@@ -89,6 +89,20 @@ impl RootfsStore {
         volatile: bool,
         support: OverlaySupport,
     ) -> Result<LayerPlan, StoreError> {
+        // The name becomes a path component: refuse anything that is not one.
+        let single = Path::new(name).components().count() == 1
+            && matches!(
+                Path::new(name).components().next(),
+                Some(std::path::Component::Normal(_))
+            );
+        if !single {
+            return Err(StoreError::Layer {
+                container: name.to_owned(),
+                op: "use container name as a directory",
+                path: PathBuf::from(name),
+                source: io::Error::from_raw_os_error(libc::EINVAL),
+            });
+        }
         let cdir = self.containers_dir().join(name);
         let err = |op, path: &Path, source| StoreError::Layer {
             container: name.to_owned(),
@@ -252,10 +266,39 @@ fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
             dirs.push((d, md.mode() & 0o7777));
         } else if !ft.is_symlink() {
             fs::set_permissions(&d, fs::Permissions::from_mode(md.mode() & 0o7777))?;
+            if ft.is_file() {
+                // fs::copy does not copy xattrs; chown above would clear them anyway.
+                copy_caps(&s, &d);
+            }
         }
     }
     for (d, mode) in dirs.into_iter().rev() {
         fs::set_permissions(&d, fs::Permissions::from_mode(mode))?;
     }
     Ok(())
+}
+
+/// Copy the `security.capability` xattr (file capabilities), if any. Best
+/// effort: without CAP_SETFCAP the copy simply has none, as `cp -a` does.
+fn copy_caps(src: &Path, dst: &Path) {
+    let (Ok(s), Ok(d)) = (
+        CString::new(src.as_os_str().as_bytes()),
+        CString::new(dst.as_os_str().as_bytes()),
+    ) else {
+        return;
+    };
+    let key = b"security.capability\0";
+    let mut buf = [0u8; 64];
+    // SAFETY: NUL-terminated path and key, writable buffer of the given length.
+    let n = unsafe {
+        libc::lgetxattr(
+            s.as_ptr(),
+            key.as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let Ok(n) = usize::try_from(n) else { return };
+    // SAFETY: as above; `n` bytes of `buf` were filled.
+    unsafe { libc::lsetxattr(d.as_ptr(), key.as_ptr().cast(), buf.as_ptr().cast(), n, 0) };
 }

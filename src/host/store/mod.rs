@@ -19,6 +19,8 @@ pub mod layer;
 mod oci;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "xz")]
+mod xz;
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -51,7 +53,7 @@ pub enum StoreError {
     Read { image: String, source: io::Error },
     /// No known magic bytes at the start of the archive.
     #[error(
-        "image `{image}`: unknown compression (magic {magic}); expected gzip, zstd, xz or tar"
+        "image `{image}`: unknown compression (magic {magic}); expected gzip, zstd, xz, bzip2 or tar"
     )]
     UnknownCompression { image: String, magic: String },
     /// The host could not be reached (DNS, refused, timeout).

@@ -227,10 +227,30 @@ pub(crate) fn apply<'a>(
                     source,
                 })
         });
-        match (res, producer.join().unwrap_or(Err(None))) {
+        let fetched = match (res, producer.join().unwrap_or(Err(None))) {
             (_, Err(Some(e))) | (Err(e), _) => return Err(e),
-            _ => {}
+            (Ok(()), Err(None)) => return Err(bad(image, "layer decompressor stopped early")),
+            (Ok(()), Ok(f)) => f,
+        };
+        // A blob named by its digest must have it (matters for layout directories,
+        // whose own identity is only the index's digest).
+        if let Some(want) = blob_digest(&layer) {
+            if want != fetched.digest {
+                return Err(StoreError::DigestMismatch {
+                    image: image.to_owned(),
+                    expected: format!("{want} (layer `{}`)", layer.display()),
+                    actual: fetched.digest,
+                });
+            }
         }
     }
     Ok((cfg, ex))
+}
+
+/// The sha256 a blob file is named after (`blobs/sha256/<hex>`), if any.
+fn blob_digest(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let algo = path.parent()?.file_name()?.to_str()?;
+    (algo == "sha256" && name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| name.to_ascii_lowercase())
 }

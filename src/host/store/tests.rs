@@ -97,6 +97,7 @@ fn every_compression_format_by_magic_not_name() {
         ("gz.bin", gzip(&tar), "gzip"),
         ("xz.bin", external("xz", &tar), "xz"),
         ("zst.bin", external("zstd", &tar), "zstd"),
+        ("bz.bin", external("bzip2", &tar), "bzip2"),
     ] {
         let p = write(tmp.path(), name, &data);
         let info = s
@@ -118,7 +119,7 @@ fn every_compression_format_by_magic_not_name() {
             Path::new("sh")
         );
     }
-    assert_eq!(s.list().unwrap().len(), 4);
+    assert_eq!(s.list().unwrap().len(), 5);
     no_leftovers(&s);
 }
 
@@ -133,6 +134,22 @@ fn concatenated_gzip_members_are_read_whole() {
     let p = write(tmp.path(), "multi.gz", &data);
     let info = s.import("multi", &p).unwrap();
     assert!(info.rootfs.join("etc/motd").exists());
+}
+
+#[test]
+fn multi_stream_bzip2_is_refused_not_truncated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let tar = tarball(&[file("a", &vec![1u8; 50_000]), file("b", &vec![2u8; 50_000])]);
+    let (x, y) = tar.split_at(30_000);
+    let mut data = external("bzip2", x);
+    data.extend(external("bzip2", y));
+    let err = s
+        .import("multi", &write(tmp.path(), "multi.bz2", &data))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Read { .. }), "{err:?}");
+    assert!(s.list().unwrap().is_empty());
+    no_leftovers(&s);
 }
 
 #[test]
@@ -191,7 +208,7 @@ fn corrupt_truncated_and_unknown_archives_fail_cleanly() {
         let p = write(tmp.path(), name, &data);
         let err = s.import(name, &p).unwrap_err();
         let ok = match name {
-            "unknown" | "bzip2" => matches!(err, StoreError::UnknownCompression { .. }),
+            "unknown" => matches!(err, StoreError::UnknownCompression { .. }),
             _ => matches!(err, StoreError::Read { .. }),
         };
         assert!(ok, "{name}: {err:?}");
@@ -523,6 +540,14 @@ fn ls_rm_gc_and_used_by() {
         )
         .unwrap();
     assert!(matches!(plan, layer::LayerPlan::Overlay { .. }));
+    for bad in ["../escape", "a/b", "", "."] {
+        let both = OverlaySupport {
+            kernel: true,
+            upper_ok: true,
+        };
+        assert!(s.plan_layer(bad, &a, false, both).is_err(), "{bad:?}");
+    }
+    assert!(!tmp.path().join("store/escape").exists());
     let list = s.list().unwrap();
     let used: Vec<_> = list
         .iter()
@@ -736,6 +761,19 @@ fn oci_layout_directory_source() {
     assert!(info.rootfs.join("var/new").exists() && !info.rootfs.join("etc/a").exists());
     // The layout itself is untouched.
     assert!(layout.join("index.json").exists());
+    // A tampered layer blob in a layout directory is caught by its own digest.
+    let s2 = RootfsStore::open(&tmp.path().join("store2"), StoreOptions::default()).unwrap();
+    for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::read(&p).unwrap().starts_with(&[0x1f, 0x8b]) {
+            std::fs::write(&p, gzip(&tarball(&[file("evil", b"x")]))).unwrap();
+        }
+    }
+    let tampered = spec("dir", ImageSource::Path(layout.display().to_string()), None);
+    let err = s2.ensure(&tampered).unwrap_err();
+    assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err:?}");
+    assert!(s2.list().unwrap().is_empty());
+    no_leftovers(&s2);
     let bad = spec(
         "dir",
         ImageSource::Path(layout.display().to_string()),
@@ -746,4 +784,95 @@ fn oci_layout_directory_source() {
         Err(StoreError::DigestMismatch { .. })
     ));
     no_leftovers(&s);
+}
+
+/// An https server on loopback with a CA made by `openssl` for this test; the
+/// store trusts it through `ca_bundle`, as a fleet CA would be configured.
+#[cfg(feature = "tls")]
+#[test]
+fn https_with_a_private_ca() {
+    use std::sync::Arc as A;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let sh = |cmd: &str| {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(d)
+            .output()
+            .expect("sh");
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh(&format!(
+        "openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca 2>/dev/null"
+    ));
+    sh(&format!(
+        "openssl req {ec} -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null"
+    ));
+    std::fs::write(
+        d.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null");
+    let certs: Vec<_> = rustls_pemfile::certs(&mut &std::fs::read(d.join("srv.pem")).unwrap()[..])
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = rustls_pemfile::private_key(&mut &std::fs::read(d.join("srv.key")).unwrap()[..])
+        .unwrap()
+        .unwrap();
+    let provider = A::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let cfg = A::new(cfg);
+    let data = gzip(&rootfs_tar());
+    let body = data.clone();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/img.tar.gz", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(tcp) = conn else { return };
+            let Ok(sc) = rustls::ServerConnection::new(cfg.clone()) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(sc, tcp);
+            let mut req = [0u8; 4096];
+            if tls.read(&mut req).is_err() {
+                continue; // a client that refused our certificate
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = tls.write_all(head.as_bytes());
+            let _ = tls.write_all(&body);
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    // The system bundle does not know this CA: a TLS failure, nothing installed.
+    let sys = store(tmp.path());
+    let sp = spec("web", ImageSource::Url(url.clone()), Some(sha(&data)));
+    if std::path::Path::new(fetch::DEFAULT_CA_BUNDLE).exists() {
+        let err = sys.ensure(&sp).unwrap_err();
+        assert!(matches!(err, StoreError::Tls { .. }), "{err:?}");
+    }
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    o.fetch.ca_bundle = d.join("ca.pem");
+    let s = RootfsStore::open(&d.join("s2"), o).unwrap();
+    let info = s.ensure(&sp).unwrap();
+    assert_eq!(
+        std::fs::read(info.rootfs.join("etc/motd")).unwrap(),
+        b"hello"
+    );
 }
