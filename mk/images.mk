@@ -24,3 +24,4 @@ bench-images: IMAGES_APT_EXTRA = hyperfine time tar gzip
 bench-images: images-deps
 	$(CARGO) build --release
 	bench/extract.sh target/release/berth
+BENCH_TIERS += bench-images
