@@ -219,6 +219,24 @@ fn apply_converges_updates_in_place_recreates_and_removes() {
     assert!(out.contains("-/+ recreate web"), "{out}");
     assert_ne!(w.pid("web"), Some(pid));
 
+    // `berth rm` of a container apply made removes it whole; apply makes it again.
+    let store = w.dir.path().join("store");
+    let out = w.berth(&["--root", store.to_str().unwrap(), "rm", "--force", "web"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !store.join("containers/web").exists(),
+        "layer and record gone"
+    );
+    let out = w.apply(&changed);
+    assert!(
+        out.contains("+ create web") && out.contains("> start web"),
+        "{out}"
+    );
+
     // Gone from the manifest: removed, nothing left behind.
     let out = w.apply(" {}");
     assert!(out.contains("- remove web"), "{out}");

@@ -7,8 +7,12 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::apply::absolute;
 use super::{exec, kill, logs, ls, pause, restart, rm, start, status, stop, Global};
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
+use crate::host::state::{Record, StateStore};
+use crate::host::{LocalConfig, LocalHost};
+use crate::spec::types::SettingsSpec;
 
 /// Subcommands that act on containers through the runtime.
 #[derive(Debug, Subcommand)]
@@ -57,6 +61,37 @@ pub fn run_root(global: &Global) -> PathBuf {
     )
 }
 
+/// A container `apply` created, with the host as apply sees it: its record,
+/// the state store and a `LocalHost` on the given runtime root. `None` when
+/// the store (`--root`, else /var/lib/berth) has no record of `name`.
+pub fn applied(
+    global: &Global,
+    run_root: &Path,
+    name: &str,
+) -> anyhow::Result<Option<(Record, StateStore, LocalHost)>> {
+    let store_root = absolute(
+        global
+            .root
+            .clone()
+            .unwrap_or_else(|| "/var/lib/berth".into()),
+    );
+    let state = StateStore::new(&store_root);
+    let Some(rec) = state.get(name)? else {
+        return Ok(None);
+    };
+    let cgroup_parent = match &global.cgroup_parent {
+        Some(p) => ParentPolicy::Fixed(p.clone()),
+        None => ParentPolicy::Auto,
+    };
+    let host = LocalHost::new(LocalConfig {
+        store_root,
+        runtime_root: run_root.to_path_buf(),
+        cgroup_parent,
+        settings: SettingsSpec::default(),
+    });
+    Ok(Some((rec, state, host)))
+}
+
 /// The runtime dir of container `name`.
 pub fn dir(root: &Path, name: &str) -> PathBuf {
     crate::host::runtime::container_run_dir(root, name)
@@ -70,7 +105,7 @@ pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> 
         ContainerCommand::Stop(a) => stop::run(&root, a),
         ContainerCommand::Restart(a) => restart::run(global, &root, a),
         ContainerCommand::Kill(a) => kill::run(&root, a),
-        ContainerCommand::Rm(a) => rm::run(&root, a),
+        ContainerCommand::Rm(a) => rm::run(global, &root, a),
         ContainerCommand::Ls => ls::run(&root),
         ContainerCommand::Status(a) => status::run(&root, a, cgroups(global).ok().as_ref()),
         ContainerCommand::Pause(a) => pause::run(global, a, true),

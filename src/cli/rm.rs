@@ -1,5 +1,7 @@
-//! `berth rm NAME [--force]`: delete a stopped container's runtime state
-//! (with `--force`, stop it at once first).
+//! `berth rm NAME [--force]`: delete a stopped container (with `--force`, stop
+//! it first). One `apply` created loses everything: writable layer, cgroup,
+//! interfaces and its record, so the next `apply` creates it afresh. Otherwise
+//! only its runtime state is deleted.
 
 use std::process::ExitCode;
 
@@ -8,7 +10,8 @@ use clap::Args;
 
 use std::path::Path;
 
-use super::containers;
+use super::{containers, Global};
+use crate::exec::Host;
 use crate::host::runtime::{state, Runtime, Status};
 
 /// Arguments of `berth rm`.
@@ -22,17 +25,25 @@ pub struct RmArgs {
 }
 
 /// Remove the container's runtime dir.
-pub fn run(root: &Path, args: &RmArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, root: &Path, args: &RmArgs) -> anyhow::Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
     let (status, _) = state::status(&dir)?;
-    if let Status::Missing = status {
-        bail!("no container `{}` in `{}`", args.name, dir.display());
-    }
-    if !args.force && !matches!(status, Status::Stopped { .. }) {
+    let stopped = matches!(status, Status::Stopped { .. } | Status::Missing);
+    if !args.force && !stopped {
         bail!(
             "container `{}` is running; stop it first or use --force",
             args.name
         );
+    }
+    if let Some((_, state, mut host)) = containers::applied(global, root, &args.name)? {
+        host.remove(&args.name).map_err(|e| {
+            anyhow::anyhow!("remove `{}`: {}", args.name, crate::exec::chain(e.as_ref()))
+        })?;
+        state.remove(&args.name)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Status::Missing = status {
+        bail!("no container `{}` in `{}`", args.name, dir.display());
     }
     Runtime::current().remove(&dir)?;
     Ok(ExitCode::SUCCESS)

@@ -8,16 +8,12 @@ use clap::Args;
 
 use std::path::Path;
 
-use super::apply::absolute;
 use super::{containers, Global};
 use crate::exec::Host;
-use crate::host::cgroup::ParentPolicy;
 use crate::host::runtime::monitor::load_config;
 use crate::host::runtime::spawn::NoHook;
 use crate::host::runtime::Runtime;
-use crate::host::state::StateStore;
-use crate::host::{LocalConfig, LocalHost};
-use crate::spec::types::{Desired, SettingsSpec};
+use crate::spec::types::Desired;
 
 /// Arguments of `berth start`.
 #[derive(Debug, Args)]
@@ -30,13 +26,7 @@ pub struct StartArgs {
 /// started the way apply starts it (layer, cgroup, network plugged in); one
 /// made by other means from its saved runtime config alone.
 pub fn run(global: &Global, root: &Path, args: &StartArgs) -> anyhow::Result<ExitCode> {
-    let store_root = absolute(
-        global
-            .root
-            .clone()
-            .unwrap_or_else(|| "/var/lib/berth".into()),
-    );
-    if let Some(rec) = StateStore::new(&store_root).get(&args.name)? {
+    if let Some((rec, _, mut host)) = containers::applied(global, root, &args.name)? {
         let desired = Desired {
             networks: rec
                 .networks
@@ -45,16 +35,6 @@ pub fn run(global: &Global, root: &Path, args: &StartArgs) -> anyhow::Result<Exi
                 .collect(),
             ..Desired::default()
         };
-        let cgroup_parent = match &global.cgroup_parent {
-            Some(p) => ParentPolicy::Fixed(p.clone()),
-            None => ParentPolicy::Auto,
-        };
-        let mut host = LocalHost::new(LocalConfig {
-            store_root,
-            runtime_root: root.to_path_buf(),
-            cgroup_parent,
-            settings: SettingsSpec::default(),
-        });
         host.start(&rec.spec, &desired).map_err(|e| {
             anyhow::anyhow!("start `{}`: {}", args.name, crate::exec::chain(e.as_ref()))
         })?;
