@@ -27,7 +27,7 @@ check-cargo:
 	@command -v $(CARGO) >/dev/null || { echo "make: cargo not found; install Rust with rustup (berth needs Rust 1.75 or newer)" >&2; exit 1; }
 
 deps: check-cargo
-	$(call apt_install,busybox-static iproute2 util-linux python3 gzip xz-utils zstd bzip2 openssl tar)
+	$(call apt_install,busybox-static iproute2 util-linux procps python3 gzip xz-utils zstd bzip2 openssl tar)
 
 build: check-cargo
 	$(CARGO) build --locked
