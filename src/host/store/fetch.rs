@@ -248,48 +248,41 @@ pub(crate) fn open_file(image: &str, path: &Path) -> Result<Opened, StoreError> 
 
 #[cfg(feature = "http")]
 fn open_http(image: &str, url: &str, opts: &FetchOptions) -> Result<Opened, StoreError> {
-    let b = ureq::AgentBuilder::new()
-        .timeout_connect(opts.timeout)
-        .timeout_read(opts.timeout);
     #[cfg(feature = "tls")]
-    let b = if url.starts_with("https://") {
-        b.tls_config(super::tls::client_config(image, &opts.ca_bundle)?)
-    } else {
-        b
-    };
+    let tls = || super::tls::client_config(image, &opts.ca_bundle);
     #[cfg(not(feature = "tls"))]
-    if url.starts_with("https://") {
-        return Err(StoreError::NotEnabled {
+    let tls = || -> Result<(), StoreError> {
+        Err(StoreError::NotEnabled {
             image: image.to_owned(),
             feature: "tls",
-        });
-    }
-    let resp = b.build().get(url).call().map_err(|e| match e {
-        ureq::Error::Status(status, _) => StoreError::HttpStatus {
-            image: image.to_owned(),
-            url: url.to_owned(),
-            status,
-        },
-        ureq::Error::Transport(t) => {
-            #[cfg(feature = "tls")]
-            if super::tls::is_tls_error(&t) {
-                return StoreError::Tls {
-                    image: image.to_owned(),
-                    url: url.to_owned(),
-                    source: Box::new(t),
-                };
-            }
-            StoreError::Unreachable {
-                image: image.to_owned(),
-                url: url.to_owned(),
-                source: Box::new(t),
-            }
+        })
+    };
+    let resp = super::http::get(url, opts.timeout, &tls).map_err(|e| {
+        let (image, url) = (image.to_owned(), url.to_owned());
+        match e {
+            super::http::HttpError::Status(status) => StoreError::HttpStatus { image, url, status },
+            super::http::HttpError::Tls(source) => StoreError::Tls {
+                image,
+                url,
+                source: Box::new(source),
+            },
+            super::http::HttpError::Setup(err) => err,
+            super::http::HttpError::BadUrl => StoreError::BadUrl { image, url },
+            super::http::HttpError::Unreachable(source) => StoreError::Unreachable {
+                image,
+                url,
+                source: Box::new(source),
+            },
+            super::http::HttpError::Protocol(what) => StoreError::Unreachable {
+                image,
+                url,
+                source: what.into(),
+            },
         }
     })?;
-    let total = resp.header("content-length").and_then(|v| v.parse().ok());
     Ok(Opened {
-        reader: Box::new(resp.into_reader()),
-        total,
+        reader: resp.body,
+        total: resp.length,
     })
 }
 

@@ -15,6 +15,8 @@
 mod extract;
 pub mod fetch;
 mod fsutil;
+#[cfg(feature = "http")]
+mod http;
 pub mod layer;
 mod oci;
 #[cfg(feature = "tls")]

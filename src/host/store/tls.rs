@@ -2,7 +2,6 @@
 //! from the device (OpenWrt's ca-bundle, Yocto's ca-certificates), not a
 //! compiled-in root list, so the fleet's own CA works without a rebuild.
 
-use std::error::Error as _;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
@@ -39,24 +38,4 @@ pub(crate) fn client_config(
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(cfg))
-}
-
-/// True when a transport error comes from the TLS layer (handshake, certificate).
-pub(crate) fn is_tls_error(t: &ureq::Transport) -> bool {
-    let mut cur = t.source();
-    while let Some(e) = cur {
-        if e.is::<rustls::Error>() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if io
-                .get_ref()
-                .is_some_and(|inner| inner.is::<rustls::Error>())
-            {
-                return true;
-            }
-        }
-        cur = e.source();
-    }
-    false
 }
