@@ -157,11 +157,40 @@ impl Validator<'_> {
             }
         }
         self.dependency_cycles(m);
+        self.duplicate_addresses(&containers);
         Desired {
             settings,
             images,
             networks,
             containers,
+        }
+    }
+
+    /// Two containers with the same static address on one network would fight
+    /// over it; a MAC given twice on one network likewise.
+    fn duplicate_addresses(&mut self, containers: &BTreeMap<String, Spec>) {
+        let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+        for (name, spec) in containers {
+            for (i, a) in spec.network.iter().enumerate() {
+                let ips = a
+                    .addresses
+                    .iter()
+                    .enumerate()
+                    .map(|(j, c)| (format!("address[{j}]"), c.addr.to_string()));
+                let mac = a.mac.iter().map(|m| ("mac".to_string(), m.to_string()));
+                for (field, value) in ips.chain(mac) {
+                    let key = (a.network.clone(), value.clone());
+                    match seen.get(&key) {
+                        Some(other) if other != name => {
+                            let msg = format!("{value} is also given to container `{other}` on network `{}`; give each container its own", a.network);
+                            self.err(&format!("containers.{name}.network[{i}].{field}"), msg);
+                        }
+                        _ => {
+                            seen.insert(key, name.clone());
+                        }
+                    }
+                }
+            }
         }
     }
 

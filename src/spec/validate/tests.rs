@@ -185,3 +185,15 @@ fn errors_are_sorted_by_position() {
         .collect();
     assert_eq!(lines, ["5", "4"].iter().rev().copied().collect::<Vec<_>>());
 }
+
+#[test]
+fn the_same_address_twice_on_a_network_is_refused() {
+    let errs = errors(&format!(
+        "version: 1\n{IMG}networks:\n  lan: {{ type: bridge }}\n  wan: {{ type: bridge }}\ncontainers:\n  a: {{ image: bb, network: [{{ network: lan, address: 10.0.0.5/24 }}] }}\n  b: {{ image: bb, network: [{{ network: lan, address: 10.0.0.5/24 }}] }}\n  c: {{ image: bb, network: [{{ network: wan, address: 10.0.0.5/24 }}] }}\n"
+    ));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("containers.b.network[0].address[0]: 10.0.0.5 is also given to container `a` on network `lan`"),
+        "{errs:?}"
+    );
+}
