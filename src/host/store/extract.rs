@@ -543,6 +543,5 @@ fn times(mtime: i64) -> [libc::timespec; 2] {
 
 // Tests (crafted malicious tarballs) live beside this file to keep it under 800 lines.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 #[path = "extract_tests.rs"]
 pub(crate) mod tests;

@@ -265,7 +265,6 @@ pub struct RootfsStore {
 
 mod ops;
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests;
 pub use ops::{extract_archive, Extracted, ImageEntry};
 

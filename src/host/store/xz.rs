@@ -177,7 +177,6 @@ fn block<R: BufRead, W: Write>(src: &mut R, w: &mut W, hsize: usize, check: u64)
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
