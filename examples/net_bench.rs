@@ -16,53 +16,22 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth::host::net::{self, NetnsRef};
-use berth::spec::types::{
-    AttachmentSpec, MacvlanMode, NetworkKind, NetworkSpec, ProcessSpec, RestartPolicy, Spec,
-};
+use berth::spec::types::{AttachmentSpec, MacvlanMode, NetworkKind, NetworkSpec, Spec};
 
 fn spec(name: &str, network: &str, addr: &str) -> Spec {
-    Spec {
-        name: name.into(),
-        image: "busybox".into(),
-        image_sha256: None,
-        process: ProcessSpec {
-            command: None,
-            args: None,
-            boot: false,
-            init: "/sbin/init".into(),
-            env: BTreeMap::new(),
-            workdir: None,
-            user: None,
-            hostname: name.into(),
-            rlimits: vec![],
-        },
-        capabilities: Default::default(),
-        namespaces: Default::default(),
-        devices: vec![],
-        mounts: vec![],
-        network: vec![AttachmentSpec {
-            network: network.into(),
-            interface: "eth0".into(),
-            addresses: vec![addr.parse().expect("cidr")],
-            gateway: None,
-            gateway6: None,
-            routes: vec![],
-            mac: None,
-            mtu: None,
-            dhcp: false,
-        }],
-        dns: vec![],
-        dns_search: vec![],
-        volatile: false,
-        readonly: false,
-        seccomp: true,
-        resources: Default::default(),
-        restart: RestartPolicy::Never,
-        autostart: true,
-        stop_signal: "SIGTERM".into(),
-        stop_timeout_secs: 10,
-        depends_on: vec![],
-    }
+    let mut s = Spec::new(name, "busybox", None);
+    s.network = vec![AttachmentSpec {
+        network: network.into(),
+        interface: "eth0".into(),
+        addresses: vec![addr.parse().expect("cidr")],
+        gateway: None,
+        gateway6: None,
+        routes: vec![],
+        mac: None,
+        mtu: None,
+        dhcp: false,
+    }];
+    s
 }
 
 /// One berth run: child in a new netns waits for the go byte, then execs.

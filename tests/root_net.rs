@@ -12,8 +12,7 @@ use std::process::{Child, Command, Output};
 
 use berth::host::net::{self, link, names, netlink::Netlink, Interface, NetError, NetnsRef};
 use berth::spec::types::{
-    AttachmentSpec, Cidr, IpvlanMode, MacvlanMode, NetworkKind, NetworkSpec, ProcessSpec,
-    RestartPolicy, RouteSpec, Spec,
+    AttachmentSpec, Cidr, IpvlanMode, MacvlanMode, NetworkKind, NetworkSpec, RouteSpec, Spec,
 };
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -196,38 +195,9 @@ fn att(network: &str, addrs: &[&str], gw: Option<&str>) -> AttachmentSpec {
 }
 
 fn spec(name: &str, network: Vec<AttachmentSpec>) -> Spec {
-    Spec {
-        name: name.into(),
-        image: "busybox".into(),
-        image_sha256: None,
-        process: ProcessSpec {
-            command: None,
-            args: None,
-            boot: false,
-            init: "/sbin/init".into(),
-            env: BTreeMap::new(),
-            workdir: None,
-            user: None,
-            hostname: name.into(),
-            rlimits: vec![],
-        },
-        capabilities: BTreeSet::new(),
-        namespaces: Default::default(),
-        devices: vec![],
-        mounts: vec![],
-        network,
-        dns: vec![],
-        dns_search: vec![],
-        volatile: false,
-        readonly: false,
-        seccomp: true,
-        resources: Default::default(),
-        restart: RestartPolicy::Never,
-        autostart: true,
-        stop_signal: "SIGTERM".into(),
-        stop_timeout_secs: 10,
-        depends_on: vec![],
-    }
+    let mut s = Spec::new(name, "busybox", None);
+    s.network = network;
+    s
 }
 
 fn networks(list: Vec<NetworkSpec>) -> BTreeMap<String, NetworkSpec> {

@@ -346,10 +346,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::types::{
-        AttachmentSpec, IdMaps, NetworkSpec, ProcessSpec, ResourceSpec, RestartPolicy,
-    };
-    use std::collections::{BTreeMap, BTreeSet};
+    use crate::spec::types::{AttachmentSpec, IdMaps, NetworkSpec};
 
     fn caps(mode: Mode, controllers: &[&str], ns: &[&str], features: &[(&str, Avail)]) -> HostCaps {
         HostCaps {
@@ -366,38 +363,7 @@ mod tests {
     }
 
     fn spec(name: &str) -> Spec {
-        Spec {
-            name: name.into(),
-            image: "busybox".into(),
-            image_sha256: None,
-            process: ProcessSpec {
-                command: None,
-                args: None,
-                boot: false,
-                init: "/sbin/init".into(),
-                env: BTreeMap::new(),
-                workdir: None,
-                user: None,
-                hostname: name.into(),
-                rlimits: vec![],
-            },
-            capabilities: BTreeSet::new(),
-            namespaces: Default::default(),
-            devices: vec![],
-            mounts: vec![],
-            network: vec![],
-            dns: vec![],
-            dns_search: vec![],
-            volatile: false,
-            readonly: false,
-            seccomp: true,
-            resources: ResourceSpec::default(),
-            restart: RestartPolicy::Never,
-            autostart: true,
-            stop_signal: "SIGTERM".into(),
-            stop_timeout_secs: 10,
-            depends_on: vec![],
-        }
+        Spec::new(name, "busybox", None)
     }
 
     const ALL_NS: [&str; 6] = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];

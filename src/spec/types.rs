@@ -410,6 +410,48 @@ struct RecreateFields<'a> {
 }
 
 impl Spec {
+    /// A container with the defaults validation gives a manifest entry that
+    /// names only an image and a command: the default capability set, new
+    /// namespaces, no network, no limits. For tools and tests that build a
+    /// Spec by hand.
+    pub fn new(name: &str, image: &str, command: Option<Vec<String>>) -> Spec {
+        Spec {
+            name: name.into(),
+            image: image.into(),
+            image_sha256: None,
+            process: ProcessSpec {
+                command,
+                args: None,
+                boot: false,
+                init: "/sbin/init".into(),
+                env: BTreeMap::new(),
+                workdir: None,
+                user: None,
+                hostname: name.into(),
+                rlimits: Vec::new(),
+            },
+            capabilities: crate::spec::units::DEFAULT_CAPABILITIES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
+            namespaces: NamespaceSpec::default(),
+            devices: Vec::new(),
+            mounts: Vec::new(),
+            network: Vec::new(),
+            dns: Vec::new(),
+            dns_search: Vec::new(),
+            volatile: false,
+            readonly: false,
+            seccomp: true,
+            resources: ResourceSpec::default(),
+            restart: RestartPolicy::Never,
+            autostart: true,
+            stop_signal: "SIGTERM".into(),
+            stop_timeout_secs: 10,
+            depends_on: Vec::new(),
+        }
+    }
+
     /// sha256 (hex) over every field that needs a recreate, including the
     /// definitions of the networks the container attaches to.
     pub fn digest(&self, networks: &BTreeMap<String, NetworkSpec>) -> String {

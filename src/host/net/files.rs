@@ -88,55 +88,28 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), NetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::types::{AttachmentSpec, ProcessSpec, RestartPolicy};
-    use std::collections::{BTreeMap, BTreeSet};
+    use crate::spec::types::AttachmentSpec;
 
     fn spec() -> Spec {
-        Spec {
-            name: "web".into(),
-            image: "busybox".into(),
-            image_sha256: None,
-            process: ProcessSpec {
-                command: None,
-                args: None,
-                boot: false,
-                init: "/sbin/init".into(),
-                env: BTreeMap::new(),
-                workdir: None,
-                user: None,
-                hostname: "webhost".into(),
-                rlimits: vec![],
-            },
-            capabilities: BTreeSet::new(),
-            namespaces: Default::default(),
-            devices: vec![],
-            mounts: vec![],
-            network: vec![AttachmentSpec {
-                network: "lan".into(),
-                interface: "eth0".into(),
-                addresses: vec![
-                    "10.0.0.5/24".parse().expect("cidr"),
-                    "fd00::5/64".parse().expect("cidr"),
-                ],
-                gateway: None,
-                gateway6: None,
-                routes: vec![],
-                mac: None,
-                mtu: None,
-                dhcp: false,
-            }],
-            dns: vec!["10.0.0.1".parse().expect("ip")],
-            dns_search: vec!["lan".into(), "example.org".into()],
-            volatile: false,
-            readonly: false,
-            seccomp: true,
-            resources: Default::default(),
-            restart: RestartPolicy::Never,
-            autostart: true,
-            stop_signal: "SIGTERM".into(),
-            stop_timeout_secs: 10,
-            depends_on: vec![],
-        }
+        let mut s = Spec::new("web", "busybox", None);
+        s.process.hostname = "webhost".into();
+        s.network = vec![AttachmentSpec {
+            network: "lan".into(),
+            interface: "eth0".into(),
+            addresses: vec![
+                "10.0.0.5/24".parse().expect("cidr"),
+                "fd00::5/64".parse().expect("cidr"),
+            ],
+            gateway: None,
+            gateway6: None,
+            routes: vec![],
+            mac: None,
+            mtu: None,
+            dhcp: false,
+        }];
+        s.dns = vec!["10.0.0.1".parse().expect("ip")];
+        s.dns_search = vec!["lan".into(), "example.org".into()];
+        s
     }
 
     #[test]

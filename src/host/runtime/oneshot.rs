@@ -10,7 +10,7 @@ use super::control::Runtime;
 use super::spawn;
 use super::spawn::Stdio;
 use super::{Options, Paths, RuntimeError};
-use crate::spec::types::{RestartPolicy, Spec};
+use crate::spec::types::Spec;
 
 /// Entry of `berth __run`: start one container in the foreground without a
 /// monitor and return its exit code. Used by the start benchmark and tests.
@@ -124,40 +124,5 @@ fn run_inner(args: &[String]) -> Result<i32, RuntimeError> {
 /// A spec with berth's defaults (Docker's capabilities, seccomp on, restart
 /// never) running `command`: for `__run` and tests.
 pub fn default_spec(name: &str, command: Vec<String>) -> Spec {
-    use crate::spec::types::{NamespaceSpec, ProcessSpec, ResourceSpec};
-    Spec {
-        name: name.into(),
-        image: "none".into(),
-        image_sha256: None,
-        process: ProcessSpec {
-            command: Some(command),
-            args: None,
-            boot: false,
-            init: "/sbin/init".into(),
-            env: Default::default(),
-            workdir: None,
-            user: None,
-            hostname: name.into(),
-            rlimits: Vec::new(),
-        },
-        capabilities: super::caps::DEFAULT_CAPS
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        namespaces: NamespaceSpec::default(),
-        devices: Vec::new(),
-        mounts: Vec::new(),
-        network: Vec::new(),
-        dns: Vec::new(),
-        dns_search: Vec::new(),
-        volatile: false,
-        readonly: false,
-        seccomp: true,
-        resources: ResourceSpec::default(),
-        restart: RestartPolicy::Never,
-        autostart: true,
-        stop_signal: "SIGTERM".into(),
-        stop_timeout_secs: 10,
-        depends_on: Vec::new(),
-    }
+    Spec::new(name, "none", Some(command))
 }
