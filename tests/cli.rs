@@ -305,56 +305,41 @@ fn install_unpacks_images_into_a_firmware_root_and_apply_then_fetches_nothing() 
     .expect("write");
     let m = manifest.to_string_lossy().into_owned();
     let fw_s = fw.to_string_lossy().into_owned();
-    let out = berth(
-        &[
-            "install",
-            "--target-root",
-            &fw_s,
-            "--image-dir",
-            &format!("{}/images", tmp.path().join("dev-ro").display()),
-            &m,
-        ],
-        tmp.path(),
-    );
+    let dev_ro = tmp.path().join("dev-ro");
+    let image_dir = format!("{}/images", dev_ro.display());
+    let in_fw = |p: &Path| fw.join(p.strip_prefix("/").expect("absolute"));
+    let install = || {
+        berth(
+            &[
+                "install",
+                "--target-root",
+                &fw_s,
+                "--image-dir",
+                &image_dir,
+                &m,
+            ],
+            tmp.path(),
+        )
+    };
+    let out = install();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let lock: std::collections::BTreeMap<String, String> =
         serde_json::from_slice(&std::fs::read(fw.join("etc/berth/images.lock")).expect("lock"))
             .expect("json");
     let digest = &lock["tiny"];
-    let unpacked = fw
-        .join(
-            tmp.path()
-                .join("dev-ro/images")
-                .strip_prefix("/")
-                .expect("abs"),
-        )
-        .join(digest);
+    let unpacked = in_fw(&dev_ro.join("images")).join(digest);
     assert!(
         unpacked.join("rootfs/bin/hello").is_file(),
         "unpacked into the firmware root"
     );
-    assert!(!fw
-        .join(
-            tmp.path()
-                .join("dev-ro/containers")
-                .strip_prefix("/")
-                .expect("abs")
-        )
-        .exists());
+    assert!(!in_fw(&dev_ro.join("containers")).exists());
 
-    // Installing again changes nothing.
-    let again = berth(
-        &[
-            "install",
-            "--target-root",
-            &fw_s,
-            "--image-dir",
-            &format!("{}/images", tmp.path().join("dev-ro").display()),
-            &m,
-        ],
-        tmp.path(),
-    );
+    // Installing again changes nothing: the unpacked image is the same one.
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).expect("stat"));
+    let before = ino(&unpacked);
+    let again = install();
     assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(ino(&unpacked), before, "not unpacked a second time");
 
     // On the device the image sits in the read-only dir and the tarball path
     // does not exist: the lock gives the digest and nothing is fetched.

@@ -579,45 +579,35 @@ mod tests {
             l.unified.as_ref().map(|m| m.own.as_str()),
             Some("/services/berth/instance1")
         );
-        let CgroupBackend::V2(b) =
-            CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
-        else {
-            panic!("v2 expected")
-        };
-        assert_eq!(
-            b.parent(),
-            Path::new("/sys/fs/cgroup/services/berth/instance1/containers")
-        );
-        // A monitor running in the supervisor leaf finds the same parent.
-        let l = Layout::parse(mi, "0::/services/berth/instance1/supervisor\n").expect("layout");
-        let CgroupBackend::V2(b) =
-            CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
-        else {
-            panic!("v2 expected")
-        };
-        assert_eq!(
-            b.parent(),
-            Path::new("/sys/fs/cgroup/services/berth/instance1/containers")
-        );
-        // At the root or in a login session: /berth at the top.
-        let l = Layout::parse(mi, "0::/user.slice/session-1.scope\n").expect("layout");
-        let CgroupBackend::V2(b) =
-            CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
-        else {
-            panic!("v2 expected")
-        };
-        assert_eq!(b.parent(), Path::new("/sys/fs/cgroup/berth"));
-        // systemd Delegate=yes service.
-        let l = Layout::parse(mi, "0::/system.slice/berth.service\n").expect("layout");
-        let CgroupBackend::V2(b) =
-            CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
-        else {
-            panic!("v2 expected")
-        };
-        assert_eq!(
-            b.parent(),
-            Path::new("/sys/fs/cgroup/system.slice/berth.service/containers")
-        );
+        // Where berth runs -> where the containers go.
+        let table = [
+            // a procd instance
+            (
+                "/services/berth/instance1",
+                "/sys/fs/cgroup/services/berth/instance1/containers",
+            ),
+            // a monitor in the supervisor leaf finds the same parent
+            (
+                "/services/berth/instance1/supervisor",
+                "/sys/fs/cgroup/services/berth/instance1/containers",
+            ),
+            // a login session: /berth at the top
+            ("/user.slice/session-1.scope", "/sys/fs/cgroup/berth"),
+            // a systemd Delegate=yes service
+            (
+                "/system.slice/berth.service",
+                "/sys/fs/cgroup/system.slice/berth.service/containers",
+            ),
+        ];
+        for (own, parent) in table {
+            let l = Layout::parse(mi, &format!("0::{own}\n")).expect("layout");
+            let CgroupBackend::V2(b) =
+                CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend")
+            else {
+                panic!("v2 expected for {own}")
+            };
+            assert_eq!(b.parent(), Path::new(parent), "{own}");
+        }
     }
 
     #[test]
