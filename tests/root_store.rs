@@ -91,6 +91,24 @@ fn store(tmp: &Path) -> RootfsStore {
     RootfsStore::open(&tmp.join("store"), o).unwrap()
 }
 
+/// The `security.capability` xattr of `path`.
+fn file_caps(path: &std::path::Path) -> Vec<u8> {
+    let path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: NUL-terminated path and name, writable buffer of the given size.
+    let n = unsafe {
+        libc::getxattr(
+            path.as_ptr(),
+            b"security.capability\0".as_ptr().cast(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    let n = usize::try_from(n)
+        .unwrap_or_else(|_| panic!("getxattr: {}", std::io::Error::last_os_error()));
+    buf[..n].to_vec()
+}
+
 #[test]
 fn keeps_owners_devices_and_file_capabilities() {
     need_root!();
@@ -106,24 +124,7 @@ fn keeps_owners_devices_and_file_capabilities() {
     let null = std::fs::symlink_metadata(info.rootfs.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
     assert_eq!(null.rdev(), libc::makedev(1, 3));
-    let path = CString::new(info.rootfs.join("bin/ping").as_os_str().as_bytes()).unwrap();
-    let mut buf = [0u8; 64];
-    // SAFETY: NUL-terminated path and name, writable buffer of the given size.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            b"security.capability\0".as_ptr().cast(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    assert_eq!(
-        usize::try_from(n).ok(),
-        Some(20),
-        "{}",
-        std::io::Error::last_os_error()
-    );
-    assert_eq!(&buf[..20], &cap_net_bind()[..]);
+    assert_eq!(file_caps(&info.rootfs.join("bin/ping")), cap_net_bind());
     // The copy fallback layer keeps owners, setuid and file capabilities too.
     let both_off = berth::host::store::layer::OverlaySupport {
         kernel: false,
@@ -138,22 +139,7 @@ fn keeps_owners_devices_and_file_capabilities() {
         (owned.uid(), owned.gid(), owned.mode() & 0o7777),
         (1234, 5678, 0o4750)
     );
-    let path = CString::new(rootfs.join("bin/ping").as_os_str().as_bytes()).unwrap();
-    // SAFETY: as above.
-    let n = unsafe {
-        libc::getxattr(
-            path.as_ptr(),
-            b"security.capability\0".as_ptr().cast(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    assert_eq!(
-        usize::try_from(n).ok(),
-        Some(20),
-        "{}",
-        std::io::Error::last_os_error()
-    );
+    assert_eq!(file_caps(&rootfs.join("bin/ping")), cap_net_bind());
     assert!(std::fs::symlink_metadata(rootfs.join("dev/null"))
         .unwrap()
         .file_type()
