@@ -165,15 +165,14 @@ impl LocalHost {
         Ok(target)
     }
 
-    /// Unmount the root and, for a volatile layer, its tmpfs. Lazy detach is
-    /// not used: a root still in use must not be deleted from under it.
+    /// Unmount the root and, for a volatile layer, its tmpfs.
     fn unmount_root(&self, name: &str) -> Result<(), HostError> {
         for dir in [
             self.rootfs_dir(name),
             self.container_dir(name).join("volatile"),
         ] {
             while is_mountpoint(&dir) {
-                umount(&dir).map_err(|source| LocalError::Busy {
+                layer::umount(&dir).map_err(|source| LocalError::Busy {
                     container: name.to_string(),
                     path: dir.clone(),
                     source,
@@ -374,17 +373,6 @@ fn unescape(s: &str) -> String {
         .replace("\\011", "\t")
         .replace("\\012", "\n")
         .replace("\\134", "\\")
-}
-
-fn umount(dir: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: a NUL-terminated path; no other memory is passed.
-    if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -25,22 +25,10 @@ pub fn run_main(args: &[String]) -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(127))
         }
         Err(e) => {
-            eprintln!("berth: {}", chain(&e));
+            eprintln!("berth: {}", crate::exec::chain(&e));
             ExitCode::from(125)
         }
     }
-}
-
-/// An error with its sources, `a: b: c`.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn run_inner(args: &[String]) -> Result<i32, RuntimeError> {

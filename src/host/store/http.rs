@@ -331,16 +331,20 @@ impl<R: Read> Read for Sized<R> {
         if self.left == 0 {
             return Ok(0);
         }
-        let want = usize::try_from(self.left)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(early_eof());
-        }
-        self.left -= u64::try_from(n).unwrap_or(self.left);
-        Ok(n)
+        read_bounded(&mut self.inner, &mut self.left, buf)
     }
+}
+
+/// Read at most `left` bytes into `buf`, counting them off; the stream ending
+/// first is an error.
+fn read_bounded<R: Read>(inner: &mut R, left: &mut u64, buf: &mut [u8]) -> io::Result<usize> {
+    let want = usize::try_from(*left).unwrap_or(usize::MAX).min(buf.len());
+    let n = inner.read(&mut buf[..want])?;
+    if n == 0 {
+        return Err(early_eof());
+    }
+    *left -= u64::try_from(n).unwrap_or(*left);
+    Ok(n)
 }
 
 /// A `Transfer-Encoding: chunked` body.
@@ -367,14 +371,7 @@ impl<R: BufRead> Read for Chunked<R> {
                 return Ok(0);
             }
         }
-        let want = usize::try_from(self.left)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let n = self.inner.read(&mut buf[..want])?;
-        if n == 0 {
-            return Err(early_eof());
-        }
-        self.left -= u64::try_from(n).unwrap_or(self.left);
+        let n = read_bounded(&mut self.inner, &mut self.left, buf)?;
         if self.left == 0 && !line(&mut self.inner)?.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -149,7 +149,9 @@ impl RootfsStore {
 }
 
 /// Mount the container root described by `plan` at `target` (an existing
-/// directory). Call inside the container's own mount namespace.
+/// directory). berth mounts it on the host, under the container's directory,
+/// and hands the result to the runtime as the root. A failure leaves nothing
+/// mounted.
 pub fn mount_layer(container: &str, plan: &LayerPlan, target: &Path) -> Result<(), StoreError> {
     let err = |op, path: &Path, source| StoreError::Layer {
         container: container.to_owned(),
@@ -157,32 +159,31 @@ pub fn mount_layer(container: &str, plan: &LayerPlan, target: &Path) -> Result<(
         path: path.to_owned(),
         source,
     };
+    let overlay = |lower: &Path, upper: &Path, work: &Path| {
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        mount(Some("overlay"), target, Some("overlay"), 0, Some(&data))
+            .map_err(|e| err("mount overlay", target, e))
+    };
     match plan {
-        LayerPlan::Overlay { lower, upper, work } => {
-            let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.display(),
-                upper.display(),
-                work.display()
-            );
-            mount(Some("overlay"), target, Some("overlay"), 0, Some(&data))
-                .map_err(|e| err("mount overlay", target, e))
-        }
+        LayerPlan::Overlay { lower, upper, work } => overlay(lower, upper, work),
         LayerPlan::TmpfsOverlay { lower, tmpfs } => {
             mount(Some("tmpfs"), tmpfs, Some("tmpfs"), 0, Some("mode=0755"))
                 .map_err(|e| err("mount tmpfs", tmpfs, e))?;
             let (upper, work) = (tmpfs.join("upper"), tmpfs.join("work"));
-            for d in [&upper, &work] {
-                fs::create_dir_all(d).map_err(|e| err("create", d, e))?;
+            let made = [&upper, &work]
+                .into_iter()
+                .try_for_each(|d| fs::create_dir_all(d).map_err(|e| err("create", d, e)))
+                .and_then(|()| overlay(lower, &upper, &work));
+            if made.is_err() {
+                // Nothing of the container may stay mounted.
+                let _ = umount(tmpfs);
             }
-            let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.display(),
-                upper.display(),
-                work.display()
-            );
-            mount(Some("overlay"), target, Some("overlay"), 0, Some(&data))
-                .map_err(|e| err("mount overlay", target, e))
+            made
         }
         LayerPlan::Copy { rootfs } => mount(
             Some(&rootfs.display().to_string()),
@@ -212,6 +213,18 @@ fn mount(
     // SAFETY: every pointer is NUL-terminated or null, valid during the call.
     let r = unsafe { libc::mount(p(&src), target.as_ptr(), p(&fstype), flags, p(&data).cast()) };
     if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Unmount `dir`. No lazy detach: a root still in use must not be deleted
+/// from under it, so EBUSY comes back to the caller.
+pub fn umount(dir: &Path) -> io::Result<()> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a NUL-terminated path; no other memory is passed.
+    if unsafe { libc::umount2(c.as_ptr(), 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())
