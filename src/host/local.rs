@@ -216,15 +216,8 @@ impl Host for LocalHost {
     }
 
     fn present_images(&mut self) -> BTreeSet<String> {
-        // Read-only: `plan` must not create the store.
-        if !self.cfg.store_root.join("images").is_dir() {
-            let opts = self.store_options();
-            return RootfsStore::read_only(&self.cfg.store_root, opts).present_digests();
-        }
-        match self.store() {
-            Ok(s) => s.present_digests(),
-            Err(_) => BTreeSet::new(),
-        }
+        // Read in place: `plan` must neither create the store nor clean it.
+        RootfsStore::read_only(&self.cfg.store_root, self.store_options()).present_digests()
     }
 
     fn ensure_image(&mut self, image: &ImageSpec) -> Result<(), HostError> {

@@ -4,8 +4,7 @@
 //! (a constructor-style argument, so tests use a temp dir) by temp file + rename.
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::NetError;
 use crate::spec::types::Spec;
@@ -61,28 +60,13 @@ pub fn write(rootfs: &Path, spec: &Spec) -> Result<(), NetError> {
     write_atomic(&etc.join("hosts"), &hosts(spec))
 }
 
+/// An image may ship resolv.conf as a symlink (systemd-resolved stub): the
+/// atomic write replaces the link itself and never writes through it to the host.
 fn write_atomic(path: &Path, text: &str) -> Result<(), NetError> {
-    let err = |source: io::Error| NetError::WriteFile {
+    crate::host::state::write_atomic(path, text.as_bytes()).map_err(|source| NetError::WriteFile {
         path: path.to_path_buf(),
         source,
-    };
-    let tmp: PathBuf = path.with_extension("berth-tmp");
-    // An image may ship resolv.conf as a symlink (systemd-resolved stub): the
-    // rename replaces the link itself and never writes through it to the host.
-    // create_new (O_EXCL) never follows a symlink planted at the temp name.
-    match fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(err(e)),
-        _ => {}
-    }
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(err)
+    })
 }
 
 #[cfg(test)]
@@ -123,7 +107,12 @@ mod tests {
         assert!(hosts.contains("10.0.0.5\twebhost\n"));
         assert!(hosts.contains("fd00::5\twebhost\n"));
         assert!(hosts.contains("127.0.0.1\tlocalhost"));
-        assert!(!dir.path().join("etc/hosts.berth-tmp").exists());
+        let mut left: Vec<String> = fs::read_dir(dir.path().join("etc"))
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["hosts", "resolv.conf"], "no temp file left");
     }
 
     #[test]

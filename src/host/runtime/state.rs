@@ -5,8 +5,7 @@
 //! SIGKILL at any point leaves the old or the new file, never half of one.
 //! `status` combines the file with /proc and is truthful when the monitor died.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs::{self};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -121,22 +120,9 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Write `bytes` to `path` atomically: temp file, fsync, rename, fsync the dir.
+/// Write `bytes` to `path` atomically (see `host::state::write_atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
-    let mut f = File::create(&tmp).map_err(|e| RuntimeError::io("create", &tmp, e))?;
-    f.write_all(bytes)
-        .map_err(|e| RuntimeError::io("write", &tmp, e))?;
-    f.sync_all()
-        .map_err(|e| RuntimeError::io("fsync", &tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(|e| RuntimeError::io("rename into", path, e))?;
-    let d = File::open(dir).map_err(|e| RuntimeError::io("open", dir, e))?;
-    d.sync_all().map_err(|e| RuntimeError::io("fsync", dir, e))
+    crate::host::state::write_atomic(path, bytes).map_err(|e| RuntimeError::io("write", path, e))
 }
 
 /// Save the record into `run_dir`.

@@ -251,6 +251,7 @@ fn create_dir(path: &Path) -> Result<(), StateError> {
 
 /// Replace `path` with `bytes` so that a crash leaves either the old or the new
 /// content: write a temp file beside it, fsync, rename over, fsync the directory.
+/// Every crash-safe write of berth goes through here.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
@@ -259,7 +260,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
-        let mut f = File::create(&tmp)?;
+        // A leftover of a killed run goes first; create_new (O_EXCL) never
+        // follows a symlink planted at the temp name (a container's rootfs is
+        // written this way too), and the rename replaces a link at `path`
+        // itself instead of writing through it.
+        match fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;

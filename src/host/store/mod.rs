@@ -25,7 +25,7 @@ mod tls;
 mod xz;
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -289,14 +289,10 @@ fn hash_file(image: &str, path: &Path) -> Result<String, StoreError> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Write `data` to `path` atomically: temp file, fsync, rename.
+/// Write `data` to `path` atomically (see `host::state::write_atomic`).
 fn write_atomic(image: &str, path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    let tmp = path.with_extension("json.tmp");
-    let mut f = fs::File::create(&tmp).map_err(|e| StoreError::io(image, "create", &tmp, e))?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| StoreError::io(image, "write", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| StoreError::io(image, "rename", path, e))
+    crate::host::state::write_atomic(path, data)
+        .map_err(|e| StoreError::io(image, "write", path, e))
 }
 
 fn source_text(s: &ImageSource) -> String {
