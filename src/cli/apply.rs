@@ -1,18 +1,17 @@
 //! `berth plan` and `berth apply`: observe the device, plan, and (apply) execute.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::path::Path;
 use std::path::PathBuf;
-
-use sha2::{Digest, Sha256};
 
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
 use crate::exec::{self, Host};
 use crate::host::cgroup::ParentPolicy;
 use crate::host::state::StateStore;
+use crate::host::store::digests::LocalDigests;
 use crate::host::{LocalConfig, LocalHost};
 use crate::plan::{self, Observed, Plan};
-use crate::spec::types::{hex, Desired, ImageSource};
+use crate::spec::types::{Desired, ImageSource};
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
@@ -67,8 +66,8 @@ pub fn local_host(global: &Global, desired: &Desired) -> anyhow::Result<LocalHos
 /// `berth plan`: print what apply would do.
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> anyhow::Result<()> {
     let mut desired = load_manifest(args)?.desired;
-    hash_local_images(&mut desired, &manifest_lock(args));
     let state = StateStore::new(store_root(global, &desired));
+    hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
@@ -78,8 +77,8 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> an
 /// `berth apply`: make the device match the manifest.
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Result<()> {
     let mut desired = load_manifest(args)?.desired;
-    hash_local_images(&mut desired, &manifest_lock(args));
     let state = StateStore::new(store_root(global, &desired));
+    hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let _lock = state.lock()?;
     let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
@@ -135,13 +134,19 @@ fn observe(state: &StateStore, host: &mut dyn Host) -> anyhow::Result<Observed> 
 /// A local image without `sha256:` is identified by hashing the file now, so a
 /// changed tarball recreates its containers. A missing file takes the digest
 /// `berth install` locked at build time, if any; else it stays unhashed and the
-/// fetch step reports it.
-fn hash_local_images(desired: &mut Desired, lock: &BTreeMap<String, String>) {
+/// fetch step reports it. Digests are cached by file identity in the store.
+fn hash_local_images(desired: &mut Desired, lock: &BTreeMap<String, String>, store_root: &Path) {
+    let mut cache = LocalDigests::open(store_root);
     for img in desired.images.values_mut() {
         if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
-            img.sha256 = sha256_file(p).ok().or_else(|| lock.get(&img.name).cloned());
+            img.sha256 = cache
+                .digest(Path::new(p))
+                .ok()
+                .or_else(|| lock.get(&img.name).cloned());
         }
     }
+    // Only a speed-up: a cache that cannot be written is hashed again next time.
+    let _ = cache.save();
     for spec in desired.containers.values_mut() {
         if spec.image_sha256.is_none() {
             spec.image_sha256 = desired
@@ -161,18 +166,4 @@ fn manifest_lock(args: &ManifestArgs) -> BTreeMap<String, String> {
         .parent()
         .unwrap_or(std::path::Path::new("."));
     crate::cli::install::read_lock(dir)
-}
-
-fn sha256_file(path: &str) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
 }

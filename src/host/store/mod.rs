@@ -12,6 +12,7 @@
 //! The pipeline runs in one pass: fetch -> sha256 -> decompress (fetch.rs) ->
 //! safe untar (extract.rs) -> OCI layers (oci.rs) -> syncfs -> rename.
 
+pub mod digests;
 mod extract;
 pub mod fetch;
 mod fsutil;
@@ -30,7 +31,6 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use fetch::FetchOptions;
 
@@ -274,19 +274,7 @@ fn valid_digest(d: &str) -> bool {
 
 /// sha256 of a local file, to find it in the cache before extracting.
 fn hash_file(image: &str, path: &Path) -> Result<String, StoreError> {
-    let mut f = fs::File::open(path).map_err(|e| StoreError::io(image, "open", path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 128 * 1024];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| StoreError::io(image, "read", path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    digests::sha256_file(path).map_err(|e| StoreError::io(image, "read", path, e))
 }
 
 /// Write `data` to `path` atomically (see `host::state::write_atomic`).
