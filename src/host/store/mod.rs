@@ -26,7 +26,7 @@ mod tls;
 mod xz;
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
