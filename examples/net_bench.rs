@@ -10,6 +10,9 @@
 //!     veth, torn down by the kernel).
 //! Prints one `name median_ms p10_ms p90_ms` line per case.
 
+// Test and bench setup: a failed step panics with its location.
+#![allow(clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::process::Command;

@@ -1,5 +1,8 @@
 //! The binary as users run it, without root: stdout, stderr and exit codes.
 
+// Test and bench setup: a failed step panics with its location.
+#![allow(clippy::expect_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

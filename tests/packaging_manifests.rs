@@ -3,6 +3,9 @@
 //! unknown fields), once their digest placeholders are filled in as the build
 //! scripts and berth_bundle do.
 
+// Test and bench setup: a failed step panics with its location.
+#![allow(clippy::expect_used)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

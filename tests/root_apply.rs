@@ -3,7 +3,7 @@
 //! its own network namespace (the router's host side), with its own store,
 //! runtime dir and cgroup parent, all removed in `Drop` even on failure.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

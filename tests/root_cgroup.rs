@@ -4,6 +4,9 @@
 //! Without root they print why and return; with BERTH_ROOT_TESTS=required (as
 //! `make test` sets) that skip is a failure.
 
+// Test and bench setup: a failed step panics with its location.
+#![allow(clippy::expect_used)]
+
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};

@@ -5,6 +5,9 @@
 //! with the test (containers are killed in Drop, the host namespace goes
 //! with its thread).
 
+// Test and bench setup: a failed step panics with its location.
+#![allow(clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::process::CommandExt;

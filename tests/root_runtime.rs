@@ -4,7 +4,7 @@
 //! removed in `Drop` even when the test fails.
 
 // Test setup: a failed step should panic with its location.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

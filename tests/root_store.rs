@@ -2,7 +2,7 @@
 //! capabilities kept by extraction, and the writable layer mounted for real
 //! (overlayfs, tmpfs overlay) in a private mount namespace of the test thread.
 //! Without root each test prints why and returns.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
