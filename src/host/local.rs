@@ -138,19 +138,18 @@ impl LocalHost {
         self.store()?.find(&digest).ok_or_else(|| missing().into())
     }
 
-    fn layer(&mut self, spec: &Spec) -> Result<LayerPlan, HostError> {
-        let info = self.image_of(spec)?;
+    fn layer(&mut self, spec: &Spec, info: &ImageInfo) -> Result<LayerPlan, HostError> {
         let containers = self.cfg.store_root.join("containers");
         let support = layer::detect_overlay(Path::new("/proc/filesystems"), &containers);
         Ok(self
             .store()?
-            .plan_layer(&spec.name, &info, spec.volatile, support)?)
+            .plan_layer(&spec.name, info, spec.volatile, support)?)
     }
 
     /// Mount the writable layer at `merged/` unless it is mounted already (a
     /// running container, or a start after a stop). After a reboot it is not.
-    fn mount_root(&mut self, spec: &Spec) -> Result<PathBuf, HostError> {
-        let plan = self.layer(spec)?;
+    fn mount_root(&mut self, spec: &Spec, info: &ImageInfo) -> Result<PathBuf, HostError> {
+        let plan = self.layer(spec, info)?;
         let target = self.rootfs_dir(&spec.name);
         if is_mountpoint(&target) {
             return Ok(target);
@@ -230,9 +229,9 @@ impl Host for LocalHost {
 
     fn create(&mut self, spec: &Spec, _desired: &Desired) -> Result<(), HostError> {
         let made = self
-            .layer(spec)
-            .map(drop)
-            .and_then(|()| self.setup_cgroup(spec).map(drop));
+            .image_of(spec)
+            .and_then(|info| self.layer(spec, &info))
+            .and_then(|_| self.setup_cgroup(spec).map(drop));
         if let Err(e) = made {
             // Leave nothing half-made: the next apply starts clean.
             if let Ok(cg) = self.cgroups() {
@@ -245,8 +244,8 @@ impl Host for LocalHost {
     }
 
     fn start(&mut self, spec: &Spec, desired: &Desired) -> Result<(), HostError> {
-        let rootfs = self.mount_root(spec)?;
         let info = self.image_of(spec)?;
+        let rootfs = self.mount_root(spec, &info)?;
         let spec = with_image_defaults(spec, &info);
         // The cgroup is gone after a reboot; creating it again is harmless.
         let cgroup_procs = self.setup_cgroup(&spec)?;

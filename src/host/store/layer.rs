@@ -112,7 +112,10 @@ impl RootfsStore {
         };
         fs::create_dir_all(&cdir).map_err(|e| err("create", &cdir, e))?;
         let rec = cdir.join("image");
-        fs::write(&rec, &image.digest).map_err(|e| err("write", &rec, e))?;
+        // Every start plans the layer again: write only what changed (flash).
+        if fs::read(&rec).ok().as_deref() != Some(image.digest.as_bytes()) {
+            fs::write(&rec, &image.digest).map_err(|e| err("write", &rec, e))?;
+        }
         let plan = match choose(support, volatile) {
             "tmpfs-overlay" => LayerPlan::TmpfsOverlay {
                 lower: image.rootfs.clone(),
