@@ -101,7 +101,8 @@ pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Resul
         Ok(())
     } else {
         Err(ActionsFailed {
-            failed: report.failed.len() + report.skipped.len(),
+            failed: report.failed.len(),
+            skipped: report.skipped.len(),
             total: plan.actions.len(),
         }
         .into())

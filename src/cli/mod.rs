@@ -120,9 +120,10 @@ pub struct UsageError(pub String);
 
 /// Some actions of an apply failed; each was already reported.
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} action(s) failed")]
+#[error("{failed} of {total} action(s) failed, {skipped} skipped")]
 pub struct ActionsFailed {
     pub failed: usize,
+    pub skipped: usize,
     pub total: usize,
 }
 
