@@ -212,7 +212,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!(
                     "{}",
-                    serde_yaml::to_string(&merged_manifest(&loaded.manifest))?
+                    crate::spec::yaml::to_string(&merged_manifest(&loaded.manifest))?
                 );
             }
             Ok(())
