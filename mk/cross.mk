@@ -14,17 +14,26 @@ CROSS_TARGETS := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf \
 # Not exported: other fragments' recipes may run cargo from another directory.
 PKG_TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 PKG_CARGO_ENV := CARGO_TARGET_DIR=$(PKG_TARGET_DIR)
-SIZE_NODEFAULT_DIR := $(PKG_TARGET_DIR)/size-no-default
-# The no-default-features budget applies once the crate has a `tls` feature.
-HAS_TLS_FEATURE = $(shell python3 -c 'import tomllib; print(1 if "tls" in tomllib.load(open("Cargo.toml","rb")).get("features",{}) else "")')
+STATIC_BIN := $(PKG_TARGET_DIR)/$(STATIC_TARGET)/release/berth
+SIZE_DIR := $(PKG_TARGET_DIR)/size
+# The firmware build, which `make static` makes and the size budget measures:
+# std rebuilt from rust-src with optimize_for_size, a panic aborts at once
+# (no message formatting), no unwind tables, no PIE relocations (-95 KiB).
+# RUSTC_BOOTSTRAP lets the stable toolchain take these -Z options, so the
+# build does not follow a moving nightly. docs/packaging.md, "Binary size".
+STATIC_RUSTFLAGS := -C target-feature=+crt-static -Z unstable-options -C panic=immediate-abort \
+                    -C force-unwind-tables=no -C relocation-model=static
+STATIC_BUILD = RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(PKG_CARGO_ENV) \
+               cargo build --locked --release --target $(STATIC_TARGET) \
+               -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
 
 .PHONY: static cross size-report size-check msrv cross-deps \
         $(addprefix build-cross-,$(CROSS_TARGETS)) $(addprefix test-cross-,$(CROSS_TARGETS))
 
 static:
 	sh scripts/cross/deps.sh static
-	$(PKG_CARGO_ENV) cargo build --locked --release --target $(STATIC_TARGET)
-	sh scripts/cross/check-static.sh $(PKG_TARGET_DIR)/$(STATIC_TARGET)/release/berth
+	$(STATIC_BUILD)
+	sh scripts/cross/check-static.sh $(STATIC_BIN)
 
 cross-deps:
 	sh scripts/cross/deps.sh cross
@@ -44,11 +53,20 @@ size-report:
 	python3 scripts/size_report.py report --write docs/benchmarks.md \
 		$(foreach t,$(STATIC_TARGET) $(CROSS_TARGETS),$(if $(wildcard $(PKG_TARGET_DIR)/$(t)/release/berth),$(t)=$(PKG_TARGET_DIR)/$(t)/release/berth))
 
-size-check: static
-	$(if $(HAS_TLS_FEATURE),cargo build --locked --release --no-default-features --target $(STATIC_TARGET) --target-dir $(SIZE_NODEFAULT_DIR))
+# Each feature set is built in turn into the same target dir (std is built
+# once) and copied aside; the default set goes last and stays in place.
+size-check:
+	sh scripts/cross/deps.sh static
+	@mkdir -p $(SIZE_DIR)
+	$(STATIC_BUILD) --no-default-features
+	cp $(STATIC_BIN) $(SIZE_DIR)/berth-no-default
+	$(STATIC_BUILD) --no-default-features --features gzip,zstd,xz,bzip2,http
+	cp $(STATIC_BIN) $(SIZE_DIR)/berth-no-tls
+	$(STATIC_BUILD)
+	sh scripts/cross/check-static.sh $(STATIC_BIN)
+	cp $(STATIC_BIN) $(SIZE_DIR)/berth-default
 	python3 scripts/size_report.py check size-budget.txt \
-		$(STATIC_TARGET):default=$(PKG_TARGET_DIR)/$(STATIC_TARGET)/release/berth \
-		$(if $(HAS_TLS_FEATURE),$(STATIC_TARGET):no-default=$(SIZE_NODEFAULT_DIR)/$(STATIC_TARGET)/release/berth)
+		$(foreach s,default no-tls no-default,$(STATIC_TARGET):$(s)=$(SIZE_DIR)/berth-$(s))
 
 msrv:
 	sh scripts/cross/deps.sh msrv

@@ -30,6 +30,9 @@ case "$what" in
 static)
 	apt_install file binutils xz-utils musl-tools
 	rustup_target x86_64-unknown-linux-musl
+	# the firmware build rebuilds std (-Z build-std)
+	rustup component list --installed | grep -q '^rust-src' || \
+		timeout 600 rustup component add rust-src
 	;;
 cross)
 	apt_install file binutils xz-utils qemu-user-static

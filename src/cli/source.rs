@@ -77,8 +77,12 @@ fn read_with_input(args: &ManifestArgs) -> anyhow::Result<(String, String, Rende
         input.vars_file =
             crate::spec::yaml::from_str::<Option<BTreeMap<String, serde_json::Value>>>(&text)
                 .map_err(|e| {
+                    let at = e
+                        .pos
+                        .map_or(String::new(), |p| format!("{}:{}:", p.line, p.col));
                     UsageError(format!(
-                        "{file}: {e}; a vars file is a YAML map of names to values"
+                        "{file}:{at} {}; a vars file is a YAML map of names to values",
+                        e.message
                     ))
                 })?
                 .unwrap_or_default();

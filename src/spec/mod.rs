@@ -3,6 +3,7 @@
 //! No syscalls and no file writes here: the manifest text, template variables and
 //! device facts come in as data from `cli` and `host::facts`.
 
+pub mod filters;
 pub mod manifest;
 pub mod pos;
 pub mod profile;

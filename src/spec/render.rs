@@ -54,6 +54,7 @@ pub struct RenderInput {
 /// Render manifest `text` (named `file` in errors) to YAML.
 pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, SpecError> {
     let mut env = Environment::new();
+    super::filters::register(&mut env);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
 
