@@ -382,6 +382,9 @@ pub fn parse(
             let cluster = &bytes[1..];
             let mut i = 0;
             while i < cluster.len() {
+                if !cluster[i].is_ascii() {
+                    return Err(unknown(&arg.to_string_lossy(), &p.commands));
+                }
                 let c = char::from(cluster[i]);
                 i += 1;
                 if c == 'h' {

@@ -108,6 +108,10 @@ fn unknown_options_and_commands_name_the_command_and_its_help() {
         "unknown option `-x` for `berth run`; see `berth run --help`"
     );
     assert_eq!(
+        usage_err(&["run", "-sé"]),
+        "unknown option `-sé` for `berth run`; see `berth run --help`"
+    );
+    assert_eq!(
         usage_err(&["frob"]),
         "unknown command `frob`; see `berth --help`"
     );
