@@ -26,7 +26,7 @@ fn fill(text: &str) -> String {
 
 fn parse(path: &Path) -> Manifest {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_yaml::from_str(&fill(&text)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    berth::spec::yaml::from_str(&fill(&text)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn recipe_manifests() -> Vec<PathBuf> {
@@ -89,7 +89,7 @@ fn yocto_example_manifest_parses() {
 fn unknown_field_is_rejected() {
     // guards the two tests above: the model must refuse what it does not know
     let bad = "version: 1\ncontainers:\n  x:\n    imagee: busybox\n";
-    assert!(serde_yaml::from_str::<Manifest>(bad).is_err());
+    assert!(berth::spec::yaml::from_str::<Manifest>(bad).is_err());
 }
 
 /// Run `berth validate` on the filled-in text; return (success, stderr).

@@ -351,7 +351,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!(
                     "{}",
-                    serde_yaml::to_string(&merged_manifest(&loaded.manifest))?
+                    crate::spec::yaml::to_string(&merged_manifest(&loaded.manifest))?
                 );
             }
             Ok(())

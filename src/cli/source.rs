@@ -102,7 +102,7 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
         let text = std::fs::read_to_string(file)
             .map_err(|e| UsageError(format!("read vars file `{file}`: {e}")))?;
         input.vars_file =
-            serde_yaml::from_str::<Option<BTreeMap<String, serde_yaml::Value>>>(&text)
+            crate::spec::yaml::from_str::<Option<BTreeMap<String, serde_json::Value>>>(&text)
                 .map_err(|e| {
                     UsageError(format!(
                         "{file}: {e}; a vars file is a YAML map of names to values"

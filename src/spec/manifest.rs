@@ -7,6 +7,9 @@
 
 use std::collections::BTreeMap;
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A whole manifest file, after template rendering.
@@ -19,7 +22,7 @@ pub struct Manifest {
     pub settings: Settings,
     /// Template variables; consumed by rendering, kept so `render` can show them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub vars: BTreeMap<String, serde_yaml::Value>,
+    pub vars: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     pub images: BTreeMap<String, ImageDef>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -392,38 +395,81 @@ pub struct Route {
 }
 
 /// Accepts a string, a number or a bool as text: `memory: 64M` and `max: 0.5`
-/// both arrive as strings for `validate` to parse with a position.
+/// both arrive as strings, as written, for `validate` to parse with a position.
 fn opt_scalar<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let v = Option::<serde_yaml::Value>::deserialize(d)?;
-    match v {
-        None | Some(serde_yaml::Value::Null) => Ok(None),
-        Some(v) => scalar_text(&v).map(Some).ok_or_else(|| {
-            serde::de::Error::custom(
-                "expected a single value such as 64M or 0.5, not a list or map",
-            )
-        }),
-    }
+    d.deserialize_option(Text("a single value such as 64M or 0.5, not a list or map"))
 }
 
 /// Accepts one string or a list of strings.
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    let v = serde_yaml::Value::deserialize(d)?;
-    let err = || serde::de::Error::custom("expected a string or a list of strings");
-    match v {
-        serde_yaml::Value::Null => Ok(Vec::new()),
-        serde_yaml::Value::Sequence(items) => items
-            .iter()
-            .map(|i| scalar_text(i).ok_or_else(err))
-            .collect(),
-        other => scalar_text(&other).map(|s| vec![s]).ok_or_else(err),
+    d.deserialize_any(OneOrMany)
+}
+
+/// Visits a scalar as its text; `expecting` says what else was wanted.
+struct Text(&'static str);
+
+impl<'de> Visitor<'de> for Text {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
     }
 }
 
-fn scalar_text(v: &serde_yaml::Value) -> Option<String> {
-    match v {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        serde_yaml::Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+struct OneOrMany;
+
+impl<'de> Visitor<'de> for OneOrMany {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or a list of strings")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(vec![v.to_string()])
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(vec![v.to_string()])
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(vec![v.to_string()])
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(vec![v.to_string()])
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(vec![v.to_string()])
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = seq.next_element_seed(TextSeed)? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+}
+
+/// One list item of [`OneOrMany`], read as its text.
+struct TextSeed;
+
+impl<'de> DeserializeSeed<'de> for TextSeed {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Ok(d.deserialize_str(Text("a string"))?.unwrap_or_default())
     }
 }

@@ -10,6 +10,7 @@ pub mod render;
 pub mod types;
 pub mod units;
 pub mod validate;
+pub mod yaml;
 
 use std::fmt;
 
@@ -91,26 +92,24 @@ pub fn load(
 /// Parse rendered YAML into the manifest model. Unknown fields and wrong types
 /// are refused with their position.
 pub fn parse(file: &str, text: &str) -> Result<Manifest, SpecError> {
-    serde_yaml::from_str(text).map_err(|e| {
-        let (line, col) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        // serde_yaml appends " at line L column C"; the prefix already says where.
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        let (path, message) = match msg.split_once(": ") {
-            Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
-            _ => match pos::PosIndex::build(text).before(pos::Pos { line, col }) {
-                // A syntax error: name the last field that still parsed.
+    yaml::from_str(text).map_err(|e| {
+        let at = e.pos.unwrap_or(pos::Pos { line: 1, col: 1 });
+        let (path, message) = if e.syntax {
+            match pos::PosIndex::build(text).before(at) {
+                // Name the last field that still parsed.
                 Some(p) => (
                     p.to_string(),
-                    format!("YAML syntax error after this field: {msg}"),
+                    format!("YAML syntax error after this field: {}", e.message),
                 ),
-                None => (String::new(), format!("YAML syntax error: {msg}")),
-            },
+                None => (String::new(), format!("YAML syntax error: {}", e.message)),
+            }
+        } else {
+            (e.path, e.message)
         };
         SpecError::Parse(Diagnostic {
             file: file.to_string(),
-            line,
-            col,
+            line: at.line,
+            col: at.col,
             path,
             message: hint(&message),
         })

@@ -131,7 +131,7 @@ mod tests {
     use super::*;
 
     fn yaml(text: &str) -> ContainerFields {
-        serde_yaml::from_str(text).expect("test yaml")
+        crate::spec::yaml::from_str(text).expect("test yaml")
     }
 
     #[test]

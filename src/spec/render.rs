@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::spec::pos::PosIndex;
+use crate::spec::pos::{Pos, PosIndex};
 use crate::spec::{Diagnostic, SpecError};
 
 /// Facts about the device the manifest is rendered for (`device.*` in templates).
@@ -46,7 +46,7 @@ pub struct Facts {
 pub struct RenderInput {
     pub facts: Facts,
     /// From `--vars-file`, over the manifest's `vars:`.
-    pub vars_file: BTreeMap<String, serde_yaml::Value>,
+    pub vars_file: BTreeMap<String, serde_json::Value>,
     /// From `--var key=value`, over everything else.
     pub vars: BTreeMap<String, String>,
 }
@@ -72,7 +72,7 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Spe
     // Vars may use each other in any order: render those whose inputs are
     // ready, pass after pass, until none is left or no pass makes progress.
     let (vars, lines) = manifest_vars(file, text)?;
-    let mut pending: Vec<(String, serde_yaml::Value)> = vars
+    let mut pending: Vec<(String, serde_json::Value)> = vars
         .into_iter()
         .filter(|(k, _)| !input.vars.contains_key(k) && !input.vars_file.contains_key(k))
         .collect();
@@ -81,7 +81,7 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Spe
         let mut left = Vec::new();
         let mut last_error = None;
         for (k, v) in std::mem::take(&mut pending) {
-            let serde_yaml::Value::String(t) = &v else {
+            let serde_json::Value::String(t) = &v else {
                 ctx.insert(k, minijinja::Value::from_serialize(&v));
                 continue;
             };
@@ -233,7 +233,7 @@ fn manifest_vars(
     text: &str,
 ) -> Result<
     (
-        BTreeMap<String, serde_yaml::Value>,
+        BTreeMap<String, serde_json::Value>,
         BTreeMap<String, (usize, usize)>,
     ),
     SpecError,
@@ -257,16 +257,18 @@ fn manifest_vars(
     #[derive(serde::Deserialize)]
     struct Vars {
         #[serde(default)]
-        vars: Option<BTreeMap<String, serde_yaml::Value>>,
+        vars: Option<BTreeMap<String, serde_json::Value>>,
     }
-    let parsed: Vars = serde_yaml::from_str(&block).map_err(|e| {
+    let parsed: Vars = super::yaml::from_str(&block).map_err(|e| {
+        let at = e.pos.unwrap_or(Pos { line: 1, col: 1 });
         SpecError::Render(Diagnostic {
             file: file.to_string(),
-            line: start + e.location().map_or(1, |l| l.line()),
-            col: e.location().map_or(1, |l| l.column()),
+            line: start + at.line,
+            col: at.col,
             path: "vars".into(),
             message: format!(
-                "`vars:` must be a plain YAML map, without template tags around it: {e}"
+                "`vars:` must be a plain YAML map, without template tags around it: {}",
+                e.message
             ),
         })
     })?;
