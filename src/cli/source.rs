@@ -52,7 +52,7 @@ pub struct ManifestArgs {
 }
 
 impl ManifestArgs {
-    /// The manifest (first argument, [`MANIFEST_ARG`]) and the template options.
+    /// The manifest (first argument, `MANIFEST_ARG`) and the template options.
     pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
         Ok(Self {
             source: p.arg(0)?.unwrap_or_else(|| DEFAULT_MANIFEST.to_owned()),
