@@ -379,3 +379,47 @@ fn install_refuses_a_missing_target_root() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn usage_errors_name_the_option_and_the_help_to_read() {
+    let out = berth(&["plan", "--foo"], &root());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "berth: unknown option `--foo` for `berth plan`; see `berth plan --help`\n"
+    );
+    assert!(out.stdout.is_empty());
+    let out = berth(&["apply", "--interval", "5"], &root());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "berth: `--interval` needs `--serve`; see `berth apply --help`\n"
+    );
+    let out = berth(&[], &root());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "berth: no command given; see `berth --help`\n"
+    );
+}
+
+#[test]
+fn help_goes_to_stdout_with_exit_0() {
+    let out = berth(&["--help"], &root());
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for cmd in ["validate", "plan", "apply", "exec", "image"] {
+        assert!(help.contains(&format!("\n  {cmd} ")), "{cmd}: {help}");
+    }
+    let out = berth(&["plan", "--root", "/tmp", "-h"], &root());
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(
+        help.starts_with(
+            "Show what `apply` would change\n\nUsage: berth plan [OPTIONS] [MANIFEST]\n"
+        ),
+        "{help}"
+    );
+    assert!(help.contains("--no-prune"), "{help}");
+    assert!(help.contains("[env: BERTH_ROOT]"), "{help}");
+}

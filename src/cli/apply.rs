@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::path::PathBuf;
 
+use crate::cli::error::{Error, Result};
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
 use crate::exec::{self, Host};
 use crate::host::cgroup::ParentPolicy;
@@ -44,7 +45,7 @@ pub fn absolute(p: PathBuf) -> PathBuf {
 }
 
 /// The device, configured from the command line and the manifest's settings.
-pub fn local_host(global: &Global, desired: &Desired) -> anyhow::Result<LocalHost> {
+pub fn local_host(global: &Global, desired: &Desired) -> Result<LocalHost> {
     let cgroup_parent = match &global.cgroup_parent {
         Some(p) => ParentPolicy::Fixed(p.clone()),
         None => ParentPolicy::Auto,
@@ -64,7 +65,7 @@ pub fn local_host(global: &Global, desired: &Desired) -> anyhow::Result<LocalHos
 }
 
 /// `berth plan`: print what apply would do.
-pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> anyhow::Result<()> {
+pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
     let state = StateStore::new(store_root(global, &desired));
     hash_local_images(&mut desired, &manifest_lock(args), state.root());
@@ -75,7 +76,7 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> an
 }
 
 /// `berth apply`: make the device match the manifest.
-pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Result<()> {
+pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
     let state = StateStore::new(store_root(global, &desired));
     hash_local_images(&mut desired, &manifest_lock(args), state.root());
@@ -109,7 +110,7 @@ pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> anyhow::Resul
     }
 }
 
-fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
+fn print_plan(plan: &Plan, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(plan)?);
     } else {
@@ -119,11 +120,14 @@ fn print_plan(plan: &Plan, json: bool) -> anyhow::Result<()> {
 }
 
 /// What the device has: the state store's records, checked against the host.
-fn observe(state: &StateStore, host: &mut dyn Host) -> anyhow::Result<Observed> {
+fn observe(state: &StateStore, host: &mut dyn Host) -> Result<Observed> {
     let mut observed = Observed::default();
     for (name, rec) in state.load()? {
         let running = host.is_running(&name).map_err(|e| {
-            anyhow::anyhow!("check whether `{name}` runs: {}", exec::chain(e.as_ref()))
+            Error::msg(format!(
+                "check whether `{name}` runs: {}",
+                exec::chain(e.as_ref())
+            ))
         })?;
         observed.containers.insert(name, rec.observed(running));
     }

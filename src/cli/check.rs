@@ -4,29 +4,55 @@
 
 use std::io::Write;
 
-use clap::Args;
 use serde::Serialize;
 
-use crate::cli::{load_manifest, ManifestArgs};
+use crate::cli::args::{Cmd, Opt, Parsed, Pos};
+use crate::cli::error::Result;
+use crate::cli::{load_manifest, ManifestArgs, UsageError};
 use crate::host::caps::{Avail, HostCaps, HostPaths};
 use crate::host::cgroup::{translate, Mode};
 use crate::spec::types::{Desired, HostNamespace, NetworkKind, Spec};
 
+/// `berth check`'s table.
+pub const CMD: Cmd = Cmd {
+    args: &[Pos::optional(
+        "MANIFEST",
+        "Manifest to check (a path, `-` or a URL); without one, check what every container needs",
+    )],
+    opts: &[
+        Opt::value("var", "KEY=VALUE", "Set a template variable (repeatable)").repeat(),
+        Opt::value("vars-file", "FILE", "YAML file of template variables"),
+        Opt::flag("json", "Print the host's features and the findings as JSON"),
+    ],
+    ..Cmd::new(
+        "check",
+        "Compare what the manifest needs with what this kernel has",
+    )
+};
+
 /// Arguments of `berth check`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone)]
 pub struct CheckArgs {
     /// Manifest to check (a path, `-` or a URL); without one, check what every container needs
-    #[arg(value_name = "MANIFEST")]
     pub source: Option<String>,
     /// Set a template variable (repeatable)
-    #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
     /// YAML file of template variables
-    #[arg(long, value_name = "FILE")]
     pub vars_file: Option<String>,
     /// Print the host's features and the findings as JSON
-    #[arg(long)]
     pub json: bool,
+}
+
+impl CheckArgs {
+    /// Read from the parsed command line ([`CMD`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            source: p.arg(0)?,
+            vars: p.strings("var")?,
+            vars_file: p.string("vars-file")?,
+            json: p.has("json"),
+        })
+    }
 }
 
 /// One thing the kernel lacks.
@@ -295,7 +321,7 @@ pub fn render(findings: &[Finding]) -> String {
 pub struct MissingFeatures(pub usize);
 
 /// Run `berth check`.
-pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
+pub fn run(args: &CheckArgs) -> Result<()> {
     let loaded = match &args.source {
         Some(source) => Some(load_manifest(&ManifestArgs {
             source: source.clone(),

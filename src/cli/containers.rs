@@ -5,17 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Subcommand;
-
 use super::apply::absolute;
-use super::{exec, kill, logs, ls, pause, restart, rm, start, status, stop, Global};
+use super::args::Parsed;
+use super::error::Result;
+use super::{exec, kill, logs, ls, pause, restart, rm, start, status, stop, Global, UsageError};
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
 use crate::host::state::{Record, StateStore};
 use crate::host::{LocalConfig, LocalHost};
 use crate::spec::types::SettingsSpec;
 
 /// Subcommands that act on containers through the runtime.
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
 pub enum ContainerCommand {
     /// Start a created container
     Start(start::StartArgs),
@@ -41,9 +41,33 @@ pub enum ContainerCommand {
     Resume(pause::PauseArgs),
 }
 
+impl ContainerCommand {
+    /// The container command `name` with its arguments from `p`.
+    pub fn from_parsed(name: &str, p: &Parsed) -> Result<Self, UsageError> {
+        Ok(match name {
+            "start" => Self::Start(start::StartArgs::from_parsed(p)?),
+            "stop" => Self::Stop(stop::StopArgs::from_parsed(p)?),
+            "restart" => Self::Restart(restart::RestartArgs::from_parsed(p)?),
+            "kill" => Self::Kill(kill::KillArgs::from_parsed(p)?),
+            "rm" => Self::Rm(rm::RmArgs::from_parsed(p)?),
+            "ls" => Self::Ls,
+            "status" => Self::Status(status::StatusArgs::from_parsed(p)?),
+            "exec" => Self::Exec(exec::ExecArgs::from_parsed(p)?),
+            "logs" => Self::Logs(logs::LogsArgs::from_parsed(p)?),
+            "pause" => Self::Pause(pause::PauseArgs::from_parsed(p)?),
+            "resume" => Self::Resume(pause::PauseArgs::from_parsed(p)?),
+            _ => {
+                return Err(UsageError(format!(
+                    "unknown command `{name}`; see `berth --help`"
+                )))
+            }
+        })
+    }
+}
+
 /// The cgroup backend, opened as `apply` opens it (`--cgroup-parent` or the
 /// host's default), for accounting, pause and resume.
-pub fn cgroups(global: &Global) -> anyhow::Result<CgroupBackend> {
+pub fn cgroups(global: &Global) -> Result<CgroupBackend> {
     let policy = match &global.cgroup_parent {
         Some(p) => ParentPolicy::Fixed(p.clone()),
         None => ParentPolicy::Auto,
@@ -68,7 +92,7 @@ pub fn applied(
     global: &Global,
     run_root: &Path,
     name: &str,
-) -> anyhow::Result<Option<(Record, StateStore, LocalHost)>> {
+) -> Result<Option<(Record, StateStore, LocalHost)>> {
     let store_root = absolute(
         global
             .root
@@ -98,7 +122,7 @@ pub fn dir(root: &Path, name: &str) -> PathBuf {
 }
 
 /// Run one container subcommand.
-pub fn run(global: &Global, cmd: &ContainerCommand) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, cmd: &ContainerCommand) -> Result<ExitCode> {
     let root = run_root(global);
     match cmd {
         ContainerCommand::Start(a) => start::run(global, &root, a),

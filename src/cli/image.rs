@@ -3,18 +3,68 @@
 
 use std::path::PathBuf;
 
-use clap::Subcommand;
-
-use crate::cli::Global;
+use crate::cli::args::{Cmd, Opt, Parsed, Pos};
+use crate::cli::error::Result;
+use crate::cli::{Global, UsageError};
+use crate::host::store::fetch::DEFAULT_CA_BUNDLE;
 use crate::host::store::{FetchOptions, RootfsStore, StoreOptions};
 
+/// `berth image`'s table, with its subcommands.
+pub const CMD: Cmd = Cmd {
+    opts: &[Opt::path(
+        "ca-bundle",
+        "FILE",
+        "PEM bundle of CA certificates for https sources",
+    )
+    .default(DEFAULT_CA_BUNDLE)],
+    subcommands: &[
+        Cmd {
+            opts: &[Opt::flag("json", "Print JSON instead of a table")],
+            ..Cmd::new(
+                "ls",
+                "List extracted images: digest, names, size, source, containers using it",
+            )
+        },
+        Cmd {
+            args: &[Pos::required("FILE", "The archive")],
+            opts: &[
+                Opt::value("name", "NAME", "Name to record [default: the file name]"),
+                Opt::value("sha256", "SHA256", "Expected sha256 of the archive"),
+            ],
+            ..Cmd::new(
+                "import",
+                "Verify and extract a local archive (tar, gzip, zstd, xz; rootfs, OCI or docker save)",
+            )
+        },
+        Cmd {
+            args: &[Pos::required("IMAGE", "Digest, unique digest prefix, or name")],
+            ..Cmd::new(
+                "rm",
+                "Remove an image (by digest, digest prefix or name) no container uses",
+            )
+        },
+        Cmd::new("gc", "Remove every image no container uses"),
+        Cmd {
+            args: &[
+                Pos::required("FILE", "The archive"),
+                Pos::required("DIR", "Target directory (created; must not exist)"),
+            ],
+            hidden: true,
+            ..Cmd::new(
+                "extract",
+                "Extract an archive into DIR with the store's pipeline (benchmarks, debugging)",
+            )
+        },
+    ],
+    ..Cmd::new("image", "Manage extracted images: ls, import, rm, gc")
+};
+
 /// The image subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
 pub enum ImageCommand {
     /// List extracted images: digest, names, size, source, containers using it
     Ls {
         /// Print JSON instead of a table
-        #[arg(long)]
         json: bool,
     },
     /// Verify and extract a local archive (tar, gzip, zstd, xz; rootfs, OCI or docker save)
@@ -22,10 +72,8 @@ pub enum ImageCommand {
         /// The archive
         file: PathBuf,
         /// Name to record [default: the file name]
-        #[arg(long)]
         name: Option<String>,
         /// Expected sha256 of the archive
-        #[arg(long)]
         sha256: Option<String>,
     },
     /// Remove an image (by digest, digest prefix or name) no container uses
@@ -36,7 +84,6 @@ pub enum ImageCommand {
     /// Remove every image no container uses
     Gc,
     /// Extract an archive into DIR with the store's pipeline (benchmarks, debugging)
-    #[command(hide = true)]
     Extract {
         /// The archive
         file: PathBuf,
@@ -46,16 +93,50 @@ pub enum ImageCommand {
 }
 
 /// Options of `berth image`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug)]
 pub struct ImageArgs {
     /// PEM bundle of CA certificates for https sources
-    #[arg(long, value_name = "FILE", default_value = crate::host::store::fetch::DEFAULT_CA_BUNDLE)]
     pub ca_bundle: PathBuf,
-    #[command(subcommand)]
+    /// The image subcommand.
     pub command: ImageCommand,
 }
 
-fn open(global: &Global, args: &ImageArgs) -> anyhow::Result<RootfsStore> {
+impl ImageArgs {
+    /// Read from the parsed command line ([`CMD`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        let command = match p.commands.get(1).copied().unwrap_or_default() {
+            "ls" => ImageCommand::Ls {
+                json: p.has("json"),
+            },
+            "import" => ImageCommand::Import {
+                file: p.required_path(0)?,
+                name: p.string("name")?,
+                sha256: p.string("sha256")?,
+            },
+            "rm" => ImageCommand::Rm {
+                image: p.required_arg(0)?,
+            },
+            "gc" => ImageCommand::Gc,
+            "extract" => ImageCommand::Extract {
+                file: p.required_path(0)?,
+                dir: p.required_path(1)?,
+            },
+            other => {
+                return Err(UsageError(format!(
+                    "unknown command `{other}` for `berth image`; see `berth image --help`"
+                )))
+            }
+        };
+        Ok(Self {
+            ca_bundle: p
+                .path("ca-bundle")
+                .unwrap_or_else(|| DEFAULT_CA_BUNDLE.into()),
+            command,
+        })
+    }
+}
+
+fn open(global: &Global, args: &ImageArgs) -> Result<RootfsStore> {
     let root = global
         .root
         .clone()
@@ -86,7 +167,7 @@ fn human(bytes: u64) -> String {
 }
 
 /// Run one image subcommand.
-pub fn run(global: &Global, args: ImageArgs) -> anyhow::Result<()> {
+pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
     if let ImageCommand::Extract { file, dir } = &args.command {
         let info = crate::host::store::extract_archive(file, dir, &StoreOptions::default())?;
         println!("{}", info.digest);

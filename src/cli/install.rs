@@ -13,9 +13,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use clap::Args;
-
+use super::args::{Cmd, Opt, Parsed};
+use super::error::{Context, Error, Result};
+use super::source::{MANIFEST_ARG, VAR, VARS_FILE};
 use super::{load_manifest, ManifestArgs, UsageError};
 use crate::host::state::write_atomic;
 use crate::host::store::{RootfsStore, StoreOptions};
@@ -27,21 +27,57 @@ pub const FIRMWARE_IMAGE_DIR: &str = "/usr/share/berth/images";
 /// The lock file written beside the manifest: image name -> sha256.
 pub const LOCK_FILE: &str = "images.lock";
 
+/// `berth install`'s table.
+pub const CMD: Cmd = Cmd {
+    args: MANIFEST_ARG,
+    opts: &[
+        Opt::path(
+            "target-root",
+            "DIR",
+            "The firmware's root filesystem being built",
+        )
+        .required(),
+        Opt::value(
+            "image-dir",
+            "PATH",
+            "Read-only image directory, as the device sees it",
+        )
+        .default(FIRMWARE_IMAGE_DIR),
+        VAR,
+        VARS_FILE,
+    ],
+    ..Cmd::new(
+        "install",
+        "Unpack a manifest's images into a firmware root at build time",
+    )
+};
+
 /// Arguments of `berth install`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct InstallArgs {
     /// The firmware's root filesystem being built
-    #[arg(long, value_name = "DIR")]
     pub target_root: PathBuf,
     /// Read-only image directory, as the device sees it
-    #[arg(long, value_name = "PATH", default_value = FIRMWARE_IMAGE_DIR)]
     pub image_dir: String,
-    #[command(flatten)]
+    /// The manifest and template inputs.
     pub manifest: ManifestArgs,
 }
 
+impl InstallArgs {
+    /// Read from the parsed command line ([`CMD`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            target_root: p.path("target-root").unwrap_or_default(),
+            image_dir: p
+                .string("image-dir")?
+                .unwrap_or_else(|| FIRMWARE_IMAGE_DIR.into()),
+            manifest: ManifestArgs::from_parsed(p)?,
+        })
+    }
+}
+
 /// Unpack every image of the manifest into the target root.
-pub fn run(args: &InstallArgs) -> anyhow::Result<()> {
+pub fn run(args: &InstallArgs) -> Result<()> {
     let target = &args.target_root;
     if !target.is_dir() {
         return Err(UsageError(format!(
@@ -79,7 +115,7 @@ pub fn run(args: &InstallArgs) -> anyhow::Result<()> {
         let staged = in_target(target, img);
         let info = store
             .ensure(&staged)
-            .map_err(|e| anyhow::anyhow!(crate::exec::chain(&e)))?;
+            .map_err(|e| Error::msg(crate::exec::chain(&e)))?;
         for w in &info.warnings {
             eprintln!("berth: image `{}`: {w}", img.name);
         }

@@ -4,29 +4,49 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use clap::Args;
+use super::args::{Cmd, Opt, Parsed, Pos};
+use super::error::{bail, Context, Result};
+use super::UsageError;
 
 use std::path::Path;
 
 use super::containers;
 use crate::host::runtime::{logs, state, Status};
 
+/// `berth logs`'s table.
+pub const CMD: Cmd = Cmd {
+    args: &[Pos::required("NAME", "Container name")],
+    opts: &[
+        Opt::flag("follow", "Keep printing new output").short('f'),
+        Opt::value("lines", "LINES", "Only the last N lines").short('n'),
+    ],
+    ..Cmd::new("logs", "Print a container's output")
+};
+
 /// Arguments of `berth logs`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct LogsArgs {
     /// Container name
     pub name: String,
     /// Keep printing new output
-    #[arg(short = 'f', long)]
     pub follow: bool,
     /// Only the last N lines
-    #[arg(short = 'n', long = "lines")]
     pub lines: Option<usize>,
 }
 
+impl LogsArgs {
+    /// Read from the parsed command line ([`CMD`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            name: p.required_arg(0)?,
+            follow: p.has("follow"),
+            lines: p.num("lines")?,
+        })
+    }
+}
+
 /// Print the log.
-pub fn run(root: &Path, args: &LogsArgs) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, args: &LogsArgs) -> Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
     if let (Status::Missing, _) = state::status(&dir)? {
         bail!("no container `{}` in `{}`", args.name, dir.display());

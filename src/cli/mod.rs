@@ -3,8 +3,10 @@
 //! Each error is printed once, by `main`, as `berth: <error>: <cause>...`.
 
 pub(crate) mod apply;
+pub mod args;
 mod check;
 pub mod containers;
+pub mod error;
 pub mod exec;
 mod image;
 pub mod install;
@@ -23,94 +25,231 @@ pub mod stop;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-
 use crate::spec::SpecError;
+use args::{Cmd, Opt, Parsed, Stop};
+use error::Result;
 
 pub use source::{load_manifest, ManifestArgs};
 
-/// Declarative containers for routers: make the device run exactly what a
-/// manifest declares.
-#[derive(Debug, Parser)]
-#[command(name = "berth", version, about, max_term_width = 100)]
+/// The parsed command line.
+#[derive(Debug)]
 pub struct Cli {
-    #[command(flatten)]
+    /// Options every subcommand takes.
     pub global: Global,
-    #[command(subcommand)]
+    /// The subcommand and its arguments.
     pub command: Command,
 }
 
+/// The options every subcommand takes, before or after its name.
+pub const GLOBAL: &[Opt] = &[
+    Opt::path(
+        "root",
+        "DIR",
+        "Persistent store: images, containers, volumes [default: manifest \
+         `settings.root`, else /var/lib/berth]",
+    )
+    .env("BERTH_ROOT"),
+    Opt::path(
+        "runtime-dir",
+        "DIR",
+        "Runtime directory on tmpfs: pids, logs [default: manifest \
+         `settings.runtime_dir`, else /var/run/berth]",
+    )
+    .env("BERTH_RUNTIME_DIR"),
+    Opt::value(
+        "cgroup-parent",
+        "PATH",
+        "cgroup that holds the containers' cgroups, relative to each hierarchy's \
+         root [default: chosen for the host: a delegated service cgroup, else berth]",
+    )
+    .env("BERTH_CGROUP_PARENT"),
+    Opt::value(
+        "log-size",
+        "SIZE",
+        "Size at which container logs rotate, e.g. 256K [default: manifest \
+         `settings.log_size`, else 1M]",
+    )
+    .env("BERTH_LOG_SIZE"),
+];
+
+/// `berth` itself: the list of commands.
+pub static ROOT: Cmd = Cmd {
+    subcommands: &[
+        Cmd {
+            args: source::MANIFEST_ARG,
+            opts: &[source::VAR, source::VARS_FILE],
+            ..Cmd::new("validate", "Check a manifest and report every error")
+        },
+        Cmd {
+            args: source::MANIFEST_ARG,
+            opts: &[
+                source::VAR,
+                source::VARS_FILE,
+                Opt::flag("json", "Print the resolved desired state as JSON instead"),
+                Opt::flag(
+                    "raw",
+                    "Print only the template's output, even when it is not a valid manifest",
+                ),
+            ],
+            conflicts: &[("json", "raw")],
+            ..Cmd::new(
+                "render",
+                "Print the manifest after templates, with profiles merged into containers",
+            )
+        },
+        Cmd {
+            args: source::MANIFEST_ARG,
+            opts: &[
+                source::VAR,
+                source::VARS_FILE,
+                Opt::flag("json", "Print the plan as JSON"),
+                Opt::flag("no-prune", "Keep containers the manifest no longer lists"),
+            ],
+            ..Cmd::new("plan", "Show what `apply` would change")
+        },
+        Cmd {
+            args: source::MANIFEST_ARG,
+            opts: &[
+                source::VAR,
+                source::VARS_FILE,
+                Opt::flag("no-prune", "Keep containers the manifest no longer lists"),
+                Opt::flag(
+                    "serve",
+                    "Stay in the foreground as the service's main process: apply again on \
+                     SIGHUP (and every --interval), stop every container on SIGTERM",
+                ),
+                Opt::value(
+                    "interval",
+                    "SECS",
+                    "With --serve: apply again every SECS seconds (a fleet's URL manifest)",
+                ),
+            ],
+            requires: &[("interval", "serve")],
+            ..Cmd::new("apply", "Make the device match the manifest")
+        },
+        check::CMD,
+        install::CMD,
+        start::CMD,
+        stop::CMD,
+        restart::CMD,
+        kill::CMD,
+        rm::CMD,
+        ls::CMD,
+        status::CMD,
+        exec::CMD,
+        logs::CMD,
+        pause::PAUSE,
+        pause::RESUME,
+        image::CMD,
+    ],
+    ..Cmd::new("berth", env!("CARGO_PKG_DESCRIPTION"))
+};
+
 /// Options every subcommand takes.
-#[derive(Debug, Args)]
+#[derive(Debug, Default)]
 pub struct Global {
     /// Persistent store: images, containers, volumes [default: manifest
     /// `settings.root`, else /var/lib/berth]
-    #[arg(long, global = true, env = "BERTH_ROOT", value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Runtime directory on tmpfs: pids, logs [default: manifest
     /// `settings.runtime_dir`, else /var/run/berth]
-    #[arg(long, global = true, env = "BERTH_RUNTIME_DIR", value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
     /// cgroup that holds the containers' cgroups, relative to each hierarchy's
     /// root [default: chosen for the host: a delegated service cgroup, else berth]
-    #[arg(long, global = true, env = "BERTH_CGROUP_PARENT", value_name = "PATH")]
     pub cgroup_parent: Option<String>,
     /// Size at which container logs rotate, e.g. 256K [default: manifest
     /// `settings.log_size`, else 1M]
-    #[arg(long, global = true, env = "BERTH_LOG_SIZE", value_name = "SIZE")]
     pub log_size: Option<String>,
 }
 
 /// The subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug)]
 pub enum Command {
     /// Check a manifest and report every error
     Validate(ManifestArgs),
     /// Print the manifest after templates, with profiles merged into containers
     Render {
-        #[command(flatten)]
+        /// The manifest and template inputs.
         manifest: ManifestArgs,
         /// Print the resolved desired state as JSON instead
-        #[arg(long, conflicts_with = "raw")]
         json: bool,
         /// Print only the template's output, even when it is not a valid manifest
-        #[arg(long)]
         raw: bool,
     },
     /// Show what `apply` would change
     Plan {
-        #[command(flatten)]
+        /// The manifest and template inputs.
         manifest: ManifestArgs,
         /// Print the plan as JSON
-        #[arg(long)]
         json: bool,
         /// Keep containers the manifest no longer lists
-        #[arg(long)]
         no_prune: bool,
     },
     /// Make the device match the manifest
     Apply {
-        #[command(flatten)]
+        /// The manifest and template inputs.
         manifest: ManifestArgs,
         /// Keep containers the manifest no longer lists
-        #[arg(long)]
         no_prune: bool,
-        /// Stay in the foreground as the service's main process: apply again on
-        /// SIGHUP (and every --interval), stop every container on SIGTERM
-        #[arg(long)]
+        /// Stay in the foreground as the service's main process
         serve: bool,
-        /// With --serve: apply again every SECS seconds (a fleet's URL manifest)
-        #[arg(long, value_name = "SECS", requires = "serve")]
+        /// With --serve: apply again every SECS seconds
         interval: Option<u64>,
     },
     /// Compare what the manifest needs with what this kernel has
     Check(check::CheckArgs),
     /// Unpack a manifest's images into a firmware root at build time
     Install(install::InstallArgs),
-    #[command(flatten)]
+    /// start, stop, exec and the other container commands.
     Container(containers::ContainerCommand),
     /// Manage extracted images: ls, import, rm, gc
     Image(image::ImageArgs),
+}
+
+impl Cli {
+    /// Parse `args` (without the program name).
+    pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Self, Stop> {
+        let p = args::parse(&ROOT, GLOBAL, env!("CARGO_PKG_VERSION"), args)?;
+        let global = Global {
+            root: p.path("root"),
+            runtime_dir: p.path("runtime-dir"),
+            cgroup_parent: p.string("cgroup-parent")?,
+            log_size: p.string("log-size")?,
+        };
+        Ok(Self {
+            global,
+            command: Command::from_parsed(&p)?,
+        })
+    }
+}
+
+impl Command {
+    fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        let manifest = || ManifestArgs::from_parsed(p);
+        Ok(match p.commands.first().copied().unwrap_or_default() {
+            "validate" => Command::Validate(manifest()?),
+            "render" => Command::Render {
+                manifest: manifest()?,
+                json: p.has("json"),
+                raw: p.has("raw"),
+            },
+            "plan" => Command::Plan {
+                manifest: manifest()?,
+                json: p.has("json"),
+                no_prune: p.has("no-prune"),
+            },
+            "apply" => Command::Apply {
+                manifest: manifest()?,
+                no_prune: p.has("no-prune"),
+                serve: p.has("serve"),
+                interval: p.num("interval")?,
+            },
+            "check" => Command::Check(check::CheckArgs::from_parsed(p)?),
+            "install" => Command::Install(install::InstallArgs::from_parsed(p)?),
+            "image" => Command::Image(image::ImageArgs::from_parsed(p)?),
+            name => Command::Container(containers::ContainerCommand::from_parsed(name, p)?),
+        })
+    }
 }
 
 /// A failure that maps to exit code 2 (bad usage), beside manifest errors.
@@ -129,8 +268,8 @@ pub struct ActionsFailed {
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> ExitCode {
-    // Hidden runtime modes go before clap: the monitor stays small and the
-    // one-shot start path pays nothing for argument parsing.
+    // Hidden runtime modes go before the parser: the one-shot start path
+    // pays nothing for argument parsing.
     // (args_os: `std::env::args` would panic on a non-UTF-8 argument.)
     let mode = std::env::args_os().nth(1);
     if let Some(mode) = mode
@@ -148,12 +287,15 @@ pub fn main() -> ExitCode {
             _ => {}
         }
     }
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse(std::env::args_os().skip(1)) {
         Ok(cli) => cli,
-        Err(e) => {
-            // --help and --version land here too, with exit code 0.
-            let _ = e.print();
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        Err(Stop::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Stop::Usage(e)) => {
+            eprintln!("berth: {e}");
+            return ExitCode::from(2);
         }
     };
     // Container commands return their own exit code (`exec` passes one on).
@@ -161,7 +303,7 @@ pub fn main() -> ExitCode {
         return match containers::run(&cli.global, c) {
             Ok(code) => code,
             Err(err) => {
-                eprintln!("berth: {err:#}");
+                eprintln!("berth: {err}");
                 ExitCode::from(exit_code(&err))
             }
         };
@@ -169,24 +311,21 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("berth: {err:#}");
+            eprintln!("berth: {err}");
             ExitCode::from(exit_code(&err))
         }
     }
 }
 
-fn exit_code(err: &anyhow::Error) -> u8 {
-    let bad_input = err
-        .chain()
-        .any(|e| e.is::<SpecError>() || e.is::<UsageError>());
-    if bad_input {
+fn exit_code(err: &error::Error) -> u8 {
+    if err.is::<SpecError>() || err.is::<UsageError>() {
         2
     } else {
         1
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Validate(m) => {
             let loaded = load_manifest(&m)?;

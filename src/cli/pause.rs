@@ -3,20 +3,43 @@
 
 use std::process::ExitCode;
 
-use clap::Args;
+use super::args::{Cmd, Parsed, Pos};
+use super::error::Result;
+use super::UsageError;
 
 use super::containers::cgroups;
 use super::Global;
 
+/// `berth pause`'s table.
+pub const PAUSE: Cmd = Cmd {
+    args: &[Pos::required("NAME", "Container name")],
+    ..Cmd::new("pause", "Freeze every process of a container")
+};
+
+/// `berth resume`'s table.
+pub const RESUME: Cmd = Cmd {
+    args: &[Pos::required("NAME", "Container name")],
+    ..Cmd::new("resume", "Thaw a paused container")
+};
+
 /// Arguments of `berth pause` and `berth resume`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct PauseArgs {
     /// Container name
     pub name: String,
 }
 
+impl PauseArgs {
+    /// Read from the parsed command line ([`PAUSE`], [`RESUME`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            name: p.required_arg(0)?,
+        })
+    }
+}
+
 /// Freeze (`pause: true`) or thaw the container's cgroup.
-pub fn run(global: &Global, args: &PauseArgs, pause: bool) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, args: &PauseArgs, pause: bool) -> Result<ExitCode> {
     let cg = cgroups(global)?;
     if pause {
         cg.freeze(&args.name)?;

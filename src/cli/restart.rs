@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::Args;
+use super::args::{Cmd, Parsed, Pos};
+use super::error::{Context, Result};
+use super::UsageError;
 
 use std::path::Path;
 
@@ -11,18 +12,34 @@ use super::{containers, start, Global};
 use crate::host::runtime::monitor::load_config;
 use crate::host::runtime::Runtime;
 
+/// `berth restart`'s table.
+pub const CMD: Cmd = Cmd {
+    args: &[Pos::required("NAME", "Container name")],
+    opts: &[super::stop::TIMEOUT],
+    ..Cmd::new("restart", "Stop and start a container")
+};
+
 /// Arguments of `berth restart`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct RestartArgs {
     /// Container name
     pub name: String,
     /// Seconds to wait before killing (default: the manifest's stop_timeout)
-    #[arg(long, short = 't')]
     pub timeout: Option<u32>,
 }
 
+impl RestartArgs {
+    /// Read from the parsed command line ([`CMD`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            name: p.required_arg(0)?,
+            timeout: p.num("timeout")?,
+        })
+    }
+}
+
 /// Stop and start again; the network is plugged in anew, as at every start.
-pub fn run(global: &Global, root: &Path, args: &RestartArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, root: &Path, args: &RestartArgs) -> Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
     load_config(&dir)
         .with_context(|| format!("container `{}` was never created here", args.name))?;

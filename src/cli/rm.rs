@@ -5,8 +5,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::bail;
-use clap::Args;
+use super::args::{Cmd, Opt, Parsed, Pos};
+use super::error::{bail, Error, Result};
+use super::UsageError;
 
 use std::path::Path;
 
@@ -14,18 +15,34 @@ use super::{containers, Global};
 use crate::exec::Host;
 use crate::host::runtime::{state, Runtime, Status};
 
+/// `berth rm`'s table.
+pub const CMD: Cmd = Cmd {
+    args: &[Pos::required("NAME", "Container name")],
+    opts: &[Opt::flag("force", "Stop it first if it runs").short('f')],
+    ..Cmd::new("rm", "Remove a stopped container's runtime state")
+};
+
 /// Arguments of `berth rm`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct RmArgs {
     /// Container name
     pub name: String,
     /// Stop it first if it runs
-    #[arg(long, short = 'f')]
     pub force: bool,
 }
 
+impl RmArgs {
+    /// Read from the parsed command line ([`CMD`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            name: p.required_arg(0)?,
+            force: p.has("force"),
+        })
+    }
+}
+
 /// Remove the container's runtime dir.
-pub fn run(global: &Global, root: &Path, args: &RmArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, root: &Path, args: &RmArgs) -> Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
     let (status, _) = state::status(&dir)?;
     let stopped = matches!(status, Status::Stopped { .. } | Status::Missing);
@@ -37,7 +54,11 @@ pub fn run(global: &Global, root: &Path, args: &RmArgs) -> anyhow::Result<ExitCo
     }
     if let Some((_, state, mut host)) = containers::applied(global, root, &args.name)? {
         host.remove(&args.name).map_err(|e| {
-            anyhow::anyhow!("remove `{}`: {}", args.name, crate::exec::chain(e.as_ref()))
+            Error::msg(format!(
+                "remove `{}`: {}",
+                args.name,
+                crate::exec::chain(e.as_ref())
+            ))
         })?;
         state.remove(&args.name)?;
         return Ok(ExitCode::SUCCESS);

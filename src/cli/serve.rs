@@ -11,9 +11,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-
 use super::apply::{apply, local_host, runtime_dir, store_root};
+use super::error::{bail, Context, Result};
 use super::{load_manifest, Global, ManifestArgs};
 use crate::exec::Host;
 use crate::host::state::StateStore;
@@ -26,7 +25,7 @@ pub fn serve(
     args: &ManifestArgs,
     prune: bool,
     interval: Option<u64>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let signals = block_signals().context("block SIGHUP, SIGTERM and SIGINT")?;
     loop {
         if let Err(e) = apply(global, args, prune) {
@@ -42,7 +41,7 @@ pub fn serve(
 }
 
 /// Stop every container the state store knows, dependents first.
-fn stop_all(global: &Global, args: &ManifestArgs) -> anyhow::Result<()> {
+fn stop_all(global: &Global, args: &ManifestArgs) -> Result<()> {
     // The manifest says where the store is; if it cannot be read now, the
     // command line and defaults still do.
     let desired = load_manifest(args)
@@ -71,7 +70,7 @@ fn stop_all(global: &Global, args: &ManifestArgs) -> anyhow::Result<()> {
     }
     let dir: PathBuf = runtime_dir(global, &desired);
     if failed > 0 {
-        anyhow::bail!(
+        bail!(
             "{failed} container(s) did not stop (runtime dir `{}`)",
             dir.display()
         );

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::Context;
-use clap::Args;
-
+use crate::cli::args::{Opt, Parsed, Pos};
+use crate::cli::error::{Context, Error, Result};
 use crate::cli::UsageError;
 use crate::host::facts;
 use crate::host::store::fetch::{self, FetchOptions};
@@ -19,21 +18,49 @@ const MAX_MANIFEST: u64 = 4 << 20;
 /// The default manifest on a device.
 pub const DEFAULT_MANIFEST: &str = "/etc/berth/manifest.yaml";
 
+/// The manifest argument of validate, render, plan, apply and install.
+pub const MANIFEST_ARG: &[Pos] = &[Pos::default(
+    "MANIFEST",
+    "Manifest: a path, `-` for stdin, or an http(s) URL",
+    DEFAULT_MANIFEST,
+)];
+
+/// `--var KEY=VALUE`.
+pub const VAR: Opt = Opt::value(
+    "var",
+    "KEY=VALUE",
+    "Set a template variable (repeatable); wins over `vars:` and --vars-file",
+)
+.repeat();
+
+/// `--vars-file FILE`.
+pub const VARS_FILE: Opt = Opt::value(
+    "vars-file",
+    "FILE",
+    "YAML file of template variables; wins over the manifest's `vars:`",
+);
+
 /// Manifest source and template variables.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone)]
 pub struct ManifestArgs {
     /// Manifest: a path, `-` for stdin, or an http(s) URL
-    #[arg(value_name = "MANIFEST", default_value = DEFAULT_MANIFEST)]
     pub source: String,
     /// Set a template variable (repeatable); wins over `vars:` and --vars-file
-    #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
     /// YAML file of template variables; wins over the manifest's `vars:`
-    #[arg(long, value_name = "FILE")]
     pub vars_file: Option<String>,
 }
 
 impl ManifestArgs {
+    /// The manifest (first argument, `MANIFEST_ARG`) and the template options.
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            source: p.arg(0)?.unwrap_or_else(|| DEFAULT_MANIFEST.to_owned()),
+            vars: p.strings("var")?,
+            vars_file: p.string("vars-file")?,
+        })
+    }
+
     /// The name errors use for the manifest.
     pub fn display_name(&self) -> &str {
         if self.source == "-" {
@@ -45,19 +72,19 @@ impl ManifestArgs {
 }
 
 /// Read, render, parse and validate the manifest the arguments name.
-pub fn load_manifest(args: &ManifestArgs) -> anyhow::Result<Loaded> {
+pub fn load_manifest(args: &ManifestArgs) -> Result<Loaded> {
     let (text, base_dir, input) = read_with_input(args)?;
     Ok(spec::load(args.display_name(), &text, &base_dir, &input)?)
 }
 
 /// Only render the manifest's template: the YAML that validation reads, shown
 /// even when it is not a valid manifest.
-pub fn render_manifest(args: &ManifestArgs) -> anyhow::Result<String> {
+pub fn render_manifest(args: &ManifestArgs) -> Result<String> {
     let (text, _, input) = read_with_input(args)?;
     Ok(spec::render::render(args.display_name(), &text, &input)?)
 }
 
-fn read_with_input(args: &ManifestArgs) -> anyhow::Result<(String, String, RenderInput)> {
+fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)> {
     let (text, base_dir) = read_source(&args.source)?;
     let mut input = RenderInput {
         facts: facts::read(Path::new("/")),
@@ -91,7 +118,7 @@ fn read_with_input(args: &ManifestArgs) -> anyhow::Result<(String, String, Rende
 }
 
 /// The manifest text and the directory relative image paths are taken from.
-fn read_source(source: &str) -> anyhow::Result<(String, String)> {
+fn read_source(source: &str) -> Result<(String, String)> {
     if source == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -109,7 +136,7 @@ fn read_source(source: &str) -> anyhow::Result<(String, String)> {
         let text = fetch::fetch_text("manifest", source, &opts, MAX_MANIFEST).map_err(|e| {
             let cause = crate::exec::chain(&e);
             let cause = cause.strip_prefix("image `manifest`: ").unwrap_or(&cause);
-            anyhow::anyhow!("manifest: {cause}")
+            Error::msg(format!("manifest: {cause}"))
         })?;
         let cwd = std::env::current_dir().context("get current directory")?;
         return Ok((text, cwd.to_string_lossy().into_owned()));

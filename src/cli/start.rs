@@ -3,8 +3,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::Args;
+use super::args::{Cmd, Parsed, Pos};
+use super::error::{Context, Error, Result};
+use super::UsageError;
 
 use std::path::Path;
 
@@ -15,17 +16,32 @@ use crate::host::runtime::spawn::NoHook;
 use crate::host::runtime::Runtime;
 use crate::spec::types::Desired;
 
+/// `berth start`'s table.
+pub const CMD: Cmd = Cmd {
+    args: &[Pos::required("NAME", "Container name")],
+    ..Cmd::new("start", "Start a created container")
+};
+
 /// Arguments of `berth start`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct StartArgs {
     /// Container name
     pub name: String,
 }
 
+impl StartArgs {
+    /// Read from the parsed command line ([`CMD`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            name: p.required_arg(0)?,
+        })
+    }
+}
+
 /// Start the container and print its init pid. A container `apply` created is
 /// started the way apply starts it (layer, cgroup, network plugged in); one
 /// made by other means from its saved runtime config alone.
-pub fn run(global: &Global, root: &Path, args: &StartArgs) -> anyhow::Result<ExitCode> {
+pub fn run(global: &Global, root: &Path, args: &StartArgs) -> Result<ExitCode> {
     if let Some((rec, _, mut host)) = containers::applied(global, root, &args.name)? {
         let desired = Desired {
             networks: rec
@@ -36,7 +52,11 @@ pub fn run(global: &Global, root: &Path, args: &StartArgs) -> anyhow::Result<Exi
             ..Desired::default()
         };
         host.start(&rec.spec, &desired).map_err(|e| {
-            anyhow::anyhow!("start `{}`: {}", args.name, crate::exec::chain(e.as_ref()))
+            Error::msg(format!(
+                "start `{}`: {}",
+                args.name,
+                crate::exec::chain(e.as_ref())
+            ))
         })?;
         println!("{} started", args.name);
         return Ok(ExitCode::SUCCESS);

@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::bail;
-use clap::Args;
+use super::args::{Cmd, Opt, Parsed, Pos};
+use super::error::{bail, Result};
+use super::UsageError;
 use serde::Serialize;
 
 use super::containers;
@@ -13,14 +14,33 @@ use crate::host::cgroup::{CgroupBackend, CgroupStats};
 use crate::host::runtime::state::{self, ContainerState};
 use crate::host::runtime::{ExitInfo, Status};
 
+/// `berth status`'s table.
+pub const CMD: Cmd = Cmd {
+    args: &[Pos::optional("NAME", "Only this container")],
+    opts: &[Opt::flag("json", "Print JSON")],
+    ..Cmd::new(
+        "status",
+        "Show container status: state, pid, uptime, restarts, last exit",
+    )
+};
+
 /// Arguments of `berth status`.
-#[derive(Debug, Args)]
+#[derive(Debug)]
 pub struct StatusArgs {
     /// Only this container
     pub name: Option<String>,
     /// Print JSON
-    #[arg(long)]
     pub json: bool,
+}
+
+impl StatusArgs {
+    /// Read from the parsed command line ([`CMD`]).
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        Ok(Self {
+            name: p.arg(0)?,
+            json: p.has("json"),
+        })
+    }
 }
 
 /// One row of `status` and `ls`.
@@ -42,7 +62,7 @@ pub struct Row {
 }
 
 /// The row of the container whose runtime dir is `dir`.
-pub fn row(dir: &Path) -> anyhow::Result<Option<Row>> {
+pub fn row(dir: &Path) -> Result<Option<Row>> {
     let (status, st) = state::status(dir)?;
     let Some(st) = st else { return Ok(None) };
     Ok(Some(make_row(&status, &st)))
@@ -98,7 +118,7 @@ fn addresses(pid: i32) -> Vec<String> {
 }
 
 /// Every container under the runtime root, sorted by name.
-pub fn all_rows(root: &Path) -> anyhow::Result<Vec<Row>> {
+pub fn all_rows(root: &Path) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let Ok(entries) = std::fs::read_dir(root) else {
         return Ok(rows);
@@ -185,11 +205,7 @@ fn print_resources(rows: &[Row]) {
 }
 
 /// Print the status of one or every container.
-pub fn run(
-    root: &Path,
-    args: &StatusArgs,
-    cgroups: Option<&CgroupBackend>,
-) -> anyhow::Result<ExitCode> {
+pub fn run(root: &Path, args: &StatusArgs, cgroups: Option<&CgroupBackend>) -> Result<ExitCode> {
     let mut rows = match &args.name {
         Some(name) => match row(&containers::dir(root, name))? {
             Some(r) => vec![r],
