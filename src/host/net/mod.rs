@@ -13,6 +13,7 @@
 //! by the `berth:<container>` IFLA_IFALIAS mark on host-side links.
 
 pub mod addr;
+pub mod codec;
 pub mod files;
 pub mod link;
 pub mod names;
