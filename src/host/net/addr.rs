@@ -5,8 +5,9 @@
 use std::io;
 use std::net::IpAddr;
 
-use super::codec::{self, attrs, Request, RtMsg};
+use super::codec::{self, Request, RtMsg};
 use super::netlink::Netlink;
+use super::reply::{self, attrs};
 use crate::spec::types::Cidr;
 
 fn family(addr: &IpAddr) -> u8 {
@@ -82,7 +83,7 @@ fn ip_of(family: u8, value: &[u8]) -> Option<IpAddr> {
 /// address without IFA_LOCAL / IFA_ADDRESS.
 fn parse_addr(body: &[u8]) -> io::Result<Option<(u32, Cidr)>> {
     let bad = |e| io::Error::new(io::ErrorKind::InvalidData, e);
-    let header = codec::parse_ifaddrmsg(body).map_err(bad)?;
+    let header = reply::parse_ifaddrmsg(body).map_err(bad)?;
     let attrs = attrs(&body[codec::IFADDRMSG_LEN..]).map_err(bad)?;
     let find = |kind: u16| {
         attrs

@@ -7,8 +7,9 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use super::codec::{self, attrs, Request};
+use super::codec::{self, Request};
 use super::netlink::Netlink;
+use super::reply::{self, attrs};
 use crate::spec::types::{IpvlanMode, Mac, MacvlanMode};
 
 /// What berth needs to know about an existing link.
@@ -36,7 +37,7 @@ impl Link {
     /// attributes berth uses are looked at.
     fn parse(body: &[u8]) -> io::Result<Link> {
         let bad = |e| io::Error::new(io::ErrorKind::InvalidData, e);
-        let header = codec::parse_ifinfomsg(body).map_err(bad)?;
+        let header = reply::parse_ifinfomsg(body).map_err(bad)?;
         let mut link = Link {
             index: header.index,
             name: String::new(),

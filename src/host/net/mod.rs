@@ -18,6 +18,7 @@ pub mod files;
 pub mod link;
 pub mod names;
 pub mod netlink;
+pub mod reply;
 mod setup;
 
 use std::fmt;

@@ -1,5 +1,6 @@
 //! The one place that talks rtnetlink: the other net modules build
-//! [`Request`]s as plain data (codec.rs lays out the bytes) and hand them to
+//! [`Request`]s as plain data (codec.rs lays out the bytes, reply.rs
+//! reads the answers) and hand them to
 //! a [`Netlink`] handle, which sends them, reads the ack or error, and
 //! collects dump replies.
 //!
@@ -13,7 +14,8 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use super::codec::{self, CodecError, Reply, Request, Step};
+use super::codec::{self, CodecError, Request};
+use super::reply::{self, Reply, Step};
 
 /// Receive buffer size: a dump of a few hundred links fits several times
 /// over (the kernel fills dump datagrams up to 32 KiB).
@@ -211,7 +213,7 @@ impl Netlink {
                     body: r.body.to_vec(),
                 })
             };
-            match codec::parse_datagram(&self.buf[..len], seq, &mut copy) {
+            match reply::parse_datagram(&self.buf[..len], seq, &mut copy) {
                 Ok(Step::Done) => return Ok(()),
                 Ok(Step::More) => {}
                 Err(CodecError::Kernel { errno, message }) => {
