@@ -131,14 +131,7 @@ pub fn list(nl: &mut Netlink) -> io::Result<Vec<(u32, Cidr)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    // Layouts by hand from if_addr.h and rtnetlink.h, host byte order.
-    fn h16(v: u16) -> Vec<u8> {
-        v.to_ne_bytes().to_vec()
-    }
-    fn h32(v: u32) -> Vec<u8> {
-        v.to_ne_bytes().to_vec()
-    }
+    use crate::host::net::codec::ne::{h16, h32};
 
     #[test]
     fn v4_address_has_local_and_address() {

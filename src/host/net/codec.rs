@@ -263,17 +263,24 @@ impl RtMsg {
     }
 }
 
+/// Native-endian bytes, for tests that write expected layouts by hand
+/// from the uapi headers (never from this module's own output).
+#[cfg(test)]
+pub(super) mod ne {
+    /// A u16 as the kernel lays it out on this host.
+    pub fn h16(v: u16) -> Vec<u8> {
+        v.to_ne_bytes().to_vec()
+    }
+    /// A u32 as the kernel lays it out on this host.
+    pub fn h32(v: u32) -> Vec<u8> {
+        v.to_ne_bytes().to_vec()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Native-endian bytes of a u16 / u32, to write expected layouts by hand.
-    fn h16(v: u16) -> Vec<u8> {
-        v.to_ne_bytes().to_vec()
-    }
-    fn h32(v: u32) -> Vec<u8> {
-        v.to_ne_bytes().to_vec()
-    }
+    use crate::host::net::codec::ne::{h16, h32};
 
     #[test]
     fn encode_writes_header_attrs_and_padding() {

@@ -182,59 +182,56 @@ pub fn veth_msg(host: &NewLink, master: Option<u32>, peer: &NewLink) -> Request 
     req
 }
 
-/// A macvlan child of `parent` (an ifindex in the sending socket's namespace).
-pub fn macvlan_msg(new: &NewLink, parent: u32, mode: MacvlanMode) -> Request {
-    let mut req = base(new);
+/// A link on top of `parent` (IFLA_LINK, an ifindex in the sending
+/// socket's namespace) whose IFLA_INFO_DATA holds one attribute.
+fn child_msg(
+    new: &NewLink,
+    with_mac: bool,
+    parent: u32,
+    kind: &str,
+    data: (u16, &[u8]),
+) -> Request {
+    let mut req = Request::new(libc::RTM_NEWLINK, &[]);
+    base_into(&mut req, new, with_mac);
     req.attr_u32(libc::IFLA_LINK, parent);
-    // MACVLAN_MODE_* in if_link.h.
+    link_info(
+        &mut req,
+        kind,
+        Some(&|r: &mut Request| {
+            r.attr(data.0, data.1);
+        }),
+    );
+    req
+}
+
+/// A macvlan child of `parent`.
+pub fn macvlan_msg(new: &NewLink, parent: u32, mode: MacvlanMode) -> Request {
+    // MACVLAN_MODE_* in if_link.h (a u32 attribute).
     let mode: u32 = match mode {
         MacvlanMode::Private => 1,
         MacvlanMode::Vepa => 2,
         MacvlanMode::Bridge => 4,
         MacvlanMode::Passthru => 8,
     };
-    link_info(
-        &mut req,
-        "macvlan",
-        Some(&|r: &mut Request| {
-            r.attr_u32(codec::IFLA_MACVLAN_MODE, mode);
-        }),
-    );
-    req
+    let data = (codec::IFLA_MACVLAN_MODE, &mode.to_ne_bytes()[..]);
+    child_msg(new, true, parent, "macvlan", data)
 }
 
 /// An ipvlan child of `parent`; ipvlan children share the parent's MAC.
 pub fn ipvlan_msg(new: &NewLink, parent: u32, mode: IpvlanMode) -> Request {
-    let mut req = Request::new(libc::RTM_NEWLINK, &[]);
-    base_into(&mut req, new, false);
-    req.attr_u32(libc::IFLA_LINK, parent);
     // IPVLAN_MODE_* in if_link.h (a u16 attribute).
     let mode: u16 = match mode {
         IpvlanMode::L2 => 0,
         IpvlanMode::L3 => 1,
     };
-    link_info(
-        &mut req,
-        "ipvlan",
-        Some(&|r: &mut Request| {
-            r.attr_u16(codec::IFLA_IPVLAN_MODE, mode);
-        }),
-    );
-    req
+    let data = (codec::IFLA_IPVLAN_MODE, &mode.to_ne_bytes()[..]);
+    child_msg(new, false, parent, "ipvlan", data)
 }
 
 /// An 802.1Q sub-interface of `parent` with VLAN id `vid`.
 pub fn vlan_msg(new: &NewLink, parent: u32, vid: u16) -> Request {
-    let mut req = base(new);
-    req.attr_u32(libc::IFLA_LINK, parent);
-    link_info(
-        &mut req,
-        "vlan",
-        Some(&|r: &mut Request| {
-            r.attr_u16(codec::IFLA_VLAN_ID, vid);
-        }),
-    );
-    req
+    let data = (codec::IFLA_VLAN_ID, &vid.to_ne_bytes()[..]);
+    child_msg(new, true, parent, "vlan", data)
 }
 
 /// A change to an existing link, by index.
@@ -336,15 +333,8 @@ pub fn list(nl: &mut Netlink) -> io::Result<Vec<Link>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::net::codec::ne::{h16, h32};
 
-    // Expected layouts are written out by hand from the uapi headers
-    // (if_link.h, veth.h, net_namespace.h), in host byte order.
-    fn h16(v: u16) -> Vec<u8> {
-        v.to_ne_bytes().to_vec()
-    }
-    fn h32(v: u32) -> Vec<u8> {
-        v.to_ne_bytes().to_vec()
-    }
     /// ifinfomsg: family 0, pad, type 0, index, flags, change.
     fn ifi(index: u32, flags: u32, change: u32) -> Vec<u8> {
         [vec![0, 0], h16(0), h32(index), h32(flags), h32(change)].concat()

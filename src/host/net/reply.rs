@@ -231,14 +231,7 @@ fn parse_error(body: &[u8], flags: u16) -> Result<(), CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Native-endian bytes of a u16 / u32, to write expected layouts by hand.
-    fn h16(v: u16) -> Vec<u8> {
-        v.to_ne_bytes().to_vec()
-    }
-    fn h32(v: u32) -> Vec<u8> {
-        v.to_ne_bytes().to_vec()
-    }
+    use crate::host::net::codec::ne::{h16, h32};
 
     /// A kernel message by hand: nlmsghdr then body, padded to 4.
     fn msg(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
