@@ -13,10 +13,12 @@
 //! by the `berth:<container>` IFLA_IFALIAS mark on host-side links.
 
 pub mod addr;
+pub mod codec;
 pub mod files;
 pub mod link;
 pub mod names;
 pub mod netlink;
+pub mod reply;
 mod setup;
 
 use std::fmt;

@@ -1,6 +1,8 @@
 //! The one place that talks rtnetlink: the other net modules build
-//! `RouteNetlinkMessage`s as plain data and hand them to a [`Netlink`] handle,
-//! which sends them, reads the ack or error, and collects dump replies.
+//! [`Request`]s as plain data (codec.rs lays out the bytes, reply.rs
+//! reads the answers) and hand them to
+//! a [`Netlink`] handle, which sends them, reads the ack or error, and
+//! collects dump replies.
 //!
 //! A handle lives in one network namespace: the one its socket was created in.
 //! [`Netlink::open_in`] creates the socket on a short-lived helper thread that
@@ -9,37 +11,94 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::mem;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
-};
-use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use super::codec::{self, CodecError, Request};
+use super::reply::{self, Reply, Step};
 
-/// Receive buffer size: a dump of a few hundred links fits several times over.
+/// Receive buffer size: a dump of a few hundred links fits several times
+/// over (the kernel fills dump datagrams up to 32 KiB).
 const RECV_BUF: usize = 64 * 1024;
+
+/// One reply message, copied out of the receive buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// nlmsg_type (RTM_NEWLINK, RTM_NEWADDR, ...).
+    pub kind: u16,
+    /// Everything after the nlmsghdr: family header and attributes.
+    pub body: Vec<u8>,
+}
 
 /// A synchronous rtnetlink socket bound to one network namespace.
 pub struct Netlink {
-    socket: Socket,
+    fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    last_ext_ack: Option<String>,
+}
+
+/// A netlink socket address: port `pid` (0: the kernel, or "assign one" in bind).
+fn sockaddr(pid: u32) -> libc::sockaddr_nl {
+    // SAFETY: sockaddr_nl is plain integers; all-zero is a valid value and
+    // fills its private padding field, which cannot be named.
+    let mut addr: libc::sockaddr_nl = unsafe { mem::zeroed() };
+    addr.nl_family = libc::sa_family_t::try_from(libc::AF_NETLINK).unwrap_or_default();
+    addr.nl_pid = pid;
+    addr
+}
+
+/// `-1` from a libc call becomes the thread's errno.
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
 }
 
 impl Netlink {
     /// Opens a socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Self> {
-        let mut socket = Socket::new(NETLINK_ROUTE)?;
-        socket.bind_auto()?;
-        socket.connect(&SocketAddr::new(0, 0))?;
-        // Extended acks give the kernel's text for EINVAL; harmless where unsupported.
-        let _ = socket.set_ext_ack(true);
+        // SAFETY: plain syscall with constant arguments; the result is checked.
+        let raw = check(unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        })?;
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let addr = sockaddr(0);
+        let len = libc::socklen_t::try_from(mem::size_of::<libc::sockaddr_nl>())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let ptr = (&addr as *const libc::sockaddr_nl).cast::<libc::sockaddr>();
+        // SAFETY: `ptr` points to a live sockaddr_nl of `len` bytes. Port 0
+        // lets the kernel assign a unique port id; connect to port 0 (the
+        // kernel) so recv only sees the kernel's messages.
+        check(unsafe { libc::bind(fd.as_raw_fd(), ptr, len) })?;
+        // SAFETY: as above.
+        check(unsafe { libc::connect(fd.as_raw_fd(), ptr, len) })?;
+        // Extended acks give the kernel's text for EINVAL; harmless where
+        // unsupported (kernels before 4.12 answer ENOPROTOOPT).
+        let one: libc::c_int = 1;
+        let one_len = libc::socklen_t::try_from(mem::size_of::<libc::c_int>()).unwrap_or(4);
+        // SAFETY: `one` is a live c_int of `one_len` bytes; the result is ignored.
+        let _ = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_NETLINK,
+                libc::NETLINK_EXT_ACK,
+                (&one as *const libc::c_int).cast(),
+                one_len,
+            )
+        };
         Ok(Netlink {
-            socket,
+            fd,
             seq: 0,
             buf: vec![0; RECV_BUF],
+            last_ext_ack: None,
         })
     }
 
@@ -67,24 +126,32 @@ impl Netlink {
     /// Opens a socket inside the network namespace of process `pid`.
     pub fn open_pid(pid: u32) -> io::Result<Self> {
         let file = File::open(format!("/proc/{pid}/ns/net"))?;
-        use std::os::fd::AsFd;
         Netlink::open_in(file.as_fd())
     }
 
+    /// The kernel's extended-ack text of the last failed request, if it
+    /// sent one (the errno alone is what the returned error carries).
+    pub fn last_ext_ack(&self) -> Option<&str> {
+        self.last_ext_ack.as_deref()
+    }
+
     /// Sends a request that changes something and waits for the kernel's ack.
-    pub fn request(&mut self, msg: RouteNetlinkMessage) -> io::Result<()> {
-        self.request_flags(msg, NLM_F_REQUEST | NLM_F_ACK)
+    pub fn request(&mut self, req: Request) -> io::Result<()> {
+        self.request_flags(&req, codec::NLM_F_REQUEST | codec::NLM_F_ACK)
     }
 
     /// Sends a create request (`NLM_F_CREATE | NLM_F_EXCL`): fails with
     /// EEXIST instead of silently changing an existing object.
-    pub fn create(&mut self, msg: RouteNetlinkMessage) -> io::Result<()> {
-        self.request_flags(msg, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+    pub fn create(&mut self, req: Request) -> io::Result<()> {
+        self.request_flags(
+            &req,
+            codec::NLM_F_REQUEST | codec::NLM_F_ACK | codec::NLM_F_CREATE | codec::NLM_F_EXCL,
+        )
     }
 
     /// Sends a get request for one object and returns the reply.
-    pub fn get(&mut self, msg: RouteNetlinkMessage) -> io::Result<RouteNetlinkMessage> {
-        let seq = self.send(msg, NLM_F_REQUEST)?;
+    pub fn get(&mut self, req: Request) -> io::Result<Message> {
+        let seq = self.send(&req, codec::NLM_F_REQUEST)?;
         let mut reply = None;
         self.read_replies(seq, |m| {
             reply = Some(m);
@@ -94,8 +161,8 @@ impl Netlink {
     }
 
     /// Sends a dump request and returns every reply message.
-    pub fn dump(&mut self, msg: RouteNetlinkMessage) -> io::Result<Vec<RouteNetlinkMessage>> {
-        let seq = self.send(msg, NLM_F_REQUEST | NLM_F_DUMP)?;
+    pub fn dump(&mut self, req: Request) -> io::Result<Vec<Message>> {
+        let seq = self.send(&req, codec::NLM_F_REQUEST | codec::NLM_F_DUMP)?;
         let mut out = Vec::new();
         self.read_replies(seq, |m| {
             out.push(m);
@@ -104,22 +171,31 @@ impl Netlink {
         Ok(out)
     }
 
-    fn request_flags(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<()> {
-        let seq = self.send(msg, flags)?;
+    fn request_flags(&mut self, req: &Request, flags: u16) -> io::Result<()> {
+        let seq = self.send(req, flags)?;
         self.read_replies(seq, |_| false)
     }
 
-    fn send(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<u32> {
+    fn send(&mut self, req: &Request, flags: u16) -> io::Result<u32> {
         self.seq = self.seq.wrapping_add(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = self.seq;
-        let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(msg));
-        packet.finalize();
-        let mut bytes = vec![0; packet.buffer_len()];
-        packet.serialize(&mut bytes);
-        self.socket.send(&bytes, 0)?;
-        Ok(self.seq)
+        self.last_ext_ack = None;
+        let bytes = req.encode(flags, self.seq).map_err(invalid)?;
+        loop {
+            // SAFETY: `bytes` is a live buffer of `bytes.len()` bytes.
+            let sent =
+                unsafe { libc::send(self.fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), 0) };
+            match usize::try_from(sent) {
+                Ok(n) if n == bytes.len() => return Ok(self.seq),
+                // A datagram goes whole or not at all; a short count is a bug.
+                Ok(_) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Err(_) => {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(err);
+                    }
+                }
+            }
+        }
     }
 
     /// Reads until the ack, error or end of dump for `seq`. `on_msg` gets every
@@ -127,160 +203,63 @@ impl Netlink {
     fn read_replies(
         &mut self,
         seq: u32,
-        mut on_msg: impl FnMut(RouteNetlinkMessage) -> bool,
+        mut on_msg: impl FnMut(Message) -> bool,
     ) -> io::Result<()> {
         loop {
-            let len = self.socket.recv(&mut &mut self.buf[..], 0)?;
-            if parse_datagram(&self.buf[..len], seq, &mut on_msg)? == Step::Done {
-                return Ok(());
+            let len = self.recv()?;
+            let mut copy = |r: Reply<'_>| {
+                on_msg(Message {
+                    kind: r.kind,
+                    body: r.body.to_vec(),
+                })
+            };
+            match reply::parse_datagram(&self.buf[..len], seq, &mut copy) {
+                Ok(Step::Done) => return Ok(()),
+                Ok(Step::More) => {}
+                Err(CodecError::Kernel { errno, message }) => {
+                    // Callers match on the errno (EEXIST, ENODEV...), and
+                    // users see the same texts as before; the ext-ack
+                    // text is kept for whoever asks.
+                    self.last_ext_ack = message;
+                    return Err(io::Error::from_raw_os_error(errno));
+                }
+                Err(e) => return Err(invalid(e)),
+            }
+        }
+    }
+
+    /// One datagram into the buffer; MSG_TRUNC makes the kernel report its
+    /// real length so a reply too big for the buffer is an error, not a
+    /// silently cut dump.
+    fn recv(&mut self) -> io::Result<usize> {
+        loop {
+            // SAFETY: `self.buf` is a live, writable buffer of its length.
+            let got = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    libc::MSG_TRUNC,
+                )
+            };
+            match usize::try_from(got) {
+                Ok(n) if n > self.buf.len() => {
+                    return Err(invalid(CodecError::Truncated {
+                        what: "datagram larger than the receive buffer",
+                    }))
+                }
+                Ok(n) => return Ok(n),
+                Err(_) => {
+                    let err = io::Error::last_os_error();
+                    if err.kind() != io::ErrorKind::Interrupted {
+                        return Err(err);
+                    }
+                }
             }
         }
     }
 }
 
-/// Whether a request's answer is complete after one datagram.
-#[derive(Debug, PartialEq, Eq)]
-enum Step {
-    More,
-    Done,
-}
-
-/// Walks the messages of one datagram for request `seq`: an ack ends it,
-/// an error ends it with the errno, NLMSG_DONE ends a dump; data messages go
-/// to `on_msg`, and one that returns true (a plain get, which has no
-/// trailer) ends it after this datagram. Replies to other requests are skipped.
-fn parse_datagram(
-    bytes: &[u8],
-    seq: u32,
-    on_msg: &mut impl FnMut(RouteNetlinkMessage) -> bool,
-) -> io::Result<Step> {
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
-    let mut step = Step::More;
-    let mut offset = 0;
-    while offset + 16 <= bytes.len() {
-        let rest = &bytes[offset..];
-        // nlmsghdr: u32 length, u16 type, u16 flags, u32 seq (host byte order).
-        let msg_len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        let msg_seq = u32::from_ne_bytes([rest[8], rest[9], rest[10], rest[11]]);
-        let msg_len = usize::try_from(msg_len).map_err(|_| bad("netlink length"))?;
-        if msg_len < 16 || msg_len > rest.len() {
-            return Err(bad("truncated netlink message"));
-        }
-        // Netlink messages are 4-byte aligned inside one datagram.
-        offset += (msg_len + 3) & !3;
-        if msg_seq != seq {
-            continue; // a late reply to an earlier request: not even parsed
-        }
-        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..msg_len])
-            .map_err(|e| bad(&e.to_string()))?;
-        match msg.payload {
-            NetlinkPayload::Error(err) => {
-                return match err.code {
-                    None => Ok(Step::Done),
-                    Some(code) => Err(io::Error::from_raw_os_error(code.get().abs())),
-                };
-            }
-            NetlinkPayload::Done(_) => return Ok(Step::Done),
-            NetlinkPayload::InnerMessage(inner) => {
-                let enough = on_msg(inner);
-                step = if enough { Step::Done } else { step };
-            }
-            _ => {}
-        }
-    }
-    Ok(step)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use netlink_packet_core::{DoneMessage, ErrorMessage};
-    use netlink_packet_route::link::{LinkAttribute, LinkMessage};
-    use std::num::NonZeroI32;
-
-    fn datagram(parts: Vec<(u32, NetlinkPayload<RouteNetlinkMessage>)>) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (seq, payload) in parts {
-            let mut header = NetlinkHeader::default();
-            header.sequence_number = seq;
-            let mut msg = NetlinkMessage::new(header, payload);
-            msg.finalize();
-            let mut bytes = vec![0; msg.buffer_len()];
-            msg.serialize(&mut bytes);
-            while bytes.len() % 4 != 0 {
-                bytes.push(0);
-            }
-            out.extend(bytes);
-        }
-        out
-    }
-
-    fn link(name: &str) -> NetlinkPayload<RouteNetlinkMessage> {
-        let mut m = LinkMessage::default();
-        m.attributes.push(LinkAttribute::IfName(name.into()));
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(m))
-    }
-
-    fn error(code: i32) -> NetlinkPayload<RouteNetlinkMessage> {
-        let mut e = ErrorMessage::default();
-        e.code = NonZeroI32::new(code);
-        NetlinkPayload::Error(e)
-    }
-
-    #[test]
-    fn ack_and_error() {
-        let mut never = |_| panic!("no data expected");
-        assert_eq!(
-            parse_datagram(&datagram(vec![(7, error(0))]), 7, &mut never).ok(),
-            Some(Step::Done)
-        );
-        let err = parse_datagram(&datagram(vec![(7, error(-libc::EEXIST))]), 7, &mut never)
-            .expect_err("errno");
-        assert_eq!(err.raw_os_error(), Some(libc::EEXIST));
-    }
-
-    #[test]
-    fn dump_collects_until_done_and_skips_other_requests() {
-        let mut names = Vec::new();
-        let mut collect = |m: RouteNetlinkMessage| {
-            if let RouteNetlinkMessage::NewLink(l) = m {
-                names.extend(l.attributes.into_iter().filter_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n),
-                    _ => None,
-                }));
-            }
-            false
-        };
-        let first = datagram(vec![(3, error(-1)), (4, link("lo")), (4, link("eth0"))]);
-        assert_eq!(
-            parse_datagram(&first, 4, &mut collect).ok(),
-            Some(Step::More)
-        );
-        let last = datagram(vec![
-            (4, link("br0")),
-            (4, NetlinkPayload::Done(DoneMessage::default())),
-        ]);
-        assert_eq!(
-            parse_datagram(&last, 4, &mut collect).ok(),
-            Some(Step::Done)
-        );
-        assert_eq!(names, ["lo", "eth0", "br0"]);
-    }
-
-    #[test]
-    fn single_get_ends_after_its_reply() {
-        let mut one = |_| true;
-        assert_eq!(
-            parse_datagram(&datagram(vec![(9, link("x"))]), 9, &mut one).ok(),
-            Some(Step::Done)
-        );
-    }
-
-    #[test]
-    fn truncated_datagram_is_an_error() {
-        let mut bytes = datagram(vec![(1, link("x"))]);
-        bytes.truncate(bytes.len() - 8);
-        let mut any = |_| false;
-        assert!(parse_datagram(&bytes, 1, &mut any).is_err());
-    }
+fn invalid(e: CodecError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
