@@ -16,13 +16,13 @@ PKG_TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 PKG_CARGO_ENV := CARGO_TARGET_DIR=$(PKG_TARGET_DIR)
 STATIC_BIN := $(PKG_TARGET_DIR)/$(STATIC_TARGET)/release/berth
 SIZE_DIR := $(PKG_TARGET_DIR)/size
-# The firmware build, which `make static` makes and the size budget measures:
-# std rebuilt from rust-src with optimize_for_size, a panic aborts at once
-# (no message formatting), no unwind tables, no PIE relocations (-95 KiB).
-# RUSTC_BOOTSTRAP lets the stable toolchain take these -Z options, so the
-# build does not follow a moving nightly. docs/packaging.md, "Binary size".
-STATIC_RUSTFLAGS := -C target-feature=+crt-static -Z unstable-options -C panic=immediate-abort \
-                    -C force-unwind-tables=no -C relocation-model=static
+# The firmware build, which `make static` and `make cross` make and the size
+# budget measures: std rebuilt from rust-src with optimize_for_size, and
+# scripts/cross/firmware-rustflags: a panic aborts at once (no message
+# formatting), no unwind tables, no PIE relocations (-95 KiB). RUSTC_BOOTSTRAP
+# lets the stable toolchain take these -Z options, so the build does not follow
+# a moving nightly. docs/packaging.md, "Binary size".
+STATIC_RUSTFLAGS := -C target-feature=+crt-static $(shell sed '/^\#/d' scripts/cross/firmware-rustflags)
 STATIC_BUILD = RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(PKG_CARGO_ENV) \
                cargo build --locked --release --target $(STATIC_TARGET) \
                -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size

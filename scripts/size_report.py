@@ -12,7 +12,7 @@ import re
 import sys
 
 BLOCK = 256 * 1024
-SECTION = "## Binary size"
+SECTION = "### Per target (`make size-report`)"
 
 
 def sizes(path):
@@ -41,7 +41,7 @@ def table(pairs):
 
 
 def replace_section(doc, body):
-    """Replace (or append) the `## Binary size` section of the markdown `doc`."""
+    """Replace (or append) the per-target table section of the markdown `doc`."""
     lines = doc.splitlines()
     try:
         start = lines.index(SECTION)
@@ -50,7 +50,7 @@ def replace_section(doc, body):
             lines.append("")
         return "\n".join(lines + [SECTION, ""] + body) + "\n"
     end = start + 1
-    while end < len(lines) and not lines[end].startswith("## "):
+    while end < len(lines) and not lines[end].startswith(("## ", "### ")):
         end += 1
     new = lines[:start] + [SECTION, ""] + body + ([""] if end < len(lines) else []) + lines[end:]
     return "\n".join(new) + "\n"
@@ -89,7 +89,7 @@ def main(argv):
         if args[0] == "--write":
             out, args = args[1], args[2:]
         body = table(parse_pairs(args))
-        body += ["", "Release profile (opt-level s, fat LTO, panic abort, stripped), "
+        body += ["", "The firmware build (see above), stripped, "
                  "measured %s by `make size-report`." % datetime.date.today().isoformat()]
         print("\n".join(body))
         if out:

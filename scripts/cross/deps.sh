@@ -41,6 +41,9 @@ cross)
 		timeout 900 rustup toolchain install nightly --profile minimal
 	rustup component list --toolchain nightly --installed | grep -q '^rust-src' || \
 		timeout 600 rustup component add rust-src --toolchain nightly
+	# targets with a prebuilt std still rebuild it for the firmware build
+	rustup component list --installed | grep -q '^rust-src' || \
+		timeout 600 rustup component add rust-src
 	;;
 msrv)
 	rustup toolchain list | grep -q '^1\.75\.0' || \

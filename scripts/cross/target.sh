@@ -24,13 +24,28 @@ case "$triple" in
 		;;
 esac
 
+# The release build is the firmware build (mk/cross.mk): std rebuilt with
+# optimize_for_size and the flags in scripts/cross/firmware-rustflags. With a
+# prebuilt std the pinned stable toolchain does it (RUSTC_BOOTSTRAP allows the
+# -Z options); tier 3 targets need nightly anyway.
+firmware_flags="-C target-feature=+crt-static $(sed '/^#/d' scripts/cross/firmware-rustflags)"
 if [ "$prebuilt" -eq 1 ]; then
-	set -- cargo
-else
-	# release is panic=abort: std must be built with panic_abort; the test
-	# harness unwinds, which the default crate set covers.
 	case "$mode" in
-		build) set -- cargo +nightly -Z build-std=std,panic_abort ;;
+		build)
+			RUSTC_BOOTSTRAP=1 RUSTFLAGS=$firmware_flags
+			export RUSTC_BOOTSTRAP RUSTFLAGS
+			set -- cargo -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
+			;;
+		*) set -- cargo ;;
+	esac
+else
+	# the test harness unwinds, which the default crate set covers
+	case "$mode" in
+		build)
+			RUSTFLAGS="$firmware_flags -C link-self-contained=no"
+			export RUSTFLAGS
+			set -- cargo +nightly -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size
+			;;
 		*) set -- cargo +nightly -Z build-std ;;
 	esac
 	arch=${triple%%-*}
