@@ -17,11 +17,10 @@ test-images: images-deps
 	$(CARGO) test --lib host::store
 	$(CARGO) test --test root_store
 
-# Extraction of the same ~40 MB .tar.gz of 5,000 files by berth (release
-# build, sha256 in the same pass), GNU tar and busybox tar; figures are
-# appended to docs/benchmarks.md under "## Image extraction".
+# Extraction of the same ~40 MB .tar.gz of 5,000 files by berth (the
+# firmware build of `make static`, sha256 in the same pass), GNU tar and
+# busybox tar; figures are appended to docs/benchmarks.md under "## Image extraction".
 bench-images: IMAGES_APT_EXTRA = hyperfine time tar gzip
-bench-images: images-deps
-	$(CARGO) build --release
-	bench/extract.sh target/release/berth
+bench-images: images-deps static
+	bench/extract.sh $(STATIC_BIN)
 BENCH_TIERS += bench-images

@@ -1,22 +1,20 @@
 # Container runtime (src/host/runtime). Its unit tests run in `test-unit`
-# (cargo test --lib) and its root tests (tests/root_runtime.rs) in `test-root`;
+# (cargo test --lib) and its root tests (tests/root_runtime.rs, root_lifecycle.rs) in `test-root`;
 # this fragment adds the start benchmark to `make bench`.
 
 .PHONY: bench-runtime
 BENCH_TIERS += bench-runtime
 
-# Release build of the static musl binary (what ships), then hyperfine side by
+# The firmware build of the static musl binary (what ships), then hyperfine side by
 # side with crun, runc, lxc-execute, systemd-nspawn and an unshare floor on the
 # same busybox rootfs, plus the monitor's idle RSS; figures go into
 # docs/benchmarks.md under "## Container start".
-bench-runtime: check-cargo
+bench-runtime: check-cargo static
 	$(call apt_install,hyperfine crun runc lxc systemd-container busybox-static python3 util-linux)
-	rustup target add x86_64-unknown-linux-musl
-	$(CARGO) build --locked --release --target x86_64-unknown-linux-musl
 	@mkdir -p $(BUILD)/bench
-	bench/start.sh target/x86_64-unknown-linux-musl/release/berth $(BUILD)/bench/runtime.md
+	bench/start.sh $(STATIC_BIN) $(BUILD)/bench/runtime.md
 	python3 bench/put_section.py docs/benchmarks.md $(BUILD)/bench/runtime.md
 
 # The VM tier (mk/cgroup.mk) also runs the runtime's root tests on a cgroup2-only
 # kernel (tests/vm/scenarios/runtime-*).
-VM_TESTS += root_runtime
+VM_TESTS += root_runtime root_lifecycle
