@@ -69,7 +69,7 @@ lines = [
     "## Image extraction", "",
     f"{datetime.date.today()}, {os.uname().machine}, {os.cpu_count()} cores. One .tar.gz of {files} entries "
     f"({size} MB) built from /usr and /lib; hyperfine mean of the runs, side by side in one run. "
-    "berth: `berth image extract` (release build), sha256 of the archive in the same pass, no syncfs "
+    "berth: `berth image extract` (the firmware build of `make static`), sha256 of the archive in the same pass, no syncfs "
     "(`image import` adds one syncfs before the rename).", "",
     "| tool | target | mean (s) | stddev (s) | ratio vs GNU tar | peak RSS (MiB) |",
     "|---|---|---|---|---|---|",

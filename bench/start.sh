@@ -80,6 +80,7 @@ MON_ROOT=$W/run
 sleep 1
 MPID=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['monitor']['pid'])" "$MON_ROOT/idle/state.json")
 RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$MPID/status")
+ANON=$(awk '/^RssAnon/ {print $2}' "/proc/$MPID/status")
 "$BERTH" stop --runtime-dir "$MON_ROOT" --timeout 1 idle >/dev/null
 
 # The same for lxc's monitor (`lxc-start -d`), for scale.
@@ -89,6 +90,7 @@ sleep 1
 LPID=$(lxc-info -P "$W/lxc" -n idle -p -H)
 LMON=$(awk '{print $4}' "/proc/$LPID/stat")
 LXC_RSS=$(awk '/^VmRSS/ {print $2}' "/proc/$LMON/status")
+LXC_ANON=$(awk '/^RssAnon/ {print $2}' "/proc/$LMON/status")
 lxc-stop -P "$W/lxc" -n idle -k
 
 REPORT=$W/report.md
@@ -118,8 +120,10 @@ for name in ("crun", "crun-no-cgroup", "runc", "lxc-execute", "systemd-nspawn", 
         print(f"- median berth / {name}: {b / r[name]['median']:.2f}")
 PY
     echo
-    echo "Monitor idle RSS (VmRSS while supervising \`sleep\`, same run): berth \`__monitor\` ${RSS} KiB,"
-    echo "lxc's \`[lxc monitor]\` (\`lxc-start -d\`) ${LXC_RSS} KiB."
+    echo "Monitor idle RSS (VmRSS while supervising \`sleep\`, same run): berth \`__monitor\` ${RSS} KiB"
+    echo "(${ANON} KiB of it private, RssAnon; the rest is pages of the binary, shared by every berth"
+    echo "process and dropped under memory pressure), lxc's \`[lxc monitor]\` (\`lxc-start -d\`) ${LXC_RSS} KiB"
+    echo "(${LXC_ANON} KiB private)."
 } > "$REPORT"
 cat "$REPORT"
 if [ -n "$OUT" ]; then
