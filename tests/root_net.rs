@@ -754,3 +754,24 @@ fn link_changes_move_rename_mtu_mac() {
         assert!(shown.contains("mtu 1280"), "{shown}");
     });
 }
+
+#[test]
+fn a_refused_request_carries_the_kernels_text_and_errno() {
+    if !root() {
+        return;
+    }
+    in_host_ns(|| {
+        use berth::host::net::link::Change;
+        sh("ip link add mt0 type veth peer name mt1");
+        let mut nl = Netlink::open().expect("netlink");
+        let l = link::find(&mut nl, "mt0").expect("find").expect("mt0");
+        // veth's largest MTU is 65535: dev_validate_mtu refuses with an ext-ack.
+        let e = link::set(&mut nl, l.index, &Change::Mtu(70_000)).expect_err("mtu too big");
+        assert_eq!(berth::host::net::netlink::errno(&e), Some(libc::EINVAL));
+        let text = e.to_string();
+        assert!(
+            text.contains("Invalid argument") && text.contains("the kernel says:"),
+            "{text}"
+        );
+    });
+}

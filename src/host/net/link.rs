@@ -8,7 +8,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use super::codec::{self, Request};
-use super::netlink::Netlink;
+use super::netlink::{self, Netlink};
 use super::reply::{self, attrs};
 use crate::spec::types::{IpvlanMode, Mac, MacvlanMode};
 
@@ -297,7 +297,7 @@ pub fn find(nl: &mut Netlink, name: &str) -> io::Result<Option<Link>> {
     match nl.get(find_msg(name)) {
         Ok(reply) if reply.kind == libc::RTM_NEWLINK => Link::parse(&reply.body).map(Some),
         Ok(_) => Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+        Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -317,7 +317,7 @@ pub fn netns_alive(nl: &mut Netlink, nsid: i32) -> bool {
     if nsid < 0 {
         return false;
     }
-    !matches!(nl.get(nsid_msg(nsid)), Err(e) if e.raw_os_error() == Some(libc::ENOENT))
+    !matches!(nl.get(nsid_msg(nsid)), Err(e) if netlink::errno(&e) == Some(libc::ENOENT))
 }
 
 /// Every link in the socket's namespace.

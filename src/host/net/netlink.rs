@@ -35,7 +35,6 @@ pub struct Netlink {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
-    last_ext_ack: Option<String>,
 }
 
 /// A netlink socket address: port `pid` (0: the kernel, or "assign one" in bind).
@@ -98,7 +97,6 @@ impl Netlink {
             fd,
             seq: 0,
             buf: vec![0; RECV_BUF],
-            last_ext_ack: None,
         })
     }
 
@@ -127,12 +125,6 @@ impl Netlink {
     pub fn open_pid(pid: u32) -> io::Result<Self> {
         let file = File::open(format!("/proc/{pid}/ns/net"))?;
         Netlink::open_in(file.as_fd())
-    }
-
-    /// The kernel's extended-ack text of the last failed request, if it
-    /// sent one (the errno alone is what the returned error carries).
-    pub fn last_ext_ack(&self) -> Option<&str> {
-        self.last_ext_ack.as_deref()
     }
 
     /// Sends a request that changes something and waits for the kernel's ack.
@@ -178,7 +170,6 @@ impl Netlink {
 
     fn send(&mut self, req: &Request, flags: u16) -> io::Result<u32> {
         self.seq = self.seq.wrapping_add(1);
-        self.last_ext_ack = None;
         let bytes = req.encode(flags, self.seq).map_err(invalid)?;
         loop {
             // SAFETY: `bytes` is a live buffer of `bytes.len()` bytes.
@@ -217,11 +208,7 @@ impl Netlink {
                 Ok(Step::Done) => return Ok(()),
                 Ok(Step::More) => {}
                 Err(CodecError::Kernel { errno, message }) => {
-                    // Callers match on the errno (EEXIST, ENODEV...), and
-                    // users see the same texts as before; the ext-ack
-                    // text is kept for whoever asks.
-                    self.last_ext_ack = message;
-                    return Err(io::Error::from_raw_os_error(errno));
+                    return Err(kernel_error(errno, message));
                 }
                 Err(e) => return Err(invalid(e)),
             }
@@ -258,6 +245,46 @@ impl Netlink {
             }
         }
     }
+}
+
+/// A request the kernel refused: its errno and, when the kernel sent one, its
+/// extended-ack text (e.g. "Unknown device type"), which says more than the
+/// errno does.
+#[derive(Debug)]
+pub struct KernelError {
+    pub errno: i32,
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", io::Error::from_raw_os_error(self.errno))?;
+        match &self.message {
+            Some(m) => write!(f, " (the kernel says: {m})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+fn kernel_error(errno: i32, message: Option<String>) -> io::Error {
+    match message {
+        None => io::Error::from_raw_os_error(errno),
+        Some(_) => io::Error::new(
+            io::Error::from_raw_os_error(errno).kind(),
+            KernelError { errno, message },
+        ),
+    }
+}
+
+/// The errno of a netlink failure, whether or not the kernel added text.
+pub fn errno(e: &io::Error) -> Option<i32> {
+    e.raw_os_error().or_else(|| {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<KernelError>())
+            .map(|k| k.errno)
+    })
 }
 
 fn invalid(e: CodecError) -> io::Error {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::link::{self, Change, Kind, Link, NewLink};
-use super::netlink::Netlink;
+use super::netlink::{self, Netlink};
 use super::{addr, names, Interface, NetError, NetnsRef, Who};
 use crate::spec::types::{AttachmentSpec, Cidr, MacvlanMode, NetworkKind, NetworkSpec, Spec};
 
@@ -55,7 +55,7 @@ fn create_err(
     inside: bool,
     e: io::Error,
 ) -> NetError {
-    match e.raw_os_error() {
+    match netlink::errno(&e) {
         // rtnl_newlink: no rtnl_link_ops for the kind even after request_module.
         Some(libc::EOPNOTSUPP) => NetError::ModuleMissing {
             who: who.clone(),
@@ -118,7 +118,7 @@ impl Ctx {
             };
             match res {
                 Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => {}
                 Err(source) => {
                     return NetError::Rollback {
                         cause: Box::new(cause),
@@ -244,7 +244,7 @@ impl Ctx {
     ) -> Result<(), NetError> {
         for cidr in addrs {
             match addr::add(&mut self.host, index, cidr) {
-                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
+                Err(e) if netlink::errno(&e) != Some(libc::EEXIST) => {
                     return Err(nl_err(w, format!("add address `{cidr}` to `{name}`"))(e));
                 }
                 _ => {}
@@ -391,7 +391,7 @@ fn delete_marked(
         }
         match link::delete(&mut ctx.host, l.index) {
             // Gone meanwhile: the namespace teardown removed the pair.
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+            Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => {}
             Err(e) => return Err(nl_err(w, format!("delete `{}`", l.name))(e)),
             Ok(()) => removed.push(l.name),
         }
@@ -492,7 +492,7 @@ fn attach_one(
                 // Our own leftover from a crash: replace it.
                 match link::delete(&mut ctx.host, old.index) {
                     // Vanished meanwhile: its namespace was being torn down.
-                    Err(e) if e.raw_os_error() == Some(libc::ENODEV) => {}
+                    Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => {}
                     r => r.map_err(nl_err(&w, format!("delete stale `{host_name}`")))?,
                 }
             }
@@ -583,7 +583,7 @@ fn create_macvlan(
     loop {
         match ctx.host.create(link::macvlan_msg(peer, pidx, mode)) {
             Ok(()) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+            Err(e) if netlink::errno(&e) == Some(libc::EADDRINUSE) => {
                 if start.elapsed() > MAC_WAIT {
                     return Err(NetError::MacInUse {
                         who: w.clone(),
