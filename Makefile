@@ -68,6 +68,8 @@ demo-clean:
 # Unit and CLI tests. Root tests (tests/root_*.rs) are a separate tier.
 test-unit: deps
 	$(CARGO) test --locked --lib --test cli
+	@# the feature-gated paths: a berth built with no optional feature
+	$(CARGO) test --locked --lib --no-default-features
 
 # Root tests: under `make test` a root test that skips is a failure.
 ROOT_TESTS := $(patsubst tests/%.rs,%,$(wildcard tests/root_*.rs))

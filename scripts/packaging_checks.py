@@ -200,6 +200,27 @@ def check_systemd_unit(text):
         raise CheckError("[Install] needs WantedBy=multi-user.target")
 
 
+def check_recipe_features(bb_text, cargo_toml_text):
+    """The recipe's PACKAGECONFIG defaults are the crate's default features,
+    and each PACKAGECONFIG option is a cargo feature."""
+    features = tomllib.loads(cargo_toml_text).get("features", {})
+    m = re.search(r'^PACKAGECONFIG\s*\?\?=\s*"([^"]*)"', bb_text, re.M)
+    if not m:
+        raise CheckError('recipe has no PACKAGECONFIG ??= "..." for the cargo features')
+    if sorted(m.group(1).split()) != sorted(features.get("default", [])):
+        raise CheckError("PACKAGECONFIG defaults %s differ from Cargo.toml's default features %s; "
+                         "make them the same" % (m.group(1).split(), features.get("default", [])))
+    options = re.findall(r'^PACKAGECONFIG\[([^\]]+)\]', bb_text, re.M)
+    unknown = [o for o in options if o not in features]
+    if unknown:
+        raise CheckError("PACKAGECONFIG options %s are not cargo features; "
+                         "remove them or add them to Cargo.toml [features]" % unknown)
+    missing = [f for f in features if f != "default" and f not in options]
+    if missing:
+        raise CheckError("cargo features %s have no PACKAGECONFIG option; add "
+                         'PACKAGECONFIG[NAME] = ",," for each' % missing)
+
+
 def read(*parts):
     with open(os.path.join(TOP, *parts), encoding="utf-8") as f:
         return f.read()
@@ -213,6 +234,8 @@ def main():
         ("Cargo.lock v3, rust-version <= 1.75", lambda: check_lockfile(read("Cargo.lock"), cargo)),
         ("one berth recipe, named after the crate version", lambda: check_recipe_name(bbs, cargo)),
         ("LIC_FILES_CHKSUM matches LICENSE", lambda: [check_license(open(b).read()) for b in bbs]),
+        ("recipe PACKAGECONFIG matches the cargo features",
+         lambda: [check_recipe_features(open(b).read(), cargo) for b in bbs]),
         ("OpenWrt PKG_VERSION/PKG_RELEASE",
          lambda: check_openwrt_version(read("openwrt-package/berth/Makefile"), cargo)),
         ("berth.service delegates and runs berth apply", lambda: check_systemd_unit(read("dist/berth.service"))),

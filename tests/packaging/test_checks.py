@@ -173,5 +173,30 @@ class SystemdUnit(unittest.TestCase):
             pc.parse_unit("[Service]\nthis is not a unit line\n")
 
 
+class RecipeFeatures(unittest.TestCase):
+    CARGO = CARGO + '\n[features]\ndefault = ["gzip", "tls"]\ngzip = []\ntls = []\n'
+    GOOD = ('PACKAGECONFIG ??= "tls gzip"\nPACKAGECONFIG[gzip] = ",,"\n'
+            'PACKAGECONFIG[tls] = ",,"\n')
+
+    def test_good(self):
+        pc.check_recipe_features(self.GOOD, self.CARGO)
+
+    def test_defaults_differ(self):
+        with self.assertRaisesRegex(pc.CheckError, "default features"):
+            pc.check_recipe_features(self.GOOD.replace('"tls gzip"', '"gzip"'), self.CARGO)
+
+    def test_option_that_is_no_feature(self):
+        with self.assertRaisesRegex(pc.CheckError, "not cargo features"):
+            pc.check_recipe_features(self.GOOD + 'PACKAGECONFIG[lz4] = ",,"\n', self.CARGO)
+
+    def test_feature_without_option(self):
+        with self.assertRaisesRegex(pc.CheckError, "no PACKAGECONFIG option"):
+            pc.check_recipe_features(self.GOOD.replace('PACKAGECONFIG[tls] = ",,"\n', ""), self.CARGO)
+
+    def test_missing_packageconfig(self):
+        with self.assertRaisesRegex(pc.CheckError, "no PACKAGECONFIG"):
+            pc.check_recipe_features("SUMMARY = \"x\"\n", self.CARGO)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -66,6 +66,30 @@ if FAKE_RC=1 IPKG_INSTROOT="$tmp/instroot" STAGING_DIR_HOST="$tmp/host" sh "$tmp
 	fail "postinst hides a failed install"
 else ok "postinst fails when install fails"; fi
 
+# Feature choices: menuconfig symbols map onto the crate's cargo features.
+compile() { make -s -C "$pkgdir" TOPDIR="$stub" stub-compile-berth "$@" 2>&1; }
+all_on="CONFIG_BERTH_HTTP=y CONFIG_BERTH_HTTPS=y CONFIG_BERTH_GZIP=y CONFIG_BERTH_ZSTD=y CONFIG_BERTH_XZ=y CONFIG_BERTH_BZIP2=y"
+# shellcheck disable=SC2086 # one word per make variable
+full=$(compile $all_on | sed -n 's/.*--features \([^ ]*\) .*/\1/p' | tr ',' '\n' | sort | tr '\n' ' ')
+defaults=$(python3 -c 'import tomllib; print(" ".join(sorted(tomllib.load(open("'"$top"'/Cargo.toml","rb"))["features"]["default"])))')
+if [ "$full" = "$defaults " ]; then ok "all choices on give the crate's default features"
+else fail "all choices on: [$full], Cargo.toml default: [$defaults]"; fi
+# shellcheck disable=SC2086
+if compile $all_on | grep -q -- '--no-default-features'; then ok "builds without the crate's defaults"
+else fail "no --no-default-features"; fi
+if compile CONFIG_BERTH_HTTP=y CONFIG_BERTH_GZIP=y | grep -q -- '--features http,gzip --no-default-features'; then
+	ok "https and decompressors can be left out"
+else fail "partial choice: $(compile CONFIG_BERTH_HTTP=y CONFIG_BERTH_GZIP=y)"; fi
+config=$(make -s -C "$pkgdir" TOPDIR="$stub" stub-config-berth 2>&1)
+deps=$(sed -n '/^PKG_CONFIG_DEPENDS:=/,/[^\\]$/p' "$pkgdir/Makefile")
+# shellcheck disable=SC2013 # one symbol per word
+for sym in $(grep -o 'CONFIG_BERTH_[A-Z0-9]*' "$pkgdir/Makefile" | sed 's/^CONFIG_//' | sort -u); do
+	if printf '%s\n' "$config" | grep -q "config $sym\$" &&
+		printf '%s\n' "$deps" | grep -q "CONFIG_$sym\b"; then
+		ok "$sym is declared and rebuilds the package when changed"
+	else fail "$sym must be in Package/berth/config and PKG_CONFIG_DEPENDS"; fi
+done
+
 # Broken variants must fail: proves the stub checks bite.
 broken() {
 	name=$1 script=$2

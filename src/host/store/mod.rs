@@ -121,7 +121,7 @@ pub enum StoreError {
     #[error("image `{image}`: bad sha256 `{value}`: expected 64 hex digits")]
     BadDigest { image: String, value: String },
     /// The build left out a cargo feature this image needs.
-    #[error("image `{image}`: {feature} support is not enabled in this build")]
+    #[error("image `{image}`: this berth is built without `{feature}`; use a berth built with it (OpenWrt: menuconfig Utilities -> berth; Yocto: PACKAGECONFIG)")]
     NotEnabled {
         image: String,
         feature: &'static str,

@@ -263,6 +263,11 @@ impl Validator<'_> {
                         &format!("{path}.url"),
                         format!("\"{u}\" is not an http://, https:// or file:// URL"),
                     );
+                } else if let Some(feature) = missing_feature(u) {
+                    self.err(
+                        &format!("{path}.url"),
+                        format!("this berth is built without `{feature}`, which \"{u}\" needs; use a file or another scheme, or a berth built with it (OpenWrt: BERTH_HTTP/BERTH_HTTPS in menuconfig; Yocto: PACKAGECONFIG)"),
+                    );
                 }
                 if d.sha256.is_none() && !u.starts_with("file://") {
                     self.err(&path, format!("image `{name}` has a URL but no sha256; add `sha256:` (the output of `sha256sum` on the tarball)"));
@@ -544,3 +549,14 @@ mod container;
 
 #[cfg(test)]
 mod tests;
+
+/// The cargo feature a URL's scheme needs that this build left out.
+fn missing_feature(url: &str) -> Option<&'static str> {
+    if url.starts_with("https://") && !cfg!(feature = "tls") {
+        Some("tls")
+    } else if url.starts_with("http://") && !cfg!(feature = "http") {
+        Some("http")
+    } else {
+        None
+    }
+}

@@ -197,3 +197,22 @@ fn the_same_address_twice_on_a_network_is_refused() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_url_scheme_this_build_left_out_is_an_error() {
+    let digest = "0".repeat(64);
+    let yaml = format!(
+        "version: 1\nimages:\n  a: {{ url: \"https://x.example/a.tar.gz\", sha256: \"{digest}\" }}\n  b: {{ url: \"http://x.example/b.tar.gz\", sha256: \"{digest}\" }}\ncontainers:\n  web: {{ image: a, command: [/bin/true] }}\n  db: {{ image: b, command: [/bin/true] }}\n"
+    );
+    let errs: Vec<String> = match load(&yaml) {
+        Ok(_) => Vec::new(),
+        Err(SpecError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
+        Err(other) => panic!("{other:?}"),
+    };
+    let refused = |f: &str| {
+        errs.iter()
+            .any(|e| e.contains(&format!("this berth is built without `{f}`")))
+    };
+    assert_eq!(refused("tls"), !cfg!(feature = "tls"), "{errs:?}");
+    assert_eq!(refused("http"), !cfg!(feature = "http"), "{errs:?}");
+}

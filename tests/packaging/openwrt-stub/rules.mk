@@ -7,3 +7,6 @@ INSTALL_DIR:=install -d -m0755
 INSTALL_BIN:=install -m0755
 INSTALL_DATA:=install -m0644
 INSTALL_CONF:=install -m0600
+empty:=
+space:=$(empty) $(empty)
+comma:=,

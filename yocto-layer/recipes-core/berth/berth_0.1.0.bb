@@ -15,6 +15,23 @@ inherit cargo cargo-update-recipe-crates systemd update-rc.d
 
 require ${BPN}-crates.inc
 
+# berth's cargo features (Cargo.toml); all on by default. A small-flash image
+# can drop tls (https sources, about 0.7 MiB) and unused decompressors, e.g.
+# PACKAGECONFIG:pn-berth = "http gzip" in local.conf.
+PACKAGECONFIG ??= "http tls gzip zstd xz bzip2"
+PACKAGECONFIG[http] = ",,"
+PACKAGECONFIG[tls] = ",,"
+PACKAGECONFIG[gzip] = ",,"
+PACKAGECONFIG[zstd] = ",,"
+PACKAGECONFIG[xz] = ",,"
+PACKAGECONFIG[bzip2] = ",,"
+
+def berth_cargo_features(d):
+    features = (d.getVar("PACKAGECONFIG") or "").split()
+    return "--features " + ",".join(features) if features else ""
+
+CARGO_BUILD_FLAGS:append = " --no-default-features ${@berth_cargo_features(d)}"
+
 SYSTEMD_SERVICE:${PN} = "berth.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 INITSCRIPT_NAME = "berth"

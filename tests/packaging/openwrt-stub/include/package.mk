@@ -18,6 +18,7 @@ PKG_INSTALL_DIR?=$(PKG_BUILD_DIR)/ipkg-install
 # install recipe; a Rust package must depend on RUST_ARCH_DEPENDS.
 define BuildPackage
   export STUB_POSTINST=$$(Package/$(1)/postinst)
+  export STUB_CONFIG=$$(Package/$(1)/config)
   $(eval $(call Package/$(1)))
   $(foreach v,TITLE CATEGORY SECTION,$(if $(strip $($(v))),,$(error Package/$(1): $(v) is not set)))
   $(if $(STUB_RUST_PACKAGE_MK),$(if $(findstring $(RUST_ARCH_DEPENDS),$(DEPENDS)),,$(error Package/$(1): DEPENDS lacks $$(RUST_ARCH_DEPENDS))))
@@ -40,4 +41,10 @@ stub-postinst-$(1):
 
 stub-install-$(1):
 	$(call Package/$(1)/install,$(DEST))
+
+stub-compile-$(1):
+	$$(Build/Compile)
+
+stub-config-$(1):
+	@printf '%s\n' "$$$$STUB_CONFIG"
 endef

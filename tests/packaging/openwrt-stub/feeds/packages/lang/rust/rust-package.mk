@@ -17,3 +17,11 @@ define RustBinPackage
     endef
   endif
 endef
+
+# Like the real one: cargo install with the package's features; $(2) is extra
+# arguments. The stub prints the command instead of running it.
+define Build/Compile/Cargo
+	@echo cargo install $(if $(strip $(RUST_PKG_FEATURES)),--features "$(strip $(RUST_PKG_FEATURES))") $(2)
+endef
+
+Build/Compile=$(call Build/Compile/Cargo)
