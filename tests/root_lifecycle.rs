@@ -408,6 +408,48 @@ fn exec_with_a_tty() {
         String::from_utf8_lossy(&out.stdout).replace('\r', ""),
         "on-a-tty\n"
     );
+
+    // The end of our stdin reaches the command as the terminal's EOF, also
+    // after a last line without its newline.
+    for input in ["one\ntwo\n", "one\ntwo"] {
+        let mut child = Command::new(berth_bin())
+            .args(["exec", "--runtime-dir"])
+            .arg(&rr)
+            .args(["-t", "tty", "--", "sh", "-c", "wc -l; echo done"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::{Read as _, Write as _};
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{input:?}: exec -t did not end after its stdin closed");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = std::process::Output {
+            status,
+            stdout: reader.join().unwrap().into_bytes(),
+            stderr: Vec::new(),
+        };
+        let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+        assert!(out.status.success(), "{input:?}: {:?} {text}", out.status);
+        assert!(text.ends_with("done\n"), "{input:?}: {text}");
+    }
 }
 
 #[test]

@@ -218,6 +218,8 @@ fn relay_pty(master: RawFd) {
         let sfd = libc::signalfd(-1, &winch, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
         let mut buf = [0u8; 4096];
         let mut stdin_open = true;
+        // The last byte sent was not a newline: EOF must end that line first.
+        let mut line_open = false;
         loop {
             let mut p = [
                 libc::pollfd {
@@ -259,10 +261,15 @@ fn relay_pty(master: RawFd) {
             }
             if stdin_open && p[2].revents != 0 {
                 let r = libc::read(0, buf.as_mut_ptr().cast(), buf.len());
-                if r <= 0 {
-                    stdin_open = false;
-                } else {
-                    libc::write(master, buf.as_ptr().cast(), usize::try_from(r).unwrap_or(0));
+                match usize::try_from(r) {
+                    Ok(n) if n > 0 => {
+                        write_all(master, &buf[..n]);
+                        line_open = buf[n - 1] != b'\n';
+                    }
+                    _ => {
+                        stdin_open = false;
+                        send_eof(master, line_open);
+                    }
                 }
             }
         }
@@ -274,4 +281,35 @@ fn relay_pty(master: RawFd) {
             libc::tcsetattr(0, libc::TCSANOW, &saved);
         }
     }
+}
+
+/// Write all of `data` to `fd`, retrying short writes and EINTR.
+fn write_all(fd: RawFd, mut data: &[u8]) {
+    while !data.is_empty() {
+        // SAFETY: `data` is a live buffer of `data.len()` bytes.
+        let w = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        match usize::try_from(w) {
+            Ok(n) if n > 0 => data = &data[n..],
+            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) => {}
+            _ => return,
+        }
+    }
+}
+
+/// Our stdin ended: pass that on as the pty's EOF character, as a terminal
+/// user's Ctrl-D would. In canonical mode it ends the command's read with 0
+/// bytes; a pending unterminated line needs one more to be flushed first. A
+/// command that switched the pty to raw mode gets nothing: it reads bytes,
+/// not lines, and has no EOF to see.
+fn send_eof(master: RawFd, line_open: bool) {
+    // SAFETY: tcgetattr on our pty master reads the slave's settings.
+    let mut t = unsafe { std::mem::zeroed::<libc::termios>() };
+    if unsafe { libc::tcgetattr(master, &mut t) } != 0 || t.c_lflag & libc::ICANON == 0 {
+        return;
+    }
+    let eof = t.c_cc[libc::VEOF];
+    if line_open {
+        write_all(master, &[eof]);
+    }
+    write_all(master, &[eof]);
 }
