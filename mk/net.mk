@@ -6,6 +6,10 @@
 
 BENCH_TIERS += bench-net
 
+# The VM tier (mk/cgroup.mk) runs the VLAN and ipvlan success paths, which need
+# kernel modules this machine lacks (tests/vm/scenarios/net-vlan-ipvlan).
+VM_TESTS += root_net
+
 test-net: deps
 	@[ "$$(id -u)" = 0 ] || { echo "make test-net: needs root (network namespaces, netlink)" >&2; exit 1; }
 	$(CARGO) test --locked --lib host::net
