@@ -55,6 +55,19 @@ fn bad(image: &str, what: impl Into<String>) -> StoreError {
 
 fn read_json(image: &str, path: &Path) -> Result<Value, StoreError> {
     let text = std::fs::read(path).map_err(|e| StoreError::io(image, "read", path, e))?;
+    // A manifest or config blob named by its digest must have it: in a layout
+    // directory nothing else vouches for it (layers are checked as they unpack).
+    if let Some(want) = blob_digest(path) {
+        use sha2::Digest as _;
+        let actual = crate::spec::types::hex(&sha2::Sha256::digest(&text));
+        if actual != want {
+            return Err(StoreError::DigestMismatch {
+                image: image.to_owned(),
+                expected: format!("{want} (blob `{}`)", path.display()),
+                actual,
+            });
+        }
+    }
     serde_json::from_slice(&text)
         .map_err(|e| bad(image, format!("parse `{}`: {e}", path.display())))
 }

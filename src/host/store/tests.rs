@@ -658,6 +658,23 @@ fn oci_layout_directory_source() {
     assert!(matches!(err, StoreError::DigestMismatch { .. }), "{err:?}");
     assert!(s2.list().unwrap().is_empty());
     no_leftovers(&s2);
+    // So is a tampered config blob (its Cmd would reach the container).
+    for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read(&p).unwrap();
+        if text.windows(7).any(|w| w == b"\"echo h") {
+            let evil = String::from_utf8(text)
+                .unwrap()
+                .replace("echo hi", "echo XX");
+            std::fs::write(&p, evil).unwrap();
+        }
+    }
+    let err = s2.ensure(&tampered).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::DigestMismatch { expected, .. } if expected.contains("(blob `")),
+        "{err:?}"
+    );
+    no_leftovers(&s2);
     let bad = spec(
         "dir",
         ImageSource::Path(layout.display().to_string()),
