@@ -667,13 +667,41 @@ fn opt_row(o: &Opt) -> (String, String) {
     (format!("{short}--{}{value}", o.long), help)
 }
 
-/// Two aligned columns, indented by two spaces.
+/// Help lines are wrapped to this many columns (a serial console's 80 would
+/// leave too little room beside the option names).
+const HELP_WIDTH: usize = 100;
+
+/// Two aligned columns, indented by two spaces; the right one wraps at word
+/// boundaries, continued under itself.
 fn table(out: &mut String, rows: impl Iterator<Item = (String, String)>) {
     let rows: Vec<(String, String)> = rows.collect();
     let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    let room = HELP_WIDTH.saturating_sub(width + 4).max(30);
     for (left, right) in rows {
-        let _ = writeln!(out, "  {left:<width$}  {right}");
+        let mut lines = wrap(&right, room).into_iter();
+        let first = lines.next().unwrap_or_default();
+        let _ = writeln!(out, "  {left:<width$}  {first}");
+        for line in lines {
+            let _ = writeln!(out, "  {:width$}  {line}", "");
+        }
     }
+}
+
+/// `text` split into lines of at most `room` characters where it has spaces.
+fn wrap(text: &str, room: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
 }
 
 #[cfg(test)]
