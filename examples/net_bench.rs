@@ -23,17 +23,11 @@ use berth::spec::types::{AttachmentSpec, MacvlanMode, NetworkKind, NetworkSpec, 
 
 fn spec(name: &str, network: &str, addr: &str) -> Spec {
     let mut s = Spec::new(name, "busybox", None);
-    s.network = vec![AttachmentSpec {
-        network: network.into(),
-        interface: "eth0".into(),
-        addresses: vec![addr.parse().expect("cidr")],
-        gateway: None,
-        gateway6: None,
-        routes: vec![],
-        mac: None,
-        mtu: None,
-        dhcp: false,
-    }];
+    s.network = vec![AttachmentSpec::new(
+        network,
+        "eth0",
+        vec![addr.parse().expect("cidr")],
+    )];
     s
 }
 

@@ -176,15 +176,8 @@ fn cidr(s: &str) -> Cidr {
 
 fn att(network: &str, addrs: &[&str], gw: Option<&str>) -> AttachmentSpec {
     AttachmentSpec {
-        network: network.into(),
-        interface: "eth0".into(),
-        addresses: addrs.iter().map(|a| cidr(a)).collect(),
         gateway: gw.map(|g| g.parse().expect("ip")),
-        gateway6: None,
-        routes: vec![],
-        mac: None,
-        mtu: None,
-        dhcp: false,
+        ..AttachmentSpec::new(network, "eth0", addrs.iter().map(|a| cidr(a)).collect())
     }
 }
 

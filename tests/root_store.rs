@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use berth::host::store::layer::{detect_overlay, mount_layer, LayerPlan};
-use berth::host::store::{RootfsStore, StoreOptions};
+use berth::host::store::{ImageInfo, RootfsStore, StoreOptions};
 
 mod common;
 
@@ -91,6 +91,15 @@ fn store(tmp: &Path) -> RootfsStore {
     RootfsStore::open(&tmp.join("store"), o).unwrap()
 }
 
+/// A store in `tmp` with `image_tar()` imported as image `root`.
+fn import_image_tar(tmp: &Path) -> (RootfsStore, ImageInfo) {
+    let s = store(tmp);
+    let p = tmp.join("img.tar");
+    std::fs::write(&p, image_tar()).unwrap();
+    let info = s.import("root", &p).unwrap();
+    (s, info)
+}
+
 /// The `security.capability` xattr of `path`.
 fn file_caps(path: &std::path::Path) -> Vec<u8> {
     let path = CString::new(path.as_os_str().as_bytes()).unwrap();
@@ -113,10 +122,7 @@ fn file_caps(path: &std::path::Path) -> Vec<u8> {
 fn keeps_owners_devices_and_file_capabilities() {
     need_root!();
     let tmp = tempfile::tempdir().unwrap();
-    let s = store(tmp.path());
-    let p = tmp.path().join("img.tar");
-    std::fs::write(&p, image_tar()).unwrap();
-    let info = s.import("root", &p).unwrap();
+    let (s, info) = import_image_tar(tmp.path());
     let owned = std::fs::metadata(info.rootfs.join("etc/owned")).unwrap();
     assert_eq!((owned.uid(), owned.gid()), (1234, 5678));
     // chown happens before chmod, so the setuid bit survives.
@@ -185,10 +191,7 @@ fn private_mount_ns() {
 fn overlay_and_volatile_layers_mount() {
     need_root!();
     let tmp = tempfile::tempdir().unwrap();
-    let s = store(tmp.path());
-    let p = tmp.path().join("img.tar");
-    std::fs::write(&p, image_tar()).unwrap();
-    let info = s.import("root", &p).unwrap();
+    let (s, info) = import_image_tar(tmp.path());
     let support = detect_overlay(Path::new("/proc/filesystems"), &s.containers_dir());
     if !support.kernel {
         eprintln!("skipped: no overlayfs in this kernel");

@@ -404,15 +404,8 @@ mod tests {
             gid: vec![],
         });
         web.network.push(AttachmentSpec {
-            network: "wan".into(),
-            interface: "eth0".into(),
-            addresses: vec![],
-            gateway: None,
-            gateway6: None,
-            routes: vec![],
-            mac: None,
-            mtu: None,
             dhcp: true,
+            ..AttachmentSpec::new("wan", "eth0", vec![])
         });
         let mut d = Desired::default();
         d.networks.insert(

@@ -22,13 +22,20 @@ pub struct HostPaths {
     pub modules: PathBuf,
 }
 
+impl HostPaths {
+    /// The paths below `root`: `/` for this host, a fake tree in tests.
+    pub fn under(root: &Path) -> Self {
+        HostPaths {
+            proc: root.join("proc"),
+            sys: root.join("sys"),
+            modules: root.join("lib/modules"),
+        }
+    }
+}
+
 impl Default for HostPaths {
     fn default() -> Self {
-        HostPaths {
-            proc: "/proc".into(),
-            sys: "/sys".into(),
-            modules: "/lib/modules".into(),
-        }
+        HostPaths::under(Path::new("/"))
     }
 }
 
@@ -265,12 +272,7 @@ mod tests {
             "lib/modules/5.15.150/modules.builtin",
             "kernel/fs/overlayfs/overlay.ko\nkernel/net/bridge/bridge.ko\n",
         );
-        let paths = HostPaths {
-            proc: r.join("proc"),
-            sys: r.join("sys"),
-            modules: r.join("lib/modules"),
-        };
-        let caps = HostCaps::detect(&paths);
+        let caps = HostCaps::detect(&HostPaths::under(r));
         assert_eq!(caps.kernel, "5.15.150");
         assert_eq!(caps.cgroup_mode, Some(Mode::Unified));
         assert_eq!(
@@ -308,12 +310,7 @@ mod tests {
             "lib/modules/5.4.238-yocto-standard/modules.dep",
             "kernel/drivers/net/ipvlan/ipvlan.ko.xz:\nkernel/net/8021q/8021q.ko: kernel/net/802/garp.ko\n",
         );
-        let paths = HostPaths {
-            proc: r.join("proc"),
-            sys: r.join("sys"),
-            modules: r.join("lib/modules"),
-        };
-        let caps = HostCaps::detect(&paths);
+        let caps = HostCaps::detect(&HostPaths::under(r));
         assert_eq!(caps.cgroup_mode, None);
         assert!(caps.controllers.is_empty());
         assert_eq!(caps.features["ipvlan"], Avail::Module);

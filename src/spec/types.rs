@@ -263,6 +263,24 @@ pub struct AttachmentSpec {
     pub dhcp: bool,
 }
 
+impl AttachmentSpec {
+    /// Interface `interface` on `network` with static `addresses` and nothing
+    /// else set. For tools and tests that build a Spec by hand.
+    pub fn new(network: &str, interface: &str, addresses: Vec<Cidr>) -> AttachmentSpec {
+        AttachmentSpec {
+            network: network.into(),
+            interface: interface.into(),
+            addresses,
+            gateway: None,
+            gateway6: None,
+            routes: vec![],
+            mac: None,
+            mtu: None,
+            dhcp: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteSpec {
     pub to: Cidr,

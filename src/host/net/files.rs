@@ -77,20 +77,14 @@ mod tests {
     fn spec() -> Spec {
         let mut s = Spec::new("web", "busybox", None);
         s.process.hostname = "webhost".into();
-        s.network = vec![AttachmentSpec {
-            network: "lan".into(),
-            interface: "eth0".into(),
-            addresses: vec![
+        s.network = vec![AttachmentSpec::new(
+            "lan",
+            "eth0",
+            vec![
                 "10.0.0.5/24".parse().expect("cidr"),
                 "fd00::5/64".parse().expect("cidr"),
             ],
-            gateway: None,
-            gateway6: None,
-            routes: vec![],
-            mac: None,
-            mtu: None,
-            dhcp: false,
-        }];
+        )];
         s.dns = vec!["10.0.0.1".parse().expect("ip")];
         s.dns_search = vec!["lan".into(), "example.org".into()];
         s

@@ -156,15 +156,7 @@ impl StateStore {
     pub fn save(&self, rec: &Record) -> Result<(), StateError> {
         let dir = self.container_dir(&rec.spec.name);
         create_dir(&dir)?;
-        let path = dir.join("applied.json");
-        let bytes = serde_json::to_vec_pretty(rec).map_err(|source| StateError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
-        if fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
-            return Ok(());
-        }
-        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+        save_json(dir.join("applied.json"), rec)
     }
 
     /// Record that berth set up network `net` (bridge, VLAN, host link), so it
@@ -172,15 +164,7 @@ impl StateStore {
     pub fn save_network(&self, net: &NetworkSpec) -> Result<(), StateError> {
         let dir = self.root.join("networks");
         create_dir(&dir)?;
-        let path = dir.join(format!("{}.json", net.name));
-        let bytes = serde_json::to_vec_pretty(net).map_err(|source| StateError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
-        if fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
-            return Ok(());
-        }
-        write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+        save_json(dir.join(format!("{}.json", net.name)), net)
     }
 
     /// Names of the recorded networks.
@@ -247,6 +231,19 @@ fn create_dir(path: &Path) -> Result<(), StateError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Write `value` as JSON to `path` atomically, unless the file already holds
+/// exactly that: an unchanged record costs no flash write.
+fn save_json<T: serde::Serialize>(path: PathBuf, value: &T) -> Result<(), StateError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| StateError::Corrupt {
+        path: path.clone(),
+        source,
+    })?;
+    if fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
+        return Ok(());
+    }
+    write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
 }
 
 /// Replace `path` with `bytes` so that a crash leaves either the old or the new

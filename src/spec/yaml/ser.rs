@@ -260,32 +260,25 @@ impl ser::SerializeMap for Map {
     }
 }
 
-impl ser::SerializeStruct for Map {
-    type Ok = Yaml;
-    type Error = YamlError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<()> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<Yaml> {
-        self.done()
-    }
+/// Structs and struct variants differ only in their trait's name.
+macro_rules! struct_trait {
+    ($trait:ident) => {
+        impl ser::$trait for Map {
+            type Ok = Yaml;
+            type Error = YamlError;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<()> {
+                self.field(key, value)
+            }
+            fn end(self) -> Result<Yaml> {
+                self.done()
+            }
+        }
+    };
 }
 
-impl ser::SerializeStructVariant for Map {
-    type Ok = Yaml;
-    type Error = YamlError;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<()> {
-        self.field(key, value)
-    }
-    fn end(self) -> Result<Yaml> {
-        self.done()
-    }
-}
+struct_trait!(SerializeStruct);
+struct_trait!(SerializeStructVariant);
