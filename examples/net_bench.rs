@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth::host::net::{self, NetnsRef};
-use berth::spec::types::{AttachmentSpec, MacvlanMode, NetworkKind, NetworkSpec, Spec};
+use berth::model::{AttachmentSpec, MacvlanMode, NetworkKind, NetworkSpec, Spec};
 
 fn spec(name: &str, network: &str, addr: &str) -> Spec {
     let mut s = Spec::new(name, "busybox", None);

@@ -6,7 +6,8 @@
 //! `spec` and `plan` make no syscalls and write no files.
 
 pub mod cli;
-pub mod exec;
+pub mod converge;
 pub mod host;
+pub mod manifest;
+pub mod model;
 pub mod plan;
-pub mod spec;

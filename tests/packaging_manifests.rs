@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use berth::spec::manifest::Manifest;
+use berth::manifest::schema::Manifest;
 
 const FAKE_DIGEST: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
@@ -26,7 +26,8 @@ fn fill(text: &str) -> String {
 
 fn parse(path: &Path) -> Manifest {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    berth::spec::yaml::from_str(&fill(&text)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    berth::manifest::yaml::from_str(&fill(&text))
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn recipe_manifests() -> Vec<PathBuf> {
@@ -89,7 +90,7 @@ fn yocto_example_manifest_parses() {
 fn unknown_field_is_rejected() {
     // guards the two tests above: the model must refuse what it does not know
     let bad = "version: 1\ncontainers:\n  x:\n    imagee: busybox\n";
-    assert!(berth::spec::yaml::from_str::<Manifest>(bad).is_err());
+    assert!(berth::manifest::yaml::from_str::<Manifest>(bad).is_err());
 }
 
 /// Run `berth validate` on the filled-in text; return (success, stderr).

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth::host::cgroup::{bpf, v2::V2Cgroups, CgroupBackend, Layout, Mode, ParentPolicy};
-use berth::spec::types::{CpuMax, ResourceSpec};
+use berth::model::{CpuMax, ResourceSpec};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

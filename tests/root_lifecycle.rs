@@ -15,9 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth::host::runtime::oneshot::default_spec;
-use berth::host::runtime::state::{self, ProcId};
+use berth::host::runtime::rundir::{self, ProcId};
 use berth::host::runtime::{exec, Options, RuntimeError, Status};
-use berth::spec::types::RestartPolicy;
+use berth::model::RestartPolicy;
 
 use runtime_fixture::*;
 
@@ -128,7 +128,7 @@ fn killing_the_monitor_then_start_converges() {
     // SAFETY: killing the monitor this test started.
     unsafe { libc::kill(monitor.pid, libc::SIGKILL) };
     wait_until("the monitor to die", 5, || !monitor.alive());
-    let (status, _) = state::status(&fx.paths.run_dir).unwrap();
+    let (status, _) = rundir::status(&fx.paths.run_dir).unwrap();
     assert_eq!(
         status,
         Status::Running {
@@ -139,7 +139,7 @@ fn killing_the_monitor_then_start_converges() {
     let old = ProcId::of(pid).unwrap();
     let new_pid = fx.start(&spec).unwrap();
     assert!(!old.alive(), "the orphan still runs");
-    let (status, _) = state::status(&fx.paths.run_dir).unwrap();
+    let (status, _) = rundir::status(&fx.paths.run_dir).unwrap();
     assert_eq!(
         status,
         Status::Running {
@@ -345,7 +345,7 @@ fn setup_hook_runs_before_the_command_and_its_failure_leaves_nothing() {
         ""
     );
     assert!(matches!(
-        state::status(&fx.paths.run_dir).unwrap().0,
+        rundir::status(&fx.paths.run_dir).unwrap().0,
         Status::Stopped { .. }
     ));
 }
@@ -506,7 +506,7 @@ fn a_runtime_dir_of_another_container_is_refused() {
         "{err}"
     );
     assert!(matches!(
-        state::status(&fx.paths.run_dir).unwrap().0,
+        rundir::status(&fx.paths.run_dir).unwrap().0,
         Status::Running { .. }
     ));
 }
@@ -603,7 +603,7 @@ fn kill_makes_an_always_container_restart() {
     wait_until(
         "a new init",
         5,
-        || matches!(state::status(&fx.paths.run_dir).unwrap().0, Status::Running { pid, .. } if pid != first),
+        || matches!(rundir::status(&fx.paths.run_dir).unwrap().0, Status::Running { pid, .. } if pid != first),
     );
     let st = fx.state();
     assert_eq!(st.restarts, 1);

@@ -14,7 +14,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output};
 
 use berth::host::net::{self, link, names, netlink::Netlink, Interface, NetError, NetnsRef};
-use berth::spec::types::{
+use berth::model::{
     AttachmentSpec, Cidr, IpvlanMode, MacvlanMode, NetworkKind, NetworkSpec, RouteSpec, Spec,
 };
 
@@ -774,7 +774,7 @@ fn link_changes_move_rename_mtu_mac() {
         let l = find(&mut inside, "mv0").expect("moved in");
         link::set(&mut inside, l.index, &Change::Rename("lan0".into())).expect("rename");
         link::set(&mut inside, l.index, &Change::Mtu(1280)).expect("mtu");
-        let mac: berth::spec::types::Mac = "02:11:22:33:44:55".parse().expect("mac");
+        let mac: berth::model::Mac = "02:11:22:33:44:55".parse().expect("mac");
         link::set(&mut inside, l.index, &Change::Mac(mac)).expect("mac");
         link::set(&mut inside, l.index, &Change::Up).expect("up");
         let l = find(&mut inside, "lan0").expect("renamed");

@@ -12,9 +12,9 @@ mod runtime_fixture;
 use std::fs;
 use std::process::Command;
 
-use berth::host::runtime::exec;
+use berth::host::runtime::join;
 use berth::host::runtime::oneshot::default_spec;
-use berth::spec::types::{IdMap, IdMaps, User};
+use berth::model::{IdMap, IdMaps, User};
 
 use runtime_fixture::*;
 
@@ -46,7 +46,7 @@ fn env_workdir_rlimits_and_read_only_rootfs() {
     if !root() {
         return;
     }
-    use berth::spec::types::{MountKind, MountSpec, Rlimit};
+    use berth::model::{MountKind, MountSpec, Rlimit};
     let fx = Fixture::new();
     let mut spec = sh(
         "proc",
@@ -206,7 +206,7 @@ fn manifest_mounts_bind_tmpfs_volume() {
     if !root() {
         return;
     }
-    use berth::spec::types::{MountKind, MountSpec};
+    use berth::model::{MountKind, MountSpec};
     let fx = Fixture::new();
     let host = fx.dir.path().join("hostdata");
     fs::create_dir(&host).unwrap();

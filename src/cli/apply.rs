@@ -6,13 +6,13 @@ use std::path::PathBuf;
 
 use crate::cli::error::{Error, Result};
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
-use crate::exec::{self, Host};
+use crate::converge::{self, Host};
 use crate::host::cgroup::ParentPolicy;
-use crate::host::state::StateStore;
+use crate::host::records::RecordStore;
 use crate::host::store::digests::LocalDigests;
 use crate::host::{LocalConfig, LocalHost};
+use crate::model::{Desired, ImageSource};
 use crate::plan::{self, Observed, Plan};
-use crate::spec::types::{Desired, ImageSource};
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
@@ -52,8 +52,8 @@ pub fn local_host(global: &Global, desired: &Desired) -> Result<LocalHost> {
     };
     let mut settings = desired.settings.clone();
     if let Some(size) = &global.log_size {
-        let bytes =
-            crate::spec::units::size(size).map_err(|e| UsageError(format!("--log-size: {e}")))?;
+        let bytes = crate::manifest::units::size(size)
+            .map_err(|e| UsageError(format!("--log-size: {e}")))?;
         settings.log_size = Some(bytes);
     }
     Ok(LocalHost::new(LocalConfig {
@@ -67,7 +67,7 @@ pub fn local_host(global: &Global, desired: &Desired) -> Result<LocalHost> {
 /// `berth plan`: print what apply would do.
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
-    let state = StateStore::new(store_root(global, &desired));
+    let state = RecordStore::new(store_root(global, &desired));
     hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
@@ -78,7 +78,7 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Re
 /// `berth apply`: make the device match the manifest.
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
-    let state = StateStore::new(store_root(global, &desired));
+    let state = RecordStore::new(store_root(global, &desired));
     hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let _lock = state.lock()?;
     let mut host = local_host(global, &desired)?;
@@ -88,7 +88,7 @@ pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
         print!("{plan}");
         return Ok(());
     }
-    let report = exec::execute(&plan, &desired, &mut host, &state);
+    let report = converge::execute(&plan, &desired, &mut host, &state);
     for a in &report.done {
         println!("{a}");
     }
@@ -120,13 +120,13 @@ fn print_plan(plan: &Plan, json: bool) -> Result<()> {
 }
 
 /// What the device has: the state store's records, checked against the host.
-fn observe(state: &StateStore, host: &mut dyn Host) -> Result<Observed> {
+fn observe(state: &RecordStore, host: &mut dyn Host) -> Result<Observed> {
     let mut observed = Observed::default();
     for (name, rec) in state.load()? {
         let running = host.is_running(&name).map_err(|e| {
             Error::msg(format!(
                 "check whether `{name}` runs: {}",
-                exec::chain(e.as_ref())
+                converge::chain(e.as_ref())
             ))
         })?;
         observed.containers.insert(name, rec.observed(running));

@@ -1,5 +1,5 @@
 //! `berth check [MANIFEST]`: a preflight. It compares what the manifest (or,
-//! without one, any container) needs from the kernel with what [`HostCaps`]
+//! without one, any container) needs from the kernel with what [`HostFeatures`]
 //! found, and names the kernel option or OpenWrt package to add.
 
 use std::io::Write;
@@ -9,9 +9,9 @@ use serde::Serialize;
 use crate::cli::args::{Cmd, Opt, Parsed, Pos};
 use crate::cli::error::Result;
 use crate::cli::{load_manifest, ManifestArgs, UsageError};
-use crate::host::caps::{Avail, HostCaps, HostPaths};
 use crate::host::cgroup::{translate, Mode};
-use crate::spec::types::{Desired, HostNamespace, NetworkKind, Spec};
+use crate::host::features::{Avail, HostFeatures, HostPaths};
+use crate::model::{Desired, HostNamespace, NetworkKind, Spec};
 
 /// `berth check`'s table.
 pub const CMD: Cmd = Cmd {
@@ -193,7 +193,7 @@ enum Need {
     DeviceFilter,
 }
 
-fn judge(need: Need, caps: &HostCaps) -> Option<(String, String, bool)> {
+fn judge(need: Need, caps: &HostFeatures) -> Option<(String, String, bool)> {
     match need {
         Need::Namespace(n) if !caps.namespaces.contains(n) => {
             Some((format!("the {n} namespace"), kernel_fix(ns_option(n)), true))
@@ -256,7 +256,7 @@ fn judge(need: Need, caps: &HostCaps) -> Option<(String, String, bool)> {
 
 /// Compare what `desired` needs with `caps`. Without a manifest the
 /// requirements of a default container are checked.
-pub fn check(desired: Option<&Desired>, caps: &HostCaps) -> Vec<Finding> {
+pub fn check(desired: Option<&Desired>, caps: &HostFeatures) -> Vec<Finding> {
     let mut out = Vec::new();
     if caps.cgroup_mode.is_none() {
         out.push(Finding {
@@ -330,7 +330,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
         })?),
         None => None,
     };
-    let caps = HostCaps::detect(&HostPaths::default());
+    let caps = HostFeatures::detect(&HostPaths::default());
     let findings = check(loaded.as_ref().map(|l| &l.desired), &caps);
     // Write, not println!: a closed pipe (`berth check | head`) is an error, not a panic.
     let mut out = std::io::stdout().lock();
@@ -372,10 +372,15 @@ pub fn run(args: &CheckArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::types::{AttachmentSpec, IdMaps, NetworkSpec};
+    use crate::model::{AttachmentSpec, IdMaps, NetworkSpec};
 
-    fn caps(mode: Mode, controllers: &[&str], ns: &[&str], features: &[(&str, Avail)]) -> HostCaps {
-        HostCaps {
+    fn caps(
+        mode: Mode,
+        controllers: &[&str],
+        ns: &[&str],
+        features: &[(&str, Avail)],
+    ) -> HostFeatures {
+        HostFeatures {
             kernel: "5.10.0".into(),
             cgroup_mode: Some(mode),
             controllers: controllers.iter().map(|s| s.to_string()).collect(),
@@ -414,7 +419,7 @@ mod tests {
                 name: "wan".into(),
                 kind: NetworkKind::Macvlan {
                     parent: "eth1".into(),
-                    mode: crate::spec::types::MacvlanMode::Bridge,
+                    mode: crate::model::MacvlanMode::Bridge,
                     vlan: Some(7),
                     host_link: false,
                     host_address: Vec::new(),

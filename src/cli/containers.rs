@@ -10,9 +10,9 @@ use super::args::Parsed;
 use super::error::Result;
 use super::{exec, kill, logs, ls, pause, restart, rm, start, status, stop, Global, UsageError};
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
-use crate::host::state::{Record, StateStore};
+use crate::host::records::{Record, RecordStore};
 use crate::host::{LocalConfig, LocalHost};
-use crate::spec::types::SettingsSpec;
+use crate::model::SettingsSpec;
 
 /// Subcommands that act on containers through the runtime.
 #[derive(Debug)]
@@ -92,14 +92,14 @@ pub fn applied(
     global: &Global,
     run_root: &Path,
     name: &str,
-) -> Result<Option<(Record, StateStore, LocalHost)>> {
+) -> Result<Option<(Record, RecordStore, LocalHost)>> {
     let store_root = absolute(
         global
             .root
             .clone()
             .unwrap_or_else(|| "/var/lib/berth".into()),
     );
-    let state = StateStore::new(&store_root);
+    let state = RecordStore::new(&store_root);
     let Some(rec) = state.get(name)? else {
         return Ok(None);
     };

@@ -10,7 +10,7 @@ use super::UsageError;
 use std::path::Path;
 
 use super::containers;
-use crate::host::runtime::exec;
+use crate::host::runtime::join;
 
 /// `berth exec`'s table.
 pub const CMD: Cmd = Cmd {
@@ -47,6 +47,6 @@ impl ExecArgs {
 
 /// Run the command; its exit code becomes ours.
 pub fn run(root: &Path, args: &ExecArgs) -> Result<ExitCode> {
-    let code = exec::exec(&containers::dir(root, &args.name), &args.command, args.tty)?;
+    let code = join::exec(&containers::dir(root, &args.name), &args.command, args.tty)?;
     Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
 }

@@ -210,9 +210,9 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
                 file.file_name()
                     .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned())
             });
-            let spec = crate::spec::types::ImageSpec {
+            let spec = crate::model::ImageSpec {
                 name,
-                source: crate::spec::types::ImageSource::Path(file.display().to_string()),
+                source: crate::model::ImageSource::Path(file.display().to_string()),
                 sha256,
             };
             let info = store.ensure(&spec)?;

@@ -17,9 +17,9 @@ use super::args::{Cmd, Opt, Parsed};
 use super::error::{Context, Error, Result};
 use super::source::{MANIFEST_ARG, VAR, VARS_FILE};
 use super::{load_manifest, ManifestArgs, UsageError};
-use crate::host::state::write_atomic;
+use crate::host::records::write_atomic;
 use crate::host::store::{RootfsStore, StoreOptions};
-use crate::spec::types::{ImageSource, ImageSpec};
+use crate::model::{ImageSource, ImageSpec};
 
 /// Where firmware carries unpacked images; searched by every `apply`.
 pub const FIRMWARE_IMAGE_DIR: &str = "/usr/share/berth/images";
@@ -115,7 +115,7 @@ pub fn run(args: &InstallArgs) -> Result<()> {
         let staged = in_target(target, img);
         let info = store
             .ensure(&staged)
-            .map_err(|e| Error::msg(crate::exec::chain(&e)))?;
+            .map_err(|e| Error::msg(crate::converge::chain(&e)))?;
         for w in &info.warnings {
             eprintln!("berth: image `{}`: {w}", img.name);
         }

@@ -11,7 +11,7 @@ use super::UsageError;
 use std::path::Path;
 
 use super::containers;
-use crate::host::runtime::{logs, state, Status};
+use crate::host::runtime::{logs, rundir, Status};
 
 /// `berth logs`'s table.
 pub const CMD: Cmd = Cmd {
@@ -48,7 +48,7 @@ impl LogsArgs {
 /// Print the log.
 pub fn run(root: &Path, args: &LogsArgs) -> Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
-    if let (Status::Missing, _) = state::status(&dir)? {
+    if let (Status::Missing, _) = rundir::status(&dir)? {
         bail!("no container `{}` in `{}`", args.name, dir.display());
     }
     let (text, pos) = logs::tail_at(&dir, args.lines)
@@ -60,7 +60,7 @@ pub fn run(root: &Path, args: &LogsArgs) -> Result<ExitCode> {
         // Follow while the container runs or restarts; stop after it ends.
         let mut alive = || {
             matches!(
-                state::status(&dir).map(|s| s.0),
+                rundir::status(&dir).map(|s| s.0),
                 Ok(Status::Running { .. } | Status::Restarting | Status::Stopping { .. })
             )
         };

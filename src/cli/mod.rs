@@ -25,7 +25,7 @@ pub mod stop;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::spec::SpecError;
+use crate::manifest::ManifestError;
 use args::{Cmd, Opt, Parsed, Stop};
 use error::Result;
 
@@ -318,7 +318,7 @@ pub fn main() -> ExitCode {
 }
 
 fn exit_code(err: &error::Error) -> u8 {
-    if err.is::<SpecError>() || err.is::<UsageError>() {
+    if err.is::<ManifestError>() || err.is::<UsageError>() {
         2
     } else {
         1
@@ -351,7 +351,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 print!(
                     "{}",
-                    crate::spec::yaml::to_string(&merged_manifest(&loaded.manifest))?
+                    crate::manifest::yaml::to_string(&merged_manifest(&loaded.manifest))?
                 );
             }
             Ok(())
@@ -378,16 +378,16 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// The manifest with each container's profiles merged in and the profiles gone.
-fn merged_manifest(m: &crate::spec::manifest::Manifest) -> crate::spec::manifest::Manifest {
+fn merged_manifest(m: &crate::manifest::schema::Manifest) -> crate::manifest::schema::Manifest {
     let mut out = m.clone();
     for c in out.containers.values_mut() {
-        let mut merged = crate::spec::manifest::ContainerFields::default();
+        let mut merged = crate::manifest::schema::ContainerFields::default();
         for p in &c.profiles {
             if let Some(profile) = m.profiles.get(p) {
-                merged = crate::spec::profile::merge(&merged, profile);
+                merged = crate::manifest::profile::merge(&merged, profile);
             }
         }
-        *c = crate::spec::profile::merge(&merged, c);
+        *c = crate::manifest::profile::merge(&merged, c);
         c.profiles.clear();
     }
     out.profiles.clear();

@@ -12,8 +12,8 @@ use super::UsageError;
 use std::path::Path;
 
 use super::{containers, Global};
-use crate::exec::Host;
-use crate::host::runtime::{state, Runtime, Status};
+use crate::converge::Host;
+use crate::host::runtime::{rundir, Runtime, Status};
 
 /// `berth rm`'s table.
 pub const CMD: Cmd = Cmd {
@@ -44,7 +44,7 @@ impl RmArgs {
 /// Remove the container's runtime dir.
 pub fn run(global: &Global, root: &Path, args: &RmArgs) -> Result<ExitCode> {
     let dir = containers::dir(root, &args.name);
-    let (status, _) = state::status(&dir)?;
+    let (status, _) = rundir::status(&dir)?;
     let stopped = matches!(status, Status::Stopped { .. } | Status::Missing);
     if !args.force && !stopped {
         bail!(
@@ -57,7 +57,7 @@ pub fn run(global: &Global, root: &Path, args: &RmArgs) -> Result<ExitCode> {
             Error::msg(format!(
                 "remove `{}`: {}",
                 args.name,
-                crate::exec::chain(e.as_ref())
+                crate::converge::chain(e.as_ref())
             ))
         })?;
         state.remove(&args.name)?;

@@ -14,10 +14,10 @@ use std::time::Duration;
 use super::apply::{apply, local_host, runtime_dir, store_root};
 use super::error::{bail, Context, Result};
 use super::{load_manifest, Global, ManifestArgs};
-use crate::exec::Host;
-use crate::host::state::StateStore;
+use crate::converge::Host;
+use crate::host::records::RecordStore;
+use crate::model::Desired;
 use crate::plan::start_order;
-use crate::spec::types::Desired;
 
 /// Apply, then serve signals until SIGTERM or SIGINT.
 pub fn serve(
@@ -47,7 +47,7 @@ fn stop_all(global: &Global, args: &ManifestArgs) -> Result<()> {
     let desired = load_manifest(args)
         .map(|l| l.desired)
         .unwrap_or_else(|_| Desired::default());
-    let state = StateStore::new(store_root(global, &desired));
+    let state = RecordStore::new(store_root(global, &desired));
     let records = state.load()?;
     let running = Desired {
         containers: records
@@ -64,7 +64,10 @@ fn stop_all(global: &Global, args: &ManifestArgs) -> Result<()> {
             Ok(()) => println!("! stop {name}"),
             Err(e) => {
                 failed += 1;
-                eprintln!("berth: stop `{name}`: {}", crate::exec::chain(e.as_ref()));
+                eprintln!(
+                    "berth: stop `{name}`: {}",
+                    crate::converge::chain(e.as_ref())
+                );
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::cli::error::{Context, Error, Result};
 use crate::cli::UsageError;
 use crate::host::facts;
 use crate::host::store::fetch::{self, FetchOptions};
-use crate::spec::{self, Loaded, RenderInput};
+use crate::manifest::{self, Loaded, RenderInput};
 
 /// A manifest larger than this is refused (a wrong URL serving a big file).
 const MAX_MANIFEST: u64 = 4 << 20;
@@ -74,14 +74,23 @@ impl ManifestArgs {
 /// Read, render, parse and validate the manifest the arguments name.
 pub fn load_manifest(args: &ManifestArgs) -> Result<Loaded> {
     let (text, base_dir, input) = read_with_input(args)?;
-    Ok(spec::load(args.display_name(), &text, &base_dir, &input)?)
+    Ok(manifest::load(
+        args.display_name(),
+        &text,
+        &base_dir,
+        &input,
+    )?)
 }
 
 /// Only render the manifest's template: the YAML that validation reads, shown
 /// even when it is not a valid manifest.
 pub fn render_manifest(args: &ManifestArgs) -> Result<String> {
     let (text, _, input) = read_with_input(args)?;
-    Ok(spec::render::render(args.display_name(), &text, &input)?)
+    Ok(manifest::render::render(
+        args.display_name(),
+        &text,
+        &input,
+    )?)
 }
 
 fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)> {
@@ -102,7 +111,7 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
         let text = std::fs::read_to_string(file)
             .map_err(|e| UsageError(format!("read vars file `{file}`: {e}")))?;
         input.vars_file =
-            crate::spec::yaml::from_str::<Option<BTreeMap<String, serde_json::Value>>>(&text)
+            crate::manifest::yaml::from_str::<Option<BTreeMap<String, serde_json::Value>>>(&text)
                 .map_err(|e| {
                     let at = e
                         .pos
@@ -134,7 +143,7 @@ fn read_source(source: &str) -> Result<(String, String)> {
             ..FetchOptions::default()
         };
         let text = fetch::fetch_text("manifest", source, &opts, MAX_MANIFEST).map_err(|e| {
-            let cause = crate::exec::chain(&e);
+            let cause = crate::converge::chain(&e);
             let cause = cause.strip_prefix("image `manifest`: ").unwrap_or(&cause);
             Error::msg(format!("manifest: {cause}"))
         })?;

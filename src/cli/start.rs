@@ -10,11 +10,11 @@ use super::UsageError;
 use std::path::Path;
 
 use super::{containers, Global};
-use crate::exec::Host;
+use crate::converge::Host;
 use crate::host::runtime::monitor::load_config;
 use crate::host::runtime::spawn::NoHook;
 use crate::host::runtime::Runtime;
-use crate::spec::types::Desired;
+use crate::model::Desired;
 
 /// `berth start`'s table.
 pub const CMD: Cmd = Cmd {
@@ -55,7 +55,7 @@ pub fn run(global: &Global, root: &Path, args: &StartArgs) -> Result<ExitCode> {
             Error::msg(format!(
                 "start `{}`: {}",
                 args.name,
-                crate::exec::chain(e.as_ref())
+                crate::converge::chain(e.as_ref())
             ))
         })?;
         println!("{} started", args.name);

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::containers;
 use crate::host::cgroup::{CgroupBackend, CgroupStats};
-use crate::host::runtime::state::{self, ContainerState};
+use crate::host::runtime::rundir::{self, ContainerState};
 use crate::host::runtime::{ExitInfo, Status};
 
 /// `berth status`'s table.
@@ -63,7 +63,7 @@ pub struct Row {
 
 /// The row of the container whose runtime dir is `dir`.
 pub fn row(dir: &Path) -> Result<Option<Row>> {
-    let (status, st) = state::status(dir)?;
+    let (status, st) = rundir::status(dir)?;
     let Some(st) = st else { return Ok(None) };
     Ok(Some(make_row(&status, &st)))
 }
@@ -82,7 +82,7 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
         ),
         Status::Restarting => ("restarting", None, true),
         Status::Stopping { pid } => ("stopping", Some(*pid), true),
-        Status::Stopped { exit: Some(_) } if st.phase == state::Phase::Exited => {
+        Status::Stopped { exit: Some(_) } if st.phase == rundir::Phase::Exited => {
             ("exited", None, false)
         }
         Status::Stopped { .. } => ("stopped", None, false),
@@ -94,7 +94,7 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
         supervised,
         uptime_secs: pid
             .and(st.started_at)
-            .map(|t| state::now().saturating_sub(t)),
+            .map(|t| rundir::now().saturating_sub(t)),
         restarts: st.restarts,
         last_exit: st.last_exit,
         error: st.error.clone(),

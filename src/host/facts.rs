@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-use crate::spec::Facts;
+use crate::manifest::Facts;
 
 /// Read the facts of the device whose filesystem is at `root`.
 pub fn read(root: &Path) -> Facts {

@@ -11,14 +11,14 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::exec::{Host, HostError};
+use crate::converge::{Host, HostError};
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
 use crate::host::net::{self, NetnsRef};
-use crate::host::runtime::state::Status;
+use crate::host::runtime::rundir::Status;
 use crate::host::runtime::{self, Options, Paths, Runtime, SetupHook};
 use crate::host::store::layer::{self, LayerPlan};
 use crate::host::store::{ImageInfo, RootfsStore, StoreOptions};
-use crate::spec::types::{
+use crate::model::{
     Desired, ImageSpec, NetworkKind, NetworkSpec, ResourceSpec, SettingsSpec, Spec,
 };
 
@@ -201,13 +201,13 @@ impl SetupHook for NetHook<'_> {
         let pid = u32::try_from(pid).map_err(|_| format!("bad pid {pid}"))?;
         net::attach(self.spec, self.networks, NetnsRef::Pid(pid))
             .map(drop)
-            .map_err(|e| crate::exec::chain(&e))
+            .map_err(|e| crate::converge::chain(&e))
     }
 }
 
 impl Host for LocalHost {
     fn is_running(&mut self, name: &str) -> Result<bool, HostError> {
-        let (status, _) = runtime::state::status(&self.run_dir(name))?;
+        let (status, _) = runtime::rundir::status(&self.run_dir(name))?;
         Ok(matches!(
             status,
             Status::Running { .. } | Status::Stopping { .. } | Status::Restarting
@@ -343,7 +343,7 @@ fn with_image_defaults(spec: &Spec, info: &ImageInfo) -> Spec {
             .user
             .as_deref()
             .filter(|u| !u.is_empty())
-            .and_then(|u| crate::spec::validate::parse_user(u).ok());
+            .and_then(|u| crate::manifest::validate::parse_user(u).ok());
     }
     s
 }
@@ -371,11 +371,11 @@ fn unescape(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::host::store::{ImageConfig, ImageMeta};
-    use crate::spec::{self, RenderInput};
+    use crate::manifest::{self, RenderInput};
 
     fn spec(yaml_fields: &str) -> Spec {
         let yaml = format!("version: 1\nimages: {{ bb: {{ path: /bb.tar }} }}\ncontainers:\n  c: {{ image: bb{yaml_fields} }}\n");
-        spec::load("m.yaml", &yaml, "/", &RenderInput::default())
+        manifest::load("m.yaml", &yaml, "/", &RenderInput::default())
             .expect("valid")
             .desired
             .containers["c"]

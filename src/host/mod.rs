@@ -2,13 +2,13 @@
 //! cgroup root, /proc) is a constructor argument so each backend can be tested
 //! against a temporary directory.
 
-pub mod caps;
 pub mod cgroup;
 pub mod facts;
+pub mod features;
 pub mod local;
 pub mod net;
+pub mod records;
 pub mod runtime;
-pub mod state;
 pub mod store;
 
 pub use local::{LocalConfig, LocalHost};

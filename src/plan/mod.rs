@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::spec::types::{Desired, ResourceSpec, Spec};
+use crate::model::{Desired, ResourceSpec, Spec};
 
 /// What exists on the device now.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

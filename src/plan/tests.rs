@@ -2,10 +2,10 @@
 //! actions expected, written as `plan` prints them.
 
 use super::*;
-use crate::spec::{self, RenderInput};
+use crate::manifest::{self, RenderInput};
 
 fn desired(yaml: &str) -> Desired {
-    spec::load("m.yaml", yaml, "/etc/berth", &RenderInput::default())
+    manifest::load("m.yaml", yaml, "/etc/berth", &RenderInput::default())
         .expect("valid test manifest")
         .desired
 }

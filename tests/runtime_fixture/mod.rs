@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use berth::host::runtime::oneshot::default_spec;
 use berth::host::runtime::state;
 use berth::host::runtime::{Options, Paths, Runtime, RuntimeError};
-use berth::spec::types::Spec;
+use berth::model::Spec;
 
 /// Root and busybox present; `name` is the test file, for the skip message.
 pub fn root_in(name: &str) -> bool {
@@ -121,8 +121,8 @@ impl Fixture {
         )
     }
 
-    pub fn state(&self) -> state::ContainerState {
-        state::load(&self.paths.run_dir)
+    pub fn state(&self) -> rundir::ContainerState {
+        rundir::load(&self.paths.run_dir)
             .unwrap()
             .expect("a state file")
     }

@@ -12,7 +12,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use super::{CgroupError, Result};
-use crate::spec::types::{DeviceKind, DeviceRule};
+use crate::model::{DeviceKind, DeviceRule};
 
 /// One eBPF instruction, as `struct bpf_insn`.
 #[repr(C)]

@@ -2,7 +2,7 @@
 //! The rule list arrives complete (deny all, the standard nodes, then the
 //! manifest's rules); v1 applies the writes in order, so later rules win.
 
-use crate::spec::types::{DeviceKind, DeviceRule};
+use crate::model::{DeviceKind, DeviceRule};
 
 /// A rule as the v1 devices files and LXC write it: `c 1:3 rwm`, `a *:* rwm`.
 /// `None` for a rule without any access, which the kernel would refuse.

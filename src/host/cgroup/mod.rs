@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::spec::types::{DeviceKind, DeviceRule, ResourceSpec};
+use crate::model::{DeviceKind, DeviceRule, ResourceSpec};
 
 pub use stats::CgroupStats;
 

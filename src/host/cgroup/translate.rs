@@ -5,7 +5,7 @@
 //! A field the manifest leaves unset is reset to the kernel's default, so that
 //! removing a limit from the manifest removes it from the running container.
 
-use crate::spec::types::{CpuMax, ResourceSpec};
+use crate::model::{CpuMax, ResourceSpec};
 
 /// One write into a cgroup directory.
 #[derive(Debug, Clone, PartialEq, Eq)]

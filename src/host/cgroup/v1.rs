@@ -12,7 +12,7 @@ use super::{
     devices_v1, kill_pids, mkdir_all, parse_pids, read, remove_tree, stats, write, CgroupError,
     Result,
 };
-use crate::spec::types::{DeviceRule, ResourceSpec};
+use crate::model::{DeviceRule, ResourceSpec};
 
 /// The v1 backend.
 #[derive(Debug)]
@@ -401,7 +401,7 @@ mod tests {
             memory: Some(1 << 20),
             swap: Some(0),
             cpu_weight: Some(100),
-            cpu_max: Some(crate::spec::types::CpuMax {
+            cpu_max: Some(crate::model::CpuMax {
                 quota_us: 20_000,
                 period_us: 50_000,
             }),

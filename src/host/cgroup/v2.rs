@@ -19,7 +19,7 @@ use super::{
     Result,
 };
 use super::{SUPERVISOR_LEAF, V2_CONTROLLERS};
-use crate::spec::types::{DeviceRule, ResourceSpec};
+use crate::model::{DeviceRule, ResourceSpec};
 
 /// The v2 backend.
 #[derive(Debug)]
@@ -307,7 +307,7 @@ fn hint_for(file: &str) -> &'static str {
 mod tests {
     use super::*;
     use crate::host::cgroup::{CgroupBackend, Layout, ParentPolicy};
-    use crate::spec::types::CpuMax;
+    use crate::model::CpuMax;
 
     fn touch(dir: &Path, files: &[(&str, &str)]) {
         std::fs::create_dir_all(dir).expect("mkdir");

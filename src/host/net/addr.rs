@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use super::codec::{self, Request, RtMsg};
 use super::netlink::Netlink;
 use super::reply::{self, attrs};
-use crate::spec::types::Cidr;
+use crate::model::Cidr;
 
 fn family(addr: &IpAddr) -> u8 {
     if addr.is_ipv4() {

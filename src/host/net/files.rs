@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use super::NetError;
-use crate::spec::types::Spec;
+use crate::model::Spec;
 
 /// resolv.conf text, or None when the manifest gives no DNS settings (the
 /// image's own file, or a DHCP client's, is then left alone).
@@ -63,16 +63,18 @@ pub fn write(rootfs: &Path, spec: &Spec) -> Result<(), NetError> {
 /// An image may ship resolv.conf as a symlink (systemd-resolved stub): the
 /// atomic write replaces the link itself and never writes through it to the host.
 fn write_atomic(path: &Path, text: &str) -> Result<(), NetError> {
-    crate::host::state::write_atomic(path, text.as_bytes()).map_err(|source| NetError::WriteFile {
-        path: path.to_path_buf(),
-        source,
+    crate::host::records::write_atomic(path, text.as_bytes()).map_err(|source| {
+        NetError::WriteFile {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::types::AttachmentSpec;
+    use crate::model::AttachmentSpec;
 
     fn spec() -> Spec {
         let mut s = Spec::new("web", "busybox", None);

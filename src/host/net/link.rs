@@ -10,7 +10,7 @@ use std::os::fd::RawFd;
 use super::codec::{self, Request};
 use super::netlink::{self, Netlink};
 use super::reply::{self, attrs};
-use crate::spec::types::{IpvlanMode, Mac, MacvlanMode};
+use crate::model::{IpvlanMode, Mac, MacvlanMode};
 
 /// What berth needs to know about an existing link.
 #[derive(Debug, Clone, PartialEq, Eq)]

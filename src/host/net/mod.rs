@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::spec::types::{Cidr, Mac, NetworkSpec, Spec};
+use crate::model::{Cidr, Mac, NetworkSpec, Spec};
 
 pub use setup::{
     attach, cleanup_stale, detach, ensure_network, ensure_network_with, observe, remove_network,

@@ -5,7 +5,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::spec::types::Mac;
+use crate::model::Mac;
 
 /// Linux interface names hold at most 15 bytes (IFNAMSIZ 16 with the NUL).
 pub const IFNAMSIZ_MAX: usize = 15;
@@ -35,7 +35,7 @@ fn digest(parts: &[&str]) -> [u8; 32] {
 }
 
 fn hex5(bytes: &[u8]) -> String {
-    crate::spec::types::hex(&bytes[..3])[..5].to_string()
+    crate::model::hex(&bytes[..3])[..5].to_string()
 }
 
 /// Up to `max` readable characters of `name` ([a-z0-9] only, so the result is

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::link::{self, Change, Kind, Link, NewLink};
 use super::netlink::{self, Netlink};
 use super::{addr, names, Interface, NetError, NetnsRef, Who};
-use crate::spec::types::{AttachmentSpec, Cidr, MacvlanMode, NetworkKind, NetworkSpec, Spec};
+use crate::model::{AttachmentSpec, Cidr, MacvlanMode, NetworkKind, NetworkSpec, Spec};
 
 /// Something this call created, to delete again if a later step fails.
 enum Undo {

@@ -11,10 +11,10 @@
 use std::io;
 
 /// The default capability set, the one Docker grants (defined by `spec`).
-pub use crate::spec::units::DEFAULT_CAPABILITIES as DEFAULT_CAPS;
+pub use crate::manifest::units::DEFAULT_CAPABILITIES as DEFAULT_CAPS;
 
 /// Capability names in kernel order (bit number = index).
-use crate::spec::units::CAPABILITIES as NAMES;
+use crate::manifest::units::CAPABILITIES as NAMES;
 
 /// Bit number of a `CAP_*` name (also accepts it without the prefix, any case).
 pub fn cap_number(name: &str) -> Option<u32> {

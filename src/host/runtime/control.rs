@@ -14,10 +14,10 @@ use std::process::{Command, Stdio as StdStdio};
 use std::time::{Duration, Instant};
 
 use super::monitor::{load_config, MonitorConfig, CONFIG_FILE, STOP_FILE};
+use super::rundir::{self, ContainerState, Phase, ProcId, Status};
 use super::spawn::SetupHook;
-use super::state::{self, ContainerState, Phase, ProcId, Status};
 use super::{signal_number, Options, Paths, RuntimeError};
-use crate::spec::types::Spec;
+use crate::model::Spec;
 
 /// The caller's handle on containers: starts monitors from the `berth` binary.
 #[derive(Debug, Clone)]
@@ -54,14 +54,14 @@ impl Runtime {
         // this kernel lacks) fails here, before any file or process exists.
         super::prepare::prepare(spec, paths, opts, false)?;
         fs::create_dir_all(run_dir).map_err(|e| RuntimeError::io("create", run_dir, e))?;
-        if let Some(st) = state::load(run_dir)? {
+        if let Some(st) = rundir::load(run_dir)? {
             if st.name != spec.name {
                 return Err(RuntimeError::Invalid {
                     name: spec.name.clone(),
                     message: format!("`{}` belongs to container `{}`", run_dir.display(), st.name),
                 });
             }
-            match state::status_of(Path::new("/proc"), &st) {
+            match rundir::status_of(Path::new("/proc"), &st) {
                 Status::Running {
                     pid,
                     supervised: true,
@@ -84,7 +84,7 @@ impl Runtime {
             path: run_dir.join(CONFIG_FILE),
             message: e.to_string(),
         })?;
-        state::write_atomic(&run_dir.join(CONFIG_FILE), &json)?;
+        rundir::write_atomic(&run_dir.join(CONFIG_FILE), &json)?;
         let (mine, theirs) = UnixStream::pair().map_err(|e| RuntimeError::Sys {
             verb: "create a socket pair",
             source: e,
@@ -171,7 +171,7 @@ impl Runtime {
     /// Stop a container: its stop signal, then SIGKILL to every process after
     /// `timeout` seconds (the spec's when None). Waits until it is down.
     pub fn stop(&self, run_dir: &Path, timeout: Option<u32>) -> Result<Status, RuntimeError> {
-        let Some(st) = state::load(run_dir)? else {
+        let Some(st) = rundir::load(run_dir)? else {
             return Ok(Status::Missing);
         };
         let cfg_timeout = load_config(run_dir)
@@ -181,7 +181,7 @@ impl Runtime {
         let monitor = st.monitor.filter(ProcId::alive);
         match monitor {
             Some(m) => {
-                state::write_atomic(&run_dir.join(STOP_FILE), secs.to_string().as_bytes())?;
+                rundir::write_atomic(&run_dir.join(STOP_FILE), secs.to_string().as_bytes())?;
                 // SAFETY: signalling a process we identified by pid and start time.
                 unsafe { libc::kill(m.pid, libc::SIGTERM) };
                 let until = Instant::now() + Duration::from_secs(u64::from(secs) + 5);
@@ -192,7 +192,7 @@ impl Runtime {
                     // A wedged monitor: take over.
                     // SAFETY: as above.
                     unsafe { libc::kill(m.pid, libc::SIGKILL) };
-                    if let Some(st) = state::load(run_dir)? {
+                    if let Some(st) = rundir::load(run_dir)? {
                         kill_orphan(run_dir, st, 0)?;
                     }
                 }
@@ -203,12 +203,12 @@ impl Runtime {
                 }
             }
         }
-        Ok(state::status(run_dir)?.0)
+        Ok(rundir::status(run_dir)?.0)
     }
 
     /// Send `signal` to the container's init.
     pub fn kill(&self, run_dir: &Path, signal: i32) -> Result<(), RuntimeError> {
-        let st = state::load(run_dir)?;
+        let st = rundir::load(run_dir)?;
         let name = st.as_ref().map(|s| s.name.clone()).unwrap_or_default();
         let Some(init) = st.and_then(|s| s.init).filter(ProcId::alive) else {
             return Err(RuntimeError::NotRunning { name });
@@ -255,8 +255,8 @@ fn kill_orphan(run_dir: &Path, mut st: ContainerState, secs: u32) -> Result<(), 
         }
     }
     st.phase = Phase::Stopped;
-    st.finished_at = Some(state::now());
-    state::save(run_dir, &st)
+    st.finished_at = Some(rundir::now());
+    rundir::save(run_dir, &st)
 }
 
 /// SIGKILL every process of the container: `cgroup.kill` where the kernel has
@@ -335,6 +335,6 @@ impl ProcessRuntime for Runtime {
     }
 
     fn status(&self, run_dir: &Path) -> Result<(Status, Option<ContainerState>), RuntimeError> {
-        state::status(run_dir)
+        rundir::status(run_dir)
     }
 }

@@ -13,15 +13,15 @@
 
 pub mod caps;
 pub mod control;
-pub mod exec;
+pub mod join;
 pub mod logs;
 pub mod monitor;
 pub mod mounts;
 pub mod oneshot;
 pub mod prepare;
+pub mod rundir;
 pub mod seccomp;
 pub mod spawn;
-pub mod state;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,8 +29,8 @@ use std::path::{Path, PathBuf};
 pub use control::{ProcessRuntime, Runtime};
 pub use monitor::monitor_main;
 pub use oneshot::run_main;
+pub use rundir::{ContainerState, Status};
 pub use spawn::{ExitInfo, SetupHook};
-pub use state::{ContainerState, Status};
 
 /// Everything that can go wrong while starting, supervising or entering a container.
 #[derive(Debug, thiserror::Error)]

@@ -18,10 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use super::control::kill_all;
 use super::logs::LogFile;
+use super::rundir::{self, ContainerState, Phase, ProcId};
 use super::spawn::{self, ExitInfo, SetupHook, Stdio};
-use super::state::{self, ContainerState, Phase, ProcId};
 use super::{signal_number, Options, Paths, RuntimeError};
-use crate::spec::types::{HostNamespace, RestartPolicy, Spec};
+use crate::model::{HostNamespace, RestartPolicy, Spec};
 
 /// What the monitor needs, written by `start` into the runtime dir.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,9 +74,9 @@ pub fn monitor_main(args: &[String]) -> ExitCode {
     match supervise(&run_dir, Some(sync)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Ok(Some(mut st)) = state::load(&run_dir) {
+            if let Ok(Some(mut st)) = rundir::load(&run_dir) {
                 st.error = Some(e.to_string());
-                let _ = state::save(&run_dir, &st);
+                let _ = rundir::save(&run_dir, &st);
             }
             ExitCode::from(1)
         }
@@ -106,7 +106,7 @@ impl SetupHook for MonitorHook<'_> {
         // here on, `status` and the next start still find the container.
         self.st.init = ProcId::of(pid);
         self.st.phase = Phase::Starting;
-        state::save(self.run_dir, self.st).map_err(|e| e.to_string())?;
+        rundir::save(self.run_dir, self.st).map_err(|e| e.to_string())?;
         for p in self.procs {
             fs::write(p, pid.to_string())
                 .map_err(|e| format!("write pid to `{}`: {e}", p.display()))?;
@@ -194,7 +194,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
     }
     let fds = setup_fds()?;
     let mut log = LogFile::new(run_dir, cfg.options.log_size);
-    let mut st = state::load(run_dir)
+    let mut st = rundir::load(run_dir)
         .ok()
         .flatten()
         .unwrap_or_else(|| ContainerState::new(&cfg.spec.name));
@@ -204,7 +204,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
     st.phase = Phase::Starting;
     st.error = None;
     st.cgroup_procs = cfg.options.cgroup_procs.clone();
-    state::save(run_dir, &st)?;
+    rundir::save(run_dir, &st)?;
     let stop_sig = signal_number(&cfg.spec.stop_signal).unwrap_or(libc::SIGTERM);
     let mut netns: Option<fs::File> = None;
     let mut fast_failures = 0u32;
@@ -230,9 +230,9 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             Ok(pid) => {
                 st.init = ProcId::of(pid);
                 st.phase = Phase::Running;
-                st.started_at = Some(state::now());
+                st.started_at = Some(rundir::now());
                 st.error = None;
-                state::save(run_dir, &st)?;
+                rundir::save(run_dir, &st)?;
                 if let Some(mut s) = sync.take() {
                     let _ = s.write_all(format!("started {pid}\n").as_bytes());
                 }
@@ -266,8 +266,8 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             Err(e) => {
                 st.phase = Phase::Exited;
                 st.error = Some(e.to_string());
-                st.finished_at = Some(state::now());
-                state::save(run_dir, &st)?;
+                st.finished_at = Some(rundir::now());
+                rundir::save(run_dir, &st)?;
                 if let Some(mut s) = sync.take() {
                     let _ = s.write_all(
                         format!("failed {}\n", e.to_string().replace('\n', " ")).as_bytes(),
@@ -277,7 +277,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             }
         };
         st.last_exit = Some(exit);
-        st.finished_at = Some(state::now());
+        st.finished_at = Some(rundir::now());
         if stopping || !should_restart(cfg.spec.restart, &exit) {
             kill_all(&cfg.options.cgroup_procs, None);
             st.phase = if stopping {
@@ -286,7 +286,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
                 Phase::Exited
             };
             drain_logs(fds.log_r, &mut log);
-            state::save(run_dir, &st)?;
+            rundir::save(run_dir, &st)?;
             return Ok(());
         }
         // Back off from a crash loop; a run of 10 s or more resets the count.
@@ -297,10 +297,10 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
         fast_failures = fast_failures.saturating_add(1);
         st.phase = Phase::Restarting;
         st.init = None;
-        state::save(run_dir, &st)?;
+        rundir::save(run_dir, &st)?;
         if sleep_or_stop(&fds, &mut log, delay)? {
             st.phase = Phase::Stopped;
-            state::save(run_dir, &st)?;
+            rundir::save(run_dir, &st)?;
             return Ok(());
         }
         st.restarts = st.restarts.saturating_add(1);
@@ -473,7 +473,7 @@ fn wait_init(
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .unwrap_or(u64::from(cfg.spec.stop_timeout_secs));
             st.phase = Phase::Stopping;
-            state::save(run_dir, st)?;
+            rundir::save(run_dir, st)?;
             // SAFETY: signalling our own child.
             unsafe { libc::kill(init.pid, stop_sig) };
             // PID 1 of a namespace never gets a signal it has no handler for

@@ -8,7 +8,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::spec::types::{MountKind, MountSpec};
+use crate::model::{MountKind, MountSpec};
 
 /// One step of the mount plan.
 #[derive(Debug, Clone, PartialEq, Eq)]

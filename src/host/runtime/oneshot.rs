@@ -10,7 +10,7 @@ use super::control::Runtime;
 use super::spawn;
 use super::spawn::Stdio;
 use super::{Options, Paths, RuntimeError};
-use crate::spec::types::Spec;
+use crate::model::Spec;
 
 /// Entry of `berth __run`: start one container in the foreground without a
 /// monitor and return its exit code. Used by the start benchmark and tests.
@@ -25,7 +25,7 @@ pub fn run_main(args: &[String]) -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(127))
         }
         Err(e) => {
-            eprintln!("berth: {}", crate::exec::chain(&e));
+            eprintln!("berth: {}", crate::converge::chain(&e));
             ExitCode::from(125)
         }
     }

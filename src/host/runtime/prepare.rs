@@ -12,7 +12,7 @@ use std::path::Path;
 use super::caps::{self, CapPlan};
 use super::mounts::{self, Layout, MountOp};
 use super::{seccomp, Options, Paths, RuntimeError};
-use crate::spec::types::{HostNamespace, IdMap, Spec, User};
+use crate::model::{HostNamespace, IdMap, Spec, User};
 
 #[cfg(target_env = "gnu")]
 type RlimitResource = libc::__rlimit_resource_t;
@@ -463,7 +463,7 @@ mod tests {
         spec.capabilities.insert("CAP_BOGUS".into());
         assert!(fails(&spec, &paths).to_string().contains("CAP_BOGUS"));
         spec.capabilities.remove("CAP_BOGUS");
-        spec.process.rlimits = vec![crate::spec::types::Rlimit {
+        spec.process.rlimits = vec![crate::model::Rlimit {
             name: "bogus".into(),
             soft: None,
             hard: None,

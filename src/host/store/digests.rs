@@ -76,7 +76,7 @@ impl LocalDigests {
             return Ok(());
         }
         let bytes = serde_json::to_vec_pretty(&self.entries).map_err(io::Error::other)?;
-        crate::host::state::write_atomic(&self.path, &bytes)
+        crate::host::records::write_atomic(&self.path, &bytes)
     }
 }
 
@@ -92,7 +92,7 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(crate::spec::types::hex(&h.finalize()))
+    Ok(crate::model::hex(&h.finalize()))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
-use crate::spec::types::ImageSource;
+use crate::model::ImageSource;
 
 /// Size of one chunk handed from the producer to the extractor.
 const CHUNK: usize = 128 * 1024;

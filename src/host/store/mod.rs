@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fetch::FetchOptions;
 
-use crate::spec::types::ImageSource;
+use crate::model::ImageSource;
 
 /// Default cap on an image's unpacked size: generous, but stops a tar bomb
 /// before it fills the flash.
@@ -277,9 +277,9 @@ fn hash_file(image: &str, path: &Path) -> Result<String, StoreError> {
     digests::sha256_file(path).map_err(|e| StoreError::io(image, "read", path, e))
 }
 
-/// Write `data` to `path` atomically (see `host::state::write_atomic`).
+/// Write `data` to `path` atomically (see `host::records::write_atomic`).
 fn write_atomic(image: &str, path: &Path, data: &[u8]) -> Result<(), StoreError> {
-    crate::host::state::write_atomic(path, data)
+    crate::host::records::write_atomic(path, data)
         .map_err(|e| StoreError::io(image, "write", path, e))
 }
 

@@ -59,7 +59,7 @@ fn read_json(image: &str, path: &Path) -> Result<Value, StoreError> {
     // directory nothing else vouches for it (layers are checked as they unpack).
     if let Some(want) = blob_digest(path) {
         use sha2::Digest as _;
-        let actual = crate::spec::types::hex(&sha2::Sha256::digest(&text));
+        let actual = crate::model::hex(&sha2::Sha256::digest(&text));
         if actual != want {
             return Err(StoreError::DigestMismatch {
                 image: image.to_owned(),

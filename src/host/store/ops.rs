@@ -9,7 +9,7 @@ use super::extract::{ExtractOptions, Extractor};
 use super::fetch::{self, Fetched};
 use super::{fsutil, hash_file, oci, pid_alive, source_text, try_lock, valid_digest, write_atomic};
 use super::{ImageInfo, ImageMeta, RootfsStore, StoreError, StoreOptions};
-use crate::spec::types::{ImageSource, ImageSpec};
+use crate::model::{ImageSource, ImageSpec};
 
 /// Distinguishes temp dirs of concurrent extractions inside one process.
 static TMP_SEQ: AtomicUsize = AtomicUsize::new(0);

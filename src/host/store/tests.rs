@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::extract::tests::{dir, file, symlink, tarball};
 use super::layer::{choose, OverlaySupport};
 use super::*;
-use crate::spec::types::{ImageSource, ImageSpec};
+use crate::model::{ImageSource, ImageSpec};
 
 fn sha(data: &[u8]) -> String {
     Sha256::digest(data)

@@ -4,7 +4,7 @@
 //! Each returns the typed value or the complete message for the user, quoting
 //! the value and saying what to write instead.
 
-use crate::spec::types::{DeviceKind, DeviceRule, IdMap};
+use crate::model::{DeviceKind, DeviceRule, IdMap};
 
 /// `64M`, `1.5G`, `512Ki`, `4096` (bytes). Units are powers of 1024.
 pub fn size(text: &str) -> Result<u64, String> {

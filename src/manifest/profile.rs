@@ -11,7 +11,7 @@
 //!   with the same key replaces the earlier one in place;
 //! - other lists (command, args, dns, dns_search) are replaced whole.
 
-use crate::spec::manifest::{
+use crate::manifest::schema::{
     Attachment, Capabilities, ContainerFields, Cpu, Cpuset, Devices, Io, Mount, Namespaces,
     Resources,
 };
@@ -131,7 +131,7 @@ mod tests {
     use super::*;
 
     fn yaml(text: &str) -> ContainerFields {
-        crate::spec::yaml::from_str(text).expect("test yaml")
+        crate::manifest::yaml::from_str(text).expect("test yaml")
     }
 
     #[test]

@@ -6,12 +6,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
-use crate::spec::manifest::{ContainerFields, Manifest, NetworkDef};
-use crate::spec::pos::PosIndex;
-use crate::spec::profile::merge;
-use crate::spec::types::*;
-use crate::spec::units;
-use crate::spec::{Diagnostic, SpecError};
+use crate::manifest::pos::PosIndex;
+use crate::manifest::profile::merge;
+use crate::manifest::schema::{ContainerFields, Manifest, NetworkDef};
+use crate::manifest::units;
+use crate::manifest::{Diagnostic, ManifestError};
+use crate::model::*;
 
 /// Container names: used in paths, cgroup names and (hashed) interface names.
 const CONTAINER_NAME_MAX: usize = 32;
@@ -24,7 +24,7 @@ pub fn validate(
     text: &str,
     manifest: &Manifest,
     base_dir: &str,
-) -> Result<Desired, SpecError> {
+) -> Result<Desired, ManifestError> {
     let pos = PosIndex::build(text);
     let mut v = Validator {
         file,
@@ -38,7 +38,7 @@ pub fn validate(
         Ok(desired)
     } else {
         v.diags.sort_by_key(|d| (d.line, d.col));
-        Err(SpecError::Invalid(v.diags))
+        Err(ManifestError::Invalid(v.diags))
     }
 }
 
@@ -68,7 +68,7 @@ impl Validator<'_> {
         }
     }
 
-    fn locate(&self, path: &str) -> (String, Option<crate::spec::pos::Pos>) {
+    fn locate(&self, path: &str) -> (String, Option<crate::manifest::pos::Pos>) {
         if let Some(p) = self.pos.exact(path) {
             return (path.to_string(), Some(p));
         }
@@ -232,7 +232,7 @@ impl Validator<'_> {
     fn image(
         &mut self,
         name: &str,
-        d: &crate::spec::manifest::ImageDef,
+        d: &crate::manifest::schema::ImageDef,
         base_dir: &str,
     ) -> ImageSpec {
         let path = format!("images.{name}");

@@ -1,4 +1,4 @@
-//! Kernel features, detected once per run into [`HostCaps`]: the cgroup
+//! Kernel features, detected once per run into [`HostFeatures`]: the cgroup
 //! layout and controllers, namespaces, network link types, overlayfs, seccomp
 //! and bpf. `berth check` compares a manifest against it; backends use it to
 //! pick fallbacks. Every path is a constructor argument, so any kernel can be
@@ -72,7 +72,7 @@ fn kallsyms_has(text: &str, sym: &str) -> bool {
 
 /// What this kernel offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HostCaps {
+pub struct HostFeatures {
     /// `uname -r`.
     pub kernel: String,
     /// cgroup layout; `None` when no cgroup filesystem is mounted.
@@ -137,9 +137,9 @@ fn module_avail(paths: &HostPaths, release: &str, name: &str, builtin: &str, dep
     Avail::No
 }
 
-impl HostCaps {
+impl HostFeatures {
     /// Detect everything once.
-    pub fn detect(paths: &HostPaths) -> HostCaps {
+    pub fn detect(paths: &HostPaths) -> HostFeatures {
         let kernel = read(&paths.proc.join("sys/kernel/osrelease"))
             .trim()
             .to_string();
@@ -201,7 +201,7 @@ impl HostCaps {
             .join("sys/kernel/unprivileged_bpf_disabled")
             .exists();
         let v = kernel_version(&kernel).unwrap_or((0, 0));
-        HostCaps {
+        HostFeatures {
             kernel,
             cgroup_mode: layout.map(|l| l.mode),
             controllers,
@@ -272,7 +272,7 @@ mod tests {
             "lib/modules/5.15.150/modules.builtin",
             "kernel/fs/overlayfs/overlay.ko\nkernel/net/bridge/bridge.ko\n",
         );
-        let caps = HostCaps::detect(&HostPaths::under(r));
+        let caps = HostFeatures::detect(&HostPaths::under(r));
         assert_eq!(caps.kernel, "5.15.150");
         assert_eq!(caps.cgroup_mode, Some(Mode::Unified));
         assert_eq!(
@@ -310,7 +310,7 @@ mod tests {
             "lib/modules/5.4.238-yocto-standard/modules.dep",
             "kernel/drivers/net/ipvlan/ipvlan.ko.xz:\nkernel/net/8021q/8021q.ko: kernel/net/802/garp.ko\n",
         );
-        let caps = HostCaps::detect(&HostPaths::under(r));
+        let caps = HostFeatures::detect(&HostPaths::under(r));
         assert_eq!(caps.cgroup_mode, None);
         assert!(caps.controllers.is_empty());
         assert_eq!(caps.features["ipvlan"], Avail::Module);

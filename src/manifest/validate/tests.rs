@@ -1,16 +1,16 @@
 //! Validation: resolved values and defaults, and error messages with positions.
 //! tests/bad/ holds whole bad manifests run through the binary.
 
-use crate::spec::types::*;
-use crate::spec::{self, RenderInput, SpecError};
+use crate::manifest::{self, ManifestError, RenderInput};
+use crate::model::*;
 
-fn load(yaml: &str) -> Result<Desired, SpecError> {
-    spec::load("m.yaml", yaml, "/etc/berth", &RenderInput::default()).map(|l| l.desired)
+fn load(yaml: &str) -> Result<Desired, ManifestError> {
+    manifest::load("m.yaml", yaml, "/etc/berth", &RenderInput::default()).map(|l| l.desired)
 }
 
 fn errors(yaml: &str) -> Vec<String> {
     match load(yaml) {
-        Err(SpecError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
+        Err(ManifestError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
         other => panic!("expected validation errors, got {other:?}"),
     }
 }
@@ -31,7 +31,7 @@ fn defaults_are_filled_in() {
     assert!(web.autostart && web.seccomp && !web.volatile && !web.readonly);
     assert_eq!(
         web.capabilities.len(),
-        crate::spec::units::DEFAULT_CAPABILITIES.len()
+        crate::manifest::units::DEFAULT_CAPABILITIES.len()
     );
     assert!(
         web.capabilities.contains("CAP_NET_BIND_SERVICE")
@@ -206,7 +206,7 @@ fn a_url_scheme_this_build_left_out_is_an_error() {
     );
     let errs: Vec<String> = match load(&yaml) {
         Ok(_) => Vec::new(),
-        Err(SpecError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
+        Err(ManifestError::Invalid(d)) => d.iter().map(ToString::to_string).collect(),
         Err(other) => panic!("{other:?}"),
     };
     let refused = |f: &str| {

@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::{parse_user, unknown, Validator};
-use crate::spec::manifest::{Attachment, ContainerFields, Manifest, Mount};
-use crate::spec::types::*;
-use crate::spec::units::{self, CapName};
+use crate::manifest::schema::{Attachment, ContainerFields, Manifest, Mount};
+use crate::manifest::units::{self, CapName};
+use crate::model::*;
 
 impl Validator<'_> {
     pub(super) fn container(

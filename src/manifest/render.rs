@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
-use crate::spec::pos::{Pos, PosIndex};
-use crate::spec::{Diagnostic, SpecError};
+use crate::manifest::pos::{Pos, PosIndex};
+use crate::manifest::{Diagnostic, ManifestError};
 
 /// Facts about the device the manifest is rendered for (`device.*` in templates).
 /// A fact the device lacks is left out, so `| default(...)` applies to it.
@@ -52,7 +52,7 @@ pub struct RenderInput {
 }
 
 /// Render manifest `text` (named `file` in errors) to YAML.
-pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, SpecError> {
+pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, ManifestError> {
     let mut env = Environment::new();
     super::filters::register(&mut env);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -104,7 +104,7 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Spe
                 if e.kind() == minijinja::ErrorKind::UndefinedError {
                     d.message = format!("template: `{k}` uses an undefined variable; define it under `vars:` or pass --var NAME=VALUE");
                 }
-                return Err(SpecError::Render(d));
+                return Err(ManifestError::Render(d));
             }
         }
         pending = left;
@@ -112,7 +112,7 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Spe
     env.render_str(text, &ctx).map_err(|e| {
         let mut d = render_error(file, &e, 0);
         locate_in_template(&mut d, &e, text, &ctx, &env);
-        SpecError::Render(d)
+        ManifestError::Render(d)
     })
 }
 
@@ -237,7 +237,7 @@ fn manifest_vars(
         BTreeMap<String, serde_json::Value>,
         BTreeMap<String, (usize, usize)>,
     ),
-    SpecError,
+    ManifestError,
 > {
     let mut lines = text.lines().enumerate();
     let Some((start, first)) = lines.find(|(_, l)| l.starts_with("vars:")) else {
@@ -262,7 +262,7 @@ fn manifest_vars(
     }
     let parsed: Vars = super::yaml::from_str(&block).map_err(|e| {
         let at = e.pos.unwrap_or(Pos { line: 1, col: 1 });
-        SpecError::Render(Diagnostic {
+        ManifestError::Render(Diagnostic {
             file: file.to_string(),
             line: start + at.line,
             col: at.col,

@@ -120,9 +120,9 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Write `bytes` to `path` atomically (see `host::state::write_atomic`).
+/// Write `bytes` to `path` atomically (see `host::records::write_atomic`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
-    crate::host::state::write_atomic(path, bytes).map_err(|e| RuntimeError::io("write", path, e))
+    crate::host::records::write_atomic(path, bytes).map_err(|e| RuntimeError::io("write", path, e))
 }
 
 /// Save the record into `run_dir`.

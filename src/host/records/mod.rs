@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::{NetworkSpec, Spec};
 use crate::plan::ObservedContainer;
-use crate::spec::types::{NetworkSpec, Spec};
 
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub enum RecordError {
     #[error("create state directory `{path}`")]
     CreateDir { path: PathBuf, source: io::Error },
     #[error("read `{path}`")]
@@ -61,14 +61,14 @@ impl Record {
 
 /// The records of all containers under a store root.
 #[derive(Debug, Clone)]
-pub struct StateStore {
+pub struct RecordStore {
     root: PathBuf,
 }
 
-impl StateStore {
+impl RecordStore {
     /// A store rooted at `root`; directories are made on first write.
-    pub fn new(root: impl Into<PathBuf>) -> StateStore {
-        StateStore { root: root.into() }
+    pub fn new(root: impl Into<PathBuf>) -> RecordStore {
+        RecordStore { root: root.into() }
     }
 
     /// The store root.
@@ -83,7 +83,7 @@ impl StateStore {
 
     /// Take the apply lock without waiting. Held until the returned guard drops;
     /// the kernel releases it if the process dies, so a crash never leaves it stuck.
-    pub fn lock(&self) -> Result<ApplyLock, StateError> {
+    pub fn lock(&self) -> Result<ApplyLock, RecordError> {
         create_dir(&self.root)?;
         let path = self.root.join("apply.lock");
         let mut file = OpenOptions::new()
@@ -92,7 +92,7 @@ impl StateStore {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|source| StateError::Lock {
+            .map_err(|source| RecordError::Lock {
                 path: path.clone(),
                 source,
             })?;
@@ -106,9 +106,9 @@ impl StateStore {
                     .map(|p| p.trim().to_string())
                     .filter(|p| !p.is_empty());
                 let holder = holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
-                return Err(StateError::Locked { path, holder });
+                return Err(RecordError::Locked { path, holder });
             }
-            return Err(StateError::Lock { path, source: err });
+            return Err(RecordError::Lock { path, source: err });
         }
         // The pid is only a hint for the message above; the flock is the lock.
         let _ = file
@@ -118,16 +118,16 @@ impl StateStore {
     }
 
     /// Every record, by container name. A missing store is an empty one.
-    pub fn load(&self) -> Result<BTreeMap<String, Record>, StateError> {
+    pub fn load(&self) -> Result<BTreeMap<String, Record>, RecordError> {
         let dir = self.root.join("containers");
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-            Err(source) => return Err(StateError::Read { path: dir, source }),
+            Err(source) => return Err(RecordError::Read { path: dir, source }),
         };
         let mut out = BTreeMap::new();
         for entry in entries {
-            let entry = entry.map_err(|source| StateError::Read {
+            let entry = entry.map_err(|source| RecordError::Read {
                 path: dir.clone(),
                 source,
             })?;
@@ -140,20 +140,20 @@ impl StateStore {
     }
 
     /// The record of `name`, if it has one.
-    pub fn get(&self, name: &str) -> Result<Option<Record>, StateError> {
+    pub fn get(&self, name: &str) -> Result<Option<Record>, RecordError> {
         let path = self.container_dir(name).join("applied.json");
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StateError::Read { path, source }),
+            Err(source) => return Err(RecordError::Read { path, source }),
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| StateError::Corrupt { path, source })
+            .map_err(|source| RecordError::Corrupt { path, source })
     }
 
     /// Record `rec` for container `rec.spec.name`, atomically; a no-op when unchanged.
-    pub fn save(&self, rec: &Record) -> Result<(), StateError> {
+    pub fn save(&self, rec: &Record) -> Result<(), RecordError> {
         let dir = self.container_dir(&rec.spec.name);
         create_dir(&dir)?;
         save_json(dir.join("applied.json"), rec)
@@ -161,19 +161,19 @@ impl StateStore {
 
     /// Record that berth set up network `net` (bridge, VLAN, host link), so it
     /// is removed when the manifest drops it; a no-op when already recorded.
-    pub fn save_network(&self, net: &NetworkSpec) -> Result<(), StateError> {
+    pub fn save_network(&self, net: &NetworkSpec) -> Result<(), RecordError> {
         let dir = self.root.join("networks");
         create_dir(&dir)?;
         save_json(dir.join(format!("{}.json", net.name)), net)
     }
 
     /// Names of the recorded networks.
-    pub fn networks(&self) -> Result<Vec<String>, StateError> {
+    pub fn networks(&self) -> Result<Vec<String>, RecordError> {
         let dir = self.root.join("networks");
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(StateError::Read { path: dir, source }),
+            Err(source) => return Err(RecordError::Read { path: dir, source }),
         };
         let mut names: Vec<String> = entries
             .flatten()
@@ -189,11 +189,11 @@ impl StateStore {
     }
 
     /// Forget network `name`.
-    pub fn remove_network(&self, name: &str) -> Result<(), StateError> {
+    pub fn remove_network(&self, name: &str) -> Result<(), RecordError> {
         let path = self.root.join("networks").join(format!("{name}.json"));
         match fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                Err(StateError::Write { path, source: e })
+                Err(RecordError::Write { path, source: e })
             }
             _ => Ok(()),
         }
@@ -201,21 +201,21 @@ impl StateStore {
 
     /// Forget container `name`: its record goes first, so a crash halfway leaves
     /// a directory without a record, which `load` ignores and the next remove finishes.
-    pub fn remove(&self, name: &str) -> Result<(), StateError> {
+    pub fn remove(&self, name: &str) -> Result<(), RecordError> {
         let dir = self.container_dir(name);
         let rec = dir.join("applied.json");
         match fs::remove_file(&rec) {
-            Ok(()) => sync_dir(&dir).map_err(|source| StateError::Write {
+            Ok(()) => sync_dir(&dir).map_err(|source| RecordError::Write {
                 path: dir.clone(),
                 source,
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return Err(StateError::Write { path: rec, source }),
+            Err(source) => return Err(RecordError::Write { path: rec, source }),
         }
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Write { path: dir, source }),
+            Err(source) => Err(RecordError::Write { path: dir, source }),
         }
     }
 }
@@ -226,8 +226,8 @@ pub struct ApplyLock {
     _file: File,
 }
 
-fn create_dir(path: &Path) -> Result<(), StateError> {
-    fs::create_dir_all(path).map_err(|source| StateError::CreateDir {
+fn create_dir(path: &Path) -> Result<(), RecordError> {
+    fs::create_dir_all(path).map_err(|source| RecordError::CreateDir {
         path: path.to_path_buf(),
         source,
     })
@@ -235,15 +235,15 @@ fn create_dir(path: &Path) -> Result<(), StateError> {
 
 /// Write `value` as JSON to `path` atomically, unless the file already holds
 /// exactly that: an unchanged record costs no flash write.
-fn save_json<T: serde::Serialize>(path: PathBuf, value: &T) -> Result<(), StateError> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|source| StateError::Corrupt {
+fn save_json<T: serde::Serialize>(path: PathBuf, value: &T) -> Result<(), RecordError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| RecordError::Corrupt {
         path: path.clone(),
         source,
     })?;
     if fs::read(&path).ok().as_deref() == Some(&bytes[..]) {
         return Ok(());
     }
-    write_atomic(&path, &bytes).map_err(|source| StateError::Write { path, source })
+    write_atomic(&path, &bytes).map_err(|source| RecordError::Write { path, source })
 }
 
 /// Replace `path` with `bytes` so that a crash leaves either the old or the new
@@ -285,11 +285,11 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{self, RenderInput};
+    use crate::manifest::{self, RenderInput};
 
     fn record(name: &str, cmd: &str) -> Record {
         let yaml = format!("version: 1\nimages: {{ bb: {{ path: /bb.tar }} }}\ncontainers:\n  {name}: {{ image: bb, command: [{cmd}] }}\n");
-        let d = spec::load("m.yaml", &yaml, "/", &RenderInput::default())
+        let d = manifest::load("m.yaml", &yaml, "/", &RenderInput::default())
             .expect("valid")
             .desired;
         let spec = d.containers[name].clone();
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn save_load_remove_roundtrip() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = StateStore::new(tmp.path());
+        let store = RecordStore::new(tmp.path());
         assert!(store.load().expect("empty store").is_empty());
         let a = record("a", "sleep");
         store.save(&a).expect("save");
@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn unchanged_record_is_not_rewritten() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = StateStore::new(tmp.path());
+        let store = RecordStore::new(tmp.path());
         let a = record("a", "sleep");
         store.save(&a).expect("save");
         let path = store.container_dir("a").join("applied.json");
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn damaged_record_is_reported_with_its_path() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = StateStore::new(tmp.path());
+        let store = RecordStore::new(tmp.path());
         fs::create_dir_all(store.container_dir("x")).expect("mkdir");
         fs::write(store.container_dir("x").join("applied.json"), b"{half").expect("write");
         let err = store.load().unwrap_err().to_string();
@@ -352,7 +352,7 @@ mod tests {
     #[test]
     fn directory_without_record_is_ignored() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = StateStore::new(tmp.path());
+        let store = RecordStore::new(tmp.path());
         fs::create_dir_all(store.container_dir("half")).expect("mkdir");
         assert!(store.load().expect("load").is_empty());
     }
@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn second_lock_is_refused_until_first_drops() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = StateStore::new(tmp.path());
+        let store = RecordStore::new(tmp.path());
         let held = store.lock().expect("first lock");
         let err = store.lock().unwrap_err().to_string();
         assert!(

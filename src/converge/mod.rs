@@ -8,9 +8,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::host::state::{Record, StateError, StateStore};
+use crate::host::records::{Record, RecordError, RecordStore};
+use crate::model::{Desired, ImageSpec, ResourceSpec, Spec};
 use crate::plan::{Action, Plan};
-use crate::spec::types::{Desired, ImageSpec, ResourceSpec, Spec};
 
 /// An error from a host backend, kept whole for the report.
 pub type HostError = Box<dyn std::error::Error + Send + Sync>;
@@ -71,7 +71,7 @@ pub struct Report {
 }
 
 /// Run `plan` against `host`, keeping `state` in step.
-pub fn execute(plan: &Plan, desired: &Desired, host: &mut dyn Host, state: &StateStore) -> Report {
+pub fn execute(plan: &Plan, desired: &Desired, host: &mut dyn Host, state: &RecordStore) -> Report {
     let mut report = Report::default();
     let mut broken_images: BTreeSet<String> = BTreeSet::new();
     let mut broken: BTreeSet<String> = BTreeSet::new();
@@ -112,10 +112,10 @@ fn step(
     action: &Action,
     desired: &Desired,
     host: &mut dyn Host,
-    state: &StateStore,
+    state: &RecordStore,
 ) -> Result<(), StepError> {
     let plain = |e: HostError| (e, None);
-    let saved = |e: StateError| (Box::new(e) as HostError, None);
+    let saved = |e: RecordError| (Box::new(e) as HostError, None);
     match action {
         Action::FetchImage { image, .. } => {
             let spec = desired
@@ -209,7 +209,7 @@ fn missing(name: &str) -> HostError {
 
 /// Record the container, then its networks: a network is recorded before any
 /// start sets it up, so a crash never leaves one berth would not remove.
-fn save(state: &StateStore, rec: &Record) -> Result<(), StateError> {
+fn save(state: &RecordStore, rec: &Record) -> Result<(), RecordError> {
     state.save(rec)?;
     rec.networks.iter().try_for_each(|n| state.save_network(n))
 }

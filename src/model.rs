@@ -448,7 +448,7 @@ impl Spec {
                 hostname: name.into(),
                 rlimits: Vec::new(),
             },
-            capabilities: crate::spec::units::DEFAULT_CAPABILITIES
+            capabilities: crate::manifest::units::DEFAULT_CAPABILITIES
                 .iter()
                 .map(|c| c.to_string())
                 .collect(),

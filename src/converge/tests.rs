@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::manifest::{self, RenderInput};
 use crate::plan::{plan, Observed};
-use crate::spec::{self, RenderInput};
 
 #[derive(Default)]
 struct FakeHost {
@@ -66,12 +66,12 @@ containers:
 ";
 
 fn desired(yaml: &str) -> Desired {
-    spec::load("m.yaml", yaml, "/", &RenderInput::default())
+    manifest::load("m.yaml", yaml, "/", &RenderInput::default())
         .expect("valid")
         .desired
 }
 
-fn run(host: &mut FakeHost, yaml: &str, state: &StateStore) -> Report {
+fn run(host: &mut FakeHost, yaml: &str, state: &RecordStore) -> Report {
     let d = desired(yaml);
     let observed = Observed {
         containers: state
@@ -89,7 +89,7 @@ fn run(host: &mut FakeHost, yaml: &str, state: &StateStore) -> Report {
 #[test]
 fn everything_succeeds_and_is_recorded() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let state = StateStore::new(tmp.path());
+    let state = RecordStore::new(tmp.path());
     let mut host = FakeHost::default();
     let report = run(&mut host, YAML, &state);
     assert!(report.failed.is_empty() && report.skipped.is_empty());
@@ -112,7 +112,7 @@ fn everything_succeeds_and_is_recorded() {
 #[test]
 fn failed_create_rolls_back_and_skips_dependents_only() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let state = StateStore::new(tmp.path());
+    let state = RecordStore::new(tmp.path());
     let mut host = FakeHost::default();
     host.fail.insert("create db".into(), "disk full".into());
     let report = run(&mut host, YAML, &state);
@@ -139,7 +139,7 @@ fn failed_create_rolls_back_and_skips_dependents_only() {
 #[test]
 fn failed_image_skips_only_its_containers() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let state = StateStore::new(tmp.path());
+    let state = RecordStore::new(tmp.path());
     let mut host = FakeHost::default();
     host.fail
         .insert("image other".into(), "sha256 mismatch".into());
@@ -157,10 +157,10 @@ fn failed_image_skips_only_its_containers() {
 }
 
 /// A store whose root is a file: every record write fails.
-fn unwritable_store(dir: &std::path::Path) -> StateStore {
+fn unwritable_store(dir: &std::path::Path) -> RecordStore {
     let root = dir.join("not-a-dir");
     std::fs::write(&root, b"").expect("write");
-    StateStore::new(&root)
+    RecordStore::new(&root)
 }
 
 #[test]
@@ -204,7 +204,7 @@ fn failed_rollback_is_reported_with_the_first_error() {
 #[test]
 fn second_apply_does_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let state = StateStore::new(tmp.path());
+    let state = RecordStore::new(tmp.path());
     let mut host = FakeHost::default();
     run(&mut host, YAML, &state);
     let mut again = FakeHost::default();

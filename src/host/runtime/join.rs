@@ -11,8 +11,8 @@ use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::Path;
 
 use super::monitor::load_config;
+use super::rundir::{self, ProcId};
 use super::spawn::{self, finish_and_exec, Prepared};
-use super::state::{self, ProcId};
 use super::RuntimeError;
 
 /// Namespaces in join order: the user namespace first (it grants the
@@ -31,7 +31,7 @@ const NAMESPACES: &[(&str, libc::c_int)] = &[
 /// Run `argv` in the container of `run_dir` and return its exit code
 /// (126/127 when it cannot be executed or found).
 pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeError> {
-    let st = state::load(run_dir)?;
+    let st = rundir::load(run_dir)?;
     let name = st
         .as_ref()
         .map(|s| s.name.clone())

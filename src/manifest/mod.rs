@@ -4,19 +4,18 @@
 //! device facts come in as data from `cli` and `host::facts`.
 
 pub mod filters;
-pub mod manifest;
 pub mod pos;
 pub mod profile;
 pub mod render;
-pub mod types;
+pub mod schema;
 pub mod units;
 pub mod validate;
 pub mod yaml;
 
 use std::fmt;
 
-use crate::spec::manifest::Manifest;
-use crate::spec::types::Desired;
+use crate::manifest::schema::Manifest;
+use crate::model::Desired;
 
 pub use render::{Facts, RenderInput};
 
@@ -43,7 +42,7 @@ impl fmt::Display for Diagnostic {
 
 /// Why a manifest was refused. Every variant is a bad manifest (exit code 2).
 #[derive(Debug, thiserror::Error)]
-pub enum SpecError {
+pub enum ManifestError {
     /// The template did not render.
     #[error("{0}")]
     Render(Diagnostic),
@@ -79,7 +78,7 @@ pub fn load(
     text: &str,
     base_dir: &str,
     input: &RenderInput,
-) -> Result<Loaded, SpecError> {
+) -> Result<Loaded, ManifestError> {
     let rendered = render::render(file, text, input)?;
     let manifest = parse(file, &rendered)?;
     let desired = validate::validate(file, &rendered, &manifest, base_dir)?;
@@ -92,7 +91,7 @@ pub fn load(
 
 /// Parse rendered YAML into the manifest model. Unknown fields and wrong types
 /// are refused with their position.
-pub fn parse(file: &str, text: &str) -> Result<Manifest, SpecError> {
+pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
     yaml::from_str(text).map_err(|e| {
         let at = e.pos.unwrap_or(pos::Pos { line: 1, col: 1 });
         let (path, message) = if e.syntax {
@@ -107,7 +106,7 @@ pub fn parse(file: &str, text: &str) -> Result<Manifest, SpecError> {
         } else {
             (e.path, e.message)
         };
-        SpecError::Parse(Diagnostic {
+        ManifestError::Parse(Diagnostic {
             file: file.to_string(),
             line: at.line,
             col: at.col,
@@ -135,7 +134,7 @@ mod tests {
     #[test]
     fn unknown_field_names_line_column_and_path() {
         let text = "version: 1\ncontainers:\n  web:\n    image: busybox\n    memroy: 16M\n";
-        let SpecError::Parse(d) = parse("m.yaml", text).unwrap_err() else {
+        let ManifestError::Parse(d) = parse("m.yaml", text).unwrap_err() else {
             panic!("not a parse error")
         };
         assert_eq!((d.line, d.col), (5, 5));
