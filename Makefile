@@ -82,6 +82,8 @@ lint: check-cargo
 	@if command -v rustup >/dev/null; then rustup component add clippy rustfmt 2>/dev/null || true; fi
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	@# no import cycle, no import up a layer (docs/design.md, the module map)
+	python3 scripts/module_graph.py
 
 # Fragments add their own tiers to these lists (mk/*.mk).
 TEST_TIERS := lint test-unit test-root

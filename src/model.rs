@@ -10,6 +10,24 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The default set, the one Docker grants.
+pub const DEFAULT_CAPABILITIES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SYS_CHROOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_WRITE",
+    "CAP_SETFCAP",
+];
+
 /// Everything the manifest asks for, resolved.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Desired {
@@ -448,10 +466,7 @@ impl Spec {
                 hostname: name.into(),
                 rlimits: Vec::new(),
             },
-            capabilities: crate::manifest::units::DEFAULT_CAPABILITIES
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
+            capabilities: DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect(),
             namespaces: NamespaceSpec::default(),
             devices: Vec::new(),
             mounts: Vec::new(),

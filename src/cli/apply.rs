@@ -1,18 +1,17 @@
 //! `berth plan` and `berth apply`: observe the device, plan, and (apply) execute.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::path::PathBuf;
 
-use crate::cli::error::{Error, Result};
+use crate::cli::error::Result;
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
-use crate::converge::{self, Host};
+use crate::converge;
 use crate::host::cgroup::ParentPolicy;
 use crate::host::records::RecordStore;
-use crate::host::store::digests::LocalDigests;
 use crate::host::{LocalConfig, LocalHost};
-use crate::model::{Desired, ImageSource};
-use crate::plan::{self, Observed, Plan};
+use crate::model::Desired;
+use crate::observe;
+use crate::plan::{self, Plan};
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
@@ -68,9 +67,9 @@ pub fn local_host(global: &Global, desired: &Desired) -> Result<LocalHost> {
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
     let state = RecordStore::new(store_root(global, &desired));
-    hash_local_images(&mut desired, &manifest_lock(args), state.root());
+    observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let mut host = local_host(global, &desired)?;
-    let observed = observe(&state, &mut host)?;
+    let observed = observe::observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     print_plan(&plan, json)
 }
@@ -79,10 +78,10 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Re
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
     let state = RecordStore::new(store_root(global, &desired));
-    hash_local_images(&mut desired, &manifest_lock(args), state.root());
+    observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let _lock = state.lock()?;
     let mut host = local_host(global, &desired)?;
-    let observed = observe(&state, &mut host)?;
+    let observed = observe::observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     if plan.is_empty() {
         print!("{plan}");
@@ -117,49 +116,6 @@ fn print_plan(plan: &Plan, json: bool) -> Result<()> {
         print!("{plan}");
     }
     Ok(())
-}
-
-/// What the device has: the state store's records, checked against the host.
-fn observe(state: &RecordStore, host: &mut dyn Host) -> Result<Observed> {
-    let mut observed = Observed::default();
-    for (name, rec) in state.load()? {
-        let running = host.is_running(&name).map_err(|e| {
-            Error::msg(format!(
-                "check whether `{name}` runs: {}",
-                converge::chain(e.as_ref())
-            ))
-        })?;
-        observed.containers.insert(name, rec.observed(running));
-    }
-    observed.images = host.present_images();
-    observed.networks = state.networks()?.into_iter().collect();
-    Ok(observed)
-}
-
-/// A local image without `sha256:` is identified by hashing the file now, so a
-/// changed tarball recreates its containers. A missing file takes the digest
-/// `berth install` locked at build time, if any; else it stays unhashed and the
-/// fetch step reports it. Digests are cached by file identity in the store.
-fn hash_local_images(desired: &mut Desired, lock: &BTreeMap<String, String>, store_root: &Path) {
-    let mut cache = LocalDigests::open(store_root);
-    for img in desired.images.values_mut() {
-        if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
-            img.sha256 = cache
-                .digest(Path::new(p))
-                .ok()
-                .or_else(|| lock.get(&img.name).cloned());
-        }
-    }
-    // Only a speed-up: a cache that cannot be written is hashed again next time.
-    let _ = cache.save();
-    for spec in desired.containers.values_mut() {
-        if spec.image_sha256.is_none() {
-            spec.image_sha256 = desired
-                .images
-                .get(&spec.image)
-                .and_then(|i| i.sha256.clone());
-        }
-    }
 }
 
 /// The image lock beside a manifest file (see `berth install`).

@@ -325,7 +325,7 @@ fn berths_own_table_parses_every_command() {
     match c.command {
         Command::Install(a) => {
             assert_eq!(a.target_root, PathBuf::from("/fw"));
-            assert_eq!(a.image_dir, crate::cli::install::FIRMWARE_IMAGE_DIR);
+            assert_eq!(a.image_dir, crate::host::store::FIRMWARE_IMAGE_DIR);
             assert_eq!(a.manifest.source, crate::cli::source::DEFAULT_MANIFEST);
         }
         other => panic!("{other:?}"),

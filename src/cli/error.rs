@@ -72,7 +72,7 @@ impl fmt::Display for Error {
         for c in self.context.iter().rev() {
             write!(f, "{c}: ")?;
         }
-        f.write_str(&crate::converge::chain(self.inner.as_ref()))
+        f.write_str(&crate::host::chain(self.inner.as_ref()))
     }
 }
 

@@ -7,9 +7,7 @@ use super::args::{Cmd, Opt, Parsed, Pos};
 use super::error::Result;
 use super::UsageError;
 
-use std::path::Path;
-
-use super::containers;
+use super::context::Ctx;
 use crate::host::runtime::join;
 
 /// `berth exec`'s table.
@@ -46,7 +44,7 @@ impl ExecArgs {
 }
 
 /// Run the command; its exit code becomes ours.
-pub fn run(root: &Path, args: &ExecArgs) -> Result<ExitCode> {
-    let code = join::exec(&containers::dir(root, &args.name), &args.command, args.tty)?;
+pub fn run(ctx: &Ctx, args: &ExecArgs) -> Result<ExitCode> {
+    let code = join::exec(&ctx.dir(&args.name), &args.command, args.tty)?;
     Ok(ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)))
 }

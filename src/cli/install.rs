@@ -21,8 +21,7 @@ use crate::host::records::write_atomic;
 use crate::host::store::{RootfsStore, StoreOptions};
 use crate::model::{ImageSource, ImageSpec};
 
-/// Where firmware carries unpacked images; searched by every `apply`.
-pub const FIRMWARE_IMAGE_DIR: &str = "/usr/share/berth/images";
+pub use crate::host::store::FIRMWARE_IMAGE_DIR;
 
 /// The lock file written beside the manifest: image name -> sha256.
 pub const LOCK_FILE: &str = "images.lock";
@@ -115,7 +114,7 @@ pub fn run(args: &InstallArgs) -> Result<()> {
         let staged = in_target(target, img);
         let info = store
             .ensure(&staged)
-            .map_err(|e| Error::msg(crate::converge::chain(&e)))?;
+            .map_err(|e| Error::msg(crate::host::chain(&e)))?;
         for w in &info.warnings {
             eprintln!("berth: image `{}`: {w}", img.name);
         }

@@ -6,9 +6,7 @@ use super::args::{Cmd, Opt, Parsed, Pos};
 use super::error::{Error, Result};
 use super::UsageError;
 
-use std::path::Path;
-
-use super::containers;
+use super::context::Ctx;
 use crate::host::runtime::{signal_number, Runtime};
 
 /// `berth kill`'s table.
@@ -40,13 +38,13 @@ impl KillArgs {
 }
 
 /// Signal the init. The monitor then applies the restart policy.
-pub fn run(root: &Path, args: &KillArgs) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, args: &KillArgs) -> Result<ExitCode> {
     let sig = signal_number(&args.signal).ok_or_else(|| {
         Error::msg(format!(
             "`{}` is not a signal; use e.g. SIGTERM or 15",
             args.signal
         ))
     })?;
-    Runtime::current().kill(&containers::dir(root, &args.name), sig)?;
+    Runtime::current().kill(&ctx.dir(&args.name), sig)?;
     Ok(ExitCode::SUCCESS)
 }

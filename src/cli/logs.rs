@@ -8,9 +8,7 @@ use super::args::{Cmd, Opt, Parsed, Pos};
 use super::error::{bail, Context, Result};
 use super::UsageError;
 
-use std::path::Path;
-
-use super::containers;
+use super::context::Ctx;
 use crate::host::runtime::{logs, rundir, Status};
 
 /// `berth logs`'s table.
@@ -46,8 +44,8 @@ impl LogsArgs {
 }
 
 /// Print the log.
-pub fn run(root: &Path, args: &LogsArgs) -> Result<ExitCode> {
-    let dir = containers::dir(root, &args.name);
+pub fn run(ctx: &Ctx, args: &LogsArgs) -> Result<ExitCode> {
+    let dir = ctx.dir(&args.name);
     if let (Status::Missing, _) = rundir::status(&dir)? {
         bail!("no container `{}` in `{}`", args.name, dir.display());
     }

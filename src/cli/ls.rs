@@ -1,9 +1,9 @@
 //! `berth ls`: one line per container under the runtime root.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use super::args::Cmd;
+use super::context::Ctx;
 use super::error::Result;
 use super::status::{all_rows, print_table};
 
@@ -11,7 +11,7 @@ use super::status::{all_rows, print_table};
 pub const CMD: Cmd = Cmd::new("ls", "List containers");
 
 /// List containers.
-pub fn run(root: &Path) -> Result<ExitCode> {
-    print_table(&all_rows(root)?);
+pub fn run(ctx: &Ctx) -> Result<ExitCode> {
+    print_table(&all_rows(&ctx.run_root)?);
     Ok(ExitCode::SUCCESS)
 }

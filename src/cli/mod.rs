@@ -6,6 +6,7 @@ pub(crate) mod apply;
 pub mod args;
 mod check;
 pub mod containers;
+pub mod context;
 pub mod error;
 pub mod exec;
 mod image;

@@ -7,8 +7,7 @@ use super::args::{Cmd, Parsed, Pos};
 use super::error::Result;
 use super::UsageError;
 
-use super::containers::cgroups;
-use super::Global;
+use super::context::Ctx;
 
 /// `berth pause`'s table.
 pub const PAUSE: Cmd = Cmd {
@@ -39,8 +38,8 @@ impl PauseArgs {
 }
 
 /// Freeze (`pause: true`) or thaw the container's cgroup.
-pub fn run(global: &Global, args: &PauseArgs, pause: bool) -> Result<ExitCode> {
-    let cg = cgroups(global)?;
+pub fn run(ctx: &Ctx, args: &PauseArgs, pause: bool) -> Result<ExitCode> {
+    let cg = ctx.cgroups()?;
     if pause {
         cg.freeze(&args.name)?;
     } else {

@@ -6,10 +6,9 @@ use super::args::{Cmd, Parsed, Pos};
 use super::error::{Context, Result};
 use super::UsageError;
 
-use std::path::Path;
-
-use super::{containers, start, Global};
-use crate::host::runtime::monitor::load_config;
+use super::context::Ctx;
+use super::start;
+use crate::host::runtime::rundir::load_config;
 use crate::host::runtime::Runtime;
 
 /// `berth restart`'s table.
@@ -39,14 +38,13 @@ impl RestartArgs {
 }
 
 /// Stop and start again; the network is plugged in anew, as at every start.
-pub fn run(global: &Global, root: &Path, args: &RestartArgs) -> Result<ExitCode> {
-    let dir = containers::dir(root, &args.name);
+pub fn run(ctx: &Ctx, args: &RestartArgs) -> Result<ExitCode> {
+    let dir = ctx.dir(&args.name);
     load_config(&dir)
         .with_context(|| format!("container `{}` was never created here", args.name))?;
     Runtime::current().stop(&dir, args.timeout)?;
     start::run(
-        global,
-        root,
+        ctx,
         &start::StartArgs {
             name: args.name.clone(),
         },

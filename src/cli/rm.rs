@@ -9,11 +9,9 @@ use super::args::{Cmd, Opt, Parsed, Pos};
 use super::error::{bail, Error, Result};
 use super::UsageError;
 
-use std::path::Path;
-
-use super::{containers, Global};
-use crate::converge::Host;
+use super::context::Ctx;
 use crate::host::runtime::{rundir, Runtime, Status};
+use crate::host::Host;
 
 /// `berth rm`'s table.
 pub const CMD: Cmd = Cmd {
@@ -42,8 +40,8 @@ impl RmArgs {
 }
 
 /// Remove the container's runtime dir.
-pub fn run(global: &Global, root: &Path, args: &RmArgs) -> Result<ExitCode> {
-    let dir = containers::dir(root, &args.name);
+pub fn run(ctx: &Ctx, args: &RmArgs) -> Result<ExitCode> {
+    let dir = ctx.dir(&args.name);
     let (status, _) = rundir::status(&dir)?;
     let stopped = matches!(status, Status::Stopped { .. } | Status::Missing);
     if !args.force && !stopped {
@@ -52,12 +50,12 @@ pub fn run(global: &Global, root: &Path, args: &RmArgs) -> Result<ExitCode> {
             args.name
         );
     }
-    if let Some((_, state, mut host)) = containers::applied(global, root, &args.name)? {
+    if let Some((_, state, mut host)) = ctx.applied(&args.name)? {
         host.remove(&args.name).map_err(|e| {
             Error::msg(format!(
                 "remove `{}`: {}",
                 args.name,
-                crate::converge::chain(e.as_ref())
+                crate::host::chain(e.as_ref())
             ))
         })?;
         state.remove(&args.name)?;

@@ -14,8 +14,8 @@ use std::time::Duration;
 use super::apply::{apply, local_host, runtime_dir, store_root};
 use super::error::{bail, Context, Result};
 use super::{load_manifest, Global, ManifestArgs};
-use crate::converge::Host;
 use crate::host::records::RecordStore;
+use crate::host::Host;
 use crate::model::Desired;
 use crate::plan::start_order;
 
@@ -64,10 +64,7 @@ fn stop_all(global: &Global, args: &ManifestArgs) -> Result<()> {
             Ok(()) => println!("! stop {name}"),
             Err(e) => {
                 failed += 1;
-                eprintln!(
-                    "berth: stop `{name}`: {}",
-                    crate::converge::chain(e.as_ref())
-                );
+                eprintln!("berth: stop `{name}`: {}", crate::host::chain(e.as_ref()));
             }
         }
     }

@@ -143,7 +143,7 @@ fn read_source(source: &str) -> Result<(String, String)> {
             ..FetchOptions::default()
         };
         let text = fetch::fetch_text("manifest", source, &opts, MAX_MANIFEST).map_err(|e| {
-            let cause = crate::converge::chain(&e);
+            let cause = crate::host::chain(&e);
             let cause = cause.strip_prefix("image `manifest`: ").unwrap_or(&cause);
             Error::msg(format!("manifest: {cause}"))
         })?;

@@ -7,13 +7,11 @@ use super::args::{Cmd, Parsed, Pos};
 use super::error::{Context, Error, Result};
 use super::UsageError;
 
-use std::path::Path;
-
-use super::{containers, Global};
-use crate::converge::Host;
-use crate::host::runtime::monitor::load_config;
+use super::context::Ctx;
+use crate::host::runtime::rundir::load_config;
 use crate::host::runtime::spawn::NoHook;
 use crate::host::runtime::Runtime;
+use crate::host::Host;
 use crate::model::Desired;
 
 /// `berth start`'s table.
@@ -41,8 +39,8 @@ impl StartArgs {
 /// Start the container and print its init pid. A container `apply` created is
 /// started the way apply starts it (layer, cgroup, network plugged in); one
 /// made by other means from its saved runtime config alone.
-pub fn run(global: &Global, root: &Path, args: &StartArgs) -> Result<ExitCode> {
-    if let Some((rec, _, mut host)) = containers::applied(global, root, &args.name)? {
+pub fn run(ctx: &Ctx, args: &StartArgs) -> Result<ExitCode> {
+    if let Some((rec, _, mut host)) = ctx.applied(&args.name)? {
         let desired = Desired {
             networks: rec
                 .networks
@@ -55,13 +53,13 @@ pub fn run(global: &Global, root: &Path, args: &StartArgs) -> Result<ExitCode> {
             Error::msg(format!(
                 "start `{}`: {}",
                 args.name,
-                crate::converge::chain(e.as_ref())
+                crate::host::chain(e.as_ref())
             ))
         })?;
         println!("{} started", args.name);
         return Ok(ExitCode::SUCCESS);
     }
-    let dir = containers::dir(root, &args.name);
+    let dir = ctx.dir(&args.name);
     let cfg = load_config(&dir)
         .with_context(|| format!("container `{}` was never created here", args.name))?;
     let pid = Runtime::current().start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;

@@ -9,8 +9,8 @@ use super::error::{bail, Result};
 use super::UsageError;
 use serde::Serialize;
 
-use super::containers;
-use crate::host::cgroup::{CgroupBackend, CgroupStats};
+use super::context::Ctx;
+use crate::host::cgroup::CgroupStats;
 use crate::host::runtime::rundir::{self, ContainerState};
 use crate::host::runtime::{ExitInfo, Status};
 
@@ -205,15 +205,15 @@ fn print_resources(rows: &[Row]) {
 }
 
 /// Print the status of one or every container.
-pub fn run(root: &Path, args: &StatusArgs, cgroups: Option<&CgroupBackend>) -> Result<ExitCode> {
+pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
     let mut rows = match &args.name {
-        Some(name) => match row(&containers::dir(root, name))? {
+        Some(name) => match row(&ctx.dir(name))? {
             Some(r) => vec![r],
-            None => bail!("no container `{name}` in `{}`", root.display()),
+            None => bail!("no container `{name}` in `{}`", ctx.run_root.display()),
         },
-        None => all_rows(root)?,
+        None => all_rows(&ctx.run_root)?,
     };
-    if let Some(cg) = cgroups {
+    if let Ok(cg) = ctx.cgroups() {
         for r in &mut rows {
             r.resources = cg.stats(&r.name).ok();
         }

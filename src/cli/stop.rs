@@ -7,9 +7,7 @@ use super::args::{Cmd, Opt, Parsed, Pos};
 use super::error::Result;
 use super::UsageError;
 
-use std::path::Path;
-
-use super::containers;
+use super::context::Ctx;
 use crate::host::runtime::Runtime;
 
 /// `berth stop`'s table.
@@ -50,7 +48,7 @@ impl StopArgs {
 }
 
 /// Stop the container and wait until it is down.
-pub fn run(root: &Path, args: &StopArgs) -> Result<ExitCode> {
-    Runtime::current().stop(&containers::dir(root, &args.name), args.timeout)?;
+pub fn run(ctx: &Ctx, args: &StopArgs) -> Result<ExitCode> {
+    Runtime::current().stop(&ctx.dir(&args.name), args.timeout)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::manifest::{self, RenderInput};
+use crate::model::{ImageSpec, ResourceSpec};
 use crate::plan::{plan, Observed};
 
 #[derive(Default)]

@@ -11,13 +11,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::converge::{Host, HostError};
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
 use crate::host::net::{self, NetnsRef};
 use crate::host::runtime::rundir::Status;
 use crate::host::runtime::{self, Options, Paths, Runtime, SetupHook};
 use crate::host::store::layer::{self, LayerPlan};
 use crate::host::store::{ImageInfo, RootfsStore, StoreOptions};
+use crate::host::{Host, HostError};
 use crate::model::{
     Desired, ImageSpec, NetworkKind, NetworkSpec, ResourceSpec, SettingsSpec, Spec,
 };
@@ -80,7 +80,7 @@ impl LocalHost {
             .map(PathBuf::from)
             .collect();
         // Images the firmware carries, unpacked by `berth install` at build time.
-        let firmware = PathBuf::from(crate::cli::install::FIRMWARE_IMAGE_DIR);
+        let firmware = PathBuf::from(crate::host::store::FIRMWARE_IMAGE_DIR);
         if !image_dirs.contains(&firmware) {
             image_dirs.push(firmware);
         }
@@ -201,7 +201,7 @@ impl SetupHook for NetHook<'_> {
         let pid = u32::try_from(pid).map_err(|_| format!("bad pid {pid}"))?;
         net::attach(self.spec, self.networks, NetnsRef::Pid(pid))
             .map(drop)
-            .map_err(|e| crate::converge::chain(&e))
+            .map_err(|e| crate::host::chain(&e))
     }
 }
 

@@ -11,7 +11,7 @@
 use std::io;
 
 /// The default capability set, the one Docker grants (defined by `spec`).
-pub use crate::manifest::units::DEFAULT_CAPABILITIES as DEFAULT_CAPS;
+pub use crate::model::DEFAULT_CAPABILITIES as DEFAULT_CAPS;
 
 /// Capability names in kernel order (bit number = index).
 use crate::manifest::units::CAPABILITIES as NAMES;

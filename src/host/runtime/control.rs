@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio as StdStdio};
 use std::time::{Duration, Instant};
 
-use super::monitor::{load_config, MonitorConfig, CONFIG_FILE, STOP_FILE};
-use super::rundir::{self, ContainerState, Phase, ProcId, Status};
+use super::rundir::{
+    self, load_config, ContainerState, MonitorConfig, Phase, ProcId, Status, CONFIG_FILE, STOP_FILE,
+};
 use super::spawn::SetupHook;
-use super::{signal_number, Options, Paths, RuntimeError};
+use super::{kill_all, signal_number, Options, Paths, RuntimeError};
 use crate::model::Spec;
 
 /// The caller's handle on containers: starts monitors from the `berth` binary.
@@ -257,37 +258,6 @@ fn kill_orphan(run_dir: &Path, mut st: ContainerState, secs: u32) -> Result<(), 
     st.phase = Phase::Stopped;
     st.finished_at = Some(rundir::now());
     rundir::save(run_dir, &st)
-}
-
-/// SIGKILL every process of the container: `cgroup.kill` where the kernel has
-/// it (5.14+), else each pid listed in the cgroup.procs files until they are
-/// empty; and the init, whose death ends its whole PID namespace.
-pub fn kill_all(cgroup_procs: &[PathBuf], init: Option<ProcId>) {
-    if let Some(i) = init.filter(ProcId::alive) {
-        // SAFETY: signalling a process identified by pid and start time.
-        unsafe { libc::kill(i.pid, libc::SIGKILL) };
-    }
-    for procs in cgroup_procs {
-        let kill_file = procs.with_file_name("cgroup.kill");
-        if kill_file.exists() && fs::write(&kill_file, "1").is_ok() {
-            continue;
-        }
-        for _ in 0..50 {
-            let pids: Vec<i32> = fs::read_to_string(procs)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect();
-            if pids.is_empty() {
-                break;
-            }
-            for pid in pids {
-                // SAFETY: the pid was just listed in the container's cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
 }
 
 /// The runtime as the executor sees it: plain data in and out, so a plan's

@@ -10,7 +10,7 @@ use std::io;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::Path;
 
-use super::monitor::load_config;
+use super::rundir::load_config;
 use super::rundir::{self, ProcId};
 use super::spawn::{self, finish_and_exec, Prepared};
 use super::RuntimeError;

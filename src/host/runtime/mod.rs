@@ -7,9 +7,10 @@
 //! - `monitor`: the detached supervisor (`berth __monitor`), restarts and stop;
 //! - `control`: the caller's side (`Runtime`: start, stop, kill, remove);
 //! - `oneshot`: `berth __run`, a foreground start for benchmarks and tests;
-//! - `state`: crash-only facts on disk (pid + start time) and `status`;
+//! - `rundir`: the run dir's files, the contract between `control` and the
+//!   monitor: its config, the stop request, crash-only state (pid + start time);
 //! - `logs`: size-bounded, rotated stdout/stderr files;
-//! - `exec`: enter a running container like `lxc-attach`.
+//! - `join`: `berth exec`, enter a running container like `lxc-attach`.
 
 pub mod caps;
 pub mod control;
@@ -23,13 +24,15 @@ pub mod rundir;
 pub mod seccomp;
 pub mod spawn;
 
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use control::{ProcessRuntime, Runtime};
 pub use monitor::monitor_main;
 pub use oneshot::run_main;
-pub use rundir::{ContainerState, Status};
+pub use rundir::{ContainerState, ProcId, Status};
 pub use spawn::{ExitInfo, SetupHook};
 
 /// Everything that can go wrong while starting, supervising or entering a container.
@@ -185,6 +188,37 @@ pub fn signal_number(name: &str) -> Option<i32> {
         _ => return None,
     };
     Some(n)
+}
+
+/// SIGKILL every process of the container: `cgroup.kill` where the kernel has
+/// it (5.14+), else each pid listed in the cgroup.procs files until they are
+/// empty; and the init, whose death ends its whole PID namespace.
+pub fn kill_all(cgroup_procs: &[PathBuf], init: Option<ProcId>) {
+    if let Some(i) = init.filter(ProcId::alive) {
+        // SAFETY: signalling a process identified by pid and start time.
+        unsafe { libc::kill(i.pid, libc::SIGKILL) };
+    }
+    for procs in cgroup_procs {
+        let kill_file = procs.with_file_name("cgroup.kill");
+        if kill_file.exists() && fs::write(&kill_file, "1").is_ok() {
+            continue;
+        }
+        for _ in 0..50 {
+            let pids: Vec<i32> = fs::read_to_string(procs)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                // SAFETY: the pid was just listed in the container's cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }
 
 #[cfg(test)]

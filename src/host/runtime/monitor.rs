@@ -14,36 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-use super::control::kill_all;
 use super::logs::LogFile;
-use super::rundir::{self, ContainerState, Phase, ProcId};
+use super::rundir::{self, load_config, ContainerState, MonitorConfig, Phase, ProcId, STOP_FILE};
 use super::spawn::{self, ExitInfo, SetupHook, Stdio};
-use super::{signal_number, Options, Paths, RuntimeError};
-use crate::model::{HostNamespace, RestartPolicy, Spec};
-
-/// What the monitor needs, written by `start` into the runtime dir.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MonitorConfig {
-    pub spec: Spec,
-    pub paths: Paths,
-    pub options: Options,
-}
-
-pub(crate) const CONFIG_FILE: &str = "config.json";
-/// Written by `stop` before it signals the monitor: the timeout in seconds.
-pub(crate) const STOP_FILE: &str = "stop";
-
-/// Read the monitor config of a container.
-pub fn load_config(run_dir: &Path) -> Result<MonitorConfig, RuntimeError> {
-    let path = run_dir.join(CONFIG_FILE);
-    let bytes = fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::BadState {
-        path,
-        message: e.to_string(),
-    })
-}
+use super::{kill_all, signal_number, RuntimeError};
+use crate::model::{HostNamespace, RestartPolicy};
 
 /// Entry of `berth __monitor RUN_DIR FD`: detach, then supervise until the
 /// container is stopped or exits for good.
@@ -559,7 +534,6 @@ fn sig_caught(status: &str, sig: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::oneshot::default_spec;
     use super::*;
 
     #[test]
@@ -603,28 +577,5 @@ mod tests {
         assert!(should_restart(RestartPolicy::OnFailure, &bad));
         assert!(!should_restart(RestartPolicy::OnFailure, &ok));
         assert!(should_restart(RestartPolicy::Always, &ok));
-    }
-
-    #[test]
-    fn config_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = default_spec("x", vec!["true".into()]);
-        let paths = Paths {
-            rootfs: "/r".into(),
-            run_dir: dir.path().into(),
-            container_dir: "/c".into(),
-            volumes_dir: "/v".into(),
-        };
-        let cfg = MonitorConfig {
-            spec: spec.clone(),
-            paths,
-            options: Options::default(),
-        };
-        fs::write(
-            dir.path().join(CONFIG_FILE),
-            serde_json::to_vec(&cfg).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(load_config(dir.path()).unwrap().spec, spec);
     }
 }

@@ -1,4 +1,7 @@
-//! Per-container runtime facts on disk (the runtime dir, tmpfs): the monitor's
+//! The container's run dir (the runtime dir, tmpfs): the on-disk contract
+//! between `control` (start, stop) and the `monitor`. `start` writes the
+//! monitor's config (`config.json`), `stop` writes its timeout (`stop`), and
+//! the monitor keeps the state file (`state.json`): the monitor's
 //! and the init's pid, each with its start time from /proc/PID/stat so a
 //! reused pid is never taken for the container, plus the last exit and the
 //! restart count. Written atomically (tmp, fsync, rename, fsync dir), so a
@@ -11,7 +14,30 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::spawn::ExitInfo;
-use super::RuntimeError;
+use super::{Options, Paths, RuntimeError};
+use crate::model::Spec;
+
+/// What the monitor needs, written by `start` into the runtime dir.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    pub spec: Spec,
+    pub paths: Paths,
+    pub options: Options,
+}
+
+pub(crate) const CONFIG_FILE: &str = "config.json";
+/// Written by `stop` before it signals the monitor: the timeout in seconds.
+pub(crate) const STOP_FILE: &str = "stop";
+
+/// Read the monitor config of a container.
+pub fn load_config(run_dir: &Path) -> Result<MonitorConfig, RuntimeError> {
+    let path = run_dir.join(CONFIG_FILE);
+    let bytes = fs::read(&path).map_err(|e| RuntimeError::io("read", &path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::BadState {
+        path,
+        message: e.to_string(),
+    })
+}
 
 /// State file name inside the runtime dir.
 pub const STATE_FILE: &str = "state.json";
@@ -292,5 +318,28 @@ mod tests {
             load(dir.path()),
             Err(RuntimeError::BadState { .. })
         ));
+    }
+
+    #[test]
+    fn config_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = super::super::oneshot::default_spec("x", vec!["true".into()]);
+        let paths = Paths {
+            rootfs: "/r".into(),
+            run_dir: dir.path().into(),
+            container_dir: "/c".into(),
+            volumes_dir: "/v".into(),
+        };
+        let cfg = MonitorConfig {
+            spec: spec.clone(),
+            paths,
+            options: Options::default(),
+        };
+        fs::write(
+            dir.path().join(CONFIG_FILE),
+            serde_json::to_vec(&cfg).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(load_config(dir.path()).unwrap().spec, spec);
     }
 }

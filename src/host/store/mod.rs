@@ -12,6 +12,10 @@
 //! The pipeline runs in one pass: fetch -> sha256 -> decompress (fetch.rs) ->
 //! safe untar (extract.rs) -> OCI layers (oci.rs) -> syncfs -> rename.
 
+/// Where a firmware image carries images unpacked at build time by
+/// `berth install`; every `apply` searches it before fetching.
+pub const FIRMWARE_IMAGE_DIR: &str = "/usr/share/berth/images";
+
 pub mod digests;
 mod extract;
 pub mod fetch;

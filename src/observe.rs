@@ -1,0 +1,75 @@
+//! The observe step of the flow: what the device has now, for `plan` to
+//! compare with the manifest. It reads the record store and asks the host
+//! which containers run and which images are present; it changes nothing
+//! but the local-image digest cache.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::host::records::{RecordError, RecordStore};
+use crate::host::store::digests::LocalDigests;
+use crate::host::{Host, HostError};
+use crate::model::{Desired, ImageSource};
+use crate::plan::Observed;
+
+/// Why the device could not be observed.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    /// The record store could not be read.
+    #[error("read the apply records")]
+    Records(#[from] RecordError),
+    /// The host could not say whether a container runs.
+    #[error("check whether `{container}` runs")]
+    Running {
+        container: String,
+        #[source]
+        source: HostError,
+    },
+}
+
+/// What the device has: the record store's records, checked against the host.
+pub fn observe(records: &RecordStore, host: &mut dyn Host) -> Result<Observed, ObserveError> {
+    let mut observed = Observed::default();
+    for (name, rec) in records.load()? {
+        let running = host
+            .is_running(&name)
+            .map_err(|source| ObserveError::Running {
+                container: name.clone(),
+                source,
+            })?;
+        observed.containers.insert(name, rec.observed(running));
+    }
+    observed.images = host.present_images();
+    observed.networks = records.networks()?.into_iter().collect();
+    Ok(observed)
+}
+
+/// A local image without `sha256:` is identified by hashing the file now, so a
+/// changed tarball recreates its containers. A missing file takes the digest
+/// `berth install` locked at build time, if any; else it stays unhashed and the
+/// fetch step reports it. Digests are cached by file identity in the store.
+pub fn hash_local_images(
+    desired: &mut Desired,
+    lock: &BTreeMap<String, String>,
+    store_root: &Path,
+) {
+    let mut cache = LocalDigests::open(store_root);
+    for img in desired.images.values_mut() {
+        if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
+            img.sha256 = cache
+                .digest(Path::new(p))
+                .ok()
+                .or_else(|| lock.get(&img.name).cloned());
+        }
+    }
+    // Only a speed-up: a cache that cannot be written is hashed again next time.
+    let _ = cache.save();
+    for spec in desired.containers.values_mut() {
+        if spec.image_sha256.is_none() {
+            spec.image_sha256 = desired
+                .images
+                .get(&spec.image)
+                .and_then(|i| i.sha256.clone());
+        }
+    }
+}
