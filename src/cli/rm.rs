@@ -55,7 +55,7 @@ pub fn run(ctx: &Ctx, args: &RmArgs) -> Result<ExitCode> {
             Error::msg(format!(
                 "remove `{}`: {}",
                 args.name,
-                crate::host::chain(e.as_ref())
+                crate::host::chain(&e)
             ))
         })?;
         state.remove(&args.name)?;

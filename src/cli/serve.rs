@@ -64,7 +64,7 @@ fn stop_all(global: &Global, args: &ManifestArgs) -> Result<()> {
             Ok(()) => println!("! stop {name}"),
             Err(e) => {
                 failed += 1;
-                eprintln!("berth: stop `{name}`: {}", crate::host::chain(e.as_ref()));
+                eprintln!("berth: stop `{name}`: {}", crate::host::chain(&e));
             }
         }
     }

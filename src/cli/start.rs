@@ -50,11 +50,7 @@ pub fn run(ctx: &Ctx, args: &StartArgs) -> Result<ExitCode> {
             ..Desired::default()
         };
         host.start(&rec.spec, &desired).map_err(|e| {
-            Error::msg(format!(
-                "start `{}`: {}",
-                args.name,
-                crate::host::chain(e.as_ref())
-            ))
+            Error::msg(format!("start `{}`: {}", args.name, crate::host::chain(&e)))
         })?;
         println!("{} started", args.name);
         return Ok(ExitCode::SUCCESS);

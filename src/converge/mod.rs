@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::host::records::{Record, RecordError, RecordStore};
-use crate::host::{chain, Host, HostError};
+use crate::host::{chain, Host, HostError, HostErrorKind};
 use crate::model::{Desired, Spec};
 use crate::plan::{Action, Plan};
 
@@ -24,14 +24,9 @@ pub struct Failure {
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}",
-            describe(&self.action),
-            chain(self.error.as_ref())
-        )?;
+        write!(f, "{}: {}", describe(&self.action), chain(&self.error))?;
         if let Some(r) = &self.rollback {
-            write!(f, "; rolling back also failed: {}", chain(r.as_ref()))?;
+            write!(f, "; rolling back also failed: {}", chain(r))?;
         }
         Ok(())
     }
@@ -91,7 +86,7 @@ fn step(
     state: &RecordStore,
 ) -> Result<(), StepError> {
     let plain = |e: HostError| (e, None);
-    let saved = |e: RecordError| (Box::new(e) as HostError, None);
+    let saved = |e: RecordError| (HostError::from(e), None);
     match action {
         Action::FetchImage { image, .. } => {
             let spec = desired
@@ -105,7 +100,7 @@ fn step(
             host.create(spec, desired).map_err(plain)?;
             // Record right after creating: a crash from here on is found by the next apply.
             if let Err(e) = save(state, &record(spec, desired)) {
-                return Err((Box::new(e), host.remove(container).err()));
+                return Err((e.into(), host.remove(container).err()));
             }
             Ok(())
         }
@@ -124,7 +119,7 @@ fn step(
             state.remove(container).map_err(saved)?;
             host.create(spec, desired).map_err(plain)?;
             if let Err(e) = save(state, &record(spec, desired)) {
-                return Err((Box::new(e), host.remove(container).err()));
+                return Err((e.into(), host.remove(container).err()));
             }
             if spec.autostart {
                 host.start(spec, desired).map_err(plain)?;
@@ -180,7 +175,10 @@ fn spec_of<'d>(desired: &'d Desired, name: &str) -> Result<&'d Spec, HostError> 
 }
 
 fn missing(name: &str) -> HostError {
-    format!("`{name}` is not in the manifest").into()
+    HostErrorKind::NotInManifest {
+        name: name.to_string(),
+    }
+    .into()
 }
 
 /// Record the container, then its networks: a network is recorded before any

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::host::runtime::RuntimeError;
 use crate::manifest::{self, RenderInput};
 use crate::model::{ImageSpec, ResourceSpec};
 use crate::plan::{plan, Observed};
@@ -19,7 +20,11 @@ impl FakeHost {
         let key = format!("{op} {name}");
         self.calls.push(key.clone());
         match self.fail.get(&key) {
-            Some(msg) => Err(msg.clone().into()),
+            Some(msg) => Err(RuntimeError::Sys {
+                verb: "fake step",
+                source: std::io::Error::other(msg.clone()),
+            }
+            .into()),
             None => Ok(()),
         }
     }
@@ -118,7 +123,10 @@ fn failed_create_rolls_back_and_skips_dependents_only() {
     host.fail.insert("create db".into(), "disk full".into());
     let report = run(&mut host, YAML, &state);
     assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].to_string(), "create `db`: disk full");
+    assert_eq!(
+        report.failed[0].to_string(),
+        "create `db`: fake step: disk full"
+    );
     // db's start and all of web are skipped; solo goes on.
     assert_eq!(
         report
@@ -197,7 +205,7 @@ fn failed_rollback_is_reported_with_the_first_error() {
     let msg = report.failed[0].to_string();
     assert!(
         msg.starts_with("create `solo`: create state directory")
-            && msg.ends_with("rolling back also failed: device busy"),
+            && msg.ends_with("rolling back also failed: fake step: device busy"),
         "{msg}"
     );
 }

@@ -4,7 +4,12 @@
 //! A container's pieces, made in this order and undone in reverse:
 //! writable layer (store) -> cgroup with limits and device rules -> host-side
 //! network objects -> monitor and init (runtime), whose setup hook plugs the
-//! container's interfaces before anything runs inside.
+//! container's interfaces before anything runs inside. A failed create or
+//! start undoes what it made, so no half-made container stays behind.
+//!
+//! The network and the process runtime are held as trait objects
+//! (`Network`, `ProcessRuntime`): the real ones in `LocalHost::new`, recording
+//! fakes that fail a chosen step in the rollback tests.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -12,9 +17,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
-use crate::host::net::{self, NetnsRef};
+use crate::host::net::{self, NetError, NetnsRef, Network, RtNetlink};
 use crate::host::runtime::rundir::Status;
-use crate::host::runtime::{self, Options, Paths, Runtime, SetupHook};
+use crate::host::runtime::{self, Options, Paths, ProcessRuntime, Runtime, SetupHook};
 use crate::host::store::layer::{self, LayerPlan};
 use crate::host::store::{ImageInfo, RootfsStore, StoreOptions};
 use crate::host::{Host, HostError};
@@ -57,17 +62,29 @@ pub struct LocalHost {
     cfg: LocalConfig,
     store: Option<RootfsStore>,
     cgroups: Option<CgroupBackend>,
-    runtime: Runtime,
+    net: Box<dyn Network>,
+    runtime: Box<dyn ProcessRuntime>,
 }
 
 impl LocalHost {
     /// A host with these paths and settings; nothing is touched yet.
     pub fn new(cfg: LocalConfig) -> LocalHost {
+        LocalHost::with_backends(cfg, Box::new(RtNetlink), Box::new(Runtime::current()))
+    }
+
+    /// A host whose network and process runtime are the given ones (tests
+    /// pass fakes that record calls and fail chosen steps).
+    pub fn with_backends(
+        cfg: LocalConfig,
+        net: Box<dyn Network>,
+        runtime: Box<dyn ProcessRuntime>,
+    ) -> LocalHost {
         LocalHost {
             cfg,
             store: None,
             cgroups: None,
-            runtime: Runtime::current(),
+            net,
+            runtime,
         }
     }
 
@@ -95,25 +112,19 @@ impl LocalHost {
     }
 
     fn store(&mut self) -> Result<&RootfsStore, HostError> {
-        if self.store.is_none() {
-            self.store = Some(RootfsStore::open(
-                &self.cfg.store_root,
-                self.store_options(),
-            )?);
-        }
-        self.store.as_ref().ok_or_else(|| "store not open".into())
+        let store = match self.store.take() {
+            Some(s) => s,
+            None => RootfsStore::open(&self.cfg.store_root, self.store_options())?,
+        };
+        Ok(self.store.insert(store))
     }
 
     fn cgroups(&mut self) -> Result<&CgroupBackend, HostError> {
-        if self.cgroups.is_none() {
-            self.cgroups = Some(CgroupBackend::detect(
-                Path::new("/proc"),
-                &self.cfg.cgroup_parent,
-            )?);
-        }
-        self.cgroups
-            .as_ref()
-            .ok_or_else(|| "cgroups not open".into())
+        let cg = match self.cgroups.take() {
+            Some(c) => c,
+            None => CgroupBackend::detect(Path::new("/proc"), &self.cfg.cgroup_parent)?,
+        };
+        Ok(self.cgroups.insert(cg))
     }
 
     fn run_dir(&self, name: &str) -> PathBuf {
@@ -135,7 +146,9 @@ impl LocalHost {
             image: spec.image.clone(),
         };
         let digest = spec.image_sha256.clone().ok_or_else(missing)?;
-        self.store()?.find(&digest).ok_or_else(|| missing().into())
+        self.store()?
+            .find(&digest)
+            .ok_or_else(|| HostError::from(missing()))
     }
 
     fn layer(&mut self, spec: &Spec, info: &ImageInfo) -> Result<LayerPlan, HostError> {
@@ -181,6 +194,56 @@ impl LocalHost {
         Ok(())
     }
 
+    /// The steps of `start`, in order; `start` undoes them when one fails.
+    fn start_steps(
+        &mut self,
+        spec: &Spec,
+        desired: &Desired,
+        info: &ImageInfo,
+    ) -> Result<(), HostError> {
+        let rootfs = self.mount_root(spec, info)?;
+        let spec = with_image_defaults(spec, info);
+        // The cgroup is gone after a reboot; creating it again is harmless.
+        let cgroup_procs = self.setup_cgroup(&spec)?;
+        let mut host_network = false;
+        for a in &spec.network {
+            let Some(n) = desired.networks.get(&a.network) else {
+                continue;
+            };
+            host_network |= n.kind == NetworkKind::Host;
+            self.net.ensure_network(n, &[])?;
+        }
+        self.net.cleanup_stale(&spec.name)?;
+        net::files::write(&rootfs, &spec)?;
+        let paths = Paths {
+            rootfs,
+            run_dir: self.run_dir(&spec.name),
+            container_dir: self.container_dir(&spec.name),
+            volumes_dir: self.cfg.store_root.join("volumes"),
+        };
+        let opts = Options {
+            host_network,
+            cgroup_procs,
+            log_size: self.cfg.settings.log_size.unwrap_or(0),
+            monitor_cgroup_procs: Vec::new(),
+        };
+        let mut hook = NetHook {
+            net: self.net.as_ref(),
+            spec: &spec,
+            networks: &desired.networks,
+            failed: None,
+        };
+        match self.runtime.start(&spec, &paths, &opts, &mut hook) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(hook.failed.take().map_or_else(|| e.into(), HostError::from)),
+        }
+    }
+
+    fn cgroup_exists(&mut self, name: &str) -> Result<bool, HostError> {
+        let procs = self.cgroups()?.procs_files(name);
+        Ok(procs.first().is_some_and(|p| p.exists()))
+    }
+
     fn setup_cgroup(&mut self, spec: &Spec) -> Result<Vec<PathBuf>, HostError> {
         let cg = self.cgroups()?;
         cg.create(&spec.name)?;
@@ -191,23 +254,32 @@ impl LocalHost {
 }
 
 /// Plugs the container's interfaces once its init exists, before it runs.
+/// The monitor gets the failure as text; the typed error stays here, so
+/// `start` returns it as the network's own.
 struct NetHook<'a> {
+    net: &'a dyn Network,
     spec: &'a Spec,
     networks: &'a BTreeMap<String, NetworkSpec>,
+    failed: Option<NetError>,
 }
 
 impl SetupHook for NetHook<'_> {
     fn setup(&mut self, pid: i32) -> Result<(), String> {
         let pid = u32::try_from(pid).map_err(|_| format!("bad pid {pid}"))?;
-        net::attach(self.spec, self.networks, NetnsRef::Pid(pid))
+        self.net
+            .attach(self.spec, self.networks, NetnsRef::Pid(pid))
             .map(drop)
-            .map_err(|e| crate::host::chain(&e))
+            .map_err(|e| {
+                let text = crate::host::chain(&e);
+                self.failed = Some(e);
+                text
+            })
     }
 }
 
 impl Host for LocalHost {
     fn is_running(&mut self, name: &str) -> Result<bool, HostError> {
-        let (status, _) = runtime::rundir::status(&self.run_dir(name))?;
+        let (status, _) = self.runtime.status(&self.run_dir(name))?;
         Ok(matches!(
             status,
             Status::Running { .. } | Status::Stopping { .. } | Status::Restarting
@@ -245,38 +317,31 @@ impl Host for LocalHost {
 
     fn start(&mut self, spec: &Spec, desired: &Desired) -> Result<(), HostError> {
         let info = self.image_of(spec)?;
-        let rootfs = self.mount_root(spec, &info)?;
-        let spec = with_image_defaults(spec, &info);
-        // The cgroup is gone after a reboot; creating it again is harmless.
-        let cgroup_procs = self.setup_cgroup(&spec)?;
-        let mut host_network = false;
-        for a in &spec.network {
-            let Some(n) = desired.networks.get(&a.network) else {
-                continue;
-            };
-            host_network |= n.kind == NetworkKind::Host;
-            net::ensure_network(n)?;
+        let name = &spec.name;
+        // What exists before this start is left alone by its rollback.
+        let was_running = self.is_running(name)?;
+        let was_mounted = is_mountpoint(&self.rootfs_dir(name));
+        let had_cgroup = self.cgroup_exists(name)?;
+        let started = self.start_steps(spec, desired, &info);
+        if started.is_err() && !was_running {
+            // Leave the container as create left it: no processes, no host
+            // links, nothing mounted or made by this start; the next start
+            // makes them anew. Best effort: the start's own error is reported.
+            let run_dir = self.run_dir(name);
+            if run_dir.exists() {
+                let _ = self.runtime.stop(&run_dir, Some(0));
+            }
+            let _ = self.net.detach(name);
+            if !was_mounted {
+                let _ = self.unmount_root(name);
+            }
+            if !had_cgroup {
+                if let Ok(cg) = self.cgroups() {
+                    let _ = cg.remove(name);
+                }
+            }
         }
-        net::cleanup_stale(&spec.name)?;
-        net::files::write(&rootfs, &spec)?;
-        let paths = Paths {
-            rootfs,
-            run_dir: self.run_dir(&spec.name),
-            container_dir: self.container_dir(&spec.name),
-            volumes_dir: self.cfg.store_root.join("volumes"),
-        };
-        let opts = Options {
-            host_network,
-            cgroup_procs,
-            log_size: self.cfg.settings.log_size.unwrap_or(0),
-            monitor_cgroup_procs: Vec::new(),
-        };
-        let mut hook = NetHook {
-            spec: &spec,
-            networks: &desired.networks,
-        };
-        self.runtime.start(&spec, &paths, &opts, &mut hook)?;
-        Ok(())
+        started
     }
 
     fn stop(&mut self, name: &str) -> Result<(), HostError> {
@@ -284,12 +349,12 @@ impl Host for LocalHost {
         if run_dir.exists() {
             self.runtime.stop(&run_dir, None)?;
         }
-        net::detach(name)?;
+        self.net.detach(name)?;
         Ok(())
     }
 
     fn remove_network(&mut self, name: &str) -> Result<(), HostError> {
-        net::remove_network(name)?;
+        self.net.remove_network(name)?;
         Ok(())
     }
 

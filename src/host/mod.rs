@@ -18,8 +18,64 @@ use std::collections::BTreeSet;
 
 use crate::model::{Desired, ImageSpec, ResourceSpec, Spec};
 
-/// An error from a host backend, kept whole for the report.
-pub type HostError = Box<dyn std::error::Error + Send + Sync>;
+/// An error of a host backend, kept whole and typed up to the CLI, which can
+/// match on `kind()`; `Display` and the source chain are the backend's own.
+/// Boxed: the backends' errors are large and every step returns one.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct HostError(Box<HostErrorKind>);
+
+/// Which backend failed, with its own error.
+#[derive(Debug, thiserror::Error)]
+pub enum HostErrorKind {
+    #[error(transparent)]
+    Store(store::StoreError),
+    #[error(transparent)]
+    Cgroup(cgroup::CgroupError),
+    #[error(transparent)]
+    Net(net::NetError),
+    #[error(transparent)]
+    Runtime(runtime::RuntimeError),
+    #[error(transparent)]
+    Records(records::RecordError),
+    #[error(transparent)]
+    Local(local::LocalError),
+    /// The plan names a container or image the manifest does not have.
+    #[error("`{name}` is not in the manifest")]
+    NotInManifest { name: String },
+}
+
+impl HostError {
+    /// The backend's error.
+    pub fn kind(&self) -> &HostErrorKind {
+        &self.0
+    }
+}
+
+impl From<HostErrorKind> for HostError {
+    fn from(kind: HostErrorKind) -> Self {
+        HostError(Box::new(kind))
+    }
+}
+
+macro_rules! host_error_from {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for HostError {
+            fn from(e: $ty) -> Self {
+                HostError(Box::new(HostErrorKind::$variant(e)))
+            }
+        }
+    )*};
+}
+
+host_error_from!(
+    Store(store::StoreError),
+    Cgroup(cgroup::CgroupError),
+    Net(net::NetError),
+    Runtime(runtime::RuntimeError),
+    Records(records::RecordError),
+    Local(local::LocalError),
+);
 
 /// The side effects a plan needs. Implemented by the real host and by test fakes.
 pub trait Host {

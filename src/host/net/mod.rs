@@ -36,8 +36,8 @@ pub use setup::{
     attach, cleanup_stale, detach, ensure_network, ensure_network_with, observe, remove_network,
 };
 
-/// The network backend as `exec` and the runtime see it, so their tests can
-/// pass a fake. [`RtNetlink`] is the real one.
+/// The network backend as `LocalHost` uses it, so the rollback tests can pass
+/// a fake that fails a chosen step. [`RtNetlink`] is the real one.
 pub trait Network {
     /// See [`ensure_network_with`].
     fn ensure_network(&self, net: &NetworkSpec, host_addresses: &[Cidr]) -> Result<(), NetError>;
