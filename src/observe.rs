@@ -31,13 +31,13 @@ pub enum ObserveError {
 pub fn observe(records: &RecordStore, host: &mut dyn Host) -> Result<Observed, ObserveError> {
     let mut observed = Observed::default();
     for (name, rec) in records.load()? {
-        let running = host
-            .is_running(&name)
+        let liveness = host
+            .liveness(&name)
             .map_err(|source| ObserveError::Running {
                 container: name.clone(),
                 source,
             })?;
-        observed.containers.insert(name, rec.observed(running));
+        observed.containers.insert(name, rec.observed(liveness));
     }
     observed.images = host.present_images();
     observed.networks = records.networks()?.into_iter().collect();

@@ -90,6 +90,14 @@ impl World {
             .and_then(|p| i32::try_from(p).ok())
     }
 
+    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn fetch(&self, addr: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -312,6 +320,68 @@ fn apply_after_kill_9_of_monitor_and_init_converges() {
     }
     let out = w.apply(WEB);
     assert!(out.contains("> start web"), "{out}");
+    assert!(w.fetch("10.77.0.10").contains("served by berth"));
+    assert_eq!(
+        w.apply(WEB),
+        "no changes: the device matches the manifest\n"
+    );
+}
+
+/// Kill -9 of the container's monitor alone: the init runs on unsupervised
+/// (no restart policy, no log capture). The next apply sees it, says so, and
+/// starts it afresh under a new monitor; the one after has nothing to do.
+#[test]
+fn apply_repairs_a_container_whose_monitor_was_killed() {
+    if !common::root_or_skip("apply_repairs_a_container_whose_monitor_was_killed") {
+        return;
+    }
+    let w = World::new("mon");
+    w.apply(WEB);
+    let old = w.pid("web").expect("running");
+    let run = w.dir.path().join("run");
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("__monitor.*{}", run.display())])
+        .output()
+        .unwrap();
+    let monitors: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert!(!monitors.is_empty(), "no monitor found");
+    for m in &monitors {
+        let _ = Command::new("kill").args(["-9", m]).status();
+    }
+    w.wait_for("the monitor to die", || {
+        monitors
+            .iter()
+            .all(|m| !Path::new(&format!("/proc/{m}")).exists())
+    });
+    let status = String::from_utf8_lossy(&w.berth(&["status", "web"]).stdout).into_owned();
+    assert!(status.contains("running (no monitor)"), "{status}");
+
+    let out = w.berth(&["plan", w.manifest(WEB).to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        plan.contains("> restart web (its monitor is gone)"),
+        "{plan}"
+    );
+    let out = w.apply(WEB);
+    assert!(out.contains("> restart web (its monitor is gone)"), "{out}");
+
+    let out = w.berth(&["status", "web", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["supervised"], true, "{v}");
+    assert_ne!(w.pid("web"), Some(old), "the orphaned init was replaced");
+    // Dead, or a zombie its new parent has not reaped yet.
+    w.wait_for("the orphaned init to end", || {
+        fs::read_to_string(format!("/proc/{old}/stat")).map_or(true, |s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+    });
     assert!(w.fetch("10.77.0.10").contains("served by berth"));
     assert_eq!(
         w.apply(WEB),

@@ -104,7 +104,8 @@ fn step(
             }
             Ok(())
         }
-        Action::Start { container } => {
+        // The runtime kills an init whose monitor died and starts it afresh.
+        Action::Start { container } | Action::Restart { container, .. } => {
             let spec = spec_of(desired, container).map_err(plain)?;
             host.start(spec, desired).map_err(plain)
         }
@@ -156,7 +157,10 @@ fn blocked(
     };
     let creates = matches!(
         action,
-        Action::Create { .. } | Action::Recreate { .. } | Action::Start { .. }
+        Action::Create { .. }
+            | Action::Recreate { .. }
+            | Action::Start { .. }
+            | Action::Restart { .. }
     );
     creates
         && (broken_images.contains(&spec.image)
@@ -206,6 +210,7 @@ fn describe(action: &Action) -> String {
         Action::FetchImage { image, .. } => format!("fetch image `{image}`"),
         Action::Create { container } => format!("create `{container}`"),
         Action::Start { container } => format!("start `{container}`"),
+        Action::Restart { container, .. } => format!("restart `{container}`"),
         Action::UpdateLimits { container, .. } => format!("update limits of `{container}`"),
         Action::Recreate { container, .. } => format!("recreate `{container}`"),
         Action::Stop { container } => format!("stop `{container}`"),

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::host::runtime::RuntimeError;
+use crate::host::Liveness;
 use crate::manifest::{self, RenderInput};
 use crate::model::{ImageSpec, ResourceSpec};
 use crate::plan::{plan, Observed};
@@ -31,8 +32,8 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
-    fn is_running(&mut self, _: &str) -> Result<bool, HostError> {
-        Ok(true)
+    fn liveness(&mut self, _: &str) -> Result<Liveness, HostError> {
+        Ok(Liveness::Running)
     }
     fn present_images(&mut self) -> std::collections::BTreeSet<String> {
         Default::default()
@@ -84,7 +85,7 @@ fn run(host: &mut FakeHost, yaml: &str, state: &RecordStore) -> Report {
             .load()
             .expect("load")
             .into_iter()
-            .map(|(n, r)| (n, r.observed(true)))
+            .map(|(n, r)| (n, r.observed(Liveness::Running)))
             .collect(),
         images: Default::default(),
         networks: Default::default(),

@@ -22,7 +22,7 @@ use crate::host::runtime::rundir::Status;
 use crate::host::runtime::{self, Options, Paths, ProcessRuntime, Runtime, SetupHook};
 use crate::host::store::layer::{self, LayerPlan};
 use crate::host::store::{ImageInfo, RootfsStore, StoreOptions};
-use crate::host::{Host, HostError};
+use crate::host::{Host, HostError, Liveness};
 use crate::model::{
     Desired, ImageSpec, NetworkKind, NetworkSpec, ResourceSpec, SettingsSpec, Spec,
 };
@@ -278,12 +278,17 @@ impl SetupHook for NetHook<'_> {
 }
 
 impl Host for LocalHost {
-    fn is_running(&mut self, name: &str) -> Result<bool, HostError> {
+    fn liveness(&mut self, name: &str) -> Result<Liveness, HostError> {
         let (status, _) = self.runtime.status(&self.run_dir(name))?;
-        Ok(matches!(
-            status,
-            Status::Running { .. } | Status::Stopping { .. } | Status::Restarting
-        ))
+        Ok(match status {
+            Status::Running {
+                supervised: false, ..
+            } => Liveness::Unsupervised,
+            Status::Running { .. } | Status::Stopping { .. } | Status::Restarting => {
+                Liveness::Running
+            }
+            Status::Missing | Status::Stopped { .. } => Liveness::Stopped,
+        })
     }
 
     fn present_images(&mut self) -> BTreeSet<String> {

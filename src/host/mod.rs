@@ -77,10 +77,25 @@ host_error_from!(
     Local(local::LocalError),
 );
 
+/// Whether a container runs, as the host sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// No live init process.
+    Stopped,
+    /// The init runs under its monitor (or is being restarted or stopped by it).
+    Running,
+    /// The init runs but its monitor is gone.
+    Unsupervised,
+}
+
 /// The side effects a plan needs. Implemented by the real host and by test fakes.
 pub trait Host {
+    /// Whether container `name` has a live init process, and a monitor.
+    fn liveness(&mut self, name: &str) -> Result<Liveness, HostError>;
     /// Whether container `name` has a live init process.
-    fn is_running(&mut self, name: &str) -> Result<bool, HostError>;
+    fn is_running(&mut self, name: &str) -> Result<bool, HostError> {
+        Ok(self.liveness(name)? != Liveness::Stopped)
+    }
     /// sha256 digests of the images already extracted (store or read-only dirs).
     fn present_images(&mut self) -> BTreeSet<String>;
     /// Make `image` present in the store (fetch, verify, extract).

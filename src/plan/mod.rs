@@ -30,9 +30,17 @@ pub struct ObservedContainer {
     /// The live fields as last applied.
     pub resources: ResourceSpec,
     pub running: bool,
+    /// False when it runs but its monitor is gone: nothing restarts it,
+    /// captures its output or stops it cleanly, so the plan restarts it.
+    #[serde(default = "supervised_default")]
+    pub supervised: bool,
     /// What it depended on when applied, so removals go dependents first.
     #[serde(default)]
     pub depends_on: Vec<String>,
+}
+
+fn supervised_default() -> bool {
+    true
 }
 
 /// One step. Steps run in the order the plan lists them.
@@ -50,6 +58,9 @@ pub enum Action {
     Create { container: String },
     /// Start a created, stopped container.
     Start { container: String },
+    /// Start a running container afresh under a new monitor (its own died):
+    /// the orphaned init is killed first. The Spec is unchanged.
+    Restart { container: String, reason: String },
     /// Change cgroup limits of a running container in place.
     UpdateLimits {
         container: String,
@@ -74,6 +85,7 @@ impl Action {
             Action::FetchImage { image, .. } => image,
             Action::Create { container }
             | Action::Start { container }
+            | Action::Restart { container, .. }
             | Action::UpdateLimits { container, .. }
             | Action::Recreate { container, .. }
             | Action::Stop { container }
@@ -96,6 +108,9 @@ impl fmt::Display for Action {
             } => write!(f, "fetch image {image}"),
             Action::Create { container } => write!(f, "+ create {container}"),
             Action::Start { container } => write!(f, "> start {container}"),
+            Action::Restart { container, reason } => {
+                write!(f, "> restart {container} ({reason})")
+            }
             Action::UpdateLimits {
                 container,
                 from,
@@ -239,6 +254,10 @@ fn container_actions(spec: &Spec, digest: &str, seen: Option<&ObservedContainer>
             match (o.running, spec.autostart) {
                 (false, true) => v.push(Action::Start { container: name() }),
                 (true, false) => v.push(Action::Stop { container: name() }),
+                (true, true) if !o.supervised => v.push(Action::Restart {
+                    container: name(),
+                    reason: "its monitor is gone".into(),
+                }),
                 _ => {}
             }
             v

@@ -30,6 +30,7 @@ fn applied(yaml: &str) -> Observed {
                 digest: s.digest(&d.networks),
                 resources: s.resources.clone(),
                 running: true,
+                supervised: true,
                 depends_on: s.depends_on.clone(),
             };
             (s.name.clone(), o)
@@ -41,6 +42,14 @@ fn applied(yaml: &str) -> Observed {
         images,
         networks: Default::default(),
     }
+}
+
+/// `o` with container `name` running without its monitor.
+fn unsupervised(mut o: Observed, name: &str) -> Observed {
+    if let Some(c) = o.containers.get_mut(name) {
+        c.supervised = false;
+    }
+    o
 }
 
 fn lines(p: &Plan) -> Vec<String> {
@@ -119,6 +128,20 @@ fn table() {
             "autostart off: created but not started; running one is stopped",
             &BASE.replace("depends_on: [db] }", "depends_on: [db], autostart: false }"),
             applied(BASE),
+            true,
+            &["! stop web"],
+        ),
+        (
+            "monitor of a running container killed: restarted under a new one",
+            BASE,
+            unsupervised(applied(BASE), "db"),
+            true,
+            &["> restart db (its monitor is gone)"],
+        ),
+        (
+            "monitor gone but autostart off: stopped, not restarted",
+            &BASE.replace("depends_on: [db] }", "depends_on: [db], autostart: false }"),
+            unsupervised(applied(BASE), "web"),
             true,
             &["! stop web"],
         ),

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::Liveness;
 use crate::model::{NetworkSpec, Spec};
 use crate::plan::ObservedContainer;
 
@@ -49,11 +50,12 @@ pub struct Record {
 
 impl Record {
     /// The container as `plan` sees it, given whether it runs now.
-    pub fn observed(&self, running: bool) -> ObservedContainer {
+    pub fn observed(&self, liveness: Liveness) -> ObservedContainer {
         ObservedContainer {
             digest: self.digest.clone(),
             resources: self.spec.resources.clone(),
-            running,
+            running: liveness != Liveness::Stopped,
+            supervised: liveness != Liveness::Unsupervised,
             depends_on: self.spec.depends_on.clone(),
         }
     }
