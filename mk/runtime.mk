@@ -18,3 +18,12 @@ bench-runtime: check-cargo static
 # The VM tier (mk/cgroup.mk) also runs the runtime's root tests on a cgroup2-only
 # kernel (tests/vm/scenarios/runtime-*).
 VM_TESTS += root_runtime root_lifecycle
+
+# The crash sweep of tests/root_crash.rs with more kill points than the
+# 6 per kind that `make test` runs.
+.PHONY: test-crash
+CRASH_POINTS ?= 30
+test-crash: deps rootfs
+	BERTH_ROOT_TESTS=required BERTH_CRASH_POINTS=$(CRASH_POINTS) \
+		BERTH_TEST_ROOTFS=$(CURDIR)/$(BUILD)/busybox-rootfs.tar.gz \
+		$(CARGO) test --locked --test root_crash

@@ -62,6 +62,9 @@ impl Runtime {
                     message: format!("`{}` belongs to container `{}`", run_dir.display(), st.name),
                 });
             }
+            if rundir::doomed_start(Path::new("/proc"), &st) {
+                kill_doomed(&st);
+            }
             match rundir::status_of(Path::new("/proc"), &st) {
                 Status::Running {
                     pid,
@@ -80,6 +83,8 @@ impl Runtime {
             spec: spec.clone(),
             paths: paths.clone(),
             options: opts.clone(),
+            // SAFETY: getpid cannot fail.
+            starter: ProcId::of(unsafe { libc::getpid() }),
         };
         let json = serde_json::to_vec(&cfg).map_err(|e| RuntimeError::BadState {
             path: run_dir.join(CONFIG_FILE),
@@ -235,6 +240,21 @@ impl Runtime {
 
 /// Stop a container whose monitor is gone: stop signal, `secs` of grace, then
 /// kill everything; record it as stopped.
+/// End a first start whose starter died: its monitor and whatever it spawned.
+fn kill_doomed(st: &ContainerState) {
+    if let Some(m) = st.monitor.filter(ProcId::alive) {
+        // SAFETY: signalling a process identified by pid and start time.
+        unsafe { libc::kill(m.pid, libc::SIGKILL) };
+    }
+    kill_all(&st.cgroup_procs, st.init);
+    let until = Instant::now() + Duration::from_secs(5);
+    while (st.monitor.is_some_and(|m| m.alive()) || st.init.is_some_and(|i| i.alive()))
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn kill_orphan(run_dir: &Path, mut st: ContainerState, secs: u32) -> Result<(), RuntimeError> {
     let sig = load_config(run_dir)
         .ok()

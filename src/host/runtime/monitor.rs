@@ -179,6 +179,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
     st.phase = Phase::Starting;
     st.error = None;
     st.cgroup_procs = cfg.options.cgroup_procs.clone();
+    st.starter = cfg.starter;
     rundir::save(run_dir, &st)?;
     let stop_sig = signal_number(&cfg.spec.stop_signal).unwrap_or(libc::SIGTERM);
     let mut netns: Option<fs::File> = None;
@@ -205,6 +206,8 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             Ok(pid) => {
                 st.init = ProcId::of(pid);
                 st.phase = Phase::Running;
+                // Restarts are the monitor's own: no starter to wait for.
+                st.starter = None;
                 st.started_at = Some(rundir::now());
                 st.error = None;
                 rundir::save(run_dir, &st)?;
@@ -233,6 +236,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
                 }
                 .to_string();
                 st.error = Some(msg);
+                st.starter = None;
                 if let Some(mut s) = sync.take() {
                     let _ = s.write_all(format!("exec {code} {program}\n").as_bytes());
                 }

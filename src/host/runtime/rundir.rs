@@ -23,6 +23,9 @@ pub struct MonitorConfig {
     pub spec: Spec,
     pub paths: Paths,
     pub options: Options,
+    /// The process that runs this start and answers the setup hook.
+    #[serde(default)]
+    pub starter: Option<ProcId>,
 }
 
 pub(crate) const CONFIG_FILE: &str = "config.json";
@@ -118,6 +121,11 @@ pub struct ContainerState {
     pub error: Option<String>,
     /// cgroup.procs files of the container, for exec and kill-all.
     pub cgroup_procs: Vec<PathBuf>,
+    /// During a first start: the process that asked for it (`berth apply` or
+    /// `berth start`), which must answer the setup hook. When it is dead the
+    /// start cannot finish, and the container counts as stopped.
+    #[serde(default)]
+    pub starter: Option<ProcId>,
 }
 
 impl ContainerState {
@@ -134,6 +142,7 @@ impl ContainerState {
             restarts: 0,
             error: None,
             cgroup_procs: Vec::new(),
+            starter: None,
         }
     }
 }
@@ -192,10 +201,20 @@ pub enum Status {
     Stopped { exit: Option<ExitInfo> },
 }
 
+/// A first start whose starter died: its monitor waits for an answer that
+/// will never come and then gives up, so the container is as good as stopped.
+/// (A killed `apply` left it; the next start replaces it.)
+pub fn doomed_start(proc_root: &Path, st: &ContainerState) -> bool {
+    st.phase == Phase::Starting && st.starter.is_some_and(|s| !alive_in(proc_root, &s))
+}
+
 /// Decide the status from a record, with liveness checks under `proc_root`.
 pub fn status_of(proc_root: &Path, st: &ContainerState) -> Status {
     let monitor = st.monitor.map(|m| alive_in(proc_root, &m)).unwrap_or(false);
     let init = st.init.filter(|i| alive_in(proc_root, i));
+    if doomed_start(proc_root, st) {
+        return Status::Stopped { exit: st.last_exit };
+    }
     match (st.phase, init) {
         (Phase::Stopping, Some(i)) if monitor => Status::Stopping { pid: i.pid },
         (_, Some(i)) => Status::Running {
@@ -301,6 +320,28 @@ mod tests {
     }
 
     #[test]
+    fn a_first_start_whose_starter_died_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_proc(dir.path(), 19, 'S', 6); // the monitor
+        fake_proc(dir.path(), 20, 'S', 7); // the init, waiting for the hook
+        let mut st = ContainerState::new("web");
+        st.phase = Phase::Starting;
+        st.monitor = Some(ProcId { pid: 19, start: 6 });
+        st.init = Some(ProcId { pid: 20, start: 7 });
+        st.starter = Some(ProcId { pid: 30, start: 5 });
+        // The starter (a killed `apply`) is gone: the hook is never answered.
+        assert!(doomed_start(dir.path(), &st));
+        assert_eq!(status_of(dir.path(), &st), Status::Stopped { exit: None });
+        // While it lives, the start is in progress.
+        fake_proc(dir.path(), 30, 'S', 5);
+        assert!(!doomed_start(dir.path(), &st));
+        assert!(matches!(status_of(dir.path(), &st), Status::Running { .. }));
+        // Restarts have no starter: never doomed.
+        st.starter = None;
+        assert!(!doomed_start(dir.path(), &st));
+    }
+
+    #[test]
     fn atomic_save_and_load_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(load(dir.path()).unwrap(), None);
@@ -334,6 +375,7 @@ mod tests {
             spec: spec.clone(),
             paths,
             options: Options::default(),
+            starter: None,
         };
         fs::write(
             dir.path().join(CONFIG_FILE),
