@@ -28,6 +28,7 @@ LAYERS = {
     "converge": ["model", "plan", "host"],
     "observe": ["model", "plan", "host", "converge"],
     "cli": ["model", "manifest", "plan", "host", "converge", "observe"],
+    "fuzz": ["model", "manifest", "plan", "host"],
 }
 # Pure layers: no syscall crate, no file writes.
 PURE = {"model", "manifest", "plan"}

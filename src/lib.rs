@@ -10,6 +10,8 @@
 
 pub mod cli;
 pub mod converge;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod host;
 pub mod manifest;
 pub mod model;

@@ -28,6 +28,10 @@ mod oci;
 mod tls;
 #[cfg(feature = "xz")]
 mod xz;
+/// The .xz reader, for the fuzz target (`crate::fuzz`).
+#[cfg(feature = "xz")]
+#[doc(hidden)]
+pub use xz::decompress as xz_decompress;
 
 use std::fs;
 use std::io;

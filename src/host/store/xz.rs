@@ -72,7 +72,7 @@ fn varint_stream<R: Read>(r: &mut R, count: &mut u64) -> io::Result<u64> {
 }
 
 /// Decompress every stream of an .xz file from `src` into `w`.
-pub(crate) fn decompress<R: BufRead, W: Write>(src: &mut R, w: &mut W) -> io::Result<()> {
+pub fn decompress<R: BufRead, W: Write>(src: &mut R, w: &mut W) -> io::Result<()> {
     loop {
         let mut head = [0u8; 12];
         src.read_exact(&mut head)?;

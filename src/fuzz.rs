@@ -1,0 +1,71 @@
+//! Entry points for the fuzz targets in fuzz/ (`make fuzz`): each feeds
+//! untrusted bytes to one of berth's own parsers, as the device would meet
+//! them. Hidden from the docs; nothing of berth calls it, so the binary does
+//! not carry it.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::host::net::reply;
+use crate::host::store::{self, RootfsStore, StoreOptions};
+use crate::manifest::{self, RenderInput};
+
+/// The manifest front end: render, parse, validate.
+pub fn manifest(text: &str) {
+    let _ = manifest::load("fuzz.yaml", text, "/", &RenderInput::default());
+}
+
+/// The YAML front end alone.
+pub fn yaml(text: &str) {
+    let _ = manifest::yaml::load(text);
+}
+
+/// One rtnetlink datagram as the kernel (or a hostile netns) could answer,
+/// with every message's body parsed as a link and as an address.
+pub fn netlink_reply(bytes: &[u8]) {
+    let seq = bytes.first().copied().map_or(0, u32::from);
+    let _ = reply::parse_datagram(bytes, seq, &mut |r| {
+        let _ = reply::parse_ifinfomsg(r.body);
+        let _ = reply::parse_ifaddrmsg(r.body);
+        r.kind & 1 == 0
+    });
+    let _ = reply::attrs(bytes);
+}
+
+/// The .xz reader, its output capped so a small bomb ends quickly.
+#[cfg(feature = "xz")]
+pub fn xz(bytes: &[u8]) {
+    let mut out = Capped(16 << 20);
+    let _ = store::xz_decompress(&mut &bytes[..], &mut out);
+}
+
+/// An image archive (tar, compressed tar, OCI layout, docker save) imported
+/// into a store under `dir`, which the caller makes and removes.
+pub fn image(bytes: &[u8], dir: &Path) -> io::Result<()> {
+    let file = dir.join("image");
+    std::fs::write(&file, bytes)?;
+    let opts = StoreOptions {
+        max_image_size: 64 << 20,
+        ..StoreOptions::default()
+    };
+    if let Ok(store) = RootfsStore::open(&dir.join("store"), opts) {
+        let _ = store.import("fuzz", &file);
+    }
+    Ok(())
+}
+
+/// A writer that fails once it has taken `.0` bytes.
+struct Capped(usize);
+
+impl Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.len() > self.0 {
+            return Err(io::Error::other("output cap"));
+        }
+        self.0 -= buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Writes the seed corpus of the fuzz targets (tests/fuzz/corpus/TARGET/):
+small valid inputs that show each parser its format. Run it again after
+changing it; the fuzzers' own finds stay in build/fuzz/, not here."""
+
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tarfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CORPUS = os.path.join(HERE, "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(CORPUS, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+
+
+def tar_of(files):
+    """files: list of (name, bytes or None for a dir, or ('sym', target))."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.mtime = 0
+            if data is None:
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                t.addfile(info)
+            elif isinstance(data, tuple):
+                info.type = tarfile.SYMTYPE
+                info.linkname = data[1]
+                t.addfile(info)
+            else:
+                info.size = len(data)
+                info.mode = 0o644
+                t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def sha(b):
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def main():
+    shutil.rmtree(CORPUS, ignore_errors=True)
+    # Manifests and YAML: the examples, and a few shapes the front end must bound.
+    for f in sorted(os.listdir(os.path.join(ROOT, "examples"))):
+        if f.endswith(".yaml"):
+            text = open(os.path.join(ROOT, "examples", f)).read()
+            put("manifest", f, text)
+            put("yaml", f, text)
+    put("yaml", "aliases.yaml", "a: &a [x, y]\nb: *a\nc: { <<: *a }\n")
+    put("yaml", "tags.yaml", "a: !!str 1\nb: !custom x\n")
+    put("manifest", "template.yaml",
+        "version: 1\nvars: { n: 3 }\ncontainers:\n{% for i in range(n) %}  c{{ i }}: { image: bb }\n{% endfor %}")
+
+    # rtnetlink: an ack, an error with ext-ack text, a done, a link reply.
+    hdr = lambda length, kind, flags, seq: struct.pack("=IHHII", length, kind, flags, seq, 1)
+    ack = hdr(36, 2, 0, 7) + struct.pack("=i", 0) + hdr(16, 16, 5, 7)
+    put("netlink_reply", "ack", b"\x07" + ack[1:])
+    text = b"mtu greater than device maximum\x00"
+    attr = struct.pack("=HH", 4 + len(text), 1) + text + b"\x00" * ((4 - len(text) % 4) % 4)
+    err = hdr(36 + len(attr), 2, 0x200, 7) + struct.pack("=i", -22) + hdr(16, 16, 5, 7) + attr
+    put("netlink_reply", "error-extack", err)
+    put("netlink_reply", "done", hdr(20, 3, 2, 7) + struct.pack("=i", 0))
+    name = b"eth0\x00"
+    ifname = struct.pack("=HH", 4 + len(name), 3) + name + b"\x00" * 3
+    ifinfo = struct.pack("=BBHiII", 0, 0, 1, 2, 0x1043, 0) + ifname
+    put("netlink_reply", "newlink", hdr(16 + len(ifinfo), 16, 2, 7) + ifinfo)
+
+    # xz: a small stream made by Python's lzma (CRC64 and CRC32 checks).
+    put("xz", "crc64.xz", lzma.compress(b"hello berth\n" * 20, format=lzma.FORMAT_XZ))
+    put("xz", "crc32.xz", lzma.compress(b"x" * 300, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32))
+
+    # Images: a plain, a gzip, an xz and a zstd rootfs tar, a docker save, an OCI layout.
+    rootfs = tar_of([("etc/", None), ("etc/hostname", b"box\n"), ("bin/", None),
+                     ("bin/sh", b"#!\n"), ("lib", ("sym", "usr/lib"))])
+    put("image", "rootfs.tar", rootfs)
+    put("image", "rootfs.tar.gz", gzip.compress(rootfs, mtime=0))
+    put("image", "rootfs.tar.xz", lzma.compress(rootfs, format=lzma.FORMAT_XZ))
+    if shutil.which("zstd"):
+        z = subprocess.run(["zstd", "-q", "-c"], input=rootfs, capture_output=True, check=True)
+        put("image", "rootfs.tar.zst", z.stdout)
+    layer = tar_of([("etc/", None), ("etc/os-release", b"ID=fuzz\n")])
+    config = json.dumps({"config": {"Cmd": ["/bin/sh"]}, "rootfs": {"type": "layers"}}).encode()
+    cfg_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": cfg_name, "Layers": ["l1/layer.tar"]}]).encode()
+    put("image", "docker-save.tar", tar_of([("manifest.json", manifest), (cfg_name, config),
+                                            ("l1/", None), ("l1/layer.tar", layer)]))
+    oci_manifest = json.dumps({
+        "schemaVersion": 2,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config), "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(layer), "size": len(layer)}],
+    }).encode()
+    index = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(oci_manifest), "size": len(oci_manifest)}]}).encode()
+    blob = lambda b: "blobs/sha256/" + hashlib.sha256(b).hexdigest()
+    put("image", "oci-layout.tar", tar_of([
+        ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index),
+        ("blobs/", None), ("blobs/sha256/", None),
+        (blob(oci_manifest), oci_manifest), (blob(config), config), (blob(layer), layer)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
