@@ -10,30 +10,32 @@ use super::context::Ctx;
 use super::error::Result;
 use super::{exec, kill, logs, ls, pause, restart, rm, start, status, stop, Global, UsageError};
 
-/// Subcommands that act on containers through the runtime.
+/// Subcommands that act on containers through the runtime, one variant per
+/// command; what each does is the help text of the table beside its code,
+/// which each variant names, not repeated here.
 #[derive(Debug)]
 pub enum ContainerCommand {
-    /// Start a created container
+    /// `berth start`: [`start::CMD`].
     Start(start::StartArgs),
-    /// Stop a container (stop signal, then kill after the timeout)
+    /// `berth stop`: [`stop::CMD`].
     Stop(stop::StopArgs),
-    /// Stop and start a container
+    /// `berth restart`: [`restart::CMD`].
     Restart(restart::RestartArgs),
-    /// Send a signal to a container's init
+    /// `berth kill`: [`kill::CMD`].
     Kill(kill::KillArgs),
-    /// Remove a stopped container's runtime state
+    /// `berth rm`: [`rm::CMD`].
     Rm(rm::RmArgs),
-    /// List containers
+    /// `berth ls`: [`ls::CMD`].
     Ls,
-    /// Show container status: state, pid, uptime, restarts, last exit
+    /// `berth status`: [`status::CMD`].
     Status(status::StatusArgs),
-    /// Run a command in a running container, passing on its exit code
+    /// `berth exec`: [`exec::CMD`].
     Exec(exec::ExecArgs),
-    /// Print a container's output
+    /// `berth logs`: [`logs::CMD`].
     Logs(logs::LogsArgs),
-    /// Freeze every process of a container
+    /// `berth pause`: [`pause::PAUSE`].
     Pause(pause::PauseArgs),
-    /// Thaw a paused container
+    /// `berth resume`: [`pause::RESUME`].
     Resume(pause::PauseArgs),
 }
 

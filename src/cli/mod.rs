@@ -146,64 +146,62 @@ pub static ROOT: Cmd = Cmd {
     ..Cmd::new("berth", env!("CARGO_PKG_DESCRIPTION"))
 };
 
-/// Options every subcommand takes.
+/// The values of the [`GLOBAL`] options; each field is the option of the same
+/// name, whose help there says what it means.
 #[derive(Debug, Default)]
 pub struct Global {
-    /// Persistent store: images, containers, volumes [default: manifest
-    /// `settings.root`, else /var/lib/berth]
+    /// `--root`.
     pub root: Option<PathBuf>,
-    /// Runtime directory on tmpfs: pids, logs [default: manifest
-    /// `settings.runtime_dir`, else /var/run/berth]
+    /// `--runtime-dir`.
     pub runtime_dir: Option<PathBuf>,
-    /// cgroup that holds the containers' cgroups, relative to each hierarchy's
-    /// root [default: chosen for the host: a delegated service cgroup, else berth]
+    /// `--cgroup-parent`.
     pub cgroup_parent: Option<String>,
-    /// Size at which container logs rotate, e.g. 256K [default: manifest
-    /// `settings.log_size`, else 1M]
+    /// `--log-size`.
     pub log_size: Option<String>,
 }
 
-/// The subcommands.
+/// The subcommands, one variant per entry of [`ROOT`]; what each does and
+/// what its options mean is that table's help text, not repeated here.
 #[derive(Debug)]
 pub enum Command {
-    /// Check a manifest and report every error
+    /// `berth validate`.
     Validate(ManifestArgs),
-    /// Print the manifest after templates, with profiles merged into containers
+    /// `berth render`.
     Render {
         /// The manifest and template inputs.
         manifest: ManifestArgs,
-        /// Print the resolved desired state as JSON instead
+        /// `--json`.
         json: bool,
-        /// Print only the template's output, even when it is not a valid manifest
+        /// `--raw`.
         raw: bool,
     },
-    /// Show what `apply` would change
+    /// `berth plan`.
     Plan {
         /// The manifest and template inputs.
         manifest: ManifestArgs,
-        /// Print the plan as JSON
+        /// `--json`.
         json: bool,
-        /// Keep containers the manifest no longer lists
+        /// `--no-prune`.
         no_prune: bool,
     },
-    /// Make the device match the manifest
+    /// `berth apply`.
     Apply {
         /// The manifest and template inputs.
         manifest: ManifestArgs,
-        /// Keep containers the manifest no longer lists
+        /// `--no-prune`.
         no_prune: bool,
-        /// Stay in the foreground as the service's main process
+        /// `--serve`.
         serve: bool,
-        /// With --serve: apply again every SECS seconds
+        /// `--interval`.
         interval: Option<u64>,
     },
-    /// Compare what the manifest needs with what this kernel has
+    /// `berth check`: `check::CMD`.
     Check(check::CheckArgs),
-    /// Unpack a manifest's images into a firmware root at build time
+    /// `berth install`: [`install::CMD`].
     Install(install::InstallArgs),
-    /// start, stop, exec and the other container commands.
+    /// The container commands (`start`, `stop`, `exec`...): [`containers`].
     Container(containers::ContainerCommand),
-    /// Manage extracted images: ls, import, rm, gc
+    /// `berth image` and its subcommands: `image::CMD`.
     Image(image::ImageArgs),
 }
 

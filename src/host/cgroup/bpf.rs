@@ -104,8 +104,8 @@ fn imm(n: u32) -> Option<i32> {
 }
 
 /// Assemble the filter for a complete rule list (deny all first, as
-/// [`super::effective_device_rules`] makes it). Registers: r2 type, r3 access,
-/// r4 major, r5 minor; r1 is scratch after the loads.
+/// [`super::devices::effective_device_rules`] makes it). Registers: r2 type,
+/// r3 access, r4 major, r5 minor; r1 is scratch after the loads.
 pub fn compile(rules: &[DeviceRule]) -> Vec<Insn> {
     let mut p = vec![
         Insn::new(LDX_MEM_W, 2, 1, 0, 0),

@@ -1,17 +1,18 @@
 //! cgroups: the host side of a container's limits, accounting and control.
 //!
-//! `detect` reads /proc/self/mountinfo and /proc/self/cgroup once and finds
-//! the layout: unified v2 (OpenWrt, modern systemd), hybrid (v1 controllers
-//! plus an empty v2 at /sys/fs/cgroup/unified; controllers come from v1) or
-//! legacy v1. [`CgroupBackend`] then dispatches every operation to the v1 or
-//! v2 backend, as youki's `AnyCgroupManager` does. Limits are translated by the
-//! pure tables in [`translate`]; devices by [`devices_v1`] and [`bpf`].
-//! Every host path is a constructor argument so both backends are tested
-//! against a fake tree in a temp dir.
+//! [`Layout::detect`] reads /proc/self/mountinfo and /proc/self/cgroup once
+//! and [`layout`] finds the layout in their text (unified, hybrid or legacy).
+//! [`CgroupBackend`] then dispatches every operation to the v1 or v2 backend,
+//! as youki's `AnyCgroupManager` does. Limits are translated by the pure
+//! tables in [`translate`]; the device rule list is made in [`devices`] and
+//! enforced by [`devices_v1`] and [`bpf`]. Every host path is a constructor
+//! argument so both backends are tested against a fake tree in a temp dir.
 
 pub mod bpf;
+pub mod devices;
 pub mod devices_v1;
 mod fs;
+pub mod layout;
 pub mod stats;
 pub mod translate;
 pub mod v1;
@@ -21,8 +22,10 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::model::{DeviceKind, DeviceRule, ResourceSpec};
+use crate::model::{DeviceRule, ResourceSpec};
 
+pub use devices::{effective_device_rules, standard_devices};
+pub use layout::{Layout, Mode, Mount, V1_CONTROLLERS};
 pub use stats::CgroupStats;
 
 pub(crate) use fs::{
@@ -100,79 +103,8 @@ pub enum CgroupError {
 /// Result of the cgroup backends.
 pub type Result<T, E = CgroupError> = std::result::Result<T, E>;
 
-/// How the host mounts its cgroups.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// cgroup2 only (OpenWrt, systemd with the unified hierarchy).
-    Unified,
-    /// v1 controllers plus a cgroup2 mount without controllers; v1 is used.
-    Hybrid,
-    /// v1 only.
-    Legacy,
-}
-
-/// One mounted hierarchy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mount {
-    /// Where it is mounted.
-    pub path: PathBuf,
-    /// This process's own cgroup in it, relative to the mount (`/` at the top).
-    pub own: String,
-}
-
-/// The cgroup layout found by [`Layout::parse`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
-    /// Which version the backends use.
-    pub mode: Mode,
-    /// The cgroup2 mount, if any.
-    pub unified: Option<Mount>,
-    /// v1 controllers by name (`memory`, `cpu`, ...); co-mounted ones share a path.
-    pub v1: BTreeMap<String, Mount>,
-}
-
-/// v1 controllers berth uses.
-pub const V1_CONTROLLERS: [&str; 8] = [
-    "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
-];
-
 /// v2 controllers berth enables for its containers.
 pub const V2_CONTROLLERS: [&str; 5] = ["cpu", "cpuset", "io", "memory", "pids"];
-
-/// Undo mountinfo's octal escapes (`\040` for a space).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The path of `own` relative to a mount whose root is `root` (a mount of a
-/// sub-cgroup, as in a container, shows only its subtree).
-fn relative(own: &str, root: &str) -> String {
-    if root == "/" {
-        return own.to_string();
-    }
-    match own.strip_prefix(root) {
-        Some("") => "/".to_string(),
-        Some(rest) if rest.starts_with('/') => rest.to_string(),
-        _ => own.to_string(),
-    }
-}
 
 impl Layout {
     /// Read `<proc_root>/self/mountinfo` and `<proc_root>/self/cgroup`.
@@ -181,69 +113,6 @@ impl Layout {
         let mountinfo = read(&mi_path)?;
         let cgroup = read(&proc_root.join("self/cgroup"))?;
         Layout::parse(&mountinfo, &cgroup).ok_or(CgroupError::NotMounted { path: mi_path })
-    }
-
-    /// Find the layout in the texts of /proc/self/mountinfo and /proc/self/cgroup.
-    /// `None` when no cgroup filesystem is mounted.
-    pub fn parse(mountinfo: &str, self_cgroup: &str) -> Option<Layout> {
-        // /proc/self/cgroup: "hier:ctrl,ctrl:path"; v2 is "0::path".
-        let mut own_v2 = None;
-        let mut own_v1: BTreeMap<&str, &str> = BTreeMap::new();
-        for line in self_cgroup.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (Some(hier), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
-            if hier == "0" && ctrls.is_empty() {
-                own_v2 = Some(path);
-            } else {
-                for c in ctrls.split(',') {
-                    own_v1.insert(c, path);
-                }
-            }
-        }
-        let mut unified = None;
-        let mut v1 = BTreeMap::new();
-        for line in mountinfo.lines() {
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            if l.len() < 5 || r.len() < 3 {
-                continue;
-            }
-            let (root, point) = (unescape(l[3]), PathBuf::from(unescape(l[4])));
-            match r[0] {
-                "cgroup2" if unified.is_none() => {
-                    let own = relative(own_v2.unwrap_or("/"), &root);
-                    unified = Some(Mount { path: point, own });
-                }
-                "cgroup" => {
-                    for opt in r[2].split(',') {
-                        if V1_CONTROLLERS.contains(&opt) && !v1.contains_key(opt) {
-                            let own = relative(own_v1.get(opt).copied().unwrap_or("/"), &root);
-                            v1.insert(
-                                opt.to_string(),
-                                Mount {
-                                    path: point.clone(),
-                                    own,
-                                },
-                            );
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mode = match (v1.is_empty(), unified.is_some()) {
-            (false, true) => Mode::Hybrid,
-            (false, false) => Mode::Legacy,
-            (true, true) => Mode::Unified,
-            (true, false) => return None,
-        };
-        Some(Layout { mode, unified, v1 })
     }
 }
 
@@ -490,85 +359,9 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The device nodes every container gets: null, zero, full, random, urandom,
-/// tty, console, ptmx and the pts slaves.
-pub fn standard_devices() -> Vec<DeviceRule> {
-    let c = |major: u32, minor: Option<u32>| DeviceRule {
-        allow: true,
-        kind: DeviceKind::Char,
-        major: Some(major),
-        minor,
-        read: true,
-        write: true,
-        mknod: true,
-    };
-    vec![
-        c(1, Some(3)),
-        c(1, Some(5)),
-        c(1, Some(7)),
-        c(1, Some(8)),
-        c(1, Some(9)),
-        c(5, Some(0)),
-        c(5, Some(1)),
-        c(5, Some(2)),
-        c(136, None),
-    ]
-}
-
-/// Deny everything, allow the standard nodes, then the manifest's rules in order.
-pub fn effective_device_rules(rules: &[DeviceRule]) -> Vec<DeviceRule> {
-    let deny_all = DeviceRule {
-        allow: false,
-        kind: DeviceKind::All,
-        major: None,
-        minor: None,
-        read: true,
-        write: true,
-        mknod: true,
-    };
-    let mut out = vec![deny_all];
-    out.extend(standard_devices());
-    out.extend_from_slice(rules);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const HYBRID_MI: &str = "\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-36 31 0:33 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
-";
-    const HYBRID_CG: &str =
-        "9:name=systemd:/\n4:memory:/process_api/3ad\n2:cpu,cpuacct:/\n5:devices:/\n0::/\n";
-
-    #[test]
-    fn detects_hybrid() {
-        let l = Layout::parse(HYBRID_MI, HYBRID_CG).expect("layout");
-        assert_eq!(l.mode, Mode::Hybrid);
-        assert_eq!(
-            l.unified.as_ref().map(|m| m.path.clone()),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
-        assert_eq!(
-            l.v1.keys().cloned().collect::<Vec<_>>(),
-            ["cpu", "cpuacct", "devices", "memory"]
-        );
-        assert_eq!(
-            l.v1["cpu"].path,
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
-        );
-        assert_eq!(l.v1["cpuacct"].path, l.v1["cpu"].path);
-        assert_eq!(l.v1["memory"].own, "/process_api/3ad");
-        assert!(!l.v1.contains_key("name=systemd"));
-        let b = CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend");
-        assert_eq!(b.version(), 1);
-    }
 
     #[test]
     fn detects_unified_and_procd_delegation() {
@@ -611,27 +404,6 @@ mod tests {
     }
 
     #[test]
-    fn detects_legacy_and_nothing() {
-        let mi = "32 31 0:29 / /cg/mem\\040ory rw - cgroup cgroup rw,memory\n33 31 0:30 / /cg/pids rw - cgroup cgroup rw,pids\n";
-        let l = Layout::parse(mi, "3:memory:/a\n4:pids:/\n").expect("layout");
-        assert_eq!(l.mode, Mode::Legacy);
-        assert_eq!(l.v1["memory"].path, PathBuf::from("/cg/mem ory"));
-        assert!(l.unified.is_none());
-        assert_eq!(
-            Layout::parse("1 0 8:1 / / rw - ext4 /dev/sda1 rw\n", "0::/\n"),
-            None
-        );
-    }
-
-    #[test]
-    fn mount_root_is_stripped() {
-        // A container sees its own subtree as the mount root.
-        let mi = "25 20 0:22 /lxc/c1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
-        let l = Layout::parse(mi, "0::/lxc/c1/init\n").expect("layout");
-        assert_eq!(l.unified.map(|m| m.own), Some("/init".to_string()));
-    }
-
-    #[test]
     fn names_are_one_component() {
         for bad in ["", ".", "..", "a/b"] {
             assert!(
@@ -640,22 +412,5 @@ mod tests {
             );
         }
         assert!(check_name("web-1").is_ok());
-    }
-
-    #[test]
-    fn device_rules_start_with_deny() {
-        let user = DeviceRule {
-            allow: true,
-            kind: DeviceKind::Block,
-            major: Some(8),
-            minor: Some(0),
-            read: true,
-            write: false,
-            mknod: false,
-        };
-        let all = effective_device_rules(&[user]);
-        assert!(!all[0].allow && all[0].kind == DeviceKind::All);
-        assert_eq!(all.len(), 11);
-        assert_eq!(all.last(), Some(&user));
     }
 }

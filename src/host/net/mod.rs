@@ -1,9 +1,12 @@
 //! Container networking over rtnetlink (no `ip` binary). The runtime calls
 //! [`attach`] after clone and before the container runs, with the child's
-//! pid or netns fd; `exec` calls [`cleanup_stale`] before a (re)create and
-//! [`detach`] after a stop; [`ensure_network`] prepares host-side objects
+//! pid or netns fd; `host::local` calls [`cleanup_stale`] before a (re)create
+//! and [`detach`] after a stop; [`ensure_network`] prepares host-side objects
 //! (created bridges, macvlan host links). Plain data in and out: the
 //! [`Interface`] list that `attach` returns is what `berth status` shows.
+//! `host_side` holds what is done in the host namespace, `container_side`
+//! what is done inside the container's; each call rolls back what it created
+//! when a later step fails.
 //!
 //! Lifecycle, designed around what the kernel does for free: a container's
 //! end of a veth, and its macvlan/ipvlan, are created directly inside its
@@ -14,12 +17,13 @@
 
 pub mod addr;
 pub mod codec;
+mod container_side;
 pub mod files;
+mod host_side;
 pub mod link;
 pub mod names;
 pub mod netlink;
 pub mod reply;
-mod setup;
 
 use std::fmt;
 use std::io;
@@ -32,9 +36,8 @@ use std::collections::BTreeMap;
 
 use crate::model::{Cidr, Mac, NetworkSpec, Spec};
 
-pub use setup::{
-    attach, cleanup_stale, detach, ensure_network, ensure_network_with, observe, remove_network,
-};
+pub use container_side::{attach, observe};
+pub use host_side::{cleanup_stale, detach, ensure_network, ensure_network_with, remove_network};
 
 /// The network backend as `LocalHost` uses it, so the rollback tests can pass
 /// a fake that fails a chosen step. [`RtNetlink`] is the real one.

@@ -366,26 +366,3 @@ fn berths_own_table_parses_every_command() {
     assert!(!help.contains("\n  extract"), "{help}");
     assert!(help.contains("  gc "), "{help}");
 }
-
-#[test]
-fn long_help_lines_wrap_under_their_column() {
-    let lines = wrap("one two three four five six", 9);
-    assert_eq!(lines, ["one two", "three", "four five", "six"]);
-    // A word longer than the room stays whole on its own line.
-    assert_eq!(wrap("a verylongword b", 5), ["a", "verylongword", "b"]);
-    let mut out = String::new();
-    table(
-        &mut out,
-        [("--x".to_owned(), "word ".repeat(40).trim_end().to_owned())].into_iter(),
-    );
-    assert!(out.lines().count() > 1, "{out}");
-    for line in out.lines() {
-        assert!(line.chars().count() <= HELP_WIDTH, "{line}");
-    }
-    for line in out.lines().skip(1) {
-        assert!(
-            line.starts_with("       word"),
-            "continued under the column: {line:?}"
-        );
-    }
-}

@@ -1,17 +1,20 @@
 //! Argument parsing, the first step of `main`. Each subcommand declares its
 //! options and arguments in a static [`Cmd`] table beside its code; [`parse`]
-//! walks the command line against those tables once and fills a [`Parsed`]
-//! that the subcommand reads its values from. Help text is made from the same
-//! tables. Bad usage is a [`UsageError`] naming the option and the command's
-//! `--help`, which `main` maps to exit code 2.
+//! walks the command line against those tables once (`tokens`) and fills a
+//! [`Parsed`] that the subcommand reads its values from. Help text is made
+//! from the same tables (`help`). Bad usage is a [`UsageError`] naming the
+//! option and the command's `--help`, which `main` maps to exit code 2.
+
+mod help;
+mod tokens;
 
 use std::ffi::{OsStr, OsString};
-use std::fmt::Write as _;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::UsageError;
+
+pub use help::help;
 
 /// One `--long` option (with an optional `-s` short form) of a command.
 #[derive(Debug, Clone, Copy)]
@@ -336,142 +339,9 @@ pub fn parse(
     version: &str,
     args: impl IntoIterator<Item = OsString>,
 ) -> Result<Parsed, Stop> {
-    let mut p = Parsed::default();
-    let mut chain: Vec<&'static Cmd> = vec![root];
-    let mut cmd = root;
-    let mut dashdash = false;
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let bytes = arg.as_bytes();
-        if !dashdash && bytes == b"--" {
-            dashdash = true;
-            continue;
-        }
-        if !dashdash && bytes.starts_with(b"--") {
-            let body = &bytes[2..];
-            let (name, inline) = match body.iter().position(|&b| b == b'=') {
-                Some(i) => (&body[..i], Some(OsStr::from_bytes(&body[i + 1..]))),
-                None => (body, None),
-            };
-            let name = String::from_utf8_lossy(name);
-            match (name.as_ref(), inline) {
-                ("help", None) => return Err(Stop::Print(help(cmd, global, &p.commands))),
-                ("version", None) if p.commands.is_empty() => {
-                    return Err(Stop::Print(format!("berth {version}\n")))
-                }
-                _ => {}
-            }
-            let opt = find(cmd, global, |o| o.long == name)
-                .ok_or_else(|| unknown(&format!("--{name}"), &p.commands))?;
-            let value = match (opt.value, inline) {
-                (None, None) => OsString::new(),
-                (None, Some(_)) => {
-                    return Err(usage(
-                        &p.commands,
-                        format!("option `--{name}` takes no value"),
-                    ))
-                }
-                (Some(_), Some(v)) => v.to_os_string(),
-                (Some(_), None) => args.next().ok_or_else(|| missing_value(opt, &p.commands))?,
-            };
-            set(&mut p, opt, value)?;
-            continue;
-        }
-        if !dashdash && bytes.len() > 1 && bytes[0] == b'-' {
-            // A cluster of short options: `-fn 5`, `-n5`, `-t`.
-            let cluster = &bytes[1..];
-            let mut i = 0;
-            while i < cluster.len() {
-                if !cluster[i].is_ascii() {
-                    return Err(unknown(&arg.to_string_lossy(), &p.commands));
-                }
-                let c = char::from(cluster[i]);
-                i += 1;
-                if c == 'h' {
-                    return Err(Stop::Print(help(cmd, global, &p.commands)));
-                }
-                if c == 'V' && p.commands.is_empty() {
-                    return Err(Stop::Print(format!("berth {version}\n")));
-                }
-                let opt = find(cmd, global, |o| o.short == Some(c))
-                    .ok_or_else(|| unknown(&format!("-{c}"), &p.commands))?;
-                if opt.value.is_none() {
-                    set(&mut p, opt, OsString::new())?;
-                    continue;
-                }
-                let rest = &cluster[i..];
-                let rest = rest.strip_prefix(b"=").unwrap_or(rest);
-                let value = if rest.is_empty() {
-                    args.next().ok_or_else(|| missing_value(opt, &p.commands))?
-                } else {
-                    OsStr::from_bytes(rest).to_os_string()
-                };
-                set(&mut p, opt, value)?;
-                break;
-            }
-            continue;
-        }
-        // A positional word.
-        if !cmd.subcommands.is_empty() {
-            let name = arg.to_string_lossy();
-            if p.commands.is_empty() && name == "help" {
-                return Err(Stop::Print(help_for(root, global, args)?));
-            }
-            cmd = cmd
-                .subcommands
-                .iter()
-                .find(|c| c.name == name)
-                .ok_or_else(|| {
-                    let parent = if p.commands.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" for `{}`", command_line(&p.commands))
-                    };
-                    usage(&p.commands, format!("unknown command `{name}`{parent}"))
-                })?;
-            p.commands.push(cmd.name);
-            chain.push(cmd);
-        } else if dashdash && cmd.last.is_some() {
-            p.last.push(utf8(&arg, "command word")?);
-        } else if p.args.len() < cmd.args.len() {
-            p.args.push(arg);
-        } else {
-            let hint = match cmd.last {
-                Some((name, _)) => format!("; put {name} after `--`"),
-                None => String::new(),
-            };
-            return Err(usage(
-                &p.commands,
-                format!(
-                    "unexpected argument `{}` for `{}`{hint}",
-                    arg.to_string_lossy(),
-                    command_line(&p.commands)
-                ),
-            ));
-        }
-    }
+    let (mut p, chain) = tokens::walk(root, global, version, args)?;
     finish(&mut p, &chain, global)?;
     Ok(p)
-}
-
-/// `berth help [COMMAND...]`: the help of the named command.
-fn help_for(
-    root: &'static Cmd,
-    global: &'static [Opt],
-    words: impl Iterator<Item = OsString>,
-) -> Result<String, Stop> {
-    let mut cmd = root;
-    let mut path = Vec::new();
-    for w in words {
-        let name = w.to_string_lossy();
-        cmd = cmd
-            .subcommands
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| usage(&path, format!("no command `{name}` to show help for")))?;
-        path.push(cmd.name);
-    }
-    Ok(help(cmd, global, &path))
 }
 
 /// Defaults, environment, and the checks that need the whole command line.
@@ -544,29 +414,6 @@ fn finish(p: &mut Parsed, chain: &[&'static Cmd], global: &'static [Opt]) -> Res
     Ok(())
 }
 
-/// The command's own option, else a global one, that `pred` picks.
-fn find(
-    cmd: &'static Cmd,
-    global: &'static [Opt],
-    pred: impl Fn(&Opt) -> bool,
-) -> Option<&'static Opt> {
-    cmd.opts.iter().chain(global.iter()).find(|o| pred(o))
-}
-
-fn set(p: &mut Parsed, opt: &'static Opt, value: OsString) -> Result<(), Stop> {
-    if !opt.repeat && p.has(opt.long) {
-        return Err(usage(
-            &p.commands,
-            format!("option `--{}` given twice", opt.long),
-        ));
-    }
-    if opt.path && value.is_empty() {
-        return Err(missing_value(opt, &p.commands));
-    }
-    p.opts.push((opt.long, value));
-    Ok(())
-}
-
 /// A usage error that ends with where to read more.
 fn usage(path: &[&str], what: String) -> Stop {
     Stop::Usage(UsageError(format!(
@@ -575,135 +422,5 @@ fn usage(path: &[&str], what: String) -> Stop {
     )))
 }
 
-fn unknown(option: &str, path: &[&str]) -> Stop {
-    usage(
-        path,
-        format!("unknown option `{option}` for `{}`", command_line(path)),
-    )
-}
-
-fn missing_value(opt: &Opt, path: &[&str]) -> Stop {
-    usage(
-        path,
-        format!("option `--{}` needs a value: `{}`", opt.long, opt.usage()),
-    )
-}
-
-/// The help of `cmd`: usage line, arguments, options, global options.
-pub fn help(cmd: &Cmd, global: &[Opt], path: &[&str]) -> String {
-    let mut out = String::new();
-    let line = command_line(path);
-    let _ = writeln!(out, "{}\n", cmd.about);
-    let mut usage = format!("Usage: {line} [OPTIONS]");
-    for o in cmd.opts.iter().filter(|o| o.required) {
-        let _ = write!(usage, " {}", o.usage());
-    }
-    if !cmd.subcommands.is_empty() {
-        usage.push_str(" COMMAND");
-    }
-    for a in cmd.args {
-        if a.required {
-            let _ = write!(usage, " {}", a.name);
-        } else {
-            let _ = write!(usage, " [{}]", a.name);
-        }
-    }
-    if let Some((name, _)) = cmd.last {
-        let _ = write!(usage, " -- {name}...");
-    }
-    let _ = writeln!(out, "{usage}");
-    let visible: Vec<&Cmd> = cmd.subcommands.iter().filter(|c| !c.hidden).collect();
-    if !visible.is_empty() {
-        out.push_str("\nCommands:\n");
-        table(
-            &mut out,
-            visible
-                .iter()
-                .map(|c| (c.name.to_owned(), c.about.to_owned())),
-        );
-    }
-    let mut rows: Vec<(String, String)> = Vec::new();
-    for a in cmd.args {
-        let mut help = a.help.to_owned();
-        if let Some(d) = a.default {
-            let _ = write!(help, " [default: {d}]");
-        }
-        rows.push((a.name.to_owned(), help));
-    }
-    if let Some((name, help)) = cmd.last {
-        rows.push((format!("{name}..."), help.to_owned()));
-    }
-    if !rows.is_empty() {
-        out.push_str("\nArguments:\n");
-        table(&mut out, rows.into_iter());
-    }
-    let mut own: Vec<(String, String)> = cmd.opts.iter().map(opt_row).collect();
-    own.push(("-h, --help".to_owned(), "Print help".to_owned()));
-    if path.is_empty() {
-        own.push(("-V, --version".to_owned(), "Print version".to_owned()));
-    }
-    out.push_str("\nOptions:\n");
-    table(&mut out, own.into_iter());
-    if !global.is_empty() {
-        out.push_str("\nGlobal options (before or after the command):\n");
-        table(&mut out, global.iter().map(opt_row));
-    }
-    out
-}
-
-fn opt_row(o: &Opt) -> (String, String) {
-    let short = match o.short {
-        Some(c) => format!("-{c}, "),
-        None => "    ".to_owned(),
-    };
-    let value = o.value.map(|v| format!(" {v}")).unwrap_or_default();
-    let mut help = o.help.to_owned();
-    if let Some(d) = o.default {
-        let _ = write!(help, " [default: {d}]");
-    }
-    if let Some(e) = o.env {
-        let _ = write!(help, " [env: {e}]");
-    }
-    (format!("{short}--{}{value}", o.long), help)
-}
-
-/// Help lines are wrapped to this many columns (a serial console's 80 would
-/// leave too little room beside the option names).
-const HELP_WIDTH: usize = 100;
-
-/// Two aligned columns, indented by two spaces; the right one wraps at word
-/// boundaries, continued under itself.
-fn table(out: &mut String, rows: impl Iterator<Item = (String, String)>) {
-    let rows: Vec<(String, String)> = rows.collect();
-    let width = rows.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
-    let room = HELP_WIDTH.saturating_sub(width + 4).max(30);
-    for (left, right) in rows {
-        let mut lines = wrap(&right, room).into_iter();
-        let first = lines.next().unwrap_or_default();
-        let _ = writeln!(out, "  {left:<width$}  {first}");
-        for line in lines {
-            let _ = writeln!(out, "  {:width$}  {line}", "");
-        }
-    }
-}
-
-/// `text` split into lines of at most `room` characters where it has spaces.
-fn wrap(text: &str, room: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > room {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    lines.push(line);
-    lines
-}
-
 #[cfg(test)]
-#[path = "args_tests.rs"]
 mod tests;

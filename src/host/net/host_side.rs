@@ -1,20 +1,28 @@
-//! The operations the runtime and `exec` call: attach a container's
-//! interfaces, detach them, clean up after a crash, prepare and remove
-//! network-level host objects. Each call rolls back what it created itself
-//! when a later step fails, so an error leaves nothing half-made.
+//! The host side of container networking: what berth does through the host
+//! namespace's rtnetlink socket. Network-level objects (a created bridge, the
+//! VLAN parent, a macvlan host link: [`ensure_network`], [`remove_network`]),
+//! the host end of each attachment's link ([`Ctx::plug`]), and deleting what
+//! outlives a container ([`detach`], [`cleanup_stale`]). Separate from
+//! `container_side`, which works inside the container's namespace; both
+//! share the undo log here, so an error leaves nothing half-made.
 
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
-use std::net::IpAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::link::{self, Change, Kind, Link, NewLink};
 use super::netlink::{self, Netlink};
-use super::{addr, names, Interface, NetError, NetnsRef, Who};
-use crate::model::{AttachmentSpec, Cidr, MacvlanMode, NetworkKind, NetworkSpec, Spec};
+use super::{addr, names, NetError, Who};
+use crate::model::{AttachmentSpec, Cidr, Mac, MacvlanMode, NetworkKind, NetworkSpec};
+
+/// The link [`Ctx::plug`] made for an attachment.
+pub(super) struct Plugged {
+    /// `veth`, `macvlan` or `ipvlan`.
+    pub(super) kind: &'static str,
+    /// The host end of a veth.
+    pub(super) host_name: Option<String>,
+    /// The MAC berth set (an ipvlan has its parent's).
+    pub(super) mac: Option<Mac>,
+}
 
 /// Something this call created, to delete again if a later step fails.
 enum Undo {
@@ -24,20 +32,20 @@ enum Undo {
     Container(u32, String),
 }
 
-/// Host and container netlink handles plus the undo log of one call.
-struct Ctx {
+/// The host netlink handle plus the undo log of one call.
+pub(super) struct Ctx {
     host: Netlink,
     undo: Vec<Undo>,
 }
 
-fn who(network: &str, container: Option<&str>) -> Who {
+pub(super) fn who(network: &str, container: Option<&str>) -> Who {
     Who {
         network: network.to_string(),
         container: container.map(str::to_string),
     }
 }
 
-fn nl_err(who: &Who, op: impl Into<String>) -> impl FnOnce(io::Error) -> NetError + '_ {
+pub(super) fn nl_err(who: &Who, op: impl Into<String>) -> impl FnOnce(io::Error) -> NetError + '_ {
     let op = op.into();
     move |source| NetError::Netlink {
         who: who.clone(),
@@ -92,7 +100,7 @@ fn create_err(
 }
 
 impl Ctx {
-    fn new() -> Result<Ctx, NetError> {
+    pub(super) fn new() -> Result<Ctx, NetError> {
         let host = Netlink::open().map_err(|source| NetError::Netlink {
             who: who("-", None),
             op: "open netlink socket".into(),
@@ -106,7 +114,7 @@ impl Ctx {
 
     /// Deletes what this call created, newest first. `cont` is the
     /// container-side handle when one was opened.
-    fn rollback(&mut self, cont: Option<&mut Netlink>, cause: NetError) -> NetError {
+    pub(super) fn rollback(&mut self, cont: Option<&mut Netlink>, cause: NetError) -> NetError {
         let mut cont = cont;
         while let Some(u) = self.undo.pop() {
             let (res, name) = match u {
@@ -129,6 +137,12 @@ impl Ctx {
             }
         }
         cause
+    }
+
+    /// Logs a link made inside the container's namespace, to delete with the
+    /// container-side handle if a later step fails.
+    pub(super) fn created_inside(&mut self, index: u32, name: &str) {
+        self.undo.push(Undo::Container(index, name.to_string()));
     }
 
     fn find(&mut self, who: &Who, name: &str) -> Result<Option<Link>, NetError> {
@@ -285,17 +299,92 @@ impl Ctx {
         let index = self.marked(w, &name, names::network_mark(&w.network))?;
         Ok((index, name))
     }
-}
 
-fn open_ns(ns: NetnsRef<'_>) -> Result<(Option<File>, i32), NetError> {
-    match ns {
-        NetnsRef::Fd(fd) => Ok((None, fd.as_raw_fd())),
-        NetnsRef::Pid(pid) => {
-            let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
-            let f = File::open(&path).map_err(|source| NetError::OpenNetns { path, source })?;
-            let raw = f.as_raw_fd();
-            Ok((Some(f), raw))
-        }
+    /// Makes an attachment's link from the host namespace: a veth pair whose
+    /// host end joins the bridge (marked as the container's) and whose `peer`
+    /// end is made in the container's namespace, or a macvlan or ipvlan made
+    /// there directly. `None` for the `none` and `host` networks, which get no
+    /// link. What it creates goes to the undo log.
+    pub(super) fn plug(
+        &mut self,
+        w: &Who,
+        container: &str,
+        net: &NetworkSpec,
+        att: &AttachmentSpec,
+        peer: &NewLink,
+    ) -> Result<Option<Plugged>, NetError> {
+        let (mtu, mac) = (peer.mtu, peer.mac);
+        let (kind, host_name, mac) = match &net.kind {
+            NetworkKind::None | NetworkKind::Host => return Ok(None),
+            NetworkKind::Bridge { bridge, .. } => {
+                self.ensure(net, &[], Some(container))?;
+                let br = self
+                    .find(w, bridge)?
+                    .ok_or_else(|| NetError::BridgeMissing {
+                        who: w.clone(),
+                        bridge: bridge.clone(),
+                    })?;
+                check_bridge_addresses(self, w, &br, att)?;
+                let host_name = names::host_veth(container, &net.name, &att.interface);
+                let mark = names::container_mark(container);
+                if let Some(old) = self.find(w, &host_name)? {
+                    if old.alias.as_deref() != Some(mark.as_str()) {
+                        return Err(NetError::NameClash {
+                            who: w.clone(),
+                            name: host_name,
+                            found: old.alias,
+                        });
+                    }
+                    // Our own leftover from a crash: replace it.
+                    match link::delete(&mut self.host, old.index) {
+                        // Vanished meanwhile: its namespace was being torn down.
+                        Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => {}
+                        r => r.map_err(nl_err(w, format!("delete stale `{host_name}`")))?,
+                    }
+                }
+                let host = NewLink {
+                    name: host_name.clone(),
+                    mtu,
+                    up: true,
+                    ..Default::default()
+                };
+                // veth_open() fails with ENOTCONN while the pair is half-built, so
+                // the peer cannot be created up: it is set up from inside below.
+                let peer = NewLink {
+                    up: false,
+                    ..peer.clone()
+                };
+                let msg = link::veth_msg(&host, Some(br.index), &peer);
+                self.host.create(msg).map_err(|e| {
+                    // EEXIST here is the peer's name inside the container: the host
+                    // name was checked free just above.
+                    create_err(w, Kind::Veth, &att.interface, None, true, e)
+                })?;
+                self.marked(w, &host_name, mark)?;
+                ("veth", Some(host_name), mac)
+            }
+            NetworkKind::Macvlan {
+                parent, mode, vlan, ..
+            } => {
+                self.ensure(net, &[], Some(container))?;
+                let (pidx, pname) = self.parent(w, parent, *vlan)?;
+                create_macvlan(self, w, peer, pidx, &pname, *mode)?;
+                ("macvlan", None, mac)
+            }
+            NetworkKind::Ipvlan { parent, mode, vlan } => {
+                let (pidx, pname) = self.parent(w, parent, *vlan)?;
+                let msg = link::ipvlan_msg(peer, pidx, *mode);
+                self.host.create(msg).map_err(|e| {
+                    create_err(w, Kind::Ipvlan, &att.interface, Some(&pname), true, e)
+                })?;
+                ("ipvlan", None, None)
+            }
+        };
+        Ok(Some(Plugged {
+            kind,
+            host_name,
+            mac,
+        }))
     }
 }
 
@@ -399,171 +488,6 @@ fn delete_marked(
     Ok(removed)
 }
 
-/// Plugs the container into every network of `spec.network`, inside the
-/// namespace `ns`: loopback up, then per attachment the link (veth on a
-/// bridge, macvlan, ipvlan), its MAC, MTU, addresses and routes. Returns the
-/// interfaces made. On error everything this call created is removed again.
-pub fn attach(
-    spec: &Spec,
-    networks: &BTreeMap<String, NetworkSpec>,
-    ns: NetnsRef<'_>,
-) -> Result<Vec<Interface>, NetError> {
-    let (_file, raw) = open_ns(ns)?;
-    let mut ctx = Ctx::new()?;
-    let any = who("-", Some(&spec.name));
-    // SAFETY: `raw` is either the caller's BorrowedFd or `_file`, both alive
-    // until this function returns.
-    let ns_fd = unsafe { BorrowedFd::borrow_raw(raw) };
-    let mut cont = Netlink::open_in(ns_fd.as_fd())
-        .map_err(nl_err(&any, "open netlink in the container netns"))?;
-    let mut out = Vec::new();
-    for att in &spec.network {
-        match attach_one(&mut ctx, &mut cont, spec, networks, att, raw) {
-            Ok(Some(iface)) => out.push(iface),
-            Ok(None) => {}
-            Err(e) => return Err(ctx.rollback(Some(&mut cont), e)),
-        }
-    }
-    // Loopback last: nothing to undo if it fails, and none-networks need it too.
-    let lo = link::find(&mut cont, "lo").map_err(nl_err(&any, "look up `lo`"));
-    let up = lo.and_then(|l| match l {
-        Some(l) if !l.up => {
-            link::set(&mut cont, l.index, &Change::Up).map_err(nl_err(&any, "set `lo` up"))
-        }
-        _ => Ok(()),
-    });
-    match up {
-        Ok(()) => Ok(out),
-        Err(e) => Err(ctx.rollback(Some(&mut cont), e)),
-    }
-}
-
-fn attach_one(
-    ctx: &mut Ctx,
-    cont: &mut Netlink,
-    spec: &Spec,
-    networks: &BTreeMap<String, NetworkSpec>,
-    att: &AttachmentSpec,
-    ns_raw: i32,
-) -> Result<Option<Interface>, NetError> {
-    let net = networks
-        .get(&att.network)
-        .ok_or_else(|| NetError::UnknownNetwork {
-            container: spec.name.clone(),
-            network: att.network.clone(),
-        })?;
-    let w = who(&net.name, Some(&spec.name));
-    if !names::valid_ifname(&att.interface) {
-        return Err(NetError::InvalidName {
-            who: w,
-            name: att.interface.clone(),
-        });
-    }
-    let mtu = att.mtu.or(net.mtu);
-    let mac = att.mac.unwrap_or_else(|| names::mac(&spec.name, &net.name));
-    let peer = NewLink {
-        name: att.interface.clone(),
-        mac: Some(mac),
-        mtu,
-        up: true,
-        netns_fd: Some(ns_raw),
-    };
-    let (kind, host_name, mac) = match &net.kind {
-        NetworkKind::None | NetworkKind::Host => return Ok(None),
-        NetworkKind::Bridge { bridge, .. } => {
-            ctx.ensure(net, &[], Some(&spec.name))?;
-            let br = ctx
-                .find(&w, bridge)?
-                .ok_or_else(|| NetError::BridgeMissing {
-                    who: w.clone(),
-                    bridge: bridge.clone(),
-                })?;
-            check_bridge_addresses(ctx, &w, &br, att)?;
-            let host_name = names::host_veth(&spec.name, &net.name, &att.interface);
-            let mark = names::container_mark(&spec.name);
-            if let Some(old) = ctx.find(&w, &host_name)? {
-                if old.alias.as_deref() != Some(mark.as_str()) {
-                    return Err(NetError::NameClash {
-                        who: w,
-                        name: host_name,
-                        found: old.alias,
-                    });
-                }
-                // Our own leftover from a crash: replace it.
-                match link::delete(&mut ctx.host, old.index) {
-                    // Vanished meanwhile: its namespace was being torn down.
-                    Err(e) if netlink::errno(&e) == Some(libc::ENODEV) => {}
-                    r => r.map_err(nl_err(&w, format!("delete stale `{host_name}`")))?,
-                }
-            }
-            let host = NewLink {
-                name: host_name.clone(),
-                mtu,
-                up: true,
-                ..Default::default()
-            };
-            // veth_open() fails with ENOTCONN while the pair is half-built, so
-            // the peer cannot be created up: it is set up from inside below.
-            let peer = NewLink {
-                up: false,
-                ..peer.clone()
-            };
-            let msg = link::veth_msg(&host, Some(br.index), &peer);
-            ctx.host.create(msg).map_err(|e| {
-                // EEXIST here is the peer's name inside the container: the host
-                // name was checked free just above.
-                create_err(&w, Kind::Veth, &att.interface, None, true, e)
-            })?;
-            ctx.marked(&w, &host_name, mark)?;
-            ("veth", Some(host_name), Some(mac))
-        }
-        NetworkKind::Macvlan {
-            parent, mode, vlan, ..
-        } => {
-            ctx.ensure(net, &[], Some(&spec.name))?;
-            let (pidx, pname) = ctx.parent(&w, parent, *vlan)?;
-            create_macvlan(ctx, &w, &peer, pidx, &pname, *mode)?;
-            ("macvlan", None, Some(mac))
-        }
-        NetworkKind::Ipvlan { parent, mode, vlan } => {
-            let (pidx, pname) = ctx.parent(&w, parent, *vlan)?;
-            let msg = link::ipvlan_msg(&peer, pidx, *mode);
-            ctx.host
-                .create(msg)
-                .map_err(|e| create_err(&w, Kind::Ipvlan, &att.interface, Some(&pname), true, e))?;
-            ("ipvlan", None, None)
-        }
-    };
-    // The container end: find its index there, log it, then address it.
-    let inside = link::find(cont, &att.interface)
-        .map_err(nl_err(
-            &w,
-            format!("look up `{}` in the container", att.interface),
-        ))?
-        .ok_or_else(|| NetError::Netlink {
-            who: w.clone(),
-            op: format!("find `{}` in the container", att.interface),
-            source: io::Error::from_raw_os_error(libc::ENODEV),
-        })?;
-    if host_name.is_none() {
-        ctx.undo
-            .push(Undo::Container(inside.index, att.interface.clone()));
-    } else {
-        link::set(cont, inside.index, &Change::Up)
-            .map_err(nl_err(&w, format!("set `{}` up", att.interface)))?;
-    }
-    configure_inside(cont, &w, inside.index, att)?;
-    Ok(Some(Interface {
-        network: net.name.clone(),
-        name: att.interface.clone(),
-        kind: kind.to_string(),
-        host_name,
-        mac: if kind == "ipvlan" { inside.mac } else { mac },
-        addresses: att.addresses.clone(),
-        dhcp: att.dhcp,
-    }))
-}
-
 /// How long a macvlan create waits for its MAC to be freed by a dying namespace.
 const MAC_WAIT: Duration = Duration::from_secs(3);
 
@@ -631,60 +555,4 @@ fn check_bridge_addresses(
         }
     }
     Ok(())
-}
-
-fn configure_inside(
-    cont: &mut Netlink,
-    w: &Who,
-    index: u32,
-    att: &AttachmentSpec,
-) -> Result<(), NetError> {
-    for cidr in &att.addresses {
-        addr::add(cont, index, cidr).map_err(nl_err(
-            w,
-            format!("add address `{cidr}` to `{}`", att.interface),
-        ))?;
-    }
-    let gateways = [att.gateway, att.gateway6];
-    for gw in gateways.iter().flatten() {
-        addr::add_route(cont, index, None, *gw)
-            .map_err(nl_err(w, format!("add default route via `{gw}`")))?;
-    }
-    for r in &att.routes {
-        let via: IpAddr = r.via;
-        addr::add_route(cont, index, Some(&r.to), via)
-            .map_err(nl_err(w, format!("add route `{}` via `{via}`", r.to)))?;
-    }
-    Ok(())
-}
-
-/// The interfaces live inside a container's namespace, with their addresses
-/// (loopback left out), for `berth status`. `network` is left empty: the
-/// caller joins it with the [`Interface`] list that `attach` returned.
-pub fn observe(ns: NetnsRef<'_>) -> Result<Vec<Interface>, NetError> {
-    let (_file, raw) = open_ns(ns)?;
-    let w = who("-", None);
-    // SAFETY: as in `attach`: the fd outlives this function's use of it.
-    let ns_fd = unsafe { BorrowedFd::borrow_raw(raw) };
-    let mut nl =
-        Netlink::open_in(ns_fd).map_err(nl_err(&w, "open netlink in the container netns"))?;
-    let links = link::list(&mut nl).map_err(nl_err(&w, "list links"))?;
-    let addrs = addr::list(&mut nl).map_err(nl_err(&w, "list addresses"))?;
-    Ok(links
-        .into_iter()
-        .filter(|l| l.name != "lo")
-        .map(|l| Interface {
-            network: String::new(),
-            kind: l.kind.clone().unwrap_or_else(|| "device".into()),
-            host_name: None,
-            mac: l.mac,
-            addresses: addrs
-                .iter()
-                .filter(|(i, _)| *i == l.index)
-                .map(|(_, c)| *c)
-                .collect(),
-            dhcp: false,
-            name: l.name,
-        })
-        .collect())
 }
