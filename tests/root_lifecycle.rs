@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use berth::host::runtime::oneshot::default_spec;
 use berth::host::runtime::rundir::{self, ProcId};
-use berth::host::runtime::{exec, Options, RuntimeError, Status};
+use berth::host::runtime::{join, Options, RuntimeError, Status};
 use berth::model::RestartPolicy;
 
 use runtime_fixture::*;
@@ -168,12 +168,12 @@ fn exec_returns_the_command_exit_code() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    assert_eq!(exec::exec(&fx.paths.run_dir, &cmd, false).unwrap(), 7);
+    assert_eq!(join::exec(&fx.paths.run_dir, &cmd, false).unwrap(), 7);
     let missing: Vec<String> = vec!["no-such-tool".into()];
-    assert_eq!(exec::exec(&fx.paths.run_dir, &missing, false).unwrap(), 127);
+    assert_eq!(join::exec(&fx.paths.run_dir, &missing, false).unwrap(), 127);
     fx.runtime().stop(&fx.paths.run_dir, Some(0)).unwrap();
     assert!(matches!(
-        exec::exec(&fx.paths.run_dir, &cmd, false),
+        join::exec(&fx.paths.run_dir, &cmd, false),
         Err(RuntimeError::NotRunning { .. })
     ));
 }
@@ -524,7 +524,7 @@ impl CgroupGuard {
 
 impl Drop for CgroupGuard {
     fn drop(&mut self) {
-        berth::host::runtime::control::kill_all(&[self.0.join("cgroup.procs")], None);
+        berth::host::runtime::kill_all(&[self.0.join("cgroup.procs")], None);
         for _ in 0..100 {
             if fs::remove_dir(&self.0).is_ok() {
                 break;

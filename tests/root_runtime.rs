@@ -198,7 +198,7 @@ fn user_namespace_root_maps_to_the_configured_host_id() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    assert_eq!(exec::exec(&fx.paths.run_dir, &cmd, false).unwrap(), 4);
+    assert_eq!(join::exec(&fx.paths.run_dir, &cmd, false).unwrap(), 4);
 }
 
 #[test]

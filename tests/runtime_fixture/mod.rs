@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth::host::runtime::oneshot::default_spec;
-use berth::host::runtime::state;
+use berth::host::runtime::rundir;
 use berth::host::runtime::{Options, Paths, Runtime, RuntimeError};
 use berth::model::Spec;
 
@@ -132,7 +132,7 @@ impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = self.runtime().remove(&self.paths.run_dir);
         if let Some(cg) = &self.cgroup {
-            berth::host::runtime::control::kill_all(&[cg.join("cgroup.procs")], None);
+            berth::host::runtime::kill_all(&[cg.join("cgroup.procs")], None);
             for _ in 0..100 {
                 if fs::remove_dir(cg).is_ok() {
                     break;
