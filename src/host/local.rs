@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::converge::{Host, HostError};
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
+use crate::host::inroot::Resolve;
 use crate::host::net::{self, NetnsRef};
 use crate::host::runtime::rundir::Status;
 use crate::host::runtime::{self, Options, Paths, Runtime, SetupHook};
@@ -258,7 +259,7 @@ impl Host for LocalHost {
             net::ensure_network(n)?;
         }
         net::cleanup_stale(&spec.name)?;
-        net::files::write(&rootfs, &spec)?;
+        net::files::write(&rootfs, &spec, Resolve::Openat2)?;
         let paths = Paths {
             rootfs,
             run_dir: self.run_dir(&spec.name),

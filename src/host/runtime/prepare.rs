@@ -12,6 +12,7 @@ use std::path::Path;
 use super::caps::{self, CapPlan};
 use super::mounts::{self, Layout, MountOp};
 use super::{seccomp, Options, Paths, RuntimeError};
+use crate::host::inroot::Resolve;
 use crate::model::{HostNamespace, IdMap, Spec, User};
 
 #[cfg(target_env = "gnu")]
@@ -51,6 +52,8 @@ pub struct Prepared {
     pub(crate) gid_map: Option<String>,
     pub(crate) hostname: Option<CString>,
     pub(crate) rootfs: CString,
+    /// How the child resolves paths below the rootfs.
+    pub(crate) resolve: Resolve,
     pub(crate) before: Vec<MountOp>,
     pub(crate) after: Vec<MountOp>,
     pub(crate) workdir: CString,
@@ -353,7 +356,6 @@ pub fn prepare(
         None
     };
     let layout = Layout {
-        rootfs: &paths.rootfs,
         volumes_dir: &paths.volumes_dir,
         user_ns: spec.namespaces.user.is_some(),
         new_net,
@@ -375,6 +377,7 @@ pub fn prepare(
             Some(cstr(&hostname, name)?)
         },
         rootfs,
+        resolve: Resolve::Openat2,
         before,
         after: mounts::plan_after_pivot(spec.readonly),
         workdir: cstr(spec.process.workdir.as_deref().unwrap_or("/"), name)?,

@@ -15,7 +15,7 @@
 pub mod digests;
 mod extract;
 pub mod fetch;
-mod fsutil;
+pub(crate) mod fsutil;
 #[cfg(feature = "http")]
 mod http;
 pub mod layer;
