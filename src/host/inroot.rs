@@ -5,7 +5,8 @@
 //! resolved below a directory fd of the rootfs, with openat2
 //! `RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS` (Linux 5.6+; a symlink then
 //! resolves as it would inside the container), else by the store's `O_NOFOLLOW`
-//! walk (a symlink component is refused with ELOOP).
+//! walk (a symlink component is refused with ELOOP). The store opens the
+//! paths an image archive names inside itself the same way.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io::{self, Write};
@@ -209,6 +210,27 @@ impl RootDir {
         Ok(fd)
     }
 
+    /// Open the regular file `comps` for reading; anything else (a fifo, a
+    /// device, a directory) is refused with EINVAL before a byte is read.
+    pub fn open_read(&self, comps: &[CString]) -> io::Result<std::fs::File> {
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let fd = match self.openat2(comps, flags) {
+            Some(r) => r?,
+            None => {
+                let (last, dirs) = comps
+                    .split_last()
+                    .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+                let dir = fsutil::walk(self.fd.as_raw_fd(), &os(dirs), None)?;
+                openat(dir.as_raw_fd(), last, flags | libc::O_NOFOLLOW, 0)?
+            }
+        };
+        let f = std::fs::File::from(fd);
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Ok(f)
+    }
+
     /// Make an empty file at `comps` unless something is there already.
     pub fn touch(&self, comps: &[CString], mode: u32) -> io::Result<()> {
         let (dir, name) = self.parent(comps)?;
@@ -270,6 +292,14 @@ impl RootDir {
         }
         res
     }
+}
+
+/// Whether this kernel has openat2 (probed once; false after an ENOSYS).
+pub fn openat2_available() -> bool {
+    RootDir::open(Path::new("/"), Resolve::Openat2).is_ok_and(|r| {
+        let _ = r.openat2(&[], libc::O_PATH);
+        r.resolve() == Resolve::Openat2
+    })
 }
 
 /// An in-root path given as text (`/etc/hosts`).
