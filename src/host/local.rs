@@ -142,9 +142,13 @@ impl LocalHost {
     fn layer(&mut self, spec: &Spec, info: &ImageInfo) -> Result<LayerPlan, HostError> {
         let containers = self.cfg.store_root.join("containers");
         let support = layer::detect_overlay(Path::new("/proc/filesystems"), &containers);
-        Ok(self
-            .store()?
-            .plan_layer(&spec.name, info, spec.volatile, support)?)
+        Ok(self.store()?.plan_layer(
+            &spec.name,
+            info,
+            spec.volatile_size.filter(|_| spec.volatile),
+            spec.namespaces.user.is_some(),
+            support,
+        )?)
     }
 
     /// Mount the writable layer at `merged/` unless it is mounted already (a

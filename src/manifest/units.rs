@@ -163,6 +163,9 @@ pub const CAPABILITIES: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// Size of a volatile layer's tmpfs when the manifest gives none (`volatile: true`).
+pub const DEFAULT_VOLATILE_SIZE: u64 = 64 << 20;
+
 /// The default set, the one Docker grants.
 pub const DEFAULT_CAPABILITIES: &[&str] = &[
     "CAP_CHOWN",

@@ -471,6 +471,7 @@ fn ls_rm_gc_and_used_by() {
         .plan_layer(
             "web",
             &a,
+            None,
             false,
             OverlaySupport {
                 kernel: true,
@@ -484,7 +485,7 @@ fn ls_rm_gc_and_used_by() {
             kernel: true,
             upper_ok: true,
         };
-        assert!(s.plan_layer(bad, &a, false, both).is_err(), "{bad:?}");
+        assert!(s.plan_layer(bad, &a, None, false, both).is_err(), "{bad:?}");
     }
     assert!(!tmp.path().join("store/escape").exists());
     let list = s.list().unwrap();
@@ -520,6 +521,7 @@ fn copy_layer_keeps_links_and_modes() {
         .plan_layer(
             "c",
             &a,
+            None,
             false,
             OverlaySupport {
                 kernel: false,
