@@ -21,12 +21,7 @@ struct World {
 impl World {
     fn new(test: &str) -> World {
         let name = format!("bt-{}-{test}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip netns add {name}");
+        common::add_netns(&name);
         let w = World {
             name,
             dir: tempfile::tempdir().unwrap(),
@@ -125,14 +120,7 @@ impl World {
     }
 
     fn cgroups(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for ctrl in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let p = ctrl.path().join(&self.name);
-            if p.is_dir() {
-                out.push(p);
-            }
-        }
-        out
+        common::cgroup_dirs(&self.name)
     }
 }
 
@@ -141,14 +129,7 @@ impl Drop for World {
         // Stop whatever a failed test left running, then remove the pieces.
         let m = self.manifest(" {}");
         let _ = self.berth(&["apply", m.to_str().unwrap()]);
-        for cg in self.cgroups() {
-            for child in fs::read_dir(&cg).into_iter().flatten().flatten() {
-                if child.path().is_dir() {
-                    let _ = fs::remove_dir(child.path());
-                }
-            }
-            let _ = fs::remove_dir(&cg);
-        }
+        common::remove_cgroups(&self.name);
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();

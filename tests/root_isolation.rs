@@ -31,12 +31,7 @@ struct World {
 impl World {
     fn new(test: &str, no_openat2: bool) -> World {
         let name = format!("bi-{}-{test}{}", std::process::id(), u8::from(no_openat2));
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip netns add {name}");
+        common::add_netns(&name);
         let w = World {
             name,
             dir: tempfile::tempdir().unwrap(),
@@ -161,17 +156,6 @@ impl World {
         std::thread::sleep(Duration::from_millis(50));
         fs::read_to_string(p).unwrap()
     }
-
-    fn cgroups(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for ctrl in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let p = ctrl.path().join(&self.name);
-            if p.is_dir() {
-                out.push(p);
-            }
-        }
-        out
-    }
 }
 
 impl Drop for World {
@@ -179,14 +163,7 @@ impl Drop for World {
         let img = self.dir.path().join("none.tar");
         let m = self.manifest(&img, " {}");
         let _ = self.berth(&["apply", m.to_str().unwrap()]);
-        for cg in self.cgroups() {
-            for child in fs::read_dir(&cg).into_iter().flatten().flatten() {
-                if child.path().is_dir() {
-                    let _ = fs::remove_dir(child.path());
-                }
-            }
-            let _ = fs::remove_dir(&cg);
-        }
+        common::remove_cgroups(&self.name);
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
@@ -404,4 +381,36 @@ fn a_container_that_plants_an_etc_symlink_is_restarted_safely() {
             assert!(walk_refused(&text), "{text}");
         }
     });
+}
+
+/// A volatile layer is bounded: the container cannot write past its size
+/// (the host's RAM is not its to fill).
+#[test]
+fn a_volatile_layer_is_bounded_inside_the_container() {
+    if !common::root_or_skip("volatile") {
+        return;
+    }
+    let w = World::new("volatile", false);
+    let img = w.image("vol", |_| {});
+    let (ok, out) = w.apply(
+        &img,
+        "
+  c:
+    image: bb
+    command: [/bin/sh, -c, 'dd if=/dev/zero of=/big bs=1M count=12 2>/out/dd; echo rc=$? >> /out/dd; df -k / >> /out/dd; touch /out/done']
+    volatile: { size: 8M }
+    mounts:
+      - { type: volume, source: out, target: /out }",
+    );
+    assert!(ok, "{out}");
+    w.wait_for("done");
+    let dd = w.wait_for("dd");
+    assert!(
+        dd.contains("No space left on device") && !dd.contains("rc=0"),
+        "{dd}"
+    );
+    assert!(
+        dd.contains("8192"),
+        "the root is an 8M overlay over tmpfs: {dd}"
+    );
 }
