@@ -141,6 +141,9 @@ pub struct Spec {
     pub dns: Vec<IpAddr>,
     pub dns_search: Vec<String>,
     pub volatile: bool,
+    /// Bytes of the tmpfs holding a volatile writable layer (set when `volatile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volatile_size: Option<u64>,
     pub readonly: bool,
     /// The default seccomp filter; false for `seccomp: unconfined`.
     pub seccomp: bool,
@@ -441,6 +444,9 @@ struct RecreateFields<'a> {
     dns: &'a [IpAddr],
     dns_search: &'a [String],
     volatile: bool,
+    // Absent for a container that is not volatile: its digest stays as it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    volatile_size: Option<u64>,
     readonly: bool,
     seccomp: bool,
 }
@@ -474,6 +480,7 @@ impl Spec {
             dns: Vec::new(),
             dns_search: Vec::new(),
             volatile: false,
+            volatile_size: None,
             readonly: false,
             seccomp: true,
             resources: ResourceSpec::default(),
@@ -505,6 +512,7 @@ impl Spec {
             dns: &self.dns,
             dns_search: &self.dns_search,
             volatile: self.volatile,
+            volatile_size: self.volatile_size,
             readonly: self.readonly,
             seccomp: self.seccomp,
         };

@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use berth::host::store::layer::{detect_overlay, mount_layer, LayerPlan};
@@ -136,7 +136,7 @@ fn keeps_owners_devices_and_file_capabilities() {
         kernel: false,
         upper_ok: false,
     };
-    let plan = s.plan_layer("copy", &info, false, both_off).unwrap();
+    let plan = s.plan_layer("copy", &info, None, false, both_off).unwrap();
     let LayerPlan::Copy { rootfs } = plan else {
         panic!("{plan:?}")
     };
@@ -204,7 +204,7 @@ fn overlay_and_volatile_layers_mount() {
     private_mount_ns();
     let mut mounts = Mounts(Vec::new());
 
-    let plan = s.plan_layer("web", &info, false, support).unwrap();
+    let plan = s.plan_layer("web", &info, None, false, support).unwrap();
     let LayerPlan::Overlay { ref upper, .. } = plan else {
         panic!("{plan:?}")
     };
@@ -223,7 +223,9 @@ fn overlay_and_volatile_layers_mount() {
     // An upper dir on an overlay (OpenWrt's root) is detected as unusable.
     assert!(!detect_overlay(Path::new("/proc/filesystems"), &target).upper_ok);
 
-    let plan = s.plan_layer("guest", &info, true, support).unwrap();
+    let plan = s
+        .plan_layer("guest", &info, Some(8 << 20), false, support)
+        .unwrap();
     let LayerPlan::TmpfsOverlay { ref tmpfs, .. } = plan else {
         panic!("{plan:?}")
     };
@@ -234,6 +236,12 @@ fn overlay_and_volatile_layers_mount() {
     mounts.0.push(target.clone());
     std::fs::write(target.join("scratch"), b"ram only").unwrap();
     assert!(tmpfs.join("upper/scratch").exists());
+    // The tmpfs bounds what the container writes: 9 MiB do not fit in 8.
+    let big = std::fs::write(target.join("big"), vec![7u8; 9 << 20]).unwrap_err();
+    assert_eq!(big.raw_os_error(), Some(libc::ENOSPC), "{big}");
+    std::fs::remove_file(target.join("big")).unwrap();
+    let tmpfs_mode = std::fs::metadata(tmpfs).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(tmpfs_mode, 0o700);
     drop(mounts);
     // After unmounting, nothing of the volatile layer is left on disk.
     assert!(!tmpfs.join("upper").exists());
@@ -339,4 +347,70 @@ fn image_cli_import_ls_rm_and_errors() {
     assert!(!root.join("images").join(&digest).exists());
     let out = berth(&["rm", "web"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().mode() & 0o7777
+}
+
+/// A host user who is not root must not reach image content: an image's
+/// setuid-root busybox in the store cannot be run by `nobody` from outside.
+/// A store made with looser modes is corrected when berth opens it.
+#[test]
+fn store_is_root_only_and_setuid_images_are_unreachable() {
+    need_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    // As under /var/lib: every host user may pass through the parent.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let busybox = std::fs::read("/bin/busybox").unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header(
+        "bin/busybox",
+        tar::EntryType::Regular,
+        busybox.len() as u64,
+        0o4755,
+    );
+    h.set_cksum();
+    b.append(&h, &busybox[..]).unwrap();
+    let p = tmp.path().join("suid.tar");
+    std::fs::write(&p, b.into_inner().unwrap()).unwrap();
+    let s = store(tmp.path());
+    let info = s.import("suid", &p).unwrap();
+    let bin = info.rootfs.join("bin/busybox");
+    assert_eq!(mode(&bin), 0o4755, "the image keeps its setuid bit");
+    let root = tmp.path().join("store");
+    let expect = [
+        (root.clone(), 0o711),
+        (root.join("images"), 0o700),
+        (info.dir.clone(), 0o700),
+        (root.join("containers"), 0o711),
+        (root.join("volumes"), 0o711),
+    ];
+    let check = || {
+        for (dir, want) in &expect {
+            assert_eq!(mode(dir), *want, "{}", dir.display());
+        }
+    };
+    check();
+    // setpriv itself execs with the capabilities it keeps: let a shell that
+    // runs as nobody with none make the exec.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["/bin/sh", "-c", "exec \"$0\" id -u"])
+        .arg(&bin)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "nobody ran the image's setuid binary: {text}"
+    );
+    assert!(text.contains("ermission denied"), "{text}");
+    // An existing store with the old modes is corrected at the next open.
+    for (dir, _) in &expect {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    drop(store(tmp.path()));
+    check();
 }

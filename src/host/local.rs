@@ -17,6 +17,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
+use crate::host::inroot::Resolve;
 use crate::host::net::{self, NetError, NetnsRef, Network, RtNetlink};
 use crate::host::runtime::rundir::Status;
 use crate::host::runtime::{self, Options, Paths, ProcessRuntime, Runtime, SetupHook};
@@ -154,9 +155,13 @@ impl LocalHost {
     fn layer(&mut self, spec: &Spec, info: &ImageInfo) -> Result<LayerPlan, HostError> {
         let containers = self.cfg.store_root.join("containers");
         let support = layer::detect_overlay(Path::new("/proc/filesystems"), &containers);
-        Ok(self
-            .store()?
-            .plan_layer(&spec.name, info, spec.volatile, support)?)
+        Ok(self.store()?.plan_layer(
+            &spec.name,
+            info,
+            spec.volatile_size.filter(|_| spec.volatile),
+            spec.namespaces.user.is_some(),
+            support,
+        )?)
     }
 
     /// Mount the writable layer at `merged/` unless it is mounted already (a
@@ -214,7 +219,7 @@ impl LocalHost {
             self.net.ensure_network(n, &[])?;
         }
         self.net.cleanup_stale(&spec.name)?;
-        net::files::write(&rootfs, &spec)?;
+        net::files::write(&rootfs, &spec, Resolve::Openat2)?;
         let paths = Paths {
             rootfs,
             run_dir: self.run_dir(&spec.name),

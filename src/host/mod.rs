@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod facts;
 pub mod features;
+pub mod inroot;
 pub mod local;
 pub mod net;
 pub mod records;

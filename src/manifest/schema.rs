@@ -172,7 +172,7 @@ pub struct ContainerFields {
     pub dns_search: Option<Vec<String>>,
     /// Writable layer on tmpfs: nothing the container writes reaches the flash.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub volatile: Option<bool>,
+    pub volatile: Option<Volatile>,
     /// Read-only root filesystem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readonly: Option<bool>,
@@ -182,6 +182,60 @@ pub struct ContainerFields {
     /// Resource limits by name (`nofile`), as `N` or `soft:hard`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rlimits: BTreeMap<String, String>,
+}
+
+/// `volatile: true` (or `false`), or `volatile: { size: 32M }`: on, with
+/// that bound on the tmpfs that holds the writable layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Volatile {
+    /// `true` or `false`; on means the default size.
+    On(bool),
+    /// The map form.
+    Sized(VolatileSize),
+}
+
+/// The map form of `volatile`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VolatileSize {
+    /// Bound of the tmpfs, e.g. `32M`.
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub size: Option<String>,
+}
+
+impl Serialize for Volatile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Volatile::On(b) => s.serialize_bool(*b),
+            Volatile::Sized(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Volatile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(VolatileVisitor)
+    }
+}
+
+struct VolatileVisitor;
+
+impl<'de> Visitor<'de> for VolatileVisitor {
+    type Value = Volatile;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("true, false or a map such as { size: 32M }")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Volatile::On(v))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        VolatileSize::deserialize(de::value::MapAccessDeserializer::new(map)).map(Volatile::Sized)
+    }
 }
 
 /// Changes to the default capability set (the one Docker uses).

@@ -165,6 +165,9 @@ pub const CAPABILITIES: &[&str] = &[
 
 pub use crate::model::DEFAULT_CAPABILITIES;
 
+/// Size of a volatile layer's tmpfs when the manifest gives none (`volatile: true`).
+pub const DEFAULT_VOLATILE_SIZE: u64 = 64 << 20;
+
 /// What a capability entry names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CapName {

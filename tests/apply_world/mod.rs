@@ -19,12 +19,7 @@ pub struct World {
 impl World {
     pub fn new(test: &str) -> World {
         let name = format!("bt-{}-{test}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "ip netns add {name}");
+        crate::common::add_netns(&name);
         let w = World {
             name,
             dir: tempfile::tempdir().unwrap(),
@@ -131,14 +126,7 @@ impl World {
     }
 
     pub fn cgroups(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        for ctrl in fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-            let p = ctrl.path().join(&self.name);
-            if p.is_dir() {
-                out.push(p);
-            }
-        }
-        out
+        crate::common::cgroup_dirs(&self.name)
     }
 }
 
@@ -147,14 +135,7 @@ impl Drop for World {
         // Stop whatever a failed test left running, then remove the pieces.
         let m = self.manifest(" {}");
         let _ = self.berth(&["apply", m.to_str().unwrap()]);
-        for cg in self.cgroups() {
-            for child in fs::read_dir(&cg).into_iter().flatten().flatten() {
-                if child.path().is_dir() {
-                    let _ = fs::remove_dir(child.path());
-                }
-            }
-            let _ = fs::remove_dir(&cg);
-        }
+        crate::common::remove_cgroups(&self.name);
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();

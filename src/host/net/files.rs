@@ -3,10 +3,10 @@
 //! addresses. Rendering is pure; writing goes to the container's rootfs
 //! (a constructor-style argument, so tests use a temp dir) by temp file + rename.
 
-use std::fs;
 use std::path::Path;
 
 use super::NetError;
+use crate::host::inroot::{self, Resolve, RootDir};
 use crate::model::Spec;
 
 /// resolv.conf text, or None when the manifest gives no DNS settings (the
@@ -47,34 +47,37 @@ pub fn hosts(spec: &Spec) -> String {
     out
 }
 
-/// Writes /etc/resolv.conf (when DNS is set) and /etc/hosts under `rootfs`.
-pub fn write(rootfs: &Path, spec: &Spec) -> Result<(), NetError> {
-    let etc = rootfs.join("etc");
-    fs::create_dir_all(&etc).map_err(|source| NetError::WriteFile {
-        path: etc.clone(),
+/// Writes /etc/resolv.conf (when DNS is set) and /etc/hosts under `rootfs`,
+/// resolved inside it: an `etc` or a file that is a symlink never leads the
+/// write out of the rootfs.
+pub fn write(rootfs: &Path, spec: &Spec, resolve: Resolve) -> Result<(), NetError> {
+    let err = |source| NetError::WriteFile {
+        path: rootfs.to_path_buf(),
         source,
-    })?;
+    };
+    let root = RootDir::open(rootfs, resolve).map_err(err)?;
     if let Some(text) = resolv_conf(spec) {
-        write_atomic(&etc.join("resolv.conf"), &text)?;
+        write_in(&root, rootfs, "/etc/resolv.conf", &text)?;
     }
-    write_atomic(&etc.join("hosts"), &hosts(spec))
+    write_in(&root, rootfs, "/etc/hosts", &hosts(spec))
 }
 
 /// An image may ship resolv.conf as a symlink (systemd-resolved stub): the
-/// atomic write replaces the link itself and never writes through it to the host.
-fn write_atomic(path: &Path, text: &str) -> Result<(), NetError> {
-    crate::host::records::write_atomic(path, text.as_bytes()).map_err(|source| {
-        NetError::WriteFile {
-            path: path.to_path_buf(),
-            source,
-        }
-    })
+/// atomic write replaces the link itself and never writes through it.
+fn write_in(root: &RootDir, rootfs: &Path, file: &str, text: &str) -> Result<(), NetError> {
+    let err = |source| NetError::WriteFile {
+        path: rootfs.join(file.trim_start_matches('/')),
+        source,
+    };
+    let comps = inroot::path_components(file).map_err(err)?;
+    root.write_file(&comps, text.as_bytes(), 0o644).map_err(err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::AttachmentSpec;
+    use std::fs;
 
     fn spec() -> Spec {
         let mut s = Spec::new("web", "busybox", None);
@@ -95,7 +98,7 @@ mod tests {
     #[test]
     fn writes_both_files_into_the_rootfs() {
         let dir = tempfile::tempdir().expect("tempdir");
-        write(dir.path(), &spec()).expect("write");
+        write(dir.path(), &spec(), Resolve::Openat2).expect("write");
         let resolv = fs::read_to_string(dir.path().join("etc/resolv.conf")).expect("resolv");
         assert!(resolv.contains("nameserver 10.0.0.1\n"));
         assert!(resolv.contains("search lan example.org\n"));
@@ -120,7 +123,7 @@ mod tests {
         s.dns.clear();
         s.dns_search.clear();
         s.network[0].addresses.clear();
-        write(dir.path(), &s).expect("write");
+        write(dir.path(), &s, Resolve::Walk).expect("write");
         let resolv = fs::read_to_string(dir.path().join("etc/resolv.conf")).expect("resolv");
         assert_eq!(resolv, "nameserver 9.9.9.9\n");
         let hosts = fs::read_to_string(dir.path().join("etc/hosts")).expect("hosts");
@@ -133,12 +136,15 @@ mod tests {
         let outside = dir.path().join("outside");
         fs::write(&outside, "keep\n").expect("seed");
         fs::create_dir_all(dir.path().join("root/etc")).expect("mkdir");
-        std::os::unix::fs::symlink(&outside, dir.path().join("root/etc/resolv.conf"))
-            .expect("symlink");
-        write(&dir.path().join("root"), &spec()).expect("write");
-        assert_eq!(fs::read_to_string(&outside).expect("outside"), "keep\n");
-        assert!(fs::read_to_string(dir.path().join("root/etc/resolv.conf"))
-            .expect("r")
-            .contains("10.0.0.1"));
+        for resolve in [Resolve::Openat2, Resolve::Walk] {
+            let _ = fs::remove_file(dir.path().join("root/etc/resolv.conf"));
+            std::os::unix::fs::symlink(&outside, dir.path().join("root/etc/resolv.conf"))
+                .expect("symlink");
+            write(&dir.path().join("root"), &spec(), resolve).expect("write");
+            assert_eq!(fs::read_to_string(&outside).expect("outside"), "keep\n");
+            assert!(fs::read_to_string(dir.path().join("root/etc/resolv.conf"))
+                .expect("r")
+                .contains("10.0.0.1"));
+        }
     }
 }

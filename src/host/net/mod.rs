@@ -209,6 +209,6 @@ pub enum NetError {
         source: io::Error,
     },
     /// Writing resolv.conf or hosts failed.
-    #[error("write `{path}`: {source}")]
+    #[error("write `{path}`")]
     WriteFile { path: PathBuf, source: io::Error },
 }

@@ -243,14 +243,14 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
                 ExitInfo { code, signal: None }
             }
             Err(e) => {
+                // With its causes: "create directory `/x`: Not a directory".
+                let msg = crate::host::chain(&e);
                 st.phase = Phase::Exited;
-                st.error = Some(e.to_string());
+                st.error = Some(msg.clone());
                 st.finished_at = Some(rundir::now());
                 rundir::save(run_dir, &st)?;
                 if let Some(mut s) = sync.take() {
-                    let _ = s.write_all(
-                        format!("failed {}\n", e.to_string().replace('\n', " ")).as_bytes(),
-                    );
+                    let _ = s.write_all(format!("failed {}\n", msg.replace('\n', " ")).as_bytes());
                 }
                 return Ok(());
             }

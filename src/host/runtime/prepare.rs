@@ -12,6 +12,7 @@ use std::path::Path;
 use super::caps::{self, CapPlan};
 use super::mounts::{self, Layout, MountOp};
 use super::{seccomp, Options, Paths, RuntimeError};
+use crate::host::inroot::{self, Resolve, RootDir};
 use crate::model::{HostNamespace, IdMap, Spec, User};
 
 #[cfg(target_env = "gnu")]
@@ -51,6 +52,8 @@ pub struct Prepared {
     pub(crate) gid_map: Option<String>,
     pub(crate) hostname: Option<CString>,
     pub(crate) rootfs: CString,
+    /// How the child resolves paths below the rootfs.
+    pub(crate) resolve: Resolve,
     pub(crate) before: Vec<MountOp>,
     pub(crate) after: Vec<MountOp>,
     pub(crate) workdir: CString,
@@ -135,9 +138,20 @@ pub fn ns_supported(kind: &str) -> bool {
     Path::new("/proc/self/ns").join(kind).exists()
 }
 
+/// A text file of the image (at most 1 MiB), resolved inside the rootfs: an
+/// `etc` symlink to the host's never makes the host's passwd the image's.
+fn read_in_root(rootfs: &Path, file: &str) -> String {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let _ = RootDir::open(rootfs, Resolve::Openat2)
+        .and_then(|r| r.open_read(&inroot::path_components(file)?))
+        .and_then(|f| f.take(1 << 20).read_to_string(&mut text));
+    text
+}
+
 /// Look a user up in the image's /etc/passwd: (uid, gid, home).
 fn lookup_user(rootfs: &Path, user: &User) -> Option<(u32, u32, String)> {
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
+    let passwd = read_in_root(rootfs, "/etc/passwd");
     let entries = passwd.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 6).then(|| {
@@ -166,7 +180,7 @@ fn lookup_user(rootfs: &Path, user: &User) -> Option<(u32, u32, String)> {
 
 /// Supplementary groups of `name` from the image's /etc/group.
 fn lookup_groups(rootfs: &Path, name: &str) -> Vec<u32> {
-    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+    let group = read_in_root(rootfs, "/etc/group");
     group
         .lines()
         .filter_map(|l| {
@@ -353,7 +367,6 @@ pub fn prepare(
         None
     };
     let layout = Layout {
-        rootfs: &paths.rootfs,
         volumes_dir: &paths.volumes_dir,
         user_ns: spec.namespaces.user.is_some(),
         new_net,
@@ -375,6 +388,7 @@ pub fn prepare(
             Some(cstr(&hostname, name)?)
         },
         rootfs,
+        resolve: Resolve::Openat2,
         before,
         after: mounts::plan_after_pivot(spec.readonly),
         workdir: cstr(spec.process.workdir.as_deref().unwrap_or("/"), name)?,
@@ -498,6 +512,19 @@ mod tests {
         );
         assert_eq!(lookup_user(dir.path(), &User::Name("nobody".into())), None);
         assert_eq!(lookup_groups(dir.path(), "www"), vec![7]);
+    }
+
+    /// An image whose `etc` leads to a host dir does not get the host's users.
+    #[test]
+    fn user_lookup_stays_inside_the_rootfs() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host-etc");
+        std::fs::create_dir(&host).unwrap();
+        std::fs::write(host.join("passwd"), "www:x:33:44::/var/www:/bin/false\n").unwrap();
+        std::fs::create_dir(dir.path().join("root")).unwrap();
+        std::os::unix::fs::symlink(&host, dir.path().join("root/etc")).unwrap();
+        let root = dir.path().join("root");
+        assert_eq!(lookup_user(&root, &User::Name("www".into())), None);
     }
 
     #[test]

@@ -61,6 +61,15 @@ fn denied() -> Vec<(&'static str, Sys)> {
         ("", libc::SYS_userfaultfd),
         ("", libc::SYS_swapon),
         ("", libc::SYS_swapoff),
+        // io_uring runs file and socket operations outside the filter's view.
+        ("", libc::SYS_io_uring_setup),
+        ("", libc::SYS_io_uring_enter),
+        ("", libc::SYS_io_uring_register),
+        ("CAP_SYS_CHROOT", libc::SYS_chroot),
+        ("CAP_SYS_ADMIN", libc::SYS_fsconfig),
+        ("CAP_SYS_ADMIN", libc::SYS_quotactl_fd),
+        ("CAP_SYS_PTRACE", libc::SYS_process_madvise),
+        ("CAP_SYS_NICE", libc::SYS_set_mempolicy_home_node),
         ("CAP_SYS_PACCT", libc::SYS_acct),
         ("CAP_SYS_ADMIN|CAP_BPF", libc::SYS_bpf),
         ("CAP_SYS_TIME", libc::SYS_clock_adjtime),
@@ -112,6 +121,9 @@ fn denied() -> Vec<(&'static str, Sys)> {
         ("", libc::SYS_uselib),
         ("", libc::SYS_ustat),
     ]);
+    // 32-bit ARM has no migrate_pages; Docker denies it everywhere.
+    #[cfg(not(target_arch = "arm"))]
+    v.push(("", libc::SYS_migrate_pages));
     #[cfg(any(target_arch = "x86_64", target_arch = "mips"))]
     v.extend([
         ("CAP_SYS_RAWIO", libc::SYS_ioperm),
@@ -279,6 +291,14 @@ mod tests {
         assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_mount), 0), eperm);
         assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_keyctl), 0), eperm);
         assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_getpid), 0), RET_ALLOW);
+        for io_uring in [
+            libc::SYS_io_uring_setup,
+            libc::SYS_io_uring_enter,
+            libc::SYS_io_uring_register,
+        ] {
+            assert_eq!(run(&p, AUDIT_ARCH, n(io_uring), 0), eperm, "{io_uring}");
+        }
+        assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_chroot), 0), eperm);
         assert_eq!(
             run(&p, AUDIT_ARCH, n(libc::SYS_clone3), 0),
             RET_ERRNO | libc::ENOSYS as u32
@@ -321,6 +341,13 @@ mod tests {
             run(&p, AUDIT_ARCH, n(libc::SYS_reboot), 0),
             RET_ERRNO | libc::EPERM as u32
         );
+        // No capability opens io_uring.
+        let p = default_filter(u64::MAX);
+        assert_eq!(
+            run(&p, AUDIT_ARCH, n(libc::SYS_io_uring_setup), 0),
+            RET_ERRNO | libc::EPERM as u32
+        );
+        assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_chroot), 0), RET_ALLOW);
         // Either capability of an `A|B` entry opens the call.
         let p = default_filter(1u64 << cap_number("CAP_BPF").unwrap());
         assert_eq!(run(&p, AUDIT_ARCH, n(libc::SYS_bpf), 0), RET_ALLOW);

@@ -7,13 +7,16 @@
 //! Call `spawn` from a single-threaded process (the monitor, `__run`): the raw
 //! clone skips libc's fork handlers, so another thread's lock would stay held.
 
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::RawFd;
 use std::path::Path;
 
-use super::mounts::{self, MountOp};
+use super::mounts;
 use super::seccomp;
 use super::RuntimeError;
+use crate::host::inroot::RootDir;
 
 pub use super::prepare::{argv_of, ns_supported, prepare, Prepared};
 
@@ -319,22 +322,32 @@ fn child_main(p: &Prepared, stdio: Stdio, rel_r: RawFd, err_w: RawFd) -> ! {
         }
     }
     try_or_fail(err_w, mounts::make_private(), "make mounts private");
+    try_or_fail(err_w, mounts::bind_root(&p.rootfs), "bind the rootfs");
+    let root = match RootDir::open(Path::new(OsStr::from_bytes(p.rootfs.as_bytes())), p.resolve) {
+        Ok(r) => r,
+        Err(e) => fail(
+            err_w,
+            0,
+            e.raw_os_error().unwrap_or(libc::EIO),
+            b"open the rootfs",
+        ),
+    };
     for op in &p.before {
-        try_or_fail(err_w, mounts::apply(op), &mounts::describe(op));
+        try_or_fail(err_w, mounts::apply(op, Some(&root)), &mounts::describe(op));
     }
+    // No fd of the host side may reach the container.
+    drop(root);
     try_or_fail(
         err_w,
         mounts::pivot(&p.rootfs),
         "pivot_root into the rootfs",
     );
     for op in &p.after {
-        try_or_fail(err_w, mounts::apply(op), &mounts::describe(op));
+        try_or_fail(err_w, mounts::apply(op, None), &mounts::describe(op));
     }
     try_or_fail(
         err_w,
-        mounts::apply(&MountOp::Mkdir {
-            path: p.workdir.clone(),
-        }),
+        mounts::mkdir_p(&p.workdir, 0o755),
         "create the workdir",
     );
     finish_and_exec(p, err_w)

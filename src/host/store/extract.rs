@@ -402,19 +402,8 @@ impl<'a> Extractor<'a> {
                 .last()
                 .map_or(self.root.as_raw_fd(), |(_, fd)| fd.as_raw_fd());
             let c = cstr(comp).map_err(|e| self.fail("name", raw, e))?;
-            let fd = match fsutil::open_subdir(cur, &c) {
-                Ok(fd) => fd,
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    // Implicit parent (not listed in the archive), as GNU tar makes it.
-                    match fsutil::mkdir_at(cur, &c, 0o755) {
-                        Ok(()) => {}
-                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                        Err(e) => return Err(self.fail("mkdir", raw, e)),
-                    }
-                    fsutil::open_subdir(cur, &c).map_err(|e| self.classify(raw, e))?
-                }
-                Err(e) => return Err(self.classify(raw, e)),
-            };
+            // An implicit parent (not listed in the archive) is made as GNU tar makes it.
+            let fd = fsutil::subdir(cur, &c, Some(0o755)).map_err(|e| self.classify(raw, e))?;
             self.stack.push((comp.clone(), fd));
         }
         Ok(self
@@ -425,12 +414,7 @@ impl<'a> Extractor<'a> {
 
     /// Walk to an existing directory (a hard link's target parent) without creating anything.
     fn walk_existing(&self, raw: &Path, parents: &[OsString]) -> Result<OwnedFd, StoreError> {
-        let mut cur = dup(self.root.as_raw_fd()).map_err(|e| self.fail("dup", raw, e))?;
-        for comp in parents {
-            let c = cstr(comp).map_err(|e| self.fail("name", raw, e))?;
-            cur = fsutil::open_subdir(cur.as_raw_fd(), &c).map_err(|e| self.classify(raw, e))?;
-        }
-        Ok(cur)
+        fsutil::walk(self.root.as_raw_fd(), parents, None).map_err(|e| self.classify(raw, e))
     }
 
     fn classify(&self, raw: &Path, e: io::Error) -> StoreError {
@@ -518,16 +502,6 @@ impl<'a> Extractor<'a> {
         }
         Ok((self.total, self.skipped, self.warnings))
     }
-}
-
-fn dup(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: valid fd; F_DUPFD_CLOEXEC returns a new fd or -1.
-    let n = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `n` is a fresh fd that nothing else owns.
-    Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(n) })
 }
 
 /// atime = mtime = the archive's mtime.

@@ -27,6 +27,14 @@ fn own(fd: libc::c_int) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
+/// A close-on-exec duplicate of `fd`.
+pub(crate) fn dup(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: `fd` is a valid fd; F_DUPFD_CLOEXEC returns a new fd or -1.
+    Ok(own(check(unsafe {
+        libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0)
+    })?))
+}
+
 /// Open a directory by absolute or relative host path (may follow symlinks: host paths are trusted).
 pub(crate) fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
     let c = cstr(path.as_os_str())?;
@@ -52,6 +60,37 @@ pub(crate) fn open_subdir(dir: RawFd, name: &CStr) -> io::Result<OwnedFd> {
         )
     })?;
     Ok(own(fd))
+}
+
+/// Open the directory `name` below `dir` without following a symlink; with
+/// `create`, a missing one is made first with that mode (as GNU tar makes an
+/// implicit parent).
+pub(crate) fn subdir(dir: RawFd, name: &CStr, create: Option<u32>) -> io::Result<OwnedFd> {
+    match (open_subdir(dir, name), create) {
+        (Err(e), Some(mode)) if e.raw_os_error() == Some(libc::ENOENT) => {
+            match mkdir_at(dir, name, mode) {
+                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e),
+                _ => {}
+            }
+            open_subdir(dir, name)
+        }
+        (r, _) => r,
+    }
+}
+
+/// Walk `comps` below `dir` one `O_NOFOLLOW` step at a time (creating missing
+/// directories with `create`): ELOOP or ENOTDIR when a component is a symlink
+/// or not a directory, so the walk never leaves the tree under `dir`.
+pub(crate) fn walk<S: AsRef<OsStr>>(
+    dir: RawFd,
+    comps: &[S],
+    create: Option<u32>,
+) -> io::Result<OwnedFd> {
+    let mut cur = dup(dir)?;
+    for comp in comps {
+        cur = subdir(cur.as_raw_fd(), &cstr(comp.as_ref())?, create)?;
+    }
+    Ok(cur)
 }
 
 /// Create a new regular file `name` below `dir`; fails with EEXIST if anything is there.

@@ -9,6 +9,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::ops::{private_dir, PRIVATE, TRAVERSE};
 use super::{fsutil, ImageInfo, RootfsStore, StoreError};
 
 /// statfs magic of overlayfs: an overlay upper dir cannot live on it
@@ -26,8 +27,13 @@ pub enum LayerPlan {
         upper: PathBuf,
         work: PathBuf,
     },
-    /// `volatile: true`: a tmpfs at `tmpfs`, holding upper/work, over the image.
-    TmpfsOverlay { lower: PathBuf, tmpfs: PathBuf },
+    /// `volatile`: a tmpfs of `size` bytes at `tmpfs`, holding upper/work,
+    /// over the image: what the container writes counts against `size`.
+    TmpfsOverlay {
+        lower: PathBuf,
+        tmpfs: PathBuf,
+        size: u64,
+    },
     /// No overlayfs possible: a private copy, bind-mounted as the root.
     Copy { rootfs: PathBuf },
 }
@@ -81,12 +87,16 @@ pub fn choose(support: OverlaySupport, volatile: bool) -> &'static str {
 impl RootfsStore {
     /// Prepare `containers/<name>/` for `image` and say how to mount its root.
     /// Records the image digest for `image ls` and `gc`. A copy is made here
-    /// (persistent); overlay dirs are created empty if missing.
+    /// (persistent); overlay dirs are created empty if missing. `volatile` is
+    /// the tmpfs size of a volatile layer. The container dir is root's only
+    /// (its merged root holds the image's setuid files), passable by others
+    /// with `user_ns`: the container reaches its root as its own host id.
     pub fn plan_layer(
         &self,
         name: &str,
         image: &ImageInfo,
-        volatile: bool,
+        volatile: Option<u64>,
+        user_ns: bool,
         support: OverlaySupport,
     ) -> Result<LayerPlan, StoreError> {
         // The name becomes a path component: refuse anything that is not one.
@@ -110,18 +120,20 @@ impl RootfsStore {
             path: path.to_owned(),
             source,
         };
-        fs::create_dir_all(&cdir).map_err(|e| err("create", &cdir, e))?;
+        let mode = if user_ns { TRAVERSE } else { PRIVATE };
+        private_dir(&cdir, mode).map_err(|e| err("create", &cdir, e))?;
         let rec = cdir.join("image");
         // Every start plans the layer again: write only what changed (flash).
         if fs::read(&rec).ok().as_deref() != Some(image.digest.as_bytes()) {
             fs::write(&rec, &image.digest).map_err(|e| err("write", &rec, e))?;
         }
-        let plan = match choose(support, volatile) {
-            "tmpfs-overlay" => LayerPlan::TmpfsOverlay {
+        let plan = match (choose(support, volatile.is_some()), volatile) {
+            ("tmpfs-overlay", Some(size)) => LayerPlan::TmpfsOverlay {
                 lower: image.rootfs.clone(),
                 tmpfs: cdir.join("volatile"),
+                size,
             },
-            "overlay" => LayerPlan::Overlay {
+            ("overlay", _) => LayerPlan::Overlay {
                 lower: image.rootfs.clone(),
                 upper: cdir.join("upper"),
                 work: cdir.join("work"),
@@ -174,8 +186,9 @@ pub fn mount_layer(container: &str, plan: &LayerPlan, target: &Path) -> Result<(
     };
     match plan {
         LayerPlan::Overlay { lower, upper, work } => overlay(lower, upper, work),
-        LayerPlan::TmpfsOverlay { lower, tmpfs } => {
-            mount(Some("tmpfs"), tmpfs, Some("tmpfs"), 0, Some("mode=0755"))
+        LayerPlan::TmpfsOverlay { lower, tmpfs, size } => {
+            let data = format!("mode=0700,size={size}");
+            mount(Some("tmpfs"), tmpfs, Some("tmpfs"), 0, Some(&data))
                 .map_err(|e| err("mount tmpfs", tmpfs, e))?;
             let (upper, work) = (tmpfs.join("upper"), tmpfs.join("work"));
             let made = [&upper, &work]

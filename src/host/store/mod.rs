@@ -19,7 +19,7 @@ pub const FIRMWARE_IMAGE_DIR: &str = "/usr/share/berth/images";
 pub mod digests;
 mod extract;
 pub mod fetch;
-mod fsutil;
+pub(crate) mod fsutil;
 #[cfg(feature = "http")]
 mod http;
 pub mod layer;

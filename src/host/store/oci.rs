@@ -3,9 +3,13 @@
 //! extraction dir); this module then reads the manifest, applies the layers in
 //! order with whiteouts into the rootfs, and returns the config's defaults.
 
+use std::fs::File;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use serde_json::Value;
+
+use crate::host::inroot::{self, Resolve, RootDir};
 
 use super::extract::{ExtractOptions, Extractor};
 use super::fetch;
@@ -53,27 +57,76 @@ fn bad(image: &str, what: impl Into<String>) -> StoreError {
     }
 }
 
-fn read_json(image: &str, path: &Path) -> Result<Value, StoreError> {
-    let text = std::fs::read(path).map_err(|e| StoreError::io(image, "read", path, e))?;
-    // A manifest or config blob named by its digest must have it: in a layout
-    // directory nothing else vouches for it (layers are checked as they unpack).
-    if let Some(want) = blob_digest(path) {
-        use sha2::Digest as _;
-        let actual = crate::model::hex(&sha2::Sha256::digest(&text));
-        if actual != want {
-            return Err(StoreError::DigestMismatch {
-                image: image.to_owned(),
-                expected: format!("{want} (blob `{}`)", path.display()),
-                actual,
-            });
-        }
-    }
-    serde_json::from_slice(&text)
-        .map_err(|e| bad(image, format!("parse `{}`: {e}", path.display())))
+/// Largest manifest, index or config blob read (they are a few KiB).
+const MAX_JSON: u64 = 4 << 20;
+
+/// An unpacked archive or layout directory. Every path it names itself
+/// (manifest layers, config, blobs) is opened inside it (`inroot`), so a
+/// symlink in the archive never makes berth read a host file as a layer.
+struct Archive<'a> {
+    image: &'a str,
+    dir: &'a Path,
+    root: RootDir,
 }
 
-/// A relative path from a manifest, kept inside `base` (no `..`, not absolute).
-fn inside(image: &str, base: &Path, rel: &str) -> Result<PathBuf, StoreError> {
+impl<'a> Archive<'a> {
+    fn open(image: &'a str, dir: &'a Path) -> Result<Self, StoreError> {
+        let root = RootDir::open(dir, Resolve::Openat2)
+            .map_err(|e| StoreError::io(image, "open", dir, e))?;
+        Ok(Archive { image, dir, root })
+    }
+
+    /// The regular file `rel` of the archive.
+    fn file(&self, rel: &Path) -> Result<File, StoreError> {
+        let path = self.dir.join(rel);
+        let comps =
+            inroot::components(rel).map_err(|e| StoreError::io(self.image, "open", &path, e))?;
+        self.root.open_read(&comps).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP | libc::ENOTDIR | libc::EXDEV | libc::EINVAL) => {
+                StoreError::Traversal {
+                    image: self.image.to_owned(),
+                    entry: path,
+                    reason: "an archive path must be a regular file inside the archive, not reached through a symlink",
+                }
+            }
+            _ => StoreError::io(self.image, "open", &path, e),
+        })
+    }
+
+    fn read_json(&self, rel: &Path) -> Result<Value, StoreError> {
+        let image = self.image;
+        let path = self.dir.join(rel);
+        let mut text = Vec::new();
+        self.file(rel)?
+            .take(MAX_JSON + 1)
+            .read_to_end(&mut text)
+            .map_err(|e| StoreError::io(image, "read", &path, e))?;
+        if u64::try_from(text.len()).unwrap_or(u64::MAX) > MAX_JSON {
+            return Err(bad(
+                image,
+                format!("`{}` is larger than {MAX_JSON} bytes", path.display()),
+            ));
+        }
+        // A manifest or config blob named by its digest must have it: in a layout
+        // directory nothing else vouches for it (layers are checked as they unpack).
+        if let Some(want) = blob_digest(rel) {
+            use sha2::Digest as _;
+            let actual = crate::model::hex(&sha2::Sha256::digest(&text));
+            if actual != want {
+                return Err(StoreError::DigestMismatch {
+                    image: image.to_owned(),
+                    expected: format!("{want} (blob `{}`)", path.display()),
+                    actual,
+                });
+            }
+        }
+        serde_json::from_slice(&text)
+            .map_err(|e| bad(image, format!("parse `{}`: {e}", path.display())))
+    }
+}
+
+/// A relative path from a manifest, kept inside the archive (no `..`, not absolute).
+fn inside(image: &str, rel: &str) -> Result<PathBuf, StoreError> {
     let p = Path::new(rel);
     if p.components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
@@ -84,11 +137,11 @@ fn inside(image: &str, base: &Path, rel: &str) -> Result<PathBuf, StoreError> {
             reason: "manifest path leaves the archive",
         });
     }
-    Ok(base.join(p))
+    Ok(p.to_path_buf())
 }
 
 /// `sha256:<hex>` to `blobs/sha256/<hex>`.
-fn blob(image: &str, base: &Path, digest: &str) -> Result<PathBuf, StoreError> {
+fn blob(image: &str, digest: &str) -> Result<PathBuf, StoreError> {
     let (algo, hex) = digest
         .split_once(':')
         .ok_or_else(|| bad(image, format!("bad digest `{digest}`")))?;
@@ -98,7 +151,7 @@ fn blob(image: &str, base: &Path, digest: &str) -> Result<PathBuf, StoreError> {
     {
         return Err(bad(image, format!("bad digest `{digest}`")));
     }
-    Ok(base.join("blobs").join(algo).join(hex))
+    Ok(Path::new("blobs").join(algo).join(hex))
 }
 
 /// The OCI `GOARCH` name of the architecture berth runs on.
@@ -113,19 +166,16 @@ fn oci_arch() -> &'static str {
 }
 
 /// Layer files (in order) and the config file for the archive in `dir`.
-fn layers(
-    image: &str,
-    dir: &Path,
-    kind: OciKind,
-) -> Result<(Vec<PathBuf>, Option<PathBuf>), StoreError> {
+fn layers(a: &Archive<'_>, kind: OciKind) -> Result<(Vec<PathBuf>, Option<PathBuf>), StoreError> {
+    let image = a.image;
     match kind {
         OciKind::Docker => {
-            let m = read_json(image, &dir.join("manifest.json"))?;
+            let m = a.read_json(Path::new("manifest.json"))?;
             let first = m
                 .get(0)
                 .ok_or_else(|| bad(image, "manifest.json lists no image"))?;
             let config = match first.get("Config").and_then(Value::as_str) {
-                Some(c) => Some(inside(image, dir, c)?),
+                Some(c) => Some(inside(image, c)?),
                 None => None,
             };
             let list = first
@@ -137,12 +187,12 @@ fn layers(
                 let l = l
                     .as_str()
                     .ok_or_else(|| bad(image, "a layer is not a string"))?;
-                out.push(inside(image, dir, l)?);
+                out.push(inside(image, l)?);
             }
             Ok((out, config))
         }
         OciKind::Oci => {
-            let mut m = read_json(image, &dir.join("index.json"))?;
+            let mut m = a.read_json(Path::new("index.json"))?;
             // Follow (nested) indexes to one image manifest, preferring our architecture.
             for _ in 0..4 {
                 let Some(list) = m.get("manifests").and_then(Value::as_array) else {
@@ -160,10 +210,10 @@ fn layers(
                     .get("digest")
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad(image, "manifest without digest"))?;
-                m = read_json(image, &blob(image, dir, d)?)?;
+                m = a.read_json(&blob(image, d)?)?;
             }
             let config = match m.pointer("/config/digest").and_then(Value::as_str) {
-                Some(d) => Some(blob(image, dir, d)?),
+                Some(d) => Some(blob(image, d)?),
                 None => None,
             };
             let list = m
@@ -176,7 +226,7 @@ fn layers(
                     .get("digest")
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad(image, "layer without digest"))?;
-                out.push(blob(image, dir, d)?);
+                out.push(blob(image, d)?);
             }
             Ok((out, config))
         }
@@ -184,8 +234,8 @@ fn layers(
 }
 
 /// The defaults in an image config (`config` object of the config blob).
-fn config(image: &str, path: &Path) -> Result<ImageConfig, StoreError> {
-    let v = read_json(image, path)?;
+fn config(a: &Archive<'_>, rel: &Path) -> Result<ImageConfig, StoreError> {
+    let v = a.read_json(rel)?;
     let Some(c) = v.get("config").or_else(|| v.get("Config")) else {
         return Ok(ImageConfig::default());
     };
@@ -219,16 +269,21 @@ pub(crate) fn apply<'a>(
     kind: OciKind,
     opts: &StoreOptions,
 ) -> Result<(ImageConfig, Extractor<'a>), StoreError> {
-    let (layer_files, config_file) = layers(image, dir, kind)?;
+    let archive = Archive::open(image, dir)?;
+    let (layer_files, config_file) = layers(&archive, kind)?;
     let cfg = match config_file {
-        Some(p) => config(image, &p)?,
+        Some(p) => config(&archive, &p)?,
         None => ImageConfig::default(),
     };
     let mut eo = ExtractOptions::for_host(opts.max_image_size);
     eo.whiteouts = true;
     let mut ex = Extractor::new(image, rootfs, eo)?;
     for layer in layer_files {
-        let opened = fetch::open_file(image, &layer)?;
+        let f = archive.file(&layer)?;
+        let opened = fetch::Opened {
+            total: f.metadata().ok().map(|m| m.len()),
+            reader: Box::new(f),
+        };
         let mut fo = opts.fetch.clone();
         fo.progress = false;
         let (reader, producer) = fetch::spawn_producer(image, opened, &fo);

@@ -2,6 +2,7 @@
 //! fetch-extract-verify-rename), list, remove and gc.
 
 use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -15,6 +16,10 @@ use crate::model::{ImageSource, ImageSpec};
 static TMP_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 const META: &str = "image.json";
+/// Mode of what only root may enter: images and their temp dirs.
+pub(crate) const PRIVATE: u32 = 0o700;
+/// Mode of a directory a user-namespaced container passes through.
+pub(crate) const TRAVERSE: u32 = 0o711;
 const LOCK: &str = ".lock";
 
 /// An image as `berth image ls` shows it.
@@ -50,8 +55,17 @@ impl RootfsStore {
             root: root.to_owned(),
             opts,
         };
-        for d in [store.images_dir(), store.containers_dir()] {
-            fs::create_dir_all(&d).map_err(|e| StoreError::io("-", "create", &d, e))?;
+        // Image content (setuid binaries, device nodes) is for root only. The
+        // root, containers/ and volumes/ can be passed through (not listed):
+        // a container in a user namespace reaches its rootfs and volumes as
+        // its own unprivileged host id.
+        for (d, mode) in [
+            (store.root.clone(), TRAVERSE),
+            (store.images_dir(), PRIVATE),
+            (store.containers_dir(), TRAVERSE),
+            (store.root.join("volumes"), TRAVERSE),
+        ] {
+            private_dir(&d, mode).map_err(|e| StoreError::io("-", "create", &d, e))?;
         }
         store.clean_leftovers()?;
         Ok(store)
@@ -82,6 +96,11 @@ impl RootfsStore {
         for ent in rd.flatten() {
             let name = ent.file_name().to_string_lossy().into_owned();
             let Some(rest) = name.strip_prefix(".tmp-") else {
+                // An image of a store made before its modes were private.
+                if ent.file_type().is_ok_and(|t| t.is_dir()) {
+                    let path = ent.path();
+                    set_mode(&path, PRIVATE).map_err(|e| StoreError::io("-", "chmod", &path, e))?;
+                }
                 continue;
             };
             let path = ent.path();
@@ -208,7 +227,10 @@ impl RootfsStore {
             digest.unwrap_or("pending"),
             std::process::id()
         ));
-        fs::create_dir(&path).map_err(|e| StoreError::io(image, "create", &path, e))?;
+        fs::DirBuilder::new()
+            .mode(PRIVATE)
+            .create(&path)
+            .map_err(|e| StoreError::io(image, "create", &path, e))?;
         let lock = fs::File::create(path.join(LOCK))
             .map_err(|e| StoreError::io(image, "create", &path, e))?;
         try_lock(&lock);
@@ -525,6 +547,23 @@ pub(crate) fn stream_into<'a>(
         }
     }
     Ok((fetched, ex))
+}
+
+/// Create `dir` (and parents) with `mode`, and correct the mode of an existing one.
+pub(crate) fn private_dir(dir: &Path, mode: u32) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)?;
+    set_mode(dir, mode)
+}
+
+/// chmod unless the mode is right already (no needless metadata write on flash).
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    if fs::metadata(path)?.permissions().mode() & 0o7777 != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 /// `spec.image_sha256` of a container's applied.json (the state store's record).

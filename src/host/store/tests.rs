@@ -340,6 +340,72 @@ fn docker_save_archive() {
     no_leftovers(&s);
 }
 
+/// A hostile `docker save` archive whose manifest names its layer or config
+/// through a symlink inside the archive that points at a host directory: the
+/// host file is never read as a layer, and the error names the path.
+#[test]
+fn archive_paths_through_symlinks_stay_inside_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    let host = tmp.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    write(
+        &host,
+        "layer.tar",
+        &tarball(&[dir("bin"), file("bin/stolen", b"host")]),
+    );
+    write(&host, "cfg.json", br#"{"config":{"Cmd":["/bin/stolen"]}}"#);
+    let l = tarball(&[dir("bin"), file("bin/own", b"1")]);
+    let up = "../".repeat(host.components().count() + 2);
+    let rel = format!("{up}{}", host.display().to_string().trim_start_matches('/'));
+    for (link, layers, cfg) in [
+        (
+            host.display().to_string(),
+            r#"["evil/layer.tar"]"#,
+            "own.json",
+        ),
+        (rel, r#"["evil/layer.tar"]"#, "own.json"),
+        (
+            host.display().to_string(),
+            r#"["l/layer.tar"]"#,
+            "evil/cfg.json",
+        ),
+    ] {
+        let manifest = format!(r#"[{{"Config":"{cfg}","Layers":{layers}}}]"#);
+        let outer = tarball(&[
+            symlink("evil", &link),
+            dir("l"),
+            file("l/layer.tar", &l),
+            file("own.json", br#"{"config":{}}"#),
+            file("manifest.json", manifest.as_bytes()),
+        ]);
+        let err = s
+            .import("evil", &write(tmp.path(), "evil.tar", &outer))
+            .unwrap_err();
+        let text = crate::host::chain(&err);
+        assert!(text.contains("evil/"), "{text}");
+        assert!(text.contains("image `evil`"), "{text}");
+        no_leftovers(&s);
+    }
+    // A symlink that stays inside (older `docker save` links a repeated layer).
+    let outer = tarball(&[
+        dir("l"),
+        file("l/layer.tar", &l),
+        dir("m"),
+        symlink("m/layer.tar", "../l/layer.tar"),
+        file(
+            "manifest.json",
+            br#"[{"Layers":["l/layer.tar","m/layer.tar"]}]"#,
+        ),
+    ]);
+    let info = s.import("dup", &write(tmp.path(), "dup.tar", &outer));
+    if crate::host::inroot::openat2_available() {
+        assert!(info.unwrap().rootfs.join("bin/own").exists());
+    } else {
+        assert!(matches!(info, Err(StoreError::Traversal { .. })));
+    }
+}
+
 #[test]
 fn read_only_dirs_are_searched_before_fetching() {
     let tmp = tempfile::tempdir().unwrap();
@@ -405,6 +471,7 @@ fn ls_rm_gc_and_used_by() {
         .plan_layer(
             "web",
             &a,
+            None,
             false,
             OverlaySupport {
                 kernel: true,
@@ -418,7 +485,7 @@ fn ls_rm_gc_and_used_by() {
             kernel: true,
             upper_ok: true,
         };
-        assert!(s.plan_layer(bad, &a, false, both).is_err(), "{bad:?}");
+        assert!(s.plan_layer(bad, &a, None, false, both).is_err(), "{bad:?}");
     }
     assert!(!tmp.path().join("store/escape").exists());
     let list = s.list().unwrap();
@@ -454,6 +521,7 @@ fn copy_layer_keeps_links_and_modes() {
         .plan_layer(
             "c",
             &a,
+            None,
             false,
             OverlaySupport {
                 kernel: false,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use super::{parse_user, unknown, Validator};
-use crate::manifest::schema::{Attachment, ContainerFields, Manifest, Mount};
+use crate::manifest::schema::{Attachment, ContainerFields, Manifest, Mount, Volatile};
 use crate::manifest::units::{self, CapName};
 use crate::model::*;
 
@@ -104,6 +104,18 @@ impl Validator<'_> {
             )),
         });
 
+        let volatile = match &c.volatile {
+            None | Some(Volatile::On(false)) => None,
+            Some(Volatile::On(true)) => Some(units::DEFAULT_VOLATILE_SIZE),
+            Some(Volatile::Sized(v)) => {
+                let p = format!("{}.size", f("volatile"));
+                let size = self.check(&p, v.size.as_deref(), units::size);
+                if size.is_some_and(|s| s < 1 << 20) {
+                    self.err(&p, "a writable layer needs at least 1M; use e.g. 32M");
+                }
+                Some(size.unwrap_or(units::DEFAULT_VOLATILE_SIZE))
+            }
+        };
         let capabilities = self.capabilities(&f("capabilities"), c);
         let namespaces = self.namespaces(&f("namespaces"), c);
         let resources = self.resources(&f("resources"), c);
@@ -174,7 +186,8 @@ impl Validator<'_> {
             network,
             dns,
             dns_search: c.dns_search.clone().unwrap_or_default(),
-            volatile: c.volatile.unwrap_or(false),
+            volatile: volatile.is_some(),
+            volatile_size: volatile,
             readonly: c.readonly.unwrap_or(false),
             seccomp: seccomp.unwrap_or(true),
             resources,

@@ -216,3 +216,50 @@ fn a_url_scheme_this_build_left_out_is_an_error() {
     assert_eq!(refused("tls"), !cfg!(feature = "tls"), "{errs:?}");
     assert_eq!(refused("http"), !cfg!(feature = "http"), "{errs:?}");
 }
+
+#[test]
+fn volatile_is_a_bool_or_a_sized_map() {
+    let d = load(&format!(
+        "version: 1\n{IMG}containers:\n  a: {{ image: bb, volatile: true }}\n  b: {{ image: bb, volatile: {{ size: 32M }} }}\n  c: {{ image: bb, volatile: false }}\n  d: {{ image: bb }}\n"
+    ))
+    .expect("valid");
+    let c = &d.containers;
+    assert_eq!(
+        (c["a"].volatile, c["a"].volatile_size),
+        (true, Some(64 << 20))
+    );
+    assert_eq!(
+        (c["b"].volatile, c["b"].volatile_size),
+        (true, Some(32 << 20))
+    );
+    assert_eq!((c["c"].volatile, c["c"].volatile_size), (false, None));
+    // A container that is not volatile records no size (its digest and
+    // applied record stay as they were before sizes existed).
+    assert!(!serde_json::to_string(&c["c"])
+        .unwrap()
+        .contains("volatile_size"));
+    let errs = errors(&format!(
+        "version: 1\n{IMG}containers:\n  a: {{ image: bb, volatile: {{ size: lots }} }}\n  b: {{ image: bb, volatile: {{ size: 4K }} }}\n"
+    ));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs[0].starts_with("m.yaml:4:")
+            && errs[0].contains("containers.a.volatile.size")
+            && errs[0].contains("\"lots\" is not a size; use e.g. 64M"),
+        "{errs:?}"
+    );
+    assert!(
+        errs[1].starts_with("m.yaml:5:") && errs[1].contains("at least 1M"),
+        "{errs:?}"
+    );
+    let err = load(&format!(
+        "version: 1\n{IMG}containers:\n  a: {{ image: bb, volatile: yes please }}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("m.yaml:4:29: containers.a.volatile: ")
+            && err.contains("true, false or a map such as { size: 32M }"),
+        "{err}"
+    );
+}
