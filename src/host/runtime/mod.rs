@@ -9,10 +9,12 @@
 //! - `oneshot`: `berth __run`, a foreground start for benchmarks and tests;
 //! - `state`: crash-only facts on disk (pid + start time) and `status`;
 //! - `logs`: size-bounded, rotated stdout/stderr files;
-//! - `exec`: enter a running container like `lxc-attach`.
+//! - `exec`: enter a running container like `lxc-attach`;
+//! - `fds`: no inherited descriptor and no dumpable berth process reaches a container.
 
 pub mod caps;
 pub mod control;
+pub mod fds;
 pub mod join;
 pub mod logs;
 pub mod monitor;
@@ -60,6 +62,13 @@ pub enum RuntimeError {
     /// The spec asks for something this runtime cannot do as asked.
     #[error("container `{name}`: {message}")]
     Invalid { name: String, message: String },
+    /// `exec` cannot read a namespace of the container it is to join.
+    #[error("read the container's {kind} namespace `{}`", path.display())]
+    Namespace {
+        kind: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// The kernel lacks a namespace the spec needs.
     #[error("the kernel has no {kind} namespace (`/proc/self/ns/{kind}` is missing)")]
     Unsupported { kind: &'static str },
