@@ -322,3 +322,36 @@ echo done >> /out; exec sleep 300"#
     let monitor = st.monitor.unwrap().pid;
     assert_eq!(out, format!("monitor {monitor}\ndone\n"));
 }
+
+#[test]
+fn exec_fails_when_a_namespace_of_the_container_cannot_be_read() {
+    if !root() {
+        return;
+    }
+    let (fx, rr) = fixture("nsgone");
+    let mut spec = sh("nsgone", "exec sleep 300");
+    spec.process.hostname = "inside".into();
+    let pid = fx.start(&spec).unwrap();
+    // `exec` runs where the init's /proc/PID/ns is hidden under a tmpfs:
+    // every namespace file of the container is unreadable. Skipping them
+    // would run the command on the host (its hostname, its mounts).
+    let script = format!(
+        "mount -t tmpfs none /proc/{pid}/ns && exec \"$0\" exec --runtime-dir \"$1\" nsgone -- hostname"
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(berth_bin())
+        .arg(&rr)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(stdout, "", "ran outside the container");
+    assert!(
+        stderr.contains(&format!(
+            "read the container's user namespace `/proc/{pid}/ns/user`"
+        )),
+        "{stderr}"
+    );
+}
