@@ -219,6 +219,54 @@ mod tests {
         assert_eq!(env_block("1 (x) R"), None);
     }
 
+    /// Every descriptor berth's own code creates is close-on-exec: a raw
+    /// call that makes one names a CLOEXEC flag within its arguments.
+    #[test]
+    fn every_raw_descriptor_berth_creates_is_close_on_exec() {
+        const CALLS: &[&str] = &[
+            "libc::open(",
+            "libc::openat(",
+            "libc::socket(",
+            "libc::socketpair(",
+            "libc::pipe2(",
+            "libc::signalfd(",
+            "libc::posix_openpt(",
+            "libc::memfd_create(",
+            "libc::epoll_create1(",
+            "libc::eventfd(",
+            "libc::accept4(",
+        ];
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        let mut bad = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for call in CALLS {
+                    for (at, _) in text.match_indices(call) {
+                        let args: String = text[at..].chars().take(200).collect();
+                        let args = args.split(';').next().unwrap_or("");
+                        // This very list names the calls without making one.
+                        if !args.contains("CLOEXEC") && !args.contains("\",") {
+                            bad.push(format!("{}: {}", path.display(), call));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "{bad:#?}");
+    }
+
     #[test]
     fn ranges_skip_kept_descriptors() {
         let max = libc::c_uint::MAX;
