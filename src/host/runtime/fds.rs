@@ -70,9 +70,9 @@ pub fn close_inherited(
         };
         let mut done = true;
         for (lo, hi) in ranges(first, keep) {
-            // SAFETY: close_range only closes or flags descriptors of this
-            // process; none of those in range is owned by live Rust objects
-            // (callers keep theirs in `keep`).
+            // SAFETY: close_range acts on this process's descriptors only.
+            // Closing: callers name every descriptor a live object owns in
+            // `keep`; flagging close-on-exec harms no owner.
             let rc = unsafe { libc::syscall(libc::SYS_close_range, lo, hi, flags) };
             if rc != 0 {
                 let e = io::Error::last_os_error();
