@@ -1,221 +1,82 @@
-//! Root tests of what berth writes into a container's rootfs from the host
-//! side, from the hostile side: images (built here from the busybox rootfs
-//! tarball) whose `etc`, `etc/resolv.conf` or a mount target is a symlink to
-//! a host directory or file, and a container that replaces its own /etc with
-//! such a symlink and is restarted. Each asserts the host directory is byte
-//! for byte unchanged. Every case also runs with openat2 answering ENOSYS (a
-//! seccomp filter around berth, as a 5.4 kernel answers), so the O_NOFOLLOW
-//! walk is what resolves. Each test has its own netns, store, runtime dir and
-//! cgroup parent, removed in `Drop` even on failure.
+//! Root tests of what a container must not get from the host through berth's
+//! own processes: descriptors its caller left open (with close_range and with
+//! the /proc/self/fd walk of older kernels), and the /proc files (environ,
+//! mem, exe) of the `exec` join and of the monitor while they are still berth.
+//! Every test runs the berth binary and looks from inside the container.
 
+// Test setup: a failed step should panic with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod runtime_fixture;
 
-use std::collections::BTreeMap;
 use std::fs;
+use std::io;
+use std::os::unix::io::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-/// One test's world: a named netns, a store, a runtime dir, a cgroup parent,
-/// and a host directory (`victim/`) no container may change.
-struct World {
-    name: String,
-    dir: tempfile::TempDir,
-    /// Run berth with openat2 failing with ENOSYS.
-    no_openat2: bool,
+use berth::host::runtime::rundir;
+use berth::model::{HostNamespace, Spec};
+
+use runtime_fixture::*;
+
+/// Its bit number (linux/capability.h).
+const CAP_SYS_PTRACE: libc::c_ulong = 19;
+
+fn root() -> bool {
+    root_in("root_isolation")
 }
 
-impl World {
-    fn new(test: &str, no_openat2: bool) -> World {
-        let name = format!("bi-{}-{test}{}", std::process::id(), u8::from(no_openat2));
-        common::add_netns(&name);
-        let w = World {
-            name,
-            dir: tempfile::tempdir().unwrap(),
-            no_openat2,
-        };
-        let v = w.victim();
-        fs::create_dir_all(v.join("sub")).unwrap();
-        fs::write(v.join("hosts"), "127.0.0.1 the-host-own\n").unwrap();
-        fs::write(v.join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
-        fs::write(v.join("sub/keep"), "keep\n").unwrap();
-        w
-    }
-
-    fn victim(&self) -> PathBuf {
-        self.dir.path().join("victim")
-    }
-
-    /// Every entry below the victim dir with its kind and content.
-    fn snapshot(&self) -> BTreeMap<PathBuf, Vec<u8>> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-            for e in fs::read_dir(dir).unwrap().flatten() {
-                let p = e.path();
-                let t = e.file_type().unwrap();
-                if t.is_dir() {
-                    out.insert(p.clone(), b"dir".to_vec());
-                    walk(&p, out);
-                } else if t.is_symlink() {
-                    out.insert(
-                        p.clone(),
-                        fs::read_link(&p)
-                            .unwrap()
-                            .into_os_string()
-                            .into_encoded_bytes(),
-                    );
-                } else {
-                    out.insert(p.clone(), fs::read(&p).unwrap());
+/// In `cmd`'s child only: clear close-on-exec on `fds`, as a careless caller
+/// of berth leaves them; with `old_kernel`, close_range(2) fails with ENOSYS
+/// for berth and everything it starts, as on a 5.4 kernel.
+fn hostile_caller(cmd: &mut Command, fds: Vec<RawFd>, old_kernel: bool) {
+    // SAFETY: fcntl and prctl are async-signal-safe; the filter lives on the
+    // child's stack for the call (the kernel copies it).
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in &fds {
+                if libc::fcntl(*fd, libc::F_SETFD, 0) != 0 {
+                    return Err(io::Error::last_os_error());
                 }
             }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.victim(), &mut out);
-        out
-    }
-
-    /// An image tarball: the busybox rootfs changed by `edit` (given its root).
-    fn image(&self, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
-        let root = self.dir.path().join(format!("img-{name}"));
-        fs::create_dir(&root).unwrap();
-        let ok = Command::new("tar")
-            .arg("-xzf")
-            .arg(common::rootfs_tarball())
-            .arg("-C")
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "unpack the busybox rootfs");
-        edit(&root);
-        let out = self.dir.path().join(format!("{name}.tar"));
-        let ok = Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .arg("-cf")
-            .arg(&out)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "pack the image");
-        out
-    }
-
-    fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    fn manifest(&self, image: &Path, containers: &str) -> PathBuf {
-        let text = format!(
-            "version: 1\nsettings: {{ root: {}, runtime_dir: {} }}\nimages:\n  bb: {{ path: {} }}\ncontainers:{containers}\n",
-            self.store().display(),
-            self.dir.path().join("run").display(),
-            image.display()
-        );
-        let p = self.dir.path().join("m.yaml");
-        fs::write(&p, text).unwrap();
-        p
-    }
-
-    /// Run berth with `args` inside the test's network namespace.
-    fn berth(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/run/netns/{}", self.name))
-            .arg(berth_bin())
-            .args(["--cgroup-parent", &self.name, "--runtime-dir"])
-            .arg(self.dir.path().join("run"))
-            .arg("--root")
-            .arg(self.store())
-            .args(args);
-        if self.no_openat2 {
-            // SAFETY: the closure only makes one prctl call, which is
-            // async-signal-safe, between fork and exec.
-            unsafe { cmd.pre_exec(enosys_openat2) };
-        }
-        cmd.output().unwrap()
-    }
-
-    /// `berth apply`: (success, stdout + stderr).
-    fn apply(&self, image: &Path, containers: &str) -> (bool, String) {
-        let m = self.manifest(image, containers);
-        let out = self.berth(&["apply", m.to_str().unwrap()]);
-        (out.status.success(), text(&out))
-    }
-
-    /// A file a container wrote into its volume `out`, once it is there.
-    fn wait_for(&self, file: &str) -> String {
-        let p = self.store().join("volumes/out").join(file);
-        let until = Instant::now() + Duration::from_secs(10);
-        while !p.exists() {
-            assert!(Instant::now() < until, "{} never appeared", p.display());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        fs::read_to_string(p).unwrap()
+            if old_kernel {
+                deny_close_range()?;
+            }
+            Ok(())
+        });
     }
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        let img = self.dir.path().join("none.tar");
-        let m = self.manifest(&img, " {}");
-        let _ = self.berth(&["apply", m.to_str().unwrap()]);
-        common::remove_cgroups(&self.name);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-/// The berth binary: cargo's, or `BERTH_BIN` (another build, the VM tier).
-fn berth_bin() -> String {
-    std::env::var("BERTH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_berth").to_string())
-}
-
-fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
-/// A seccomp filter that answers ENOSYS to openat2, as kernels before 5.6 do.
-/// Inherited by berth, its monitor and the container's setup child.
-fn enosys_openat2() -> std::io::Result<()> {
-    let nr = u32::try_from(libc::SYS_openat2).unwrap_or(u32::MAX);
-    let enosys = u32::try_from(libc::ENOSYS).unwrap_or(38);
+/// A seccomp filter: close_range(2) fails with ENOSYS, everything else runs.
+/// Root may load it without no_new_privs; the container inherits it too.
+fn deny_close_range() -> io::Result<()> {
+    let stmt = |code: u16, k: u32| libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let nr = u32::try_from(libc::SYS_close_range).unwrap();
+    let enosys = u32::try_from(libc::ENOSYS).unwrap();
     let prog = [
+        stmt(0x20, 0), // ld [nr]
         libc::sock_filter {
-            code: 0x20,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }, // ld nr
-        libc::sock_filter {
-            code: 0x15,
+            code: 0x15, // jeq #nr, 0, 1
             jt: 0,
             jf: 1,
             k: nr,
-        }, // jeq openat2
-        libc::sock_filter {
-            code: 0x06,
-            jt: 0,
-            jf: 0,
-            k: 0x0005_0000 | enosys,
         },
-        libc::sock_filter {
-            code: 0x06,
-            jt: 0,
-            jf: 0,
-            k: 0x7fff_0000,
-        },
+        stmt(0x06, 0x0005_0000 | enosys), // ret ERRNO(ENOSYS)
+        stmt(0x06, 0x7fff_0000),          // ret ALLOW
     ];
     let fprog = libc::sock_fprog {
         len: 4,
         filter: prog.as_ptr().cast_mut(),
     };
-    // SAFETY: a valid program that outlives the call; root may install it
-    // without no_new_privs.
+    // SAFETY: fprog points to four valid instructions for the call.
     let rc = unsafe {
         libc::prctl(
             libc::PR_SET_SECCOMP,
@@ -224,193 +85,273 @@ fn enosys_openat2() -> std::io::Result<()> {
         )
     };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error());
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
 
-/// A path that climbs out of any rootfs and names `target` from `/`.
-fn climbing(target: &Path) -> String {
-    format!(
-        "{}{}",
-        "../".repeat(40),
-        target.display().to_string().trim_start_matches('/')
+/// `berth ARGS` with `--runtime-dir` after the subcommand: (code, stdout, stderr).
+fn berth(rr: &Path, args: &[&str], setup: impl FnOnce(&mut Command)) -> (i32, String, String) {
+    let mut cmd = Command::new(berth_bin());
+    cmd.arg(args[0])
+        .arg("--runtime-dir")
+        .arg(rr)
+        .args(&args[1..]);
+    setup(&mut cmd);
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
 
-/// The container under test: DNS set (so resolv.conf is written), hosts,
-/// a tmpfs and a volume.
-const WRITES_ETC: &str = "
-  c:
-    image: bb
-    command: [/bin/sh, -c, 'cat /etc/resolv.conf /etc/hosts > /out/files 2>&1']
-    dns: [10.77.0.53]
-    mounts:
-      - { type: volume, source: out, target: /out }";
-
-fn both(test: &str, f: impl Fn(&World)) {
-    if !common::root_or_skip(test) {
-        return;
-    }
-    for no_openat2 in [false, true] {
-        let w = World::new(test, no_openat2);
-        f(&w);
-    }
+/// Start `spec` under a monitor from the berth binary (`__run --detach`, the
+/// path of `apply` and `start`), with `setup` applied to that command.
+fn start_detached(fx: &Fixture, rr: &Path, spec: &Spec, setup: impl FnOnce(&mut Command)) -> i32 {
+    let file = fx.dir.path().join(format!("{}.json", spec.name));
+    fs::write(&file, serde_json::to_vec(spec).unwrap()).unwrap();
+    let mut cmd = Command::new(berth_bin());
+    cmd.args(["__run", "--detach"])
+        .arg(rr)
+        .arg("--rootfs")
+        .arg(&fx.paths.rootfs)
+        .arg("--spec")
+        .arg(&file);
+    setup(&mut cmd);
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.trim().parse().unwrap()
 }
 
-/// The walk (no openat2) refuses a symlink component: its error says so.
-fn walk_refused(out: &str) -> bool {
-    out.contains("symbolic links") || out.contains("Not a directory")
+/// A fixture whose runtime dir is `RR/NAME`, as the CLI finds it.
+fn fixture(name: &str) -> (Fixture, PathBuf) {
+    let mut fx = Fixture::new();
+    let rr = fx.dir.path().join("rr");
+    fx.paths.run_dir = rr.join(name);
+    (fx, rr)
+}
+
+fn leaked_descriptors_never_reach_the_container(old_kernel: bool) {
+    let name = if old_kernel { "fds-walk" } else { "fds" };
+    let (fx, rr) = fixture(name);
+    // A host directory and a file in it, open without close-on-exec in
+    // whoever runs berth: the container must reach neither.
+    let host = tempfile::tempdir().unwrap();
+    let secret = format!("host-secret-{}", std::process::id());
+    fs::write(host.path().join("secret"), &secret).unwrap();
+    let dir = fs::File::open(host.path()).unwrap();
+    let file = fs::File::open(host.path().join("secret")).unwrap();
+    let leaked = vec![dir.as_raw_fd(), file.as_raw_fd()];
+    // Lists the fds of init (pid 1) and of itself, then tries each fd of
+    // both as the way out to the host directory.
+    // (No pipe: the shell would hold its ends while `ls` runs.)
+    let probe = "ls /proc/1/fd; echo --; ls /proc/$$/fd; echo --; \
+                 cat /proc/1/fd/*/secret /proc/$$/fd/*/secret 2>/dev/null; true";
+
+    // The foreground start (`__run`, no monitor): init lists its own fds.
+    let spec = sh(
+        name,
+        "ls /proc/1/fd; echo --; cat /proc/1/fd/*/secret 2>&1; true",
+    );
+    let file_spec = fx.dir.path().join("fg.json");
+    fs::write(&file_spec, serde_json::to_vec(&spec).unwrap()).unwrap();
+    let mut cmd = Command::new(berth_bin());
+    cmd.args(["__run", "--rootfs"])
+        .arg(&fx.paths.rootfs)
+        .arg("--spec")
+        .arg(&file_spec);
+    hostile_caller(&mut cmd, leaked.clone(), old_kernel);
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("0\n1\n2\n--\n"), "{text}");
+    assert!(!text.contains(&secret), "{text}");
+
+    // Under a monitor, then `berth exec`, each run with the leaked fds.
+    let spec = sh(name, "exec sleep 300");
+    start_detached(&fx, &rr, &spec, |c| {
+        hostile_caller(c, leaked.clone(), old_kernel)
+    });
+    let (code, out, err) = berth(&rr, &["exec", name, "--", "sh", "-c", probe], |c| {
+        hostile_caller(c, leaked.clone(), old_kernel)
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    let lists: Vec<&str> = out.split("--\n").collect();
+    assert_eq!(lists[0], "0\n1\n2\n", "init's fds: {out}");
+    assert_eq!(lists[1], "0\n1\n2\n", "exec's fds: {out}");
+    assert!(!out.contains(&secret), "{out}");
+    // The monitor keeps nothing of its caller either (the handed-over
+    // socket was closed by the start).
+    let monitor = fx.state().monitor.unwrap().pid;
+    let fds: Vec<String> = fs::read_dir(format!("/proc/{monitor}/fd"))
+        .unwrap()
+        .map(|e| {
+            fs::read_link(e.unwrap().path())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        !fds.iter()
+            .any(|t| t.starts_with(&*host.path().to_string_lossy())),
+        "{fds:?}"
+    );
 }
 
 #[test]
-fn an_etc_symlink_to_a_host_dir_is_never_written_through() {
-    both("etcabs", |w| {
-        let before = w.snapshot();
-        for (i, link) in [w.victim().display().to_string(), climbing(&w.victim())]
-            .into_iter()
-            .enumerate()
-        {
-            let img = w.image(&format!("etc{i}"), |r| {
-                fs::remove_dir_all(r.join("etc")).unwrap();
-                std::os::unix::fs::symlink(&link, r.join("etc")).unwrap();
+fn leaked_descriptors_never_reach_the_container_close_range() {
+    if root() {
+        leaked_descriptors_never_reach_the_container(false);
+    }
+}
+
+#[test]
+fn leaked_descriptors_never_reach_the_container_proc_walk() {
+    if root() {
+        leaked_descriptors_never_reach_the_container(true);
+    }
+}
+
+/// The racer: root in the container, looping over every process it sees.
+/// A process whose exe is not the container's busybox is berth on its way
+/// in; opening its exe, environ (with the caller's marker in it) or mem is a
+/// win, written to /won.
+fn racer(marker: &str) -> String {
+    format!(
+        r#"PATH=/bin
+: > /won
+probe() {{
+  {{ [ /proc/self/fd/5 -ef /bin/busybox ] && return 0; }} 5<"$1/exe" 2>/dev/null
+  {{ [ /proc/self/fd/5 -ef /bin/busybox ] || echo "exe $1 $(readlink /proc/self/fd/5)" >> /won; }} 5<"$1/exe" 2>/dev/null
+  {{ tr '\0' '\n' <&6 | grep -q '{marker}' && echo "environ $1" >> /won; }} 6<"$1/environ" 2>/dev/null
+  {{ {{ [ /proc/self/fd/5 -ef /bin/busybox ] || echo "mem $1" >> /won; }} 5<"$1/exe"; }} 7<>"$1/mem" 2>/dev/null
+}}
+echo ready > /ready
+while :; do for d in /proc/[0-9]*; do probe "$d"; done; done"#
+    )
+}
+
+#[test]
+fn a_racer_in_the_container_cannot_take_over_the_exec_join() {
+    if !root() {
+        return;
+    }
+    let (fx, rr) = fixture("race");
+    let marker = format!("caller-secret-{}", std::process::id());
+    let mut spec = sh("race", &racer(&marker));
+    // Ten thousand PATH entries that do not exist: the join tries each
+    // (execve, ENOENT) after dropping its capabilities, which holds it
+    // open for the racer long enough to be hit every time.
+    let path: Vec<String> = (0..10_000).map(|i| format!("/n/{i}")).collect();
+    spec.process
+        .env
+        .insert("PATH".into(), format!("{}:/bin", path.join(":")));
+    fx.start(&spec).unwrap();
+    wait_until("the racer", 10, || fx.paths.rootfs.join("ready").exists());
+    for _ in 0..10 {
+        let (code, out, err) = berth(&rr, &["exec", "race", "--", "env"], |c| {
+            c.env("BERTH_TEST_MARKER", &marker);
+        });
+        assert_eq!(code, 0, "{err}");
+        // The container's environment, never the caller's.
+        assert!(!out.contains(&marker), "{out}");
+        assert!(out.contains("HOSTNAME=race"), "{out}");
+    }
+    let won = fs::read_to_string(fx.paths.rootfs.join("won")).unwrap();
+    let first: Vec<&str> = won.lines().take(6).collect();
+    assert!(won.is_empty(), "the racer got into berth: {first:?}");
+}
+
+#[test]
+fn a_container_sharing_the_host_pid_namespace_cannot_open_its_monitor() {
+    if !root() {
+        return;
+    }
+    let (fx, rr) = fixture("peek");
+    let marker = format!("caller-secret-{}", std::process::id());
+    // berth run under a service manager that took CAP_SYS_PTRACE away; the
+    // container keeps everything else. Its root then has all the monitor's
+    // capabilities and the same uid: only non-dumpability keeps it out.
+    // Everything this test runs with (its bounding set) but CAP_SYS_PTRACE.
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let bnd = u64::from_str_radix(&cap_line(&status, "CapBnd:"), 16).unwrap();
+    let mut spec = sh(
+        "peek",
+        &format!(
+            r#"m=$PPID; echo "monitor $m" > /out
+for f in exe mem; do
+  {{ echo "opened $f" >> /out; }} 5<"/proc/$m/$f" 2>/dev/null
+done
+{{ echo "opened mem rw" >> /out; }} 5<>"/proc/$m/mem" 2>/dev/null
+tr '\0' '\n' < /proc/$m/environ 2>/dev/null | grep -q '{marker}' && echo "read the caller's environment" >> /out
+echo done >> /out; exec sleep 300"#
+        ),
+    );
+    spec.namespaces.host.insert(HostNamespace::Pid);
+    spec.capabilities = berth::manifest::units::CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, c)| bnd & (1u64 << bit) != 0 && **c != "CAP_SYS_PTRACE")
+        .map(|(_, c)| c.to_string())
+        .collect();
+    start_detached(&fx, &rr, &spec, |c| {
+        c.env("BERTH_TEST_MARKER", &marker);
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
             });
-            let (ok, out) = w.apply(&img, WRITES_ETC);
-            assert_eq!(w.snapshot(), before, "the host dir changed ({link}): {out}");
-            // The container's /etc leads nowhere inside its root: a clear error.
-            assert!(!ok && out.contains("etc/resolv.conf"), "{out}");
-            if w.no_openat2 {
-                assert!(walk_refused(&out), "{out}");
-            }
-            let (ok, out) = w.apply(&img, " {}");
-            assert!(ok, "{out}");
         }
     });
-}
-
-#[test]
-fn a_resolv_conf_symlink_to_a_host_file_is_replaced() {
-    both("resolv", |w| {
-        let before = w.snapshot();
-        let img = w.image("resolv", |r| {
-            for f in ["resolv.conf", "hosts"] {
-                let _ = fs::remove_file(r.join("etc").join(f));
-                std::os::unix::fs::symlink(w.victim().join(f), r.join("etc").join(f)).unwrap();
-            }
-        });
-        let (ok, out) = w.apply(&img, WRITES_ETC);
-        assert!(ok, "{out}");
-        let files = w.wait_for("files");
-        assert_eq!(w.snapshot(), before, "the host files changed");
-        // The container gets berth's files, not the host's.
-        assert!(files.contains("nameserver 10.77.0.53"), "{files}");
-        assert!(files.contains("127.0.1.1\tc"), "{files}");
-        assert!(!files.contains("the-host-own"), "{files}");
+    let out_file = fx.paths.rootfs.join("out");
+    wait_until("the probe", 10, || {
+        fs::read_to_string(&out_file).is_ok_and(|s| s.ends_with("done\n"))
     });
+    let out = fs::read_to_string(&out_file).unwrap();
+    let st = rundir::load(&fx.paths.run_dir).unwrap().unwrap();
+    let monitor = st.monitor.unwrap().pid;
+    assert_eq!(out, format!("monitor {monitor}\ndone\n"));
 }
 
 #[test]
-fn a_mount_target_through_a_symlink_stays_in_the_rootfs() {
-    both("mnt", |w| {
-        let before = w.snapshot();
-        let img = w.image("mnt", |r| {
-            std::os::unix::fs::symlink(w.victim(), r.join("mnt")).unwrap();
-            std::os::unix::fs::symlink(climbing(&w.victim()), r.join("srv")).unwrap();
-        });
-        for target in ["/mnt/new", "/mnt/sub", "/srv/new"] {
-            let (ok, out) = w.apply(
-                &img,
-                &format!(
-                    "
-  c:
-    image: bb
-    command: [/bin/true]
-    mounts:
-      - {{ type: tmpfs, target: {target} }}
-      - {{ type: volume, source: v, target: {target}/vol }}"
-                ),
-            );
-            assert_eq!(
-                w.snapshot(),
-                before,
-                "the host dir changed ({target}): {out}"
-            );
-            assert!(!ok && out.contains(target), "{out}");
-            if w.no_openat2 {
-                assert!(walk_refused(&out), "{out}");
-            }
-            let (ok, out) = w.apply(&img, " {}");
-            assert!(ok, "{out}");
-        }
-    });
-}
-
-/// The container itself replaces /etc with a symlink to the host dir, then
-/// is restarted: berth writes hosts and resolv.conf again at the start.
-#[test]
-fn a_container_that_plants_an_etc_symlink_is_restarted_safely() {
-    both("plant", |w| {
-        let before = w.snapshot();
-        let img = w.image("plant", |_| {});
-        let plant = format!(
-            "
-  c:
-    image: bb
-    command: [/bin/sh, -c, 'cat /etc/resolv.conf > /out/files; rm -rf /etc; ln -s {} /etc; ln -s {} /mnt; touch /out/planted']
-    dns: [10.77.0.53]
-    mounts:
-      - {{ type: volume, source: out, target: /out }}",
-            w.victim().display(),
-            climbing(&w.victim())
-        );
-        let (ok, out) = w.apply(&img, &plant);
-        assert!(ok, "{out}");
-        w.wait_for("planted");
-        assert!(w.wait_for("files").contains("nameserver 10.77.0.53"));
-        let merged = w.store().join("containers/c/merged/etc");
-        assert!(fs::symlink_metadata(&merged).unwrap().is_symlink());
-        let out = w.berth(&["restart", "c"]);
-        let text = text(&out);
-        assert_eq!(
-            w.snapshot(),
-            before,
-            "the host dir changed at restart: {text}"
-        );
-        assert!(!out.status.success() && text.contains("etc/"), "{text}");
-        if w.no_openat2 {
-            assert!(walk_refused(&text), "{text}");
-        }
-    });
-}
-
-/// A volatile layer is bounded: the container cannot write past its size
-/// (the host's RAM is not its to fill).
-#[test]
-fn a_volatile_layer_is_bounded_inside_the_container() {
-    if !common::root_or_skip("volatile") {
+fn exec_fails_when_a_namespace_of_the_container_cannot_be_read() {
+    if !root() {
         return;
     }
-    let w = World::new("volatile", false);
-    let img = w.image("vol", |_| {});
-    let (ok, out) = w.apply(
-        &img,
-        "
-  c:
-    image: bb
-    command: [/bin/sh, -c, 'dd if=/dev/zero of=/big bs=1M count=12 2>/out/dd; echo rc=$? >> /out/dd; df -k / >> /out/dd; touch /out/done']
-    volatile: { size: 8M }
-    mounts:
-      - { type: volume, source: out, target: /out }",
+    let (fx, rr) = fixture("nsgone");
+    let mut spec = sh("nsgone", "exec sleep 300");
+    spec.process.hostname = "inside".into();
+    let pid = fx.start(&spec).unwrap();
+    // `exec` runs where the init's /proc/PID/ns is hidden under a tmpfs:
+    // every namespace file of the container is unreadable. Skipping them
+    // would run the command on the host (its hostname, its mounts).
+    let script = format!(
+        "mount -t tmpfs none /proc/{pid}/ns && exec \"$0\" exec --runtime-dir \"$1\" nsgone -- hostname"
     );
-    assert!(ok, "{out}");
-    w.wait_for("done");
-    let dd = w.wait_for("dd");
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .arg(berth_bin())
+        .arg(&rr)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert_eq!(stdout, "", "ran outside the container");
     assert!(
-        dd.contains("No space left on device") && !dd.contains("rc=0"),
-        "{dd}"
-    );
-    assert!(
-        dd.contains("8192"),
-        "the root is an 8M overlay over tmpfs: {dd}"
+        stderr.contains(&format!(
+            "read the container's user namespace `/proc/{pid}/ns/user`"
+        )),
+        "{stderr}"
     );
 }

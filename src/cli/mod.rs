@@ -267,6 +267,11 @@ pub struct ActionsFailed {
 
 /// Parse the command line, run, and return the exit code.
 pub fn main() -> ExitCode {
+    // No berth process is dumpable: a container that sees it (a shared PID
+    // namespace, the `exec` join) gets neither its /proc/PID/exe (the host's
+    // berth binary, to overwrite once we exit), mem nor fds without
+    // CAP_SYS_PTRACE. (prctl cannot fail with these arguments.)
+    let _ = crate::host::runtime::fds::set_non_dumpable();
     // Hidden runtime modes go before the parser: the one-shot start path
     // pays nothing for argument parsing.
     // (args_os: `std::env::args` would panic on a non-UTF-8 argument.)

@@ -98,6 +98,9 @@ impl Runtime {
         let fd = theirs.as_raw_fd();
         let mut cmd = Command::new(&self.exe);
         cmd.arg("__monitor").arg(run_dir).arg(fd.to_string());
+        // The monitor reads no variable; a container sharing the host's PID
+        // namespace must not find the caller's in its /proc/PID/environ.
+        cmd.env_clear();
         cmd.stdin(StdStdio::null())
             .stdout(StdStdio::null())
             .stderr(StdStdio::null());

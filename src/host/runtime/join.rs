@@ -8,8 +8,9 @@
 use std::fs;
 use std::io;
 use std::os::unix::io::{AsRawFd, RawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::fds::{self, Action, Method};
 use super::rundir::load_config;
 use super::rundir::{self, ProcId};
 use super::spawn::{self, finish_and_exec, Prepared};
@@ -42,6 +43,10 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
     let Some(init) = st.init.filter(ProcId::alive) else {
         return Err(RuntimeError::NotRunning { name });
     };
+    // Nothing the caller holds reaches the command, and no /proc file of
+    // ours (environ, mem, exe, fd) opens for a container that can see us.
+    fds::non_dumpable()?;
+    fds::close_inherited(3, &[], Action::CloseOnExec, Method::Auto)?;
     let cfg = load_config(run_dir)?;
     let mut plan = spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, true)?;
     plan.set_command(argv)?;
@@ -52,17 +57,17 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
         }
     }
     // Open every namespace that differs from ours before forking.
-    let mut fds: Vec<(fs::File, libc::c_int)> = Vec::new();
+    let mut ns_fds: Vec<(fs::File, libc::c_int)> = Vec::new();
     for (kind, flag) in NAMESPACES {
-        let theirs = format!("/proc/{}/ns/{kind}", init.pid);
-        let ours = format!("/proc/self/ns/{kind}");
-        let (Ok(a), Ok(b)) = (fs::read_link(&theirs), fs::read_link(&ours)) else {
-            continue;
-        };
-        if a != b {
-            let f = fs::File::open(&theirs)
-                .map_err(|e| RuntimeError::io("open namespace", Path::new(&theirs), e))?;
-            fds.push((f, *flag));
+        let theirs = PathBuf::from(format!("/proc/{}/ns/{kind}", init.pid));
+        let ours = fs::read_link(format!("/proc/self/ns/{kind}"));
+        if must_join(kind, &theirs, fs::read_link(&theirs), ours)? {
+            let f = fs::File::open(&theirs).map_err(|source| RuntimeError::Namespace {
+                kind,
+                path: theirs.clone(),
+                source,
+            })?;
+            ns_fds.push((f, *flag));
         }
     }
     if !init.alive() {
@@ -82,13 +87,13 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
         helper(
             &plan,
             &st.cgroup_procs,
-            &fds,
+            &ns_fds,
             pty.as_ref().map(|p| p.1),
             err_w,
         );
     }
     spawn::close(err_w);
-    drop(fds);
+    drop(ns_fds);
     let relay = pty.map(|(master, slave)| {
         spawn::close(slave);
         master
@@ -114,14 +119,52 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
     Ok(exit.code)
 }
 
+/// Whether `exec` joins the container's namespace `kind`: when it differs
+/// from ours. A kind this kernel lacks (no `/proc/self/ns/KIND`, such as
+/// `time` before 5.6) is skipped; a container's namespace that cannot be read
+/// is an error, never a skip: the command would run outside it.
+fn must_join(
+    kind: &'static str,
+    theirs: &Path,
+    their_link: io::Result<PathBuf>,
+    our_link: io::Result<PathBuf>,
+) -> Result<bool, RuntimeError> {
+    let ours = match our_link {
+        Ok(l) => l,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(source) => {
+            return Err(RuntimeError::Namespace {
+                kind,
+                path: PathBuf::from(format!("/proc/self/ns/{kind}")),
+                source,
+            })
+        }
+    };
+    let theirs_link = their_link.map_err(|source| RuntimeError::Namespace {
+        kind,
+        path: theirs.to_path_buf(),
+        source,
+    })?;
+    Ok(theirs_link != ours)
+}
+
 /// The forked helper: join, fork the command, pass on its exit code.
 fn helper(
     plan: &Prepared,
     procs: &[std::path::PathBuf],
-    fds: &[(fs::File, libc::c_int)],
+    ns_fds: &[(fs::File, libc::c_int)],
     tty: Option<RawFd>,
     err_w: RawFd,
 ) -> ! {
+    // Inherited from the caller already; again here, so that the join can
+    // never run dumpable whatever the caller did.
+    if let Err(e) = fds::set_non_dumpable() {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        spawn::fail(err_w, 0, errno, b"make the process non-dumpable");
+    }
+    if fds::scrub_environ().is_err() {
+        spawn::fail(err_w, 0, libc::EIO, b"clear the caller's environment");
+    }
     // SAFETY: getpid cannot fail.
     let me = unsafe { libc::getpid() };
     for p in procs {
@@ -134,7 +177,7 @@ fn helper(
             );
         }
     }
-    for (f, flag) in fds {
+    for (f, flag) in ns_fds {
         // SAFETY: joining a namespace through an fd we opened.
         if unsafe { libc::setns(f.as_raw_fd(), *flag) } != 0 {
             let errno = io::Error::last_os_error()
@@ -151,8 +194,13 @@ fn helper(
             unsafe {
                 libc::setsid();
                 libc::ioctl(t, libc::TIOCSCTTY, 0);
+                // The copies on 0-2 have no close-on-exec; `t` keeps its own.
                 for fd in 0..3 {
-                    libc::dup2(t, fd);
+                    if t == fd {
+                        libc::fcntl(fd, libc::F_SETFD, 0);
+                    } else {
+                        libc::dup2(t, fd);
+                    }
                 }
             }
         }
@@ -192,8 +240,6 @@ fn open_pty() -> Result<(RawFd, RawFd), RuntimeError> {
         if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
             libc::ioctl(master, libc::TIOCSWINSZ, &ws);
         }
-        // The slave must survive the exec of the command: drop CLOEXEC there.
-        libc::fcntl(slave, libc::F_SETFD, 0);
         Ok((master, slave))
     }
 }
@@ -312,4 +358,35 @@ fn send_eof(master: RawFd, line_open: bool) {
         write_all(master, &[eof]);
     }
     write_all(master, &[eof]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(s: &str) -> io::Result<PathBuf> {
+        Ok(PathBuf::from(s))
+    }
+
+    fn gone(errno: i32) -> io::Result<PathBuf> {
+        Err(io::Error::from_raw_os_error(errno))
+    }
+
+    #[test]
+    fn an_unreadable_container_namespace_is_an_error_naming_it() {
+        let theirs = Path::new("/proc/42/ns/net");
+        assert!(must_join("net", theirs, link("net:[2]"), link("net:[1]")).unwrap());
+        assert!(!must_join("net", theirs, link("net:[1]"), link("net:[1]")).unwrap());
+        // This kernel has no such kind (time before 5.6): nothing to join.
+        assert!(!must_join("time", theirs, gone(libc::ENOENT), gone(libc::ENOENT)).unwrap());
+        for errno in [libc::ENOENT, libc::EACCES, libc::ESRCH] {
+            let e = must_join("net", theirs, gone(errno), link("net:[1]")).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "read the container's net namespace `/proc/42/ns/net`"
+            );
+        }
+        // Ours unreadable for another reason than absence: fail, do not guess.
+        assert!(must_join("uts", theirs, link("uts:[2]"), gone(libc::EACCES)).is_err());
+    }
 }

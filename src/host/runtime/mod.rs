@@ -11,9 +11,11 @@
 //!   monitor: its config, the stop request, crash-only state (pid + start time);
 //! - `logs`: size-bounded, rotated stdout/stderr files;
 //! - `join`: `berth exec`, enter a running container like `lxc-attach`.
+//! - `fds`: no inherited descriptor and no dumpable berth process reaches a container.
 
 pub mod caps;
 pub mod control;
+pub mod fds;
 pub mod join;
 pub mod logs;
 pub mod monitor;
@@ -63,6 +65,13 @@ pub enum RuntimeError {
     /// The spec asks for something this runtime cannot do as asked.
     #[error("container `{name}`: {message}")]
     Invalid { name: String, message: String },
+    /// `exec` cannot read a namespace of the container it is to join.
+    #[error("read the container's {kind} namespace `{}`", path.display())]
+    Namespace {
+        kind: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     /// The kernel lacks a namespace the spec needs.
     #[error("the kernel has no {kind} namespace (`/proc/self/ns/{kind}` is missing)")]
     Unsupported { kind: &'static str },

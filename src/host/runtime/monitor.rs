@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use super::fds::{close_inherited, non_dumpable, Action, Method};
 use super::logs::LogFile;
 use super::rundir::{self, load_config, ContainerState, MonitorConfig, Phase, ProcId, STOP_FILE};
 use super::spawn::{self, ExitInfo, SetupHook, Stdio};
@@ -43,8 +44,16 @@ pub fn monitor_main(args: &[String]) -> ExitCode {
         libc::chdir(b"/\0".as_ptr().cast());
     }
     // SAFETY: fd was handed to us open by `start`; we own it from here.
-    let sync = unsafe { UnixStream::from_raw_fd(fd) };
+    let mut sync = unsafe { UnixStream::from_raw_fd(fd) };
     let _ = fcntl_cloexec(fd);
+    // Nothing of the caller's stays with us (and so with any container) but
+    // stdio (/dev/null) and the socket; and a container that can see this
+    // process (a shared PID namespace) cannot open its /proc files.
+    let own = non_dumpable().and_then(|()| close_inherited(3, &[fd], Action::Close, Method::Auto));
+    if let Err(e) = own {
+        let _ = sync.write_all(format!("failed {}\n", crate::host::chain(&e)).as_bytes());
+        return ExitCode::from(1);
+    }
     let run_dir = PathBuf::from(run_dir);
     match supervise(&run_dir, Some(sync)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,10 +32,13 @@ pub enum MountOp {
         data: CString,
         optional: bool,
     },
-    /// Remount a bind read-only, keeping the flags the kernel locks in a user namespace.
+    /// Remount a bind read-only, keeping the flags the kernel locks in a user
+    /// namespace. `may_be_absent`: a /proc path some kernels lack; only its
+    /// absence (ENOENT) is skipped, any other failure is an error.
     RemountRo {
         target: CString,
         flags: libc::c_ulong,
+        may_be_absent: bool,
     },
     /// Create a directory and its parents.
     Mkdir { path: CString },
@@ -73,13 +76,15 @@ pub const MASKED: &[&str] = &[
     "/sys/devices/virtual/powercap",
 ];
 
-/// Paths Docker makes read-only.
-pub const READONLY: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
+/// Paths Docker makes read-only, and whether a kernel may lack them
+/// (`/proc/sysrq-trigger` needs CONFIG_MAGIC_SYSRQ, `/proc/irq` generic IRQ
+/// code); `/proc/sys` is always there and must end up read-only.
+pub const READONLY: &[(&str, bool)] = &[
+    ("/proc/bus", true),
+    ("/proc/fs", true),
+    ("/proc/irq", true),
+    ("/proc/sys", false),
+    ("/proc/sysrq-trigger", true),
 ];
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
@@ -179,6 +184,7 @@ pub fn plan_before_pivot(
         ops.push(MountOp::RemountRo {
             target: c(&sys_dir)?,
             flags: nsd | libc::MS_NOEXEC,
+            may_be_absent: false,
         });
     }
     if let Some(writable) = layout.cgroup2 {
@@ -314,6 +320,7 @@ pub fn plan_before_pivot(
             ops.push(MountOp::RemountRo {
                 target: c(&target)?,
                 flags: 0,
+                may_be_absent: false,
             });
         }
     }
@@ -337,7 +344,7 @@ pub fn plan_after_pivot(readonly_root: bool) -> Vec<MountOp> {
     for p in MASKED {
         ops.push(MountOp::Mask { path: cs(p) });
     }
-    for p in READONLY {
+    for (p, may_be_absent) in READONLY {
         let target = cs(p);
         ops.push(MountOp::Mount {
             source: target.clone(),
@@ -350,15 +357,26 @@ pub fn plan_after_pivot(readonly_root: bool) -> Vec<MountOp> {
         ops.push(MountOp::RemountRo {
             target,
             flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            may_be_absent: *may_be_absent,
         });
     }
     if readonly_root {
         ops.push(MountOp::RemountRo {
             target: cs("/"),
             flags: 0,
+            may_be_absent: false,
         });
     }
     ops
+}
+
+/// Whether a failed read-only remount may be passed over: only the absence
+/// (ENOENT) of a path this kernel may lack. Anything else leaves writable what
+/// the manifest or the defaults make read-only: EINVAL (not a mount point,
+/// its bind was skipped), EPERM (a flag locked in a user namespace), ENOENT
+/// of a path that must exist.
+pub fn remount_skippable(err: &io::Error, may_be_absent: bool) -> bool {
+    may_be_absent && err.raw_os_error() == Some(libc::ENOENT)
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -484,9 +502,15 @@ pub fn apply(op: &MountOp, root: Option<&RootDir>) -> io::Result<()> {
                 other => other,
             }
         }
-        MountOp::RemountRo { target, flags } => {
+        MountOp::RemountRo {
+            target,
+            flags,
+            may_be_absent,
+        } => {
             let empty = CString::default();
-            match target_of(target, root).and_then(|(t, _fd)| {
+            // The target is opened anew inside the root, so the remount acts
+            // on the mount just made there.
+            let res = target_of(target, root).and_then(|(t, _fd)| {
                 mount_raw(
                     &empty,
                     &t,
@@ -494,12 +518,9 @@ pub fn apply(op: &MountOp, root: Option<&RootDir>) -> io::Result<()> {
                     libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | flags,
                     &empty,
                 )
-            }) {
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOENT)) => {
-                    // Not a mount point, or absent on this kernel (an optional
-                    // bind that was skipped, e.g. no CONFIG_MAGIC_SYSRQ).
-                    Ok(())
-                }
+            });
+            match res {
+                Err(e) if remount_skippable(&e, *may_be_absent) => Ok(()),
                 other => other,
             }
         }
@@ -527,7 +548,12 @@ pub fn apply(op: &MountOp, root: Option<&RootDir>) -> io::Result<()> {
             let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
             // SAFETY: path is valid; st is written by the kernel on success.
             if unsafe { libc::stat(path.as_ptr(), st.as_mut_ptr()) } != 0 {
-                return Ok(()); // absent on this kernel: nothing to hide
+                let err = io::Error::last_os_error();
+                // Absent on this kernel: nothing to hide.
+                return match err.raw_os_error() {
+                    Some(libc::ENOENT) => Ok(()),
+                    _ => Err(err),
+                };
             }
             // SAFETY: stat succeeded, so st is initialised.
             let st = unsafe { st.assume_init() };
@@ -739,6 +765,55 @@ mod tests {
             plan_before_pivot(&layout(), &bad),
             Err(MountPlanError::BadVolume { .. })
         ));
+    }
+
+    #[test]
+    fn only_an_absent_optional_proc_path_skips_its_read_only_remount() {
+        let err = |n| io::Error::from_raw_os_error(n);
+        assert!(remount_skippable(&err(libc::ENOENT), true));
+        for n in [libc::EINVAL, libc::EPERM, libc::EACCES, libc::EBUSY] {
+            assert!(!remount_skippable(&err(n), true), "errno {n}");
+        }
+        for n in [libc::ENOENT, libc::EINVAL, libc::EPERM] {
+            assert!(!remount_skippable(&err(n), false), "errno {n}");
+        }
+        // Which remounts of a plan may be skipped at all: the optional /proc
+        // paths, never /proc/sys, /sys, the rootfs or a manifest mount.
+        let mut l = layout();
+        l.user_ns = true;
+        l.new_net = false;
+        let ro_bind = MountSpec {
+            kind: MountKind::Bind {
+                source: "/etc".into(),
+            },
+            target: "/host-etc".into(),
+            readonly: true,
+        };
+        let mut ops = plan_before_pivot(&l, &[ro_bind]).unwrap();
+        ops.extend(plan_after_pivot(true));
+        let mut optional = Vec::new();
+        let mut required = Vec::new();
+        for op in &ops {
+            if let MountOp::RemountRo {
+                target,
+                may_be_absent,
+                ..
+            } = op
+            {
+                let t = target.to_str().unwrap().to_string();
+                if *may_be_absent {
+                    optional.push(t);
+                } else {
+                    required.push(t);
+                }
+            }
+        }
+        assert_eq!(
+            optional,
+            ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger"]
+        );
+        // Before pivot_root the targets are relative to the rootfs.
+        assert_eq!(required, ["sys", "host-etc", "/proc/sys", "/"]);
     }
 
     #[test]

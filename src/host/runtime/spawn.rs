@@ -13,6 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::RawFd;
 use std::path::Path;
 
+use super::fds::{close_inherited, set_non_dumpable, Action, Method};
 use super::mounts;
 use super::seccomp;
 use super::RuntimeError;
@@ -121,6 +122,9 @@ pub fn spawn(p: &Prepared, stdio: Stdio, hook: &mut dyn SetupHook) -> Result<i32
     if p.time_ns {
         enter_time_ns_for_children()?;
     }
+    // Whatever our own caller left open dies at the container's execve; the
+    // child's stdio are fresh copies (dup2 clears the flag on 0-2).
+    close_inherited(3, &[], Action::CloseOnExec, Method::Auto)?;
     let (rel_r, rel_w) = pipe()?;
     let (err_r, err_w) = match pipe() {
         Ok(fds) => fds,
@@ -267,6 +271,9 @@ fn rc(r: libc::c_int) -> io::Result<()> {
 
 /// The child after clone: wait for release, set everything up, exec. Never returns.
 fn child_main(p: &Prepared, stdio: Stdio, rel_r: RawFd, err_w: RawFd) -> ! {
+    // Until execve this is a copy of berth: with a shared PID namespace
+    // another container could see it, so its /proc files stay closed.
+    try_or_fail(err_w, set_non_dumpable(), "make the process non-dumpable");
     let mut b = [0u8; 1];
     // SAFETY: reading one byte into a valid buffer.
     let n = unsafe { libc::read(rel_r, b.as_mut_ptr().cast(), 1) };
