@@ -112,6 +112,7 @@ pub fn applied(
         runtime_root: run_root.to_path_buf(),
         cgroup_parent,
         settings: SettingsSpec::default(),
+        fetch: crate::host::store::FetchOptions::default(),
     });
     Ok(Some((rec, state, host)))
 }

@@ -102,7 +102,10 @@ pub fn run(args: &InstallArgs) -> Result<()> {
     std::fs::create_dir_all(&images_dir)
         .with_context(|| format!("create `{}`", images_dir.display()))?;
     let mut opts = StoreOptions {
-        fetch: quiet(),
+        fetch: crate::host::store::FetchOptions {
+            progress: false,
+            ..args.manifest.fetch.image_options(&desired.settings)
+        },
         ..StoreOptions::default()
     };
     if let Some(max) = desired.settings.max_image_size {
@@ -136,13 +139,6 @@ pub fn run(args: &InstallArgs) -> Result<()> {
         write_atomic(&path, &text).with_context(|| format!("write `{}`", path.display()))?;
     }
     Ok(())
-}
-
-fn quiet() -> crate::host::store::FetchOptions {
-    crate::host::store::FetchOptions {
-        progress: false,
-        ..Default::default()
-    }
 }
 
 /// `path` as seen from the build host: inside the target root.

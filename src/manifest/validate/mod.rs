@@ -202,7 +202,11 @@ impl Validator<'_> {
 
     fn settings(&mut self, m: &Manifest) -> SettingsSpec {
         let s = &m.settings;
-        for (field, value) in [("root", &s.root), ("runtime_dir", &s.runtime_dir)] {
+        for (field, value) in [
+            ("root", &s.root),
+            ("runtime_dir", &s.runtime_dir),
+            ("ca_bundle", &s.ca_bundle),
+        ] {
             self.check(
                 &format!("settings.{field}"),
                 value.as_deref(),
@@ -224,6 +228,17 @@ impl Validator<'_> {
             max_image_size: self.check(
                 "settings.max_image_size",
                 s.max_image_size.as_deref(),
+                units::size,
+            ),
+            ca_bundle: s.ca_bundle.clone(),
+            fetch_timeout: self.check(
+                "settings.fetch_timeout",
+                s.fetch_timeout.as_deref(),
+                positive_duration,
+            ),
+            fetch_min_rate: self.check(
+                "settings.fetch_min_rate",
+                s.fetch_min_rate.as_deref(),
                 units::size,
             ),
         }
@@ -558,5 +573,15 @@ fn missing_feature(url: &str) -> Option<&'static str> {
         Some("http")
     } else {
         None
+    }
+}
+
+/// A deadline: a duration above zero (0 s would fail every download).
+fn positive_duration(text: &str) -> Result<u32, String> {
+    match units::duration_secs(text)? {
+        0 => Err(format!(
+            "\"{text}\" would fail every download; use e.g. 60s or 2m"
+        )),
+        secs => Ok(secs),
     }
 }
