@@ -252,3 +252,44 @@ fn read_source(source: &str, fetch_args: &FetchArgs) -> Result<(String, String)>
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     Ok((text, dir.to_string_lossy().into_owned()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line wins over the manifest's settings, which win over
+    /// the defaults; the manifest itself only follows the command line.
+    #[test]
+    fn fetch_options_come_from_the_command_line_then_the_settings() {
+        let settings = SettingsSpec {
+            ca_bundle: Some("/etc/berth/fleet.pem".into()),
+            fetch_timeout: Some(90),
+            fetch_min_rate: Some(0),
+            ..SettingsSpec::default()
+        };
+        let none = FetchArgs::default();
+        let o = none.image_options(&settings);
+        assert_eq!(o.ca_bundle, PathBuf::from("/etc/berth/fleet.pem"));
+        assert_eq!(o.limits.deadline, Duration::from_secs(90));
+        assert_eq!(o.limits.min_rate, None, "0 turns the rule off");
+        let defaults = none.image_options(&SettingsSpec::default());
+        assert_eq!(defaults.ca_bundle, PathBuf::from(DEFAULT_CA_BUNDLE));
+        assert_eq!(defaults.limits, Limits::image());
+        let cli = FetchArgs {
+            ca_bundle: Some("/ca.pem".into()),
+            timeout: Some(5),
+        };
+        let o = cli.image_options(&SettingsSpec {
+            fetch_min_rate: Some(4096),
+            ..settings
+        });
+        assert_eq!(o.ca_bundle, PathBuf::from("/ca.pem"));
+        assert_eq!(o.limits.deadline, Duration::from_secs(5));
+        assert_eq!(o.limits.min_rate.map(|r| r.bytes_per_sec), Some(4096));
+        let m = cli.manifest_options();
+        assert_eq!(m.ca_bundle, PathBuf::from("/ca.pem"));
+        assert!(m.limits.deadline_covers_body && m.limits.require_framing);
+        assert_eq!(m.limits.deadline, Duration::from_secs(5));
+        assert_eq!(none.manifest_options().limits, Limits::manifest());
+    }
+}

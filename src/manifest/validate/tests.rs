@@ -216,3 +216,33 @@ fn a_url_scheme_this_build_left_out_is_an_error() {
     assert_eq!(refused("tls"), !cfg!(feature = "tls"), "{errs:?}");
     assert_eq!(refused("http"), !cfg!(feature = "http"), "{errs:?}");
 }
+
+#[test]
+fn fetch_settings_are_resolved_and_checked() {
+    let d = load(&format!(
+        "version: 1\n{IMG}settings: {{ ca_bundle: /etc/berth/fleet-ca.pem, fetch_timeout: 2m, fetch_min_rate: 4K }}\ncontainers: {{}}\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        d.settings.ca_bundle.as_deref(),
+        Some("/etc/berth/fleet-ca.pem")
+    );
+    assert_eq!(d.settings.fetch_timeout, Some(120));
+    assert_eq!(d.settings.fetch_min_rate, Some(4096));
+    let d = load(&format!(
+        "version: 1\n{IMG}settings: {{ fetch_min_rate: 0 }}\ncontainers: {{}}\n"
+    ))
+    .expect("0 turns the rule off");
+    assert_eq!(d.settings.fetch_min_rate, Some(0));
+    let errs = errors(&format!(
+        "version: 1\n{IMG}settings: {{ ca_bundle: ca.pem, fetch_timeout: 0, fetch_min_rate: fast }}\ncontainers: {{}}\n"
+    ));
+    let joined = errs.join("\n");
+    for want in [
+        "settings.ca_bundle: ",
+        "settings.fetch_timeout: \"0\" would fail every download; use e.g. 60s or 2m",
+        "settings.fetch_min_rate: \"fast\" is not a size",
+    ] {
+        assert!(joined.contains(want), "{want}: {joined}");
+    }
+}
