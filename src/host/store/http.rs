@@ -343,9 +343,7 @@ fn connect(target: &Url, clock: Clock, tls: TlsConfig<'_>) -> Result<Box<dyn Str
     let url = clock.url.clone();
     // The https setup (CA bundle) is checked before any connection is made.
     let config = if target.https { Some(tls()?) } else { None };
-    let addrs = (target.host.as_str(), target.port)
-        .to_socket_addrs()
-        .map_err(|e| io_error(&url, e))?;
+    let addrs = resolve(target, &clock)?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
     for addr in addrs {
         let wait = clock.wait(Instant::now())?;
@@ -358,6 +356,26 @@ fn connect(target: &Url, clock: Clock, tls: TlsConfig<'_>) -> Result<Box<dyn Str
         }
     }
     Err(FetchError::Unreachable { url, source: last })
+}
+
+/// The addresses of `target`'s host, within the deadline. getaddrinfo has
+/// no timeout of its own (a dead DNS server costs resolv.conf's tries times
+/// its timeout), so it runs on a helper thread; one that outlives the
+/// deadline ends on its own when the resolver gives up.
+fn resolve(target: &Url, clock: &Clock) -> Result<Vec<std::net::SocketAddr>, FetchError> {
+    let (host, port) = (target.host.clone(), target.port);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let found = (host.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect::<Vec<_>>);
+        // The caller may have stopped waiting: nothing to do then.
+        let _ = tx.send(found);
+    });
+    match rx.recv_timeout(clock.wait(Instant::now())?) {
+        Ok(found) => found.map_err(|e| io_error(&clock.url, e)),
+        Err(_) => Err(clock.timed_out(Instant::now())),
+    }
 }
 
 #[cfg(feature = "tls")]

@@ -168,6 +168,7 @@ pub enum FetchError {
 impl FetchError {
     /// This error as the `io::Error` a body's `Read` returns, so a reader
     /// further up can take it back out (see [`FetchError::from_io`]).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn into_io(self) -> io::Error {
         let kind = match self {
             FetchError::Deadline { .. }
