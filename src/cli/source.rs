@@ -76,7 +76,7 @@ impl FetchArgs {
         let timeout = p
             .string("fetch-timeout")?
             .map(|t| {
-                crate::manifest::units::duration_secs(&t)
+                crate::manifest::units::deadline_secs(&t)
                     .map_err(|e| UsageError(format!("--fetch-timeout: {e}")))
             })
             .transpose()?;

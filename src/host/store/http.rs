@@ -278,9 +278,20 @@ impl Meter {
 struct Timed {
     tcp: TcpStream,
     clock: Clock,
+    /// The read timeout last set: most reads need the same one (the stall
+    /// time), so most reads cost no setsockopt.
+    read_timeout: Option<Duration>,
 }
 
 impl Timed {
+    fn new(tcp: TcpStream, clock: Clock) -> Self {
+        Timed {
+            tcp,
+            clock,
+            read_timeout: None,
+        }
+    }
+
     fn start_body(&mut self, now: Instant) {
         self.clock.body = Some(Meter::new(self.clock.limits.min_rate, now));
     }
@@ -300,7 +311,10 @@ impl Read for Timed {
             .clock
             .wait(Instant::now())
             .map_err(FetchError::into_io)?;
-        self.tcp.set_read_timeout(Some(wait))?;
+        if self.read_timeout != Some(wait) {
+            self.tcp.set_read_timeout(Some(wait))?;
+            self.read_timeout = Some(wait);
+        }
         match self.tcp.read(buf) {
             Ok(n) => {
                 self.clock
@@ -348,7 +362,7 @@ fn connect(target: &Url, clock: Clock, tls: TlsConfig<'_>) -> Result<Box<dyn Str
     for addr in addrs {
         let wait = clock.wait(Instant::now())?;
         match TcpStream::connect_timeout(&addr, wait) {
-            Ok(tcp) => return wrap(Timed { tcp, clock }, target, config),
+            Ok(tcp) => return wrap(Timed::new(tcp, clock), target, config),
             Err(e) if is_timeout(&e) && clock.wait(Instant::now()).is_err() => {
                 return Err(clock.deadline_error())
             }

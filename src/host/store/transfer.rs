@@ -138,7 +138,7 @@ pub enum FetchError {
     #[error("fetch `{url}`: bad response: {what}")]
     Protocol { url: String, what: String },
     /// The deadline passed.
-    #[error("fetch `{url}`: no complete answer within {secs} s (the deadline; --fetch-timeout or settings.fetch_timeout raise it)")]
+    #[error("fetch `{url}`: no answer within the deadline of {secs} s; raise it with --fetch-timeout (for images also settings.fetch_timeout)")]
     Deadline { url: String, secs: u64 },
     /// The body fell below the minimum throughput.
     #[error("fetch `{url}`: too slow: {rate} B/s over the last {secs} s, below the minimum of {min} B/s (settings.fetch_min_rate)")]

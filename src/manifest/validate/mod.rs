@@ -234,7 +234,7 @@ impl Validator<'_> {
             fetch_timeout: self.check(
                 "settings.fetch_timeout",
                 s.fetch_timeout.as_deref(),
-                positive_duration,
+                units::deadline_secs,
             ),
             fetch_min_rate: self.check(
                 "settings.fetch_min_rate",
@@ -573,15 +573,5 @@ fn missing_feature(url: &str) -> Option<&'static str> {
         Some("http")
     } else {
         None
-    }
-}
-
-/// A deadline: a duration above zero (0 s would fail every download).
-fn positive_duration(text: &str) -> Result<u32, String> {
-    match units::duration_secs(text)? {
-        0 => Err(format!(
-            "\"{text}\" would fail every download; use e.g. 60s or 2m"
-        )),
-        secs => Ok(secs),
     }
 }
