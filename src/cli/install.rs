@@ -101,10 +101,19 @@ pub fn run(args: &InstallArgs) -> Result<()> {
     let images_dir = store_root.join("images");
     std::fs::create_dir_all(&images_dir)
         .with_context(|| format!("create `{}`", images_dir.display()))?;
+    // `settings.ca_bundle` names the device's file: read the firmware
+    // root's copy when the build staged one there.
+    let mut settings = desired.settings.clone();
+    if let Some(ca) = &settings.ca_bundle {
+        let staged = under(target, ca);
+        if staged.exists() {
+            settings.ca_bundle = Some(staged.to_string_lossy().into_owned());
+        }
+    }
     let mut opts = StoreOptions {
         fetch: crate::host::store::FetchOptions {
             progress: false,
-            ..args.manifest.fetch.image_options(&desired.settings)
+            ..args.manifest.fetch.image_options(&settings)
         },
         ..StoreOptions::default()
     };
