@@ -116,11 +116,12 @@ impl Netlink {
     /// Sets the receive timeout: the longest a reply may take.
     // time_t and suseconds_t are 32 bits on some targets (mips, armv7
     // before musl 1.2): the conversions can fail there.
-    #[allow(clippy::unnecessary_fallible_conversions)]
+    #[allow(clippy::unnecessary_fallible_conversions, clippy::useless_conversion)]
     fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
         let tv = libc::timeval {
-            tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-            tv_usec: libc::suseconds_t::try_from(timeout.subsec_micros()).unwrap_or(0),
+            // Capped at a day: fits a 32-bit time_t.
+            tv_sec: timeout.as_secs().min(86_400).try_into().unwrap_or_default(),
+            tv_usec: timeout.subsec_micros().try_into().unwrap_or_default(),
         };
         let len = libc::socklen_t::try_from(mem::size_of::<libc::timeval>())
             .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;

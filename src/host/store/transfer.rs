@@ -28,8 +28,10 @@ pub const MAX_HEAD: usize = 64 * 1024;
 
 /// The minimum-throughput rule of a body: after `grace` from the end of the
 /// head, the average over the last `window` must stay at or above
-/// `bytes_per_sec`. A slow link that keeps moving finishes, however long the
-/// image; a server sending a byte a second fails once the grace is over.
+/// `bytes_per_sec` (judged only once a whole window has passed, so the
+/// first judgement comes after the longer of the two). A slow link that
+/// keeps moving finishes, however long the image; a server sending a byte a
+/// second fails once the grace is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MinRate {
     /// The lowest average accepted, in bytes per second.
