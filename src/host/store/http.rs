@@ -125,7 +125,8 @@ fn redirect(
 ) -> Result<Url, FetchError> {
     let next = from.join(location).ok_or_else(|| FetchError::BadRedirect {
         url: url.to_owned(),
-        location: location.to_owned(),
+        // Server text: escaped, so it cannot drive the terminal.
+        location: location.escape_debug().to_string(),
     })?;
     if from.https && !next.https {
         return Err(FetchError::Downgrade {
@@ -547,7 +548,8 @@ fn read_head<R: BufRead>(r: &mut R, limits: &Limits) -> Result<Head, HeadError> 
             "transfer-encoding" => {
                 if !value.eq_ignore_ascii_case("chunked") {
                     return Err(HeadError::Bad(format!(
-                        "Transfer-Encoding `{value}`; only chunked is supported"
+                        "Transfer-Encoding `{}`; only chunked is supported",
+                        value.escape_debug()
                     )));
                 }
                 head.chunked = true;

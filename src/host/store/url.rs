@@ -31,11 +31,12 @@ impl Url {
         };
         let (host, port) = authority_parts(authority, https)?;
         let (path, query) = split_query(path);
+        let path = format!("{}{query}", remove_dot_segments(path));
         Some(Url {
             https,
             host,
             port,
-            path: format!("{}{query}", remove_dot_segments(path)),
+            path: request_target(&path)?,
         })
     }
 
@@ -94,7 +95,7 @@ impl Url {
             format!("{}{query}", remove_dot_segments(&format!("{dir}/{path}")))
         };
         Some(Url {
-            path,
+            path: request_target(&path)?,
             ..self.clone()
         })
     }
@@ -104,6 +105,21 @@ impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}{}", self.scheme(), self.host_header(), self.path)
     }
+}
+
+/// The path as it may go on the request line: spaces and non-ASCII bytes
+/// (which servers do put in a `Location`) percent-encoded; control
+/// characters refused, as they could split or corrupt the request.
+fn request_target(path: &str) -> Option<String> {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        match b {
+            0..=0x1f | 0x7f => return None,
+            b' ' | 0x80..=0xff => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(char::from(b)),
+        }
+    }
+    Some(out)
 }
 
 /// Host and port of an authority; IPv6 in brackets.
@@ -265,7 +281,8 @@ mod tests {
             "https://h:8443/dir/next"
         );
         assert_eq!(tls.join("//o/p").unwrap().to_string(), "https://o/p");
-        for bad in ["ftp://x/y", "mailto:a@b", "//user@h/x"] {
+        assert_eq!(base.join("a b/é").unwrap().path, "/b/c/a%20b/%C3%A9");
+        for bad in ["ftp://x/y", "mailto:a@b", "//user@h/x", "x\ty", "/\u{7f}"] {
             assert!(base.join(bad).is_none(), "{bad}");
         }
     }
