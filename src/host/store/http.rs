@@ -594,7 +594,11 @@ fn line<R: BufRead>(r: &mut R, max: usize) -> io::Result<Line> {
 
 /// A chunk-size or trailer line: too long is bad data.
 fn chunk_line<R: BufRead>(r: &mut R) -> io::Result<String> {
-    match line(r, MAX_HEADER_LINE)? {
+    let got = line(r, MAX_HEADER_LINE).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => early_eof(),
+        _ => e,
+    })?;
+    match got {
         Line::Text(text, _) => Ok(text),
         Line::TooLong => Err(io::Error::new(
             io::ErrorKind::InvalidData,
