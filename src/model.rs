@@ -45,6 +45,15 @@ pub struct SettingsSpec {
     pub log_size: Option<u64>,
     pub image_dirs: Vec<String>,
     pub max_image_size: Option<u64>,
+    /// PEM CA bundle for https images (not for the manifest itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// Deadline in seconds of an image download's connect and head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_timeout: Option<u32>,
+    /// Minimum image download throughput, bytes per second; 0: no rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_min_rate: Option<u64>,
 }
 
 /// An image: where to get it and, when known up front, its digest.

@@ -13,6 +13,8 @@ fn berth(args: &[&str], dir: &Path) -> Output {
         .current_dir(dir)
         .env_remove("BERTH_ROOT")
         .env_remove("BERTH_RUNTIME_DIR")
+        .env_remove("BERTH_CA_BUNDLE")
+        .env_remove("BERTH_FETCH_TIMEOUT")
         .output()
         .expect("run berth")
 }
@@ -266,6 +268,110 @@ fn manifest_from_a_url() {
         text(&out.stderr),
         format!("berth: manifest: fetch `{url}`: http status 404\n")
     );
+}
+
+/// An https server on loopback with a CA made by `openssl` in `dir`
+/// (`dir/ca.pem`), answering every request with `answer`.
+#[cfg(feature = "tls")]
+fn serve_tls(dir: &Path, answer: String) -> String {
+    use std::io::Read;
+    use std::sync::Arc;
+    let sh = |cmd: &str| {
+        let ok = Command::new("sh")
+            .args(["-c", cmd])
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .status()
+            .expect("sh");
+        assert!(ok.success(), "{cmd}");
+    };
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    sh(&format!(
+        "openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 -subj /CN=ca"
+    ));
+    sh(&format!(
+        "openssl req {ec} -keyout k.pem -out r.csr -subj /CN=127.0.0.1"
+    ));
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    sh("openssl x509 -req -in r.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out c.pem -days 2 -extfile ext");
+    let read = |f: &str| std::fs::read(dir.join(f)).expect("pem");
+    let certs = rustls_pemfile::certs(&mut &read("c.pem")[..])
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certs");
+    let key = rustls_pemfile::private_key(&mut &read("k.pem")[..])
+        .expect("key")
+        .expect("a key");
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("cert");
+    let cfg = Arc::new(cfg);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().take(8).flatten() {
+            let Ok(conn) = rustls::ServerConnection::new(cfg.clone()) else {
+                return;
+            };
+            let mut tls = rustls::StreamOwned::new(conn, tcp);
+            if tls.read(&mut [0u8; 4096]).is_ok() {
+                let _ = tls.write_all(answer.as_bytes());
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        }
+    });
+    format!("https://{addr}/manifest.yaml")
+}
+
+/// `--ca-bundle` makes a fleet manifest on a private CA readable; without
+/// it the system bundle refuses it, and a missing bundle is named.
+#[cfg(feature = "tls")]
+#[test]
+fn ca_bundle_trusts_a_private_ca_for_the_manifest_url() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let body =
+        "version: 1\nimages: { bb: { path: /bb.tar } }\ncontainers:\n  overtls: { image: bb }\n";
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let url = serve_tls(tmp.path(), answer);
+    let ca = tmp.path().join("ca.pem");
+    let out = berth(
+        &["render", "--ca-bundle", ca.to_str().expect("utf8"), &url],
+        &root(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("overtls:"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = berth(
+        &["render", "--ca-bundle", "/nonexistent/ca.pem", &url],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("berth: manifest: read CA bundle `/nonexistent/ca.pem`: "),
+        "{}",
+        text(&out.stderr)
+    );
+    if Path::new("/etc/ssl/certs/ca-certificates.crt").exists() {
+        let out = berth(&["render", &url], &root());
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr)
+                .starts_with(&format!("berth: manifest: fetch `{url}`: tls failure: ")),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }
 
 /// A tiny rootfs tarball made in the test.

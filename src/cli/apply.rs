@@ -59,6 +59,7 @@ pub fn local_host(global: &Global, desired: &Desired) -> Result<LocalHost> {
         store_root: store_root(global, desired),
         runtime_root: runtime_dir(global, desired),
         cgroup_parent,
+        fetch: global.fetch.image_options(&settings),
         settings,
     }))
 }

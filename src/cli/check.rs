@@ -41,6 +41,8 @@ pub struct CheckArgs {
     pub vars_file: Option<String>,
     /// Print the host's features and the findings as JSON
     pub json: bool,
+    /// How a manifest URL is fetched.
+    pub fetch: crate::cli::FetchArgs,
 }
 
 impl CheckArgs {
@@ -51,6 +53,7 @@ impl CheckArgs {
             vars: p.strings("var")?,
             vars_file: p.string("vars-file")?,
             json: p.has("json"),
+            fetch: crate::cli::FetchArgs::from_parsed(p)?,
         })
     }
 }
@@ -327,6 +330,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             source: source.clone(),
             vars: args.vars.clone(),
             vars_file: args.vars_file.clone(),
+            fetch: args.fetch.clone(),
         })?),
         None => None,
     };

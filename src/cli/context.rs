@@ -64,6 +64,7 @@ impl<'a> Ctx<'a> {
             runtime_root: self.run_root.clone(),
             cgroup_parent: self.parent_policy(),
             settings: SettingsSpec::default(),
+            fetch: crate::host::store::FetchOptions::default(),
         });
         Ok(Some((rec, records, host)))
     }

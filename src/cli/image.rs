@@ -6,17 +6,10 @@ use std::path::PathBuf;
 use crate::cli::args::{Cmd, Opt, Parsed, Pos};
 use crate::cli::error::Result;
 use crate::cli::{Global, UsageError};
-use crate::host::store::fetch::DEFAULT_CA_BUNDLE;
-use crate::host::store::{FetchOptions, RootfsStore, StoreOptions};
+use crate::host::store::{RootfsStore, StoreOptions};
 
 /// `berth image`'s table, with its subcommands.
 pub const CMD: Cmd = Cmd {
-    opts: &[Opt::path(
-        "ca-bundle",
-        "FILE",
-        "PEM bundle of CA certificates for https sources",
-    )
-    .default(DEFAULT_CA_BUNDLE)],
     subcommands: &[
         Cmd {
             opts: &[Opt::flag("json", "Print JSON instead of a table")],
@@ -95,8 +88,6 @@ pub enum ImageCommand {
 /// Options of `berth image`.
 #[derive(Debug)]
 pub struct ImageArgs {
-    /// PEM bundle of CA certificates for https sources
-    pub ca_bundle: PathBuf,
     /// The image subcommand.
     pub command: ImageCommand,
 }
@@ -127,28 +118,17 @@ impl ImageArgs {
                 )))
             }
         };
-        Ok(Self {
-            ca_bundle: p
-                .path("ca-bundle")
-                .unwrap_or_else(|| DEFAULT_CA_BUNDLE.into()),
-            command,
-        })
+        Ok(Self { command })
     }
 }
 
-fn open(global: &Global, args: &ImageArgs) -> Result<RootfsStore> {
+fn open(global: &Global) -> Result<RootfsStore> {
     let root = global
         .root
         .clone()
         .unwrap_or_else(|| PathBuf::from("/var/lib/berth"));
-    let opts = StoreOptions {
-        fetch: FetchOptions {
-            ca_bundle: args.ca_bundle.clone(),
-            ..FetchOptions::default()
-        },
-        ..StoreOptions::default()
-    };
-    Ok(RootfsStore::open(&root, opts)?)
+    // The image commands read local archives only: nothing is downloaded.
+    Ok(RootfsStore::open(&root, StoreOptions::default())?)
 }
 
 fn human(bytes: u64) -> String {
@@ -173,7 +153,7 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
         println!("{}", info.digest);
         return Ok(());
     }
-    let store = open(global, &args)?;
+    let store = open(global)?;
     match args.command {
         ImageCommand::Ls { json } => {
             let list = store.list()?;

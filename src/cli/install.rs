@@ -100,8 +100,20 @@ pub fn run(args: &InstallArgs) -> Result<()> {
     let images_dir = store_root.join("images");
     std::fs::create_dir_all(&images_dir)
         .with_context(|| format!("create `{}`", images_dir.display()))?;
+    // `settings.ca_bundle` names the device's file: read the firmware
+    // root's copy when the build staged one there.
+    let mut settings = desired.settings.clone();
+    if let Some(ca) = &settings.ca_bundle {
+        let staged = under(target, ca);
+        if staged.exists() {
+            settings.ca_bundle = Some(staged.to_string_lossy().into_owned());
+        }
+    }
     let mut opts = StoreOptions {
-        fetch: quiet(),
+        fetch: crate::host::store::FetchOptions {
+            progress: false,
+            ..args.manifest.fetch.image_options(&settings)
+        },
         ..StoreOptions::default()
     };
     if let Some(max) = desired.settings.max_image_size {
@@ -135,13 +147,6 @@ pub fn run(args: &InstallArgs) -> Result<()> {
         write_atomic(&path, &text).with_context(|| format!("write `{}`", path.display()))?;
     }
     Ok(())
-}
-
-fn quiet() -> crate::host::store::FetchOptions {
-    crate::host::store::FetchOptions {
-        progress: false,
-        ..Default::default()
-    }
 }
 
 /// `path` as seen from the build host: inside the target root.

@@ -30,7 +30,7 @@ use crate::manifest::ManifestError;
 use args::{Cmd, Opt, Parsed, Stop};
 use error::Result;
 
-pub use source::{load_manifest, ManifestArgs};
+pub use source::{load_manifest, FetchArgs, ManifestArgs};
 
 /// The parsed command line.
 #[derive(Debug)]
@@ -71,6 +71,8 @@ pub const GLOBAL: &[Opt] = &[
          `settings.log_size`, else 1M]",
     )
     .env("BERTH_LOG_SIZE"),
+    source::CA_BUNDLE,
+    source::FETCH_TIMEOUT,
 ];
 
 /// `berth` itself: the list of commands.
@@ -158,6 +160,8 @@ pub struct Global {
     pub cgroup_parent: Option<String>,
     /// `--log-size`.
     pub log_size: Option<String>,
+    /// `--ca-bundle` and `--fetch-timeout`: how images are downloaded.
+    pub fetch: FetchArgs,
 }
 
 /// The subcommands, one variant per entry of [`ROOT`]; what each does and
@@ -214,6 +218,7 @@ impl Cli {
             runtime_dir: p.path("runtime-dir"),
             cgroup_parent: p.string("cgroup-parent")?,
             log_size: p.string("log-size")?,
+            fetch: FetchArgs::from_parsed(&p)?,
         };
         Ok(Self {
             global,

@@ -3,14 +3,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::cli::args::{Opt, Parsed, Pos};
-use crate::cli::error::{Context, Error, Result};
+use crate::cli::error::{Context, Result};
 use crate::cli::UsageError;
 use crate::host::facts;
-use crate::host::store::fetch::{self, FetchOptions};
+use crate::host::store::fetch::{self, FetchOptions, DEFAULT_CA_BUNDLE};
+use crate::host::store::{Limits, MinRate};
 use crate::manifest::{self, Loaded, RenderInput};
+use crate::model::SettingsSpec;
 
 /// A manifest larger than this is refused (a wrong URL serving a big file).
 const MAX_MANIFEST: u64 = 4 << 20;
@@ -40,6 +43,93 @@ pub const VARS_FILE: Opt = Opt::value(
     "YAML file of template variables; wins over the manifest's `vars:`",
 );
 
+/// `--ca-bundle FILE`, a global option.
+pub const CA_BUNDLE: Opt = Opt::path(
+    "ca-bundle",
+    "FILE",
+    "PEM bundle of CA certificates trusted for https: the manifest's URL and images \
+     [default: manifest `settings.ca_bundle` for images, else /etc/ssl/certs/ca-certificates.crt]",
+)
+.env("BERTH_CA_BUNDLE");
+
+/// `--fetch-timeout DURATION`, a global option.
+pub const FETCH_TIMEOUT: Opt = Opt::value(
+    "fetch-timeout",
+    "DURATION",
+    "Deadline of each download's connect and response head, and of the whole manifest \
+     download, e.g. 90s or 2m [default: manifest `settings.fetch_timeout` for images, else 60s]",
+)
+.env("BERTH_FETCH_TIMEOUT");
+
+/// The download options of the command line (`--ca-bundle`, `--fetch-timeout`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchArgs {
+    /// PEM bundle of CA certificates trusted for https
+    pub ca_bundle: Option<PathBuf>,
+    /// Deadline of a download's connect and head (a manifest's body too), seconds
+    pub timeout: Option<u32>,
+}
+
+impl FetchArgs {
+    /// Read the global download options.
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        let timeout = p
+            .string("fetch-timeout")?
+            .map(|t| {
+                crate::manifest::units::deadline_secs(&t)
+                    .map_err(|e| UsageError(format!("--fetch-timeout: {e}")))
+            })
+            .transpose()?;
+        Ok(Self {
+            ca_bundle: p.path("ca-bundle"),
+            timeout,
+        })
+    }
+
+    /// How the manifest itself is fetched: the command line only, since the
+    /// manifest's settings are not known before it is read.
+    pub fn manifest_options(&self) -> FetchOptions {
+        let mut limits = Limits::manifest();
+        if let Some(secs) = self.timeout {
+            limits.deadline = Duration::from_secs(u64::from(secs));
+        }
+        FetchOptions {
+            ca_bundle: self
+                .ca_bundle
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CA_BUNDLE.into()),
+            progress: false,
+            limits,
+        }
+    }
+
+    /// How images are fetched: the command line, else the manifest's
+    /// settings, else the defaults.
+    pub fn image_options(&self, settings: &SettingsSpec) -> FetchOptions {
+        let mut limits = Limits::image();
+        if let Some(secs) = self.timeout.or(settings.fetch_timeout) {
+            limits.deadline = Duration::from_secs(u64::from(secs));
+        }
+        if let Some(rate) = settings.fetch_min_rate {
+            // 0 turns the rule off: only the stall time bounds the body.
+            limits.min_rate = (rate > 0).then(|| MinRate {
+                bytes_per_sec: rate,
+                ..Limits::image_rate()
+            });
+        }
+        let ca_bundle = self
+            .ca_bundle
+            .clone()
+            .or_else(|| settings.ca_bundle.as_ref().map(PathBuf::from))
+            .unwrap_or_else(|| DEFAULT_CA_BUNDLE.into());
+        FetchOptions {
+            ca_bundle,
+            limits,
+            ..FetchOptions::default()
+        }
+    }
+}
+
 /// Manifest source and template variables.
 #[derive(Debug, Clone)]
 pub struct ManifestArgs {
@@ -49,6 +139,8 @@ pub struct ManifestArgs {
     pub vars: Vec<String>,
     /// YAML file of template variables; wins over the manifest's `vars:`
     pub vars_file: Option<String>,
+    /// How an http(s) manifest is fetched.
+    pub fetch: FetchArgs,
 }
 
 impl ManifestArgs {
@@ -58,6 +150,7 @@ impl ManifestArgs {
             source: p.arg(0)?.unwrap_or_else(|| DEFAULT_MANIFEST.to_owned()),
             vars: p.strings("var")?,
             vars_file: p.string("vars-file")?,
+            fetch: FetchArgs::from_parsed(p)?,
         })
     }
 
@@ -94,7 +187,7 @@ pub fn render_manifest(args: &ManifestArgs) -> Result<String> {
 }
 
 fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)> {
-    let (text, base_dir) = read_source(&args.source)?;
+    let (text, base_dir) = read_source(&args.source, &args.fetch)?;
     let mut input = RenderInput {
         facts: facts::read(Path::new("/")),
         ..RenderInput::default()
@@ -127,7 +220,7 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
 }
 
 /// The manifest text and the directory relative image paths are taken from.
-fn read_source(source: &str) -> Result<(String, String)> {
+fn read_source(source: &str, fetch_args: &FetchArgs) -> Result<(String, String)> {
     if source == "-" {
         let mut text = String::new();
         std::io::stdin()
@@ -138,15 +231,8 @@ fn read_source(source: &str) -> Result<(String, String)> {
     }
     if source.starts_with("http://") || source.starts_with("https://") {
         // A fleet server's manifest: fetched into memory, never written to flash.
-        let opts = FetchOptions {
-            progress: false,
-            ..FetchOptions::default()
-        };
-        let text = fetch::fetch_text("manifest", source, &opts, MAX_MANIFEST).map_err(|e| {
-            let cause = crate::host::chain(&e);
-            let cause = cause.strip_prefix("image `manifest`: ").unwrap_or(&cause);
-            Error::msg(format!("manifest: {cause}"))
-        })?;
+        let opts = fetch_args.manifest_options();
+        let text = fetch::fetch_text(source, &opts, MAX_MANIFEST).context("manifest")?;
         let cwd = std::env::current_dir().context("get current directory")?;
         return Ok((text, cwd.to_string_lossy().into_owned()));
     }
@@ -165,4 +251,45 @@ fn read_source(source: &str) -> Result<(String, String)> {
         .unwrap_or(Path::new("."));
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     Ok((text, dir.to_string_lossy().into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The command line wins over the manifest's settings, which win over
+    /// the defaults; the manifest itself only follows the command line.
+    #[test]
+    fn fetch_options_come_from_the_command_line_then_the_settings() {
+        let settings = SettingsSpec {
+            ca_bundle: Some("/etc/berth/fleet.pem".into()),
+            fetch_timeout: Some(90),
+            fetch_min_rate: Some(0),
+            ..SettingsSpec::default()
+        };
+        let none = FetchArgs::default();
+        let o = none.image_options(&settings);
+        assert_eq!(o.ca_bundle, PathBuf::from("/etc/berth/fleet.pem"));
+        assert_eq!(o.limits.deadline, Duration::from_secs(90));
+        assert_eq!(o.limits.min_rate, None, "0 turns the rule off");
+        let defaults = none.image_options(&SettingsSpec::default());
+        assert_eq!(defaults.ca_bundle, PathBuf::from(DEFAULT_CA_BUNDLE));
+        assert_eq!(defaults.limits, Limits::image());
+        let cli = FetchArgs {
+            ca_bundle: Some("/ca.pem".into()),
+            timeout: Some(5),
+        };
+        let o = cli.image_options(&SettingsSpec {
+            fetch_min_rate: Some(4096),
+            ..settings
+        });
+        assert_eq!(o.ca_bundle, PathBuf::from("/ca.pem"));
+        assert_eq!(o.limits.deadline, Duration::from_secs(5));
+        assert_eq!(o.limits.min_rate.map(|r| r.bytes_per_sec), Some(4096));
+        let m = cli.manifest_options();
+        assert_eq!(m.ca_bundle, PathBuf::from("/ca.pem"));
+        assert!(m.limits.deadline_covers_body && m.limits.require_framing);
+        assert_eq!(m.limits.deadline, Duration::from_secs(5));
+        assert_eq!(none.manifest_options().limits, Limits::manifest());
+    }
 }

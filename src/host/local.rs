@@ -56,6 +56,8 @@ pub struct LocalConfig {
     /// Where container cgroups go; `Auto` picks for the host (see cgroup docs).
     pub cgroup_parent: ParentPolicy,
     pub settings: SettingsSpec,
+    /// How images are downloaded (CA bundle, deadline, throughput rule).
+    pub fetch: crate::host::store::FetchOptions,
 }
 
 /// The device, opened lazily: `plan` only reads, so it must not create anything.
@@ -104,6 +106,7 @@ impl LocalHost {
         }
         let mut opts = StoreOptions {
             image_dirs,
+            fetch: self.cfg.fetch.clone(),
             ..StoreOptions::default()
         };
         if let Some(max) = self.cfg.settings.max_image_size {

@@ -52,6 +52,15 @@ pub struct Settings {
     /// Largest unpacked image accepted, e.g. `2G`; stops tar bombs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_image_size: Option<String>,
+    /// PEM bundle of the CAs trusted for https images (the fleet's own CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// Deadline of an image download's connect and response head, e.g. `2m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_timeout: Option<String>,
+    /// Lowest average image download rate per second accepted, e.g. `4K`; `0` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_min_rate: Option<String>,
 }
 
 /// Where an image's rootfs tarball comes from.

@@ -95,6 +95,16 @@ pub fn duration_secs(text: &str) -> Result<u32, String> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// A deadline: a duration above zero (0 s would fail every download).
+pub fn deadline_secs(text: &str) -> Result<u32, String> {
+    match duration_secs(text)? {
+        0 => Err(format!(
+            "\"{text}\" would fail every download; use e.g. 60s or 2m"
+        )),
+        secs => Ok(secs),
+    }
+}
+
 /// Signal names berth accepts for stopping a container, without the SIG prefix.
 const SIGNALS: &[&str] = &[
     "HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "PWR", "CONT", "STOP", "WINCH",

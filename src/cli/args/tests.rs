@@ -330,6 +330,23 @@ fn berths_own_table_parses_every_command() {
         }
         other => panic!("{other:?}"),
     }
+    let c = cli(&["plan", "--ca-bundle", "/ca.pem", "--fetch-timeout", "2m"]);
+    let want = crate::cli::FetchArgs {
+        ca_bundle: Some(PathBuf::from("/ca.pem")),
+        timeout: Some(120),
+    };
+    assert_eq!(c.global.fetch, want);
+    match c.command {
+        Command::Plan { manifest, .. } => assert_eq!(manifest.fetch, want),
+        other => panic!("{other:?}"),
+    }
+    match Cli::parse(os(&["plan", "--fetch-timeout", "soon"])) {
+        Err(Stop::Usage(e)) => assert_eq!(
+            e.0,
+            "--fetch-timeout: \"soon\" is not a duration; use e.g. 10s or 2m"
+        ),
+        other => panic!("{other:?}"),
+    }
     let c = cli(&[
         "image",
         "--ca-bundle",
@@ -341,7 +358,6 @@ fn berths_own_table_parses_every_command() {
     ]);
     match c.command {
         Command::Image(a) => {
-            assert_eq!(a.ca_bundle, PathBuf::from("/ca.pem"));
             assert!(matches!(
                 a.command,
                 crate::cli::image::ImageCommand::Import { ref name, .. } if name.as_deref() == Some("x")

@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io;
 use std::mem;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use super::codec::{self, CodecError, Request};
 use super::reply::{self, Reply, Step};
@@ -20,6 +21,13 @@ use super::reply::{self, Reply, Step};
 /// Receive buffer size: a dump of a few hundred links fits several times
 /// over (the kernel fills dump datagrams up to 32 KiB).
 const RECV_BUF: usize = 64 * 1024;
+
+/// How long a reply may take (SO_RCVTIMEO). The kernel answers rtnetlink
+/// requests in microseconds, or in a few hundred milliseconds under rtnl
+/// lock contention; a socket silent for 5 s is wedged (a lost reply, a
+/// stuck driver holding rtnl), and without a limit `apply` would hang on
+/// it forever, holding its lock.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One reply message, copied out of the receive buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +43,8 @@ pub struct Netlink {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+    /// The receive timeout set on `fd`, for the error message.
+    timeout: Duration,
 }
 
 /// A netlink socket address: port `pid` (0: the kernel, or "assign one" in bind).
@@ -93,11 +103,39 @@ impl Netlink {
                 one_len,
             )
         };
-        Ok(Netlink {
+        let nl = Netlink {
             fd,
             seq: 0,
             buf: vec![0; RECV_BUF],
-        })
+            timeout: REPLY_TIMEOUT,
+        };
+        nl.set_timeout(REPLY_TIMEOUT)?;
+        Ok(nl)
+    }
+
+    /// Sets the receive timeout: the longest a reply may take.
+    // time_t and suseconds_t are 32 bits on some targets (mips, armv7
+    // before musl 1.2): the conversions can fail there.
+    #[allow(clippy::unnecessary_fallible_conversions, clippy::useless_conversion)]
+    fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
+        let tv = libc::timeval {
+            // Capped at a day: fits a 32-bit time_t.
+            tv_sec: timeout.as_secs().min(86_400).try_into().unwrap_or_default(),
+            tv_usec: timeout.subsec_micros().try_into().unwrap_or_default(),
+        };
+        let len = libc::socklen_t::try_from(mem::size_of::<libc::timeval>())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        // SAFETY: `tv` is a live timeval of `len` bytes; the result is checked.
+        check(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                len,
+            )
+        })?;
+        Ok(())
     }
 
     /// Opens a socket inside the network namespace `ns` (an open
@@ -238,6 +276,15 @@ impl Netlink {
                 Ok(n) => return Ok(n),
                 Err(_) => {
                     let err = io::Error::last_os_error();
+                    if err.kind() == io::ErrorKind::WouldBlock {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "netlink did not answer within {} s (the kernel's rtnetlink is wedged)",
+                                self.timeout.as_secs_f32()
+                            ),
+                        ));
+                    }
                     if err.kind() != io::ErrorKind::Interrupted {
                         return Err(err);
                     }
@@ -289,4 +336,27 @@ pub fn errno(e: &io::Error) -> Option<i32> {
 
 fn invalid(e: CodecError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that never answers (nothing was asked) fails after its
+    /// receive timeout instead of blocking `apply` forever.
+    #[test]
+    fn a_silent_socket_times_out_with_a_clear_error() {
+        let mut nl = Netlink::open().unwrap();
+        nl.timeout = Duration::from_millis(200);
+        nl.set_timeout(nl.timeout).unwrap();
+        let start = std::time::Instant::now();
+        let err = nl.read_replies(1, |_| true).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(3));
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(
+            err.to_string()
+                .starts_with("netlink did not answer within 0.2 s"),
+            "{err}"
+        );
+    }
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+use super::transfer::{FetchError, Limits};
 use super::StoreError;
 use crate::model::ImageSource;
 
@@ -32,8 +33,8 @@ pub struct FetchOptions {
     pub ca_bundle: PathBuf,
     /// Show bytes, total and rate on stderr (only when it is a terminal).
     pub progress: bool,
-    /// Connect and read timeout.
-    pub timeout: Duration,
+    /// Deadline, throughput rule and head limits of each request.
+    pub limits: Limits,
 }
 
 impl Default for FetchOptions {
@@ -41,7 +42,7 @@ impl Default for FetchOptions {
         FetchOptions {
             ca_bundle: PathBuf::from(DEFAULT_CA_BUNDLE),
             progress: true,
-            timeout: Duration::from_secs(30),
+            limits: Limits::image(),
         }
     }
 }
@@ -180,27 +181,23 @@ fn stderr_is_tty() -> bool {
     unsafe { libc::isatty(2) == 1 }
 }
 
-/// Read a small text document (a manifest) from an http(s) or file URL, at
-/// most `max` bytes. Errors carry `what` where image errors carry the image.
-pub fn fetch_text(
-    what: &str,
-    url: &str,
-    opts: &FetchOptions,
-    max: u64,
-) -> Result<String, StoreError> {
-    let opened = open_source(what, &ImageSource::Url(url.to_owned()), opts)?;
+/// Read a small text document (a manifest) from an http(s) URL, at most
+/// `max` bytes, within `opts.limits` (`Limits::manifest()` for a manifest).
+pub fn fetch_text(url: &str, opts: &FetchOptions, max: u64) -> Result<String, FetchError> {
+    let reader = get(url, opts)?;
     let mut text = String::new();
-    let read = opened
-        .reader
+    let read = reader
         .take(max + 1)
         .read_to_string(&mut text)
-        .map_err(|source| StoreError::Read {
-            image: what.to_owned(),
-            source,
+        .map_err(|e| {
+            FetchError::from_io(e).unwrap_or_else(|source| FetchError::Body {
+                url: url.to_owned(),
+                source,
+            })
         })?;
     if u64::try_from(read).unwrap_or(u64::MAX) > max {
-        return Err(StoreError::TooLarge {
-            image: what.to_owned(),
+        return Err(FetchError::TooLarge {
+            url: url.to_owned(),
             limit: max,
         });
     }
@@ -246,50 +243,47 @@ pub(crate) fn open_file(image: &str, path: &Path) -> Result<Opened, StoreError> 
     })
 }
 
-#[cfg(feature = "http")]
 fn open_http(image: &str, url: &str, opts: &FetchOptions) -> Result<Opened, StoreError> {
-    #[cfg(feature = "tls")]
-    let tls = || super::tls::client_config(image, &opts.ca_bundle);
-    #[cfg(not(feature = "tls"))]
-    let tls = || -> Result<(), StoreError> {
-        Err(StoreError::NotEnabled {
-            image: image.to_owned(),
-            feature: "tls",
-        })
-    };
-    let resp = super::http::get(url, opts.timeout, &tls).map_err(|e| {
-        let (image, url) = (image.to_owned(), url.to_owned());
-        match e {
-            super::http::HttpError::Status(status) => StoreError::HttpStatus { image, url, status },
-            super::http::HttpError::Tls(source) => StoreError::Tls {
-                image,
-                url,
-                source: Box::new(source),
-            },
-            super::http::HttpError::Setup(err) => err,
-            super::http::HttpError::BadUrl => StoreError::BadUrl { image, url },
-            super::http::HttpError::Unreachable(source) => StoreError::Unreachable {
-                image,
-                url,
-                source: Box::new(source),
-            },
-            super::http::HttpError::Protocol(what) => StoreError::Unreachable {
-                image,
-                url,
-                source: what.into(),
-            },
-        }
+    let resp = http_get(url, opts).map_err(|source| StoreError::Fetch {
+        image: image.to_owned(),
+        source,
     })?;
     Ok(Opened {
-        reader: resp.body,
-        total: resp.length,
+        reader: resp.0,
+        total: resp.1,
     })
 }
 
+fn get(url: &str, opts: &FetchOptions) -> Result<Box<dyn Read + Send>, FetchError> {
+    http_get(url, opts).map(|(body, _)| body)
+}
+
+/// GET `url`: the body and its length when the server sent one.
+#[cfg(feature = "http")]
+fn http_get(
+    url: &str,
+    opts: &FetchOptions,
+) -> Result<(Box<dyn Read + Send>, Option<u64>), FetchError> {
+    #[cfg(feature = "tls")]
+    let tls = || super::tls::client_config(&opts.ca_bundle);
+    #[cfg(not(feature = "tls"))]
+    let tls = || -> Result<(), FetchError> {
+        Err(FetchError::NotEnabled {
+            url: url.to_owned(),
+            feature: "tls",
+        })
+    };
+    let resp = super::http::get(url, &opts.limits, &tls)?;
+    Ok((resp.body, resp.length))
+}
+
 #[cfg(not(feature = "http"))]
-fn open_http(image: &str, _url: &str, _opts: &FetchOptions) -> Result<Opened, StoreError> {
-    Err(StoreError::NotEnabled {
-        image: image.to_owned(),
+fn http_get(
+    url: &str,
+    _opts: &FetchOptions,
+) -> Result<(Box<dyn Read + Send>, Option<u64>), FetchError> {
+    Err(FetchError::NotEnabled {
+        url: url.to_owned(),
         feature: "http",
     })
 }
@@ -402,13 +396,20 @@ pub(crate) fn spawn_producer(
 fn produce<R: Read>(image: &str, src: Hashing<R>, w: &mut ChunkWriter) -> ProducerResult {
     let read_err = |source: io::Error| {
         if source.kind() == io::ErrorKind::BrokenPipe {
-            None
-        } else {
-            Some(StoreError::Read {
+            return None;
+        }
+        // A download limit (too slow, deadline) is a fetch error, not a
+        // corrupt archive.
+        Some(match FetchError::from_io(source) {
+            Ok(source) => StoreError::Fetch {
                 image: image.to_owned(),
                 source,
-            })
-        }
+            },
+            Err(source) => StoreError::Read {
+                image: image.to_owned(),
+                source,
+            },
+        })
     };
     let mut hashing = src;
     // Read up to 512 bytes first: enough for every magic and a whole tar header.

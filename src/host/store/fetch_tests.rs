@@ -86,10 +86,16 @@ fn http_status_unreachable_and_missing_digest() {
         ))
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::HttpStatus { status: 404, .. }),
+        matches!(
+            err,
+            StoreError::Fetch {
+                source: FetchError::Status { status: 404, .. },
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains(&srv.url));
+    assert!(crate::converge::chain(&err).contains(&srv.url));
     // A port nothing listens on (bound, then closed).
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -100,7 +106,16 @@ fn http_status_unreachable_and_missing_digest() {
     let err = s
         .ensure(&spec("web", ImageSource::Url(url), Some("a".repeat(64))))
         .unwrap_err();
-    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Fetch {
+                source: FetchError::Unreachable { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = s
         .ensure(&spec("web", ImageSource::Url(srv.url), None))
         .unwrap_err();
@@ -125,7 +140,7 @@ fn https_against_a_plain_server_is_a_tls_failure() {
     let err = s
         .ensure(&spec("web", ImageSource::Url(url), Some("a".repeat(64))))
         .unwrap_err();
-    assert!(matches!(err, StoreError::Tls { .. }), "{err:?}");
+    assert!(is_tls(&err), "{err:?}");
     // A CA bundle that does not exist is named in the error.
     let mut o = StoreOptions::default();
     o.fetch.ca_bundle = tmp.path().join("none.pem");
@@ -137,17 +152,34 @@ fn https_against_a_plain_server_is_a_tls_failure() {
             Some("a".repeat(64)),
         ))
         .unwrap_err();
-    assert!(matches!(err, StoreError::CaBundle { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Fetch {
+                source: FetchError::CaBundle { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(crate::converge::chain(&err).contains("none.pem"), "{err}");
 }
 
-/// An https server on loopback with a CA made by `openssl` for this test; the
-/// store trusts it through `ca_bundle`, as a fleet CA would be configured.
 #[cfg(feature = "tls")]
-#[test]
-fn https_with_a_private_ca() {
-    use std::sync::Arc as A;
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
+fn is_tls(err: &StoreError) -> bool {
+    matches!(
+        err,
+        StoreError::Fetch {
+            source: FetchError::Tls { .. },
+            ..
+        }
+    )
+}
+
+/// A CA and a server certificate for 127.0.0.1 made by `openssl` in `d`
+/// (the CA is `d/ca.pem`), as a rustls server config.
+#[cfg(feature = "tls")]
+pub(super) fn private_ca(d: &Path) -> Arc<rustls::ServerConfig> {
     let sh = |cmd: &str| {
         let out = Command::new("sh")
             .arg("-c")
@@ -180,18 +212,22 @@ fn https_with_a_private_ca() {
     let key = rustls_pemfile::private_key(&mut &std::fs::read(d.join("srv.key")).unwrap()[..])
         .unwrap()
         .unwrap();
-    let provider = A::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
-    let cfg = A::new(cfg);
-    let data = gzip(&rootfs_tar());
-    let body = data.clone();
+    Arc::new(cfg)
+}
+
+/// An https server on 127.0.0.1 answering each request with `answer`;
+/// returns `https://127.0.0.1:PORT`.
+#[cfg(feature = "tls")]
+pub(super) fn serve_tls(cfg: Arc<rustls::ServerConfig>, answer: Vec<u8>) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("https://{}/img.tar.gz", l.local_addr().unwrap());
+    let base = format!("https://{}", l.local_addr().unwrap());
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(tcp) = conn else { return };
@@ -203,30 +239,136 @@ fn https_with_a_private_ca() {
             if tls.read(&mut req).is_err() {
                 continue; // a client that refused our certificate
             }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = tls.write_all(head.as_bytes());
-            let _ = tls.write_all(&body);
+            let _ = tls.write_all(&answer);
             tls.conn.send_close_notify();
             let _ = tls.flush();
         }
     });
+    base
+}
+
+/// An https server on loopback with a private CA; the store trusts it
+/// through `ca_bundle`, as a fleet CA would be configured.
+#[cfg(feature = "tls")]
+#[test]
+fn https_with_a_private_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = gzip(&rootfs_tar());
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        data.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&data);
+    let url = format!("{}/img.tar.gz", serve_tls(private_ca(d), answer));
     // The system bundle does not know this CA: a TLS failure, nothing installed.
     let sys = store(tmp.path());
     let sp = spec("web", ImageSource::Url(url.clone()), Some(sha(&data)));
     if std::path::Path::new(fetch::DEFAULT_CA_BUNDLE).exists() {
         let err = sys.ensure(&sp).unwrap_err();
-        assert!(matches!(err, StoreError::Tls { .. }), "{err:?}");
+        assert!(is_tls(&err), "{err:?}");
     }
-    let mut o = StoreOptions::default();
-    o.fetch.progress = false;
-    o.fetch.ca_bundle = d.join("ca.pem");
-    let s = RootfsStore::open(&d.join("s2"), o).unwrap();
+    let s = RootfsStore::open(&d.join("s2"), ca_options(d)).unwrap();
     let info = s.ensure(&sp).unwrap();
     assert_eq!(
         std::fs::read(info.rootfs.join("etc/motd")).unwrap(),
         b"hello"
     );
+}
+
+#[cfg(feature = "tls")]
+fn ca_options(d: &Path) -> StoreOptions {
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    o.fetch.ca_bundle = d.join("ca.pem");
+    o
+}
+
+/// A trusted https server redirecting to plain http: refused before any
+/// request goes out in the clear, and nothing is installed.
+#[cfg(feature = "tls")]
+#[test]
+fn an_https_redirect_to_http_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = gzip(&rootfs_tar());
+    let plain = serve(data.clone(), 200, None);
+    let answer = format!(
+        "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n",
+        plain.url
+    );
+    let url = format!(
+        "{}/img.tar.gz",
+        serve_tls(private_ca(d), answer.into_bytes())
+    );
+    let s = RootfsStore::open(&d.join("s"), ca_options(d)).unwrap();
+    let err = s
+        .ensure(&spec("web", ImageSource::Url(url), Some(sha(&data))))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            StoreError::Fetch {
+                source: FetchError::Downgrade { location, .. },
+                ..
+            } if *location == plain.url
+        ),
+        "{err:?}"
+    );
+    assert!(crate::converge::chain(&err).contains("refused redirect from https to plain http"));
+    assert_eq!(*plain.hits.lock().unwrap(), 0, "no request in the clear");
+    assert!(s.list().unwrap().is_empty());
+}
+
+/// An image server dripping its body: the download fails on the
+/// throughput rule (a fetch error, not a corrupt archive), nothing stays.
+#[test]
+fn a_dripping_image_server_fails_too_slow_and_leaves_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = gzip(&rootfs_tar());
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/img.tar.gz", l.local_addr().unwrap());
+    let body = data.clone();
+    std::thread::spawn(move || {
+        let Ok((mut c, _)) = l.accept() else { return };
+        let mut req = [0u8; 4096];
+        let _ = c.read(&mut req);
+        let _ = write!(
+            c,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        for b in body.iter().take(20) {
+            if c.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+    });
+    let mut o = StoreOptions::default();
+    o.fetch.progress = false;
+    o.fetch.limits.min_rate = Some(MinRate {
+        bytes_per_sec: 100,
+        window: std::time::Duration::from_millis(500),
+        grace: std::time::Duration::from_millis(500),
+    });
+    let s = RootfsStore::open(&tmp.path().join("store"), o).unwrap();
+    let start = std::time::Instant::now();
+    let err = s
+        .ensure(&spec("web", ImageSource::Url(url), Some(sha(&data))))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Fetch {
+                source: FetchError::TooSlow { .. },
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert!(s.list().unwrap().is_empty());
+    no_leftovers(&s);
 }

@@ -3,67 +3,99 @@
 //! CA bundle the caller gives. A general-purpose client would pull in URL and
 //! IDNA tables and a compiled-in root store, which a router's flash pays for;
 //! berth needs only this.
+//!
+//! Every request is bounded against a hostile or broken server (the limits
+//! are `transfer::Limits`): one deadline from the first connect over every
+//! redirect, TLS and the response head (and the body, for a manifest); a
+//! minimum-throughput rule on an image's body; a longest wait per read; a
+//! cap on the head's headers and bytes. Redirects never leave https for http.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// Why a GET failed.
-#[derive(Debug)]
-pub(crate) enum HttpError {
-    /// Not an http:// or https:// URL this client can parse.
-    BadUrl,
-    /// No connection: name resolution, refused, timeout.
-    Unreachable(io::Error),
-    /// The TLS handshake or certificate check failed.
-    Tls(io::Error),
-    /// The server answered with a status other than 2xx (after redirects).
-    Status(u16),
-    /// The server's answer is not HTTP this client understands.
-    Protocol(String),
-    /// The https setup itself failed (CA bundle).
-    Setup(super::StoreError),
-}
+use super::transfer::{FetchError, Limits, MinRate};
+use super::url::Url;
 
 /// A response whose status was 2xx.
 pub(crate) struct Response {
     /// Content-Length, when the server sent one.
     pub length: Option<u64>,
-    /// The body; it fails with UnexpectedEof if the connection drops early.
+    /// The body; it fails with UnexpectedEof if the connection drops early,
+    /// and with a `FetchError` inside the `io::Error` when a limit is hit.
     pub body: Box<dyn Read + Send>,
 }
 
 /// Makes the rustls client configuration when an https URL needs it.
 #[cfg(feature = "tls")]
 pub(crate) type TlsConfig<'a> =
-    &'a dyn Fn() -> Result<std::sync::Arc<rustls::ClientConfig>, super::StoreError>;
+    &'a dyn Fn() -> Result<std::sync::Arc<rustls::ClientConfig>, FetchError>;
 /// Without the `tls` feature there is nothing to configure.
 #[cfg(not(feature = "tls"))]
-pub(crate) type TlsConfig<'a> = &'a dyn Fn() -> Result<(), super::StoreError>;
+pub(crate) type TlsConfig<'a> = &'a dyn Fn() -> Result<(), FetchError>;
 
-const MAX_REDIRECTS: usize = 5;
+/// Redirects followed before giving up (browsers follow 20; a download
+/// server needs one or two).
+pub(crate) const MAX_REDIRECTS: usize = 5;
+/// Longest header line or chunk-size line.
 const MAX_HEADER_LINE: usize = 8192;
 
-trait Stream: Read + Write + Send {}
-impl<T: Read + Write + Send> Stream for T {}
+/// The connection under TLS (or plain): reads and writes go through
+/// [`Timed`], which enforces the time limits.
+trait Stream: Read + Write + Send {
+    fn timed(&mut self) -> &mut Timed;
+}
 
-/// GET `url`, following up to five redirects.
-pub(crate) fn get(url: &str, timeout: Duration, tls: TlsConfig<'_>) -> Result<Response, HttpError> {
-    let mut url = url.to_owned();
-    for _ in 0..=MAX_REDIRECTS {
-        let target = Url::parse(&url).ok_or(HttpError::BadUrl)?;
-        let stream = connect(&target, timeout, tls)?;
+impl Stream for Timed {
+    fn timed(&mut self) -> &mut Timed {
+        self
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Stream for rustls::StreamOwned<rustls::ClientConnection, Timed> {
+    fn timed(&mut self) -> &mut Timed {
+        &mut self.sock
+    }
+}
+
+/// GET `url` within `limits`, following up to five redirects.
+pub(crate) fn get(url: &str, limits: &Limits, tls: TlsConfig<'_>) -> Result<Response, FetchError> {
+    let deadline = Instant::now() + limits.deadline;
+    let mut target = Url::parse(url).ok_or_else(|| FetchError::BadUrl {
+        url: url.to_owned(),
+    })?;
+    let mut visited = vec![target.to_string()];
+    loop {
+        let clock = Clock {
+            url: url.to_owned(),
+            limits: limits.clone(),
+            deadline,
+            body: None,
+        };
+        let stream = connect(&target, clock, tls)?;
         let mut reader = BufReader::new(stream);
-        let head = request(&mut reader, &target)?;
-        if (300..400).contains(&head.status) {
-            if let Some(location) = head.location {
-                url = target.join(&location);
-                continue;
-            }
+        let head = request(&mut reader, &target, url, limits)?;
+        if let Some(location) = head.location.filter(|_| (300..400).contains(&head.status)) {
+            target = redirect(url, &target, &location, &mut visited)?;
+            continue;
         }
         if !(200..300).contains(&head.status) {
-            return Err(HttpError::Status(head.status));
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: head.status,
+            });
         }
+        if limits.require_framing && !head.chunked && head.length.is_none() {
+            return Err(FetchError::Protocol {
+                url: url.to_owned(),
+                what: "neither Content-Length nor chunked framing, so a cut connection \
+                       could not be told from the end of the document"
+                    .into(),
+            });
+        }
+        reader.get_mut().timed().start_body(Instant::now());
         let body: Box<dyn Read + Send> = match (head.chunked, head.length) {
             (true, _) => Box::new(Chunked {
                 inner: reader,
@@ -81,162 +113,328 @@ pub(crate) fn get(url: &str, timeout: Duration, tls: TlsConfig<'_>) -> Result<Re
             body,
         });
     }
-    Err(HttpError::Protocol(format!(
-        "more than {MAX_REDIRECTS} redirects"
-    )))
 }
 
-/// The parts of an http(s) URL a GET needs.
-#[derive(Debug, PartialEq)]
-struct Url {
-    https: bool,
-    host: String,
-    port: u16,
-    /// Path and query, starting with `/`.
-    path: String,
+/// The next URL of a redirect chain: resolved, never from https to http,
+/// never one already visited, at most `MAX_REDIRECTS` of them.
+fn redirect(
+    url: &str,
+    from: &Url,
+    location: &str,
+    visited: &mut Vec<String>,
+) -> Result<Url, FetchError> {
+    let next = from.join(location).ok_or_else(|| FetchError::BadRedirect {
+        url: url.to_owned(),
+        // Server text: escaped, so it cannot drive the terminal.
+        location: location.escape_debug().to_string(),
+    })?;
+    if from.https && !next.https {
+        return Err(FetchError::Downgrade {
+            url: url.to_owned(),
+            location: next.to_string(),
+        });
+    }
+    let text = next.to_string();
+    if visited.contains(&text) {
+        visited.push(text);
+        return Err(FetchError::RedirectLoop {
+            url: url.to_owned(),
+            chain: visited.join(" -> "),
+        });
+    }
+    if visited.len() > MAX_REDIRECTS {
+        return Err(FetchError::TooManyRedirects {
+            url: url.to_owned(),
+            max: MAX_REDIRECTS,
+        });
+    }
+    visited.push(text);
+    Ok(next)
 }
 
-impl Url {
-    fn parse(url: &str) -> Option<Url> {
-        let (https, rest) = match url.split_once("://")? {
-            ("http", r) => (false, r),
-            ("https", r) => (true, r),
-            _ => return None,
-        };
-        let rest = rest.split('#').next().unwrap_or_default();
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let path = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_owned()
-        };
-        // Credentials in URLs are not supported: refuse rather than leak them.
-        if authority.contains('@') || authority.is_empty() {
-            return None;
+/// The time limits of one connection, checked around every read and write.
+struct Clock {
+    /// The URL asked for, for errors.
+    url: String,
+    limits: Limits,
+    deadline: Instant,
+    /// Set once the head is read: the body's throughput meter.
+    body: Option<Meter>,
+}
+
+impl Clock {
+    fn deadline_applies(&self) -> bool {
+        self.body.is_none() || self.limits.deadline_covers_body
+    }
+
+    /// The longest the next read or write may wait, or the deadline's error.
+    fn wait(&self, now: Instant) -> Result<Duration, FetchError> {
+        if !self.deadline_applies() {
+            return Ok(self.limits.stall);
         }
-        let default = if https { 443 } else { 80 };
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']')?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().ok()?,
-                None if after.is_empty() => default,
-                None => return None,
-            };
-            (h.to_owned(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), p.parse().ok()?),
-                None => (authority.to_owned(), default),
-            }
+        let left = self.deadline.saturating_duration_since(now);
+        if left.is_zero() {
+            return Err(self.deadline_error());
+        }
+        Ok(left.min(self.limits.stall))
+    }
+
+    fn deadline_error(&self) -> FetchError {
+        FetchError::Deadline {
+            url: self.url.clone(),
+            secs: self.limits.deadline.as_secs(),
+        }
+    }
+
+    /// A read or write that waited its whole time: the deadline, or a stall.
+    fn timed_out(&self, now: Instant) -> FetchError {
+        if self.deadline_applies() && now >= self.deadline {
+            return self.deadline_error();
+        }
+        FetchError::Stalled {
+            url: self.url.clone(),
+            secs: self.limits.stall.as_secs(),
+        }
+    }
+
+    /// `n` bytes arrived: the throughput rule, in the body.
+    fn received(&mut self, n: usize, now: Instant) -> Result<(), FetchError> {
+        let Some(meter) = &mut self.body else {
+            return Ok(());
         };
-        if host.is_empty()
-            || !host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c))
+        match meter.add(n, now) {
+            Ok(()) => Ok(()),
+            Err((rate, span)) => Err(FetchError::TooSlow {
+                url: self.url.clone(),
+                rate,
+                secs: span.as_secs(),
+                min: meter.rule.map_or(0, |r| r.bytes_per_sec),
+            }),
+        }
+    }
+}
+
+/// Bytes received over a sliding window: a few samples of (time, total so
+/// far), at least one of them a window old, so the average over the last
+/// window is one subtraction.
+struct Meter {
+    rule: Option<MinRate>,
+    start: Instant,
+    total: u64,
+    samples: VecDeque<(Instant, u64)>,
+}
+
+/// Samples per window: the average's span is off by at most 1/8 window.
+const SAMPLES_PER_WINDOW: u32 = 8;
+
+impl Meter {
+    fn new(rule: Option<MinRate>, start: Instant) -> Self {
+        Meter {
+            rule,
+            start,
+            total: 0,
+            samples: VecDeque::from([(start, 0)]),
+        }
+    }
+
+    /// Count `n` bytes; `Err((rate, span))` when the rule fails.
+    fn add(&mut self, n: usize, now: Instant) -> Result<(), (u64, Duration)> {
+        let Some(rule) = self.rule else {
+            return Ok(());
+        };
+        self.total += u64::try_from(n).unwrap_or(u64::MAX);
+        let step = rule.window / SAMPLES_PER_WINDOW;
+        if self
+            .samples
+            .back()
+            .map_or(true, |(t, _)| now.duration_since(*t) >= step)
         {
-            return None;
+            self.samples.push_back((now, self.total));
         }
-        Some(Url {
-            https,
-            host,
-            port,
-            path,
-        })
-    }
-
-    /// The Host header's value.
-    fn host_header(&self) -> String {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
-        let default = if self.https { 443 } else { 80 };
-        if self.port == default {
-            host
-        } else {
-            format!("{host}:{}", self.port)
+        // Keep exactly one sample at least a window old: the baseline.
+        while self
+            .samples
+            .get(1)
+            .is_some_and(|(t, _)| now.duration_since(*t) >= rule.window)
+        {
+            self.samples.pop_front();
         }
-    }
-
-    /// A redirect target: absolute, or a path on the same server.
-    fn join(&self, location: &str) -> String {
-        if location.contains("://") {
-            return location.to_owned();
+        let (t0, b0) = self.samples.front().copied().unwrap_or((self.start, 0));
+        let span = now.duration_since(t0);
+        if now.duration_since(self.start) < rule.grace || span < rule.window {
+            return Ok(());
         }
-        let scheme = if self.https { "https" } else { "http" };
-        let path = if location.starts_with('/') {
-            location.to_owned()
-        } else {
-            let dir = self.path.rsplit_once('/').map_or("", |(d, _)| d);
-            format!("{dir}/{location}")
-        };
-        format!("{scheme}://{}{path}", self.host_header())
+        let millis = u64::try_from(span.as_millis()).unwrap_or(u64::MAX).max(1);
+        let rate = (self.total - b0).saturating_mul(1000) / millis;
+        if rate < rule.bytes_per_sec {
+            return Err((rate, span));
+        }
+        Ok(())
     }
 }
 
-fn connect(url: &Url, timeout: Duration, tls: TlsConfig<'_>) -> Result<Box<dyn Stream>, HttpError> {
+/// A TCP connection under its [`Clock`]: each read or write may wait only
+/// as long as the deadline and the stall time allow, so a server that sends
+/// one byte a second still fails in time.
+struct Timed {
+    tcp: TcpStream,
+    clock: Clock,
+    /// The read timeout last set: most reads need the same one (the stall
+    /// time), so most reads cost no setsockopt.
+    read_timeout: Option<Duration>,
+}
+
+impl Timed {
+    fn new(tcp: TcpStream, clock: Clock) -> Self {
+        Timed {
+            tcp,
+            clock,
+            read_timeout: None,
+        }
+    }
+
+    fn start_body(&mut self, now: Instant) {
+        self.clock.body = Some(Meter::new(self.clock.limits.min_rate, now));
+    }
+}
+
+/// Whether an I/O error is the socket timeout firing.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+impl Read for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let wait = self
+            .clock
+            .wait(Instant::now())
+            .map_err(FetchError::into_io)?;
+        if self.read_timeout != Some(wait) {
+            self.tcp.set_read_timeout(Some(wait))?;
+            self.read_timeout = Some(wait);
+        }
+        match self.tcp.read(buf) {
+            Ok(n) => {
+                self.clock
+                    .received(n, Instant::now())
+                    .map_err(FetchError::into_io)?;
+                Ok(n)
+            }
+            Err(e) if is_timeout(&e) => Err(self.clock.timed_out(Instant::now()).into_io()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Write for Timed {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let wait = self
+            .clock
+            .wait(Instant::now())
+            .map_err(FetchError::into_io)?;
+        self.tcp.set_write_timeout(Some(wait))?;
+        match self.tcp.write(buf) {
+            Err(e) if is_timeout(&e) => Err(self.clock.timed_out(Instant::now()).into_io()),
+            other => other,
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// The `FetchError` an I/O error carries (a limit), else `Unreachable`.
+fn io_error(url: &str, e: io::Error) -> FetchError {
+    FetchError::from_io(e).unwrap_or_else(|source| FetchError::Unreachable {
+        url: url.to_owned(),
+        source,
+    })
+}
+
+fn connect(target: &Url, clock: Clock, tls: TlsConfig<'_>) -> Result<Box<dyn Stream>, FetchError> {
+    let url = clock.url.clone();
     // The https setup (CA bundle) is checked before any connection is made.
-    let config = if url.https {
-        Some(tls().map_err(HttpError::Setup)?)
-    } else {
-        None
-    };
-    let addrs = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(HttpError::Unreachable)?;
+    let config = if target.https { Some(tls()?) } else { None };
+    let addrs = resolve(target, &clock)?;
     let mut last = io::Error::new(io::ErrorKind::NotFound, "the name has no address");
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(tcp) => {
-                tcp.set_read_timeout(Some(timeout))
-                    .map_err(HttpError::Unreachable)?;
-                tcp.set_write_timeout(Some(timeout))
-                    .map_err(HttpError::Unreachable)?;
-                return wrap(tcp, url, config);
+        let wait = clock.wait(Instant::now())?;
+        match TcpStream::connect_timeout(&addr, wait) {
+            Ok(tcp) => return wrap(Timed::new(tcp, clock), target, config),
+            Err(e) if is_timeout(&e) && clock.wait(Instant::now()).is_err() => {
+                return Err(clock.deadline_error())
             }
             Err(e) => last = e,
         }
     }
-    Err(HttpError::Unreachable(last))
+    Err(FetchError::Unreachable { url, source: last })
+}
+
+/// The addresses of `target`'s host, within the deadline. getaddrinfo has
+/// no timeout of its own (a dead DNS server costs resolv.conf's tries times
+/// its timeout), so it runs on a helper thread; one that outlives the
+/// deadline ends on its own when the resolver gives up.
+fn resolve(target: &Url, clock: &Clock) -> Result<Vec<std::net::SocketAddr>, FetchError> {
+    let (host, port) = (target.host.clone(), target.port);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let found = (host.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect::<Vec<_>>);
+        // The caller may have stopped waiting: nothing to do then.
+        let _ = tx.send(found);
+    });
+    match rx.recv_timeout(clock.wait(Instant::now())?) {
+        Ok(found) => found.map_err(|e| io_error(&clock.url, e)),
+        Err(_) => Err(clock.timed_out(Instant::now())),
+    }
 }
 
 #[cfg(feature = "tls")]
 fn wrap(
-    mut tcp: TcpStream,
-    url: &Url,
+    mut timed: Timed,
+    target: &Url,
     config: Option<std::sync::Arc<rustls::ClientConfig>>,
-) -> Result<Box<dyn Stream>, HttpError> {
+) -> Result<Box<dyn Stream>, FetchError> {
     let Some(config) = config else {
-        return Ok(Box::new(tcp));
+        return Ok(Box::new(timed));
     };
+    let url = timed.clock.url.clone();
+    let bad_url = || FetchError::BadUrl { url: url.clone() };
     let name =
-        rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|_| HttpError::BadUrl)?;
+        rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|_| bad_url())?;
+    let tls_err = |e: io::Error| {
+        FetchError::from_io(e).unwrap_or_else(|source| FetchError::Tls {
+            url: url.clone(),
+            source,
+        })
+    };
     let mut conn = rustls::ClientConnection::new(config, name)
-        .map_err(|e| HttpError::Tls(io::Error::new(io::ErrorKind::InvalidData, e)))?;
+        .map_err(|e| tls_err(io::Error::new(io::ErrorKind::InvalidData, e)))?;
     // Finish the handshake here, so a certificate problem is a TLS error and
     // not a read error later in the body.
     while conn.is_handshaking() {
-        conn.complete_io(&mut tcp).map_err(HttpError::Tls)?;
+        conn.complete_io(&mut timed).map_err(tls_err)?;
     }
-    Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
+    Ok(Box::new(rustls::StreamOwned::new(conn, timed)))
 }
 
 #[cfg(not(feature = "tls"))]
-fn wrap(tcp: TcpStream, url: &Url, _config: Option<()>) -> Result<Box<dyn Stream>, HttpError> {
-    if url.https {
-        return Err(HttpError::Tls(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "https needs the `tls` feature",
-        )));
+fn wrap(timed: Timed, target: &Url, _config: Option<()>) -> Result<Box<dyn Stream>, FetchError> {
+    if target.https {
+        return Err(FetchError::NotEnabled {
+            url: timed.clock.url.clone(),
+            feature: "tls",
+        });
     }
-    Ok(Box::new(tcp))
+    Ok(Box::new(timed))
 }
 
 /// Status and the headers that matter.
+#[derive(Debug)]
 struct Head {
     status: u16,
     length: Option<u64>,
@@ -244,20 +442,60 @@ struct Head {
     location: Option<String>,
 }
 
-fn request(reader: &mut BufReader<Box<dyn Stream>>, url: &Url) -> Result<Head, HttpError> {
+fn request(
+    reader: &mut BufReader<Box<dyn Stream>>,
+    target: &Url,
+    url: &str,
+    limits: &Limits,
+) -> Result<Head, FetchError> {
     let req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
-        url.path,
-        url.host_header(),
+        target.path,
+        target.host_header(),
         env!("CARGO_PKG_VERSION")
     );
     let stream = reader.get_mut();
     stream
         .write_all(req.as_bytes())
         .and_then(|()| stream.flush())
-        .map_err(HttpError::Unreachable)?;
-    let bad = |what: &str| HttpError::Protocol(format!("bad response from the server: {what}"));
-    let status_line = line(reader).map_err(HttpError::Unreachable)?;
+        .map_err(|e| io_error(url, e))?;
+    read_head(reader, limits).map_err(|e| match e {
+        HeadError::Io(e) => io_error(url, e),
+        HeadError::Bad(what) => FetchError::Protocol {
+            url: url.to_owned(),
+            what,
+        },
+    })
+}
+
+/// Why a response head was not read.
+#[derive(Debug)]
+enum HeadError {
+    Io(io::Error),
+    Bad(String),
+}
+
+/// Status line and headers, within `limits.max_headers` and `limits.max_head`.
+fn read_head<R: BufRead>(r: &mut R, limits: &Limits) -> Result<Head, HeadError> {
+    let mut left = limits.max_head;
+    let mut next_line = |r: &mut R| -> Result<String, HeadError> {
+        let max = left.min(MAX_HEADER_LINE);
+        match line(r, max).map_err(HeadError::Io)? {
+            Line::Text(text, n) => {
+                left -= n;
+                Ok(text)
+            }
+            Line::TooLong if max == left => Err(HeadError::Bad(format!(
+                "a response head larger than {} bytes",
+                limits.max_head
+            ))),
+            Line::TooLong => Err(HeadError::Bad(format!(
+                "a header line longer than {MAX_HEADER_LINE} bytes"
+            ))),
+        }
+    };
+    let bad = |what: &str| HeadError::Bad(what.to_owned());
+    let status_line = next_line(r)?;
     let mut parts = status_line.splitn(3, ' ');
     let (version, code) = (
         parts.next().unwrap_or_default(),
@@ -273,10 +511,18 @@ fn request(reader: &mut BufReader<Box<dyn Stream>>, url: &Url) -> Result<Head, H
         chunked: false,
         location: None,
     };
+    let mut count = 0;
     loop {
-        let l = line(reader).map_err(HttpError::Unreachable)?;
+        let l = next_line(r)?;
         if l.is_empty() {
             return Ok(head);
+        }
+        count += 1;
+        if count > limits.max_headers {
+            return Err(HeadError::Bad(format!(
+                "more than {} headers",
+                limits.max_headers
+            )));
         }
         let Some((name, value)) = l.split_once(':') else {
             return Err(bad("a header without `:`"));
@@ -284,23 +530,55 @@ fn request(reader: &mut BufReader<Box<dyn Stream>>, url: &Url) -> Result<Head, H
         let value = value.trim();
         match name.trim().to_ascii_lowercase().as_str() {
             "content-length" => {
-                head.length = Some(value.parse().map_err(|_| bad("Content-Length"))?)
+                // RFC 9110 section 8.6: a list of equal values (or the
+                // same header twice) is one length; different ones are an
+                // attack on framing and refused.
+                for v in value.split(',') {
+                    let n: u64 = v.trim().parse().map_err(|_| bad("a bad Content-Length"))?;
+                    match head.length {
+                        Some(old) if old != n => {
+                            return Err(HeadError::Bad(format!(
+                                "conflicting Content-Length headers ({old} and {n})"
+                            )))
+                        }
+                        _ => head.length = Some(n),
+                    }
+                }
             }
-            "transfer-encoding" => head.chunked = value.to_ascii_lowercase().contains("chunked"),
+            "transfer-encoding" => {
+                if !value.eq_ignore_ascii_case("chunked") {
+                    return Err(HeadError::Bad(format!(
+                        "Transfer-Encoding `{}`; only chunked is supported",
+                        value.escape_debug()
+                    )));
+                }
+                head.chunked = true;
+            }
             "location" => head.location = Some(value.to_owned()),
             _ => {}
         }
     }
 }
 
-/// One CRLF- (or LF-) terminated line, without its end; bounded in length.
-fn line<R: BufRead>(r: &mut R) -> io::Result<String> {
+/// A line read by [`line`].
+enum Line {
+    /// The text without its end, and the bytes it took.
+    Text(String, usize),
+    /// No line end within the limit.
+    TooLong,
+}
+
+/// One CRLF- (or LF-) terminated line of at most `max` bytes, end included.
+fn line<R: BufRead>(r: &mut R, max: usize) -> io::Result<Line> {
     let mut buf = Vec::new();
     let n = r
         .by_ref()
-        .take(u64::try_from(MAX_HEADER_LINE).unwrap_or(u64::MAX))
+        .take(u64::try_from(max).unwrap_or(u64::MAX))
         .read_until(b'\n', &mut buf)?;
-    if n == 0 || buf.last() != Some(&b'\n') {
+    if buf.last() != Some(&b'\n') {
+        if n == max {
+            return Ok(Line::TooLong);
+        }
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "the connection closed inside the response head",
@@ -310,7 +588,23 @@ fn line<R: BufRead>(r: &mut R) -> io::Result<String> {
         buf.pop();
     }
     String::from_utf8(buf)
+        .map(|text| Line::Text(text, n))
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a header that is not UTF-8"))
+}
+
+/// A chunk-size or trailer line: too long is bad data.
+fn chunk_line<R: BufRead>(r: &mut R) -> io::Result<String> {
+    let got = line(r, MAX_HEADER_LINE).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => early_eof(),
+        _ => e,
+    })?;
+    match got {
+        Line::Text(text, _) => Ok(text),
+        Line::TooLong => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "a chunk line longer than 8 KiB",
+        )),
+    }
 }
 
 fn early_eof() -> io::Error {
@@ -360,19 +654,26 @@ impl<R: BufRead> Read for Chunked<R> {
             return Ok(0);
         }
         if self.left == 0 {
-            let size_line = line(&mut self.inner)?;
+            let size_line = chunk_line(&mut self.inner)?;
             let hex = size_line.split(';').next().unwrap_or_default().trim();
             self.left = u64::from_str_radix(hex, 16)
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "a bad chunk size"))?;
             if self.left == 0 {
-                // Trailers, up to the empty line.
-                while !line(&mut self.inner)?.is_empty() {}
-                self.done = true;
-                return Ok(0);
+                // Trailers, up to the empty line; as many as headers may be.
+                for _ in 0..=super::transfer::MAX_HEADERS {
+                    if chunk_line(&mut self.inner)?.is_empty() {
+                        self.done = true;
+                        return Ok(0);
+                    }
+                }
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "too many trailers",
+                ));
             }
         }
         let n = read_bounded(&mut self.inner, &mut self.left, buf)?;
-        if self.left == 0 && !line(&mut self.inner)?.is_empty() {
+        if self.left == 0 && !chunk_line(&mut self.inner)?.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "a chunk without its CRLF",
@@ -383,76 +684,5 @@ impl<R: BufRead> Read for Chunked<R> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls() {
-        let u = Url::parse("http://127.0.0.1:8080/a/b.tar.gz?x=1").expect("url");
-        assert_eq!(
-            (u.https, u.host.as_str(), u.port, u.path.as_str()),
-            (false, "127.0.0.1", 8080, "/a/b.tar.gz?x=1")
-        );
-        let u = Url::parse("https://example.net").expect("url");
-        assert_eq!(
-            (u.port, u.path.as_str(), u.host_header()),
-            (443, "/", "example.net".to_string())
-        );
-        let u = Url::parse("http://[::1]:81/x").expect("url");
-        assert_eq!(
-            (u.host.as_str(), u.port, u.host_header()),
-            ("::1", 81, "[::1]:81".to_string())
-        );
-        for bad in [
-            "ftp://x/y",
-            "http://user:pw@x/y",
-            "http://",
-            "http://x:port/",
-            "http://a b/",
-        ] {
-            assert!(Url::parse(bad).is_none(), "{bad}");
-        }
-        let u = Url::parse("http://h:8/dir/file").expect("url");
-        assert_eq!(u.join("/other"), "http://h:8/other");
-        assert_eq!(u.join("next"), "http://h:8/dir/next");
-        assert_eq!(u.join("https://x/y"), "https://x/y");
-    }
-
-    #[test]
-    fn chunked_and_sized_bodies() {
-        let text = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nTrailer: x\r\n\r\n";
-        let mut out = String::new();
-        Chunked {
-            inner: &text[..],
-            left: 0,
-            done: false,
-        }
-        .read_to_string(&mut out)
-        .expect("chunked");
-        assert_eq!(out, "Wikipedia");
-        let mut short = Vec::new();
-        let err = Chunked {
-            inner: &b"a\r\nonly5"[..],
-            left: 0,
-            done: false,
-        }
-        .read_to_end(&mut short)
-        .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        let err = Sized {
-            inner: &b"abc"[..],
-            left: 10,
-        }
-        .read_to_end(&mut Vec::new())
-        .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        let mut whole = Vec::new();
-        Sized {
-            inner: &b"abcdef"[..],
-            left: 3,
-        }
-        .read_to_end(&mut whole)
-        .expect("sized");
-        assert_eq!(whole, b"abc");
-    }
-}
+#[path = "http_tests.rs"]
+mod tests;

@@ -26,6 +26,9 @@ pub mod layer;
 mod oci;
 #[cfg(feature = "tls")]
 mod tls;
+pub mod transfer;
+#[cfg(feature = "http")]
+mod url;
 #[cfg(feature = "xz")]
 mod xz;
 /// The .xz reader, for the fuzz target (`crate::fuzz`).
@@ -41,6 +44,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use fetch::FetchOptions;
+pub use transfer::{FetchError, Limits, MinRate};
 
 use crate::model::ImageSource;
 
@@ -66,27 +70,9 @@ pub enum StoreError {
         "image `{image}`: unknown compression (magic {magic}); expected gzip, zstd, xz, bzip2 or tar"
     )]
     UnknownCompression { image: String, magic: String },
-    /// The host could not be reached (DNS, refused, timeout).
-    #[error("image `{image}`: fetch `{url}`: unreachable")]
-    Unreachable {
-        image: String,
-        url: String,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-    /// The server answered with an error status.
-    #[error("image `{image}`: fetch `{url}`: http status {status}")]
-    HttpStatus {
-        image: String,
-        url: String,
-        status: u16,
-    },
-    /// The TLS handshake or certificate check failed.
-    #[error("image `{image}`: fetch `{url}`: tls failure")]
-    Tls {
-        image: String,
-        url: String,
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// Fetching the image's URL failed (unreachable, status, TLS, a limit).
+    #[error("image `{image}`")]
+    Fetch { image: String, source: FetchError },
     /// A URL scheme other than http, https or file.
     #[error("image `{image}`: unsupported url `{url}`; use http://, https:// or file://")]
     BadUrl { image: String, url: String },
@@ -143,13 +129,6 @@ pub enum StoreError {
     /// `rm` of an image that containers still use.
     #[error("image `{image}`: in use by {containers}")]
     InUse { image: String, containers: String },
-    /// The CA bundle for https could not be read.
-    #[error("image `{image}`: read CA bundle `{path}`")]
-    CaBundle {
-        image: String,
-        path: PathBuf,
-        source: io::Error,
-    },
     /// Preparing or mounting a container's writable layer failed.
     #[error("container `{container}`: {op} `{path}`")]
     Layer {

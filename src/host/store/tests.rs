@@ -28,7 +28,7 @@ fn sha(data: &[u8]) -> String {
 fn store(tmp: &Path) -> RootfsStore {
     let mut o = StoreOptions::default();
     o.fetch.progress = false;
-    o.fetch.timeout = std::time::Duration::from_secs(5);
+    o.fetch.limits.deadline = std::time::Duration::from_secs(5);
     RootfsStore::open(&tmp.join("store"), o).unwrap()
 }
 

@@ -7,15 +7,11 @@ use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::StoreError;
+use super::transfer::FetchError;
 
 /// A client config trusting every certificate in the PEM file `bundle`.
-pub(crate) fn client_config(
-    image: &str,
-    bundle: &Path,
-) -> Result<Arc<rustls::ClientConfig>, StoreError> {
-    let ca_err = |source| StoreError::CaBundle {
-        image: image.to_owned(),
+pub(crate) fn client_config(bundle: &Path) -> Result<Arc<rustls::ClientConfig>, FetchError> {
+    let ca_err = |source| FetchError::CaBundle {
         path: bundle.to_owned(),
         source,
     };
@@ -28,7 +24,7 @@ pub(crate) fn client_config(
     if added == 0 {
         return Err(ca_err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            "no usable certificate",
+            "no PEM certificate in it",
         )));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -202,7 +202,11 @@ impl Validator<'_> {
 
     fn settings(&mut self, m: &Manifest) -> SettingsSpec {
         let s = &m.settings;
-        for (field, value) in [("root", &s.root), ("runtime_dir", &s.runtime_dir)] {
+        for (field, value) in [
+            ("root", &s.root),
+            ("runtime_dir", &s.runtime_dir),
+            ("ca_bundle", &s.ca_bundle),
+        ] {
             self.check(
                 &format!("settings.{field}"),
                 value.as_deref(),
@@ -224,6 +228,17 @@ impl Validator<'_> {
             max_image_size: self.check(
                 "settings.max_image_size",
                 s.max_image_size.as_deref(),
+                units::size,
+            ),
+            ca_bundle: s.ca_bundle.clone(),
+            fetch_timeout: self.check(
+                "settings.fetch_timeout",
+                s.fetch_timeout.as_deref(),
+                units::deadline_secs,
+            ),
+            fetch_min_rate: self.check(
+                "settings.fetch_min_rate",
+                s.fetch_min_rate.as_deref(),
                 units::size,
             ),
         }

@@ -263,3 +263,33 @@ fn volatile_is_a_bool_or_a_sized_map() {
         "{err}"
     );
 }
+
+#[test]
+fn fetch_settings_are_resolved_and_checked() {
+    let d = load(&format!(
+        "version: 1\n{IMG}settings: {{ ca_bundle: /etc/berth/fleet-ca.pem, fetch_timeout: 2m, fetch_min_rate: 4K }}\ncontainers: {{}}\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        d.settings.ca_bundle.as_deref(),
+        Some("/etc/berth/fleet-ca.pem")
+    );
+    assert_eq!(d.settings.fetch_timeout, Some(120));
+    assert_eq!(d.settings.fetch_min_rate, Some(4096));
+    let d = load(&format!(
+        "version: 1\n{IMG}settings: {{ fetch_min_rate: 0 }}\ncontainers: {{}}\n"
+    ))
+    .expect("0 turns the rule off");
+    assert_eq!(d.settings.fetch_min_rate, Some(0));
+    let errs = errors(&format!(
+        "version: 1\n{IMG}settings: {{ ca_bundle: ca.pem, fetch_timeout: 0, fetch_min_rate: fast }}\ncontainers: {{}}\n"
+    ));
+    let joined = errs.join("\n");
+    for want in [
+        "settings.ca_bundle: ",
+        "settings.fetch_timeout: \"0\" would fail every download; use e.g. 60s or 2m",
+        "settings.fetch_min_rate: \"fast\" is not a size",
+    ] {
+        assert!(joined.contains(want), "{want}: {joined}");
+    }
+}
