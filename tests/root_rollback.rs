@@ -145,6 +145,7 @@ impl World {
             runtime_root: self.dir.path().join("run"),
             cgroup_parent: ParentPolicy::Fixed(self.parent.clone()),
             settings: SettingsSpec::default(),
+            fetch: berth::host::store::FetchOptions::default(),
         };
         let berth = Runtime::new(env!("CARGO_BIN_EXE_berth").into());
         LocalHost::with_backends(

@@ -95,7 +95,7 @@ fn http_status_unreachable_and_missing_digest() {
         ),
         "{err:?}"
     );
-    assert!(crate::converge::chain(&err).contains(&srv.url));
+    assert!(crate::host::chain(&err).contains(&srv.url));
     // A port nothing listens on (bound, then closed).
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -162,7 +162,7 @@ fn https_against_a_plain_server_is_a_tls_failure() {
         ),
         "{err:?}"
     );
-    assert!(crate::converge::chain(&err).contains("none.pem"), "{err}");
+    assert!(crate::host::chain(&err).contains("none.pem"), "{err}");
 }
 
 #[cfg(feature = "tls")]
@@ -316,7 +316,7 @@ fn an_https_redirect_to_http_is_refused() {
         ),
         "{err:?}"
     );
-    assert!(crate::converge::chain(&err).contains("refused redirect from https to plain http"));
+    assert!(crate::host::chain(&err).contains("refused redirect from https to plain http"));
     assert_eq!(*plain.hits.lock().unwrap(), 0, "no request in the clear");
     assert!(s.list().unwrap().is_empty());
 }
