@@ -85,12 +85,12 @@ pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     if plan.is_empty() {
-        print!("{plan}");
+        out!("{plan}")?;
         return Ok(());
     }
     let report = converge::execute(&plan, &desired, &mut host, &state);
     for a in &report.done {
-        println!("{a}");
+        outln!("{a}")?;
     }
     for s in &report.skipped {
         eprintln!("berth: skipped {s}: something it needs failed");
@@ -112,9 +112,9 @@ pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
 
 fn print_plan(plan: &Plan, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(plan)?);
+        outln!("{}", serde_json::to_string_pretty(plan)?)?;
     } else {
-        print!("{plan}");
+        out!("{plan}")?;
     }
     Ok(())
 }

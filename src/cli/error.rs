@@ -51,6 +51,14 @@ impl Error {
         std::iter::successors(Some(first), |e| e.source())
     }
 
+    /// Whether writing to a closed pipe caused this error.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    }
+
     /// Whether the original error or one of its causes is an `E`.
     pub fn is<E: std::error::Error + 'static>(&self) -> bool {
         self.chain().any(|e| e.is::<E>())
@@ -72,7 +80,7 @@ impl fmt::Display for Error {
         for c in self.context.iter().rev() {
             write!(f, "{c}: ")?;
         }
-        f.write_str(&crate::converge::chain(self.inner.as_ref()))
+        f.write_str(&crate::host::chain(self.inner.as_ref()))
     }
 }
 

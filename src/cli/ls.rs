@@ -12,6 +12,6 @@ pub const CMD: Cmd = Cmd::new("ls", "List containers");
 
 /// List containers.
 pub fn run(root: &Path) -> Result<ExitCode> {
-    print_table(&all_rows(root)?);
+    print_table(&all_rows(root)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -57,7 +57,7 @@ pub fn run(global: &Global, root: &Path, args: &RmArgs) -> Result<ExitCode> {
             Error::msg(format!(
                 "remove `{}`: {}",
                 args.name,
-                crate::converge::chain(e.as_ref())
+                crate::host::chain(e.as_ref())
             ))
         })?;
         state.remove(&args.name)?;

@@ -12,9 +12,6 @@ use crate::host::facts;
 use crate::host::store::fetch::{self, FetchOptions};
 use crate::manifest::{self, Loaded, RenderInput};
 
-/// A manifest larger than this is refused (a wrong URL serving a big file).
-const MAX_MANIFEST: u64 = 4 << 20;
-
 /// The default manifest on a device.
 pub const DEFAULT_MANIFEST: &str = "/etc/berth/manifest.yaml";
 
@@ -40,6 +37,14 @@ pub const VARS_FILE: Opt = Opt::value(
     "YAML file of template variables; wins over the manifest's `vars:`",
 );
 
+/// `--max-manifest-size SIZE`.
+pub const MAX_MANIFEST_SIZE: Opt = Opt::value(
+    "max-manifest-size",
+    "SIZE",
+    "Refuse a manifest or vars file larger than SIZE, before or after templates [default: 1M]",
+)
+.env("BERTH_MAX_MANIFEST_SIZE");
+
 /// Manifest source and template variables.
 #[derive(Debug, Clone)]
 pub struct ManifestArgs {
@@ -49,6 +54,8 @@ pub struct ManifestArgs {
     pub vars: Vec<String>,
     /// YAML file of template variables; wins over the manifest's `vars:`
     pub vars_file: Option<String>,
+    /// Largest manifest or vars file read, in bytes (`--max-manifest-size`).
+    pub max_size: usize,
 }
 
 impl ManifestArgs {
@@ -58,6 +65,7 @@ impl ManifestArgs {
             source: p.arg(0)?.unwrap_or_else(|| DEFAULT_MANIFEST.to_owned()),
             vars: p.strings("var")?,
             vars_file: p.string("vars-file")?,
+            max_size: max_size(p)?,
         })
     }
 
@@ -93,10 +101,27 @@ pub fn render_manifest(args: &ManifestArgs) -> Result<String> {
     )?)
 }
 
+/// `--max-manifest-size` (or `BERTH_MAX_MANIFEST_SIZE`) in bytes, else 1 MiB.
+pub fn max_size(p: &Parsed) -> Result<usize, UsageError> {
+    let Some(text) = p.string("max-manifest-size")? else {
+        return Ok(spec::DEFAULT_MAX_MANIFEST);
+    };
+    spec::units::size(&text)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--max-manifest-size: \"{text}\" is not a size; use e.g. 4M"
+            ))
+        })
+}
+
 fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)> {
-    let (text, base_dir) = read_source(&args.source)?;
+    let (text, base_dir) = read_source(&args.source, args.max_size)?;
     let mut input = RenderInput {
         facts: facts::read(Path::new("/")),
+        max_size: args.max_size,
         ..RenderInput::default()
     };
     for kv in &args.vars {
@@ -108,7 +133,8 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
         input.vars.insert(k.trim().to_string(), v.to_string());
     }
     if let Some(file) = &args.vars_file {
-        let text = std::fs::read_to_string(file)
+        let text = std::fs::File::open(file)
+            .and_then(|f| read_limited(f, args.max_size))
             .map_err(|e| UsageError(format!("read vars file `{file}`: {e}")))?;
         input.vars_file =
             crate::manifest::yaml::from_str::<Option<BTreeMap<String, serde_json::Value>>>(&text)
@@ -127,12 +153,10 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
 }
 
 /// The manifest text and the directory relative image paths are taken from.
-fn read_source(source: &str) -> Result<(String, String)> {
+fn read_source(source: &str, max: usize) -> Result<(String, String)> {
     if source == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("read manifest from stdin")?;
+        let text = read_limited(std::io::stdin(), max)
+            .map_err(|e| UsageError(format!("read manifest from stdin: {e}")))?;
         let cwd = std::env::current_dir().context("get current directory")?;
         return Ok((text, cwd.to_string_lossy().into_owned()));
     }
@@ -142,8 +166,14 @@ fn read_source(source: &str) -> Result<(String, String)> {
             progress: false,
             ..FetchOptions::default()
         };
-        let text = fetch::fetch_text("manifest", source, &opts, MAX_MANIFEST).map_err(|e| {
-            let cause = crate::converge::chain(&e);
+        let text = fetch::fetch_text(
+            "manifest",
+            source,
+            &opts,
+            u64::try_from(max).unwrap_or(u64::MAX),
+        )
+        .map_err(|e| {
+            let cause = crate::host::chain(&e);
             let cause = cause.strip_prefix("image `manifest`: ").unwrap_or(&cause);
             Error::msg(format!("manifest: {cause}"))
         })?;
@@ -151,18 +181,35 @@ fn read_source(source: &str) -> Result<(String, String)> {
         return Ok((text, cwd.to_string_lossy().into_owned()));
     }
     let path = Path::new(source);
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let fix = if e.kind() == std::io::ErrorKind::NotFound {
-            "; give the manifest's path"
-        } else {
-            ""
-        };
-        UsageError(format!("read manifest `{source}`: {e}{fix}"))
-    })?;
+    let text = std::fs::File::open(path)
+        .and_then(|f| read_limited(f, max))
+        .map_err(|e| {
+            let fix = if e.kind() == std::io::ErrorKind::NotFound {
+                "; give the manifest's path"
+            } else {
+                ""
+            };
+            UsageError(format!("read manifest `{source}`: {e}{fix}"))
+        })?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     Ok((text, dir.to_string_lossy().into_owned()))
+}
+
+/// Read all of `r` as UTF-8, refusing more than `max` bytes (reading stops
+/// there: a large file or an endless pipe costs no more memory than that).
+fn read_limited(r: impl Read, max: usize) -> std::io::Result<String> {
+    let mut text = String::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    r.take(limit).read_to_string(&mut text)?;
+    if text.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            spec::too_large(max),
+        ));
+    }
+    Ok(text)
 }

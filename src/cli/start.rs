@@ -55,16 +55,16 @@ pub fn run(global: &Global, root: &Path, args: &StartArgs) -> Result<ExitCode> {
             Error::msg(format!(
                 "start `{}`: {}",
                 args.name,
-                crate::converge::chain(e.as_ref())
+                crate::host::chain(e.as_ref())
             ))
         })?;
-        println!("{} started", args.name);
+        outln!("{} started", args.name)?;
         return Ok(ExitCode::SUCCESS);
     }
     let dir = containers::dir(root, &args.name);
     let cfg = load_config(&dir)
         .with_context(|| format!("container `{}` was never created here", args.name))?;
     let pid = Runtime::current().start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;
-    println!("{} started (pid {pid})", args.name);
+    outln!("{} started (pid {pid})", args.name)?;
     Ok(ExitCode::SUCCESS)
 }

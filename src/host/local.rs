@@ -201,7 +201,7 @@ impl SetupHook for NetHook<'_> {
         let pid = u32::try_from(pid).map_err(|_| format!("bad pid {pid}"))?;
         net::attach(self.spec, self.networks, NetnsRef::Pid(pid))
             .map(drop)
-            .map_err(|e| crate::converge::chain(&e))
+            .map_err(|e| crate::host::chain(&e))
     }
 }
 

@@ -42,17 +42,96 @@ pub struct Facts {
 }
 
 /// Everything rendering needs besides the template text.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RenderInput {
     pub facts: Facts,
     /// From `--vars-file`, over the manifest's `vars:`.
     pub vars_file: BTreeMap<String, serde_json::Value>,
     /// From `--var key=value`, over everything else.
     pub vars: BTreeMap<String, String>,
+    /// Largest text rendered, in bytes: the manifest, its output and each var.
+    pub max_size: usize,
+}
+
+impl Default for RenderInput {
+    fn default() -> Self {
+        Self {
+            facts: Facts::default(),
+            vars_file: BTreeMap::new(),
+            vars: BTreeMap::new(),
+            max_size: super::DEFAULT_MAX_MANIFEST,
+        }
+    }
+}
+
+/// A writer that takes at most `left` bytes: a template loop cannot fill
+/// memory before its output is measured.
+struct Bounded {
+    out: Vec<u8>,
+    left: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            self.over = true;
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.left -= buf.len();
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a bounded render failed.
+enum RenderFail {
+    Template(minijinja::Error),
+    /// The output would pass `max` bytes.
+    TooLarge,
+}
+
+/// Render `source` in `ctx`, refusing output past `max` bytes.
+fn render_bounded(
+    env: &Environment<'_>,
+    source: &str,
+    ctx: &BTreeMap<String, minijinja::Value>,
+    max: usize,
+) -> Result<String, RenderFail> {
+    let mut w = Bounded {
+        out: Vec::new(),
+        left: max,
+        over: false,
+    };
+    let result = env
+        .template_from_str(source)
+        .and_then(|t| t.render_captured_to(ctx, &mut w).map(|_| ()));
+    match result {
+        _ if w.over => Err(RenderFail::TooLarge),
+        Err(e) => Err(RenderFail::Template(e)),
+        // The template and every value put in it are UTF-8.
+        Ok(()) => Ok(String::from_utf8_lossy(&w.out).into_owned()),
+    }
 }
 
 /// Render manifest `text` (named `file` in errors) to YAML.
 pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, ManifestError> {
+    let too_large = |line, col, path: &str| {
+        ManifestError::Render(Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            path: path.to_string(),
+            message: format!("template output: {}", super::too_large(input.max_size)),
+        })
+    };
+    if text.len() > input.max_size {
+        return Err(too_large(1, 1, ""));
+    }
     let mut env = Environment::new();
     super::filters::register(&mut env);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -86,11 +165,15 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Man
                 ctx.insert(k, minijinja::Value::from_serialize(&v));
                 continue;
             };
-            match env.render_str(t, &ctx) {
+            match render_bounded(&env, t, &ctx, input.max_size) {
                 Ok(rendered) => {
                     ctx.insert(k, minijinja::Value::from(rendered));
                 }
-                Err(e) => {
+                Err(RenderFail::TooLarge) => {
+                    let (line, col) = lines.get(&k).copied().unwrap_or((1, 1));
+                    return Err(too_large(line, col, &format!("vars.{k}")));
+                }
+                Err(RenderFail::Template(e)) => {
                     last_error = Some((k.clone(), e));
                     left.push((k, v));
                 }
@@ -109,10 +192,13 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Man
         }
         pending = left;
     }
-    env.render_str(text, &ctx).map_err(|e| {
-        let mut d = render_error(file, &e, 0);
-        locate_in_template(&mut d, &e, text, &ctx, &env);
-        ManifestError::Render(d)
+    render_bounded(&env, text, &ctx, input.max_size).map_err(|fail| match fail {
+        RenderFail::TooLarge => too_large(1, 1, ""),
+        RenderFail::Template(e) => {
+            let mut d = render_error(file, &e, 0);
+            locate_in_template(&mut d, &e, text, &ctx, &env);
+            ManifestError::Render(d)
+        }
     })
 }
 
@@ -267,10 +353,14 @@ fn manifest_vars(
             line: start + at.line,
             col: at.col,
             path: "vars".into(),
-            message: format!(
-                "`vars:` must be a plain YAML map, without template tags around it: {}",
+            message: if e.limit {
                 e.message
-            ),
+            } else {
+                format!(
+                    "`vars:` must be a plain YAML map, without template tags around it: {}",
+                    e.message
+                )
+            },
         })
     })?;
     let index = PosIndex::build(&block);

@@ -25,7 +25,7 @@ pub fn run_main(args: &[String]) -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(127))
         }
         Err(e) => {
-            eprintln!("berth: {}", crate::converge::chain(&e));
+            eprintln!("berth: {}", crate::host::chain(&e));
             ExitCode::from(125)
         }
     }

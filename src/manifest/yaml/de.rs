@@ -87,6 +87,7 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
                     path: self.path.clone(),
                     message: format!("key `{}` appears twice; keep one", text_of(key)),
                     syntax: false,
+                    limit: false,
                 }),
                 None => visitor.visit_map(MapDe {
                     entries: entries.iter(),

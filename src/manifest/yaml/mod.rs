@@ -7,15 +7,17 @@
 //! the value they are about.
 
 mod de;
+pub mod events;
 mod ser;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::parser::Event;
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::pos::Pos;
@@ -142,6 +144,8 @@ pub struct YamlError {
     pub message: String,
     /// A syntax error rather than a wrong value.
     pub syntax: bool,
+    /// A bound on untrusted text was reached (aliases, nesting, tags).
+    pub limit: bool,
 }
 
 impl YamlError {
@@ -151,6 +155,17 @@ impl YamlError {
             path: String::new(),
             message: info.to_string(),
             syntax: true,
+            limit: false,
+        }
+    }
+
+    fn limit(at: Pos, message: String) -> YamlError {
+        YamlError {
+            pos: Some(at),
+            path: String::new(),
+            message,
+            syntax: false,
+            limit: true,
         }
     }
 }
@@ -176,6 +191,7 @@ impl serde::de::Error for YamlError {
             path: String::new(),
             message: msg.to_string(),
             syntax: false,
+            limit: false,
         }
     }
 }
@@ -190,13 +206,7 @@ impl serde::ser::Error for YamlError {
 /// a null scalar.
 pub fn load(text: &str) -> Result<Node, YamlError> {
     let mut builder = Builder::default();
-    let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, false)
-        .map_err(|e| YamlError::syntax(e.marker(), e.info()))?;
-    if let Some(e) = builder.error {
-        return Err(e);
-    }
+    events::walk(text, |ev, at| builder.on_event(ev, at))?;
     Ok(builder.root.unwrap_or(Node {
         pos: Pos { line: 1, col: 1 },
         kind: Kind::Scalar {
@@ -248,15 +258,14 @@ struct Open {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
-    anchors: Vec<(usize, Node)>,
+    anchors: HashMap<usize, Node>,
     root: Option<Node>,
-    error: Option<YamlError>,
 }
 
 impl Builder {
     fn push(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
-            self.anchors.push((anchor, node.clone()));
+            self.anchors.insert(anchor, node.clone());
         }
         match self.stack.last_mut() {
             Some(open) => open.items.push(node),
@@ -288,20 +297,11 @@ impl Builder {
     }
 }
 
-fn is_str_tag(tag: &Option<Tag>) -> bool {
-    tag.as_ref()
-        .is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
-        || tag
-            .as_ref()
-            .is_some_and(|t| t.handle == "!!" && t.suffix == "str")
-}
-
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        let at = pos(&mark);
+impl Builder {
+    fn on_event(&mut self, ev: Event, at: Pos) -> Result<(), YamlError> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let plain = style == TScalarStyle::Plain && !is_str_tag(&tag);
+                let plain = style == TScalarStyle::Plain && !events::is_str_tag(tag.as_ref());
                 self.push(
                     Node {
                         pos: at,
@@ -311,16 +311,10 @@ impl MarkedEventReceiver for Builder {
                 );
             }
             Event::Alias(id) => {
-                let target = self.anchors.iter().rev().find(|(a, _)| *a == id);
-                match target.map(|(_, n)| n.clone()) {
-                    Some(mut node) => {
-                        node.pos = at;
-                        self.push(node, 0);
-                    }
-                    None if self.error.is_none() => {
-                        self.error = Some(YamlError::syntax(&mark, "alias to an unknown anchor"));
-                    }
-                    None => {}
+                // `events::walk` refused unknown anchors and counted the copy.
+                if let Some(mut node) = self.anchors.get(&id).cloned() {
+                    node.pos = at;
+                    self.push(node, 0);
                 }
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
@@ -335,5 +329,6 @@ impl MarkedEventReceiver for Builder {
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             _ => {}
         }
+        Ok(())
     }
 }
