@@ -12,7 +12,7 @@ use crate::host::records::RecordStore;
 use crate::host::store::digests::LocalDigests;
 use crate::host::{LocalConfig, LocalHost};
 use crate::model::{Desired, ImageSource};
-use crate::plan::{self, Observed, Plan};
+use crate::plan::{self, Observed, ObservedContainer, Plan};
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
@@ -122,7 +122,13 @@ fn print_plan(plan: &Plan, json: bool) -> Result<()> {
 /// What the device has: the state store's records, checked against the host.
 fn observe(state: &RecordStore, host: &mut dyn Host) -> Result<Observed> {
     let mut observed = Observed::default();
-    for (name, rec) in state.load()? {
+    for (name, rec) in state.load_all()? {
+        let Ok(rec) = rec else {
+            observed
+                .containers
+                .insert(name, ObservedContainer::damaged());
+            continue;
+        };
         let running = host.is_running(&name).map_err(|e| {
             Error::msg(format!(
                 "check whether `{name}` runs: {}",

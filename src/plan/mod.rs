@@ -33,6 +33,22 @@ pub struct ObservedContainer {
     /// What it depended on when applied, so removals go dependents first.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// Its record could not be read: nothing above is known, so it is recreated.
+    #[serde(default)]
+    pub damaged: bool,
+}
+
+impl ObservedContainer {
+    /// A container whose record is damaged.
+    pub fn damaged() -> Self {
+        Self {
+            digest: String::new(),
+            resources: ResourceSpec::default(),
+            running: false,
+            depends_on: Vec::new(),
+            damaged: true,
+        }
+    }
 }
 
 /// One step. Steps run in the order the plan lists them.
@@ -220,6 +236,12 @@ fn container_actions(spec: &Spec, digest: &str, seen: Option<&ObservedContainer>
                 v.push(Action::Start { container: name() });
             }
             v
+        }
+        Some(o) if o.damaged => {
+            vec![Action::Recreate {
+                container: name(),
+                reason: "record damaged".into(),
+            }]
         }
         Some(o) if o.digest != digest => {
             vec![Action::Recreate {

@@ -31,6 +31,7 @@ fn applied(yaml: &str) -> Observed {
                 resources: s.resources.clone(),
                 running: true,
                 depends_on: s.depends_on.clone(),
+                damaged: false,
             };
             (s.name.clone(), o)
         })
@@ -127,6 +128,22 @@ fn table() {
         let got = plan(&desired(yaml), observed, *prune);
         assert_eq!(lines(&got), *want, "{what}");
     }
+}
+
+#[test]
+fn a_damaged_record_recreates_only_its_container() {
+    let mut obs = applied(BASE);
+    obs.containers
+        .insert("web".into(), ObservedContainer::damaged());
+    assert_eq!(
+        lines(&plan(&desired(BASE), &obs, true)),
+        ["-/+ recreate web (record damaged)"]
+    );
+    // One the manifest dropped is removed as any other.
+    let mut obs = applied(BASE);
+    obs.containers
+        .insert("old".into(), ObservedContainer::damaged());
+    assert_eq!(lines(&plan(&desired(BASE), &obs, true)), ["- remove old"]);
 }
 
 #[test]

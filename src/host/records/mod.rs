@@ -26,7 +26,7 @@ pub enum RecordError {
     Read { path: PathBuf, source: io::Error },
     #[error("write `{path}`")]
     Write { path: PathBuf, source: io::Error },
-    #[error("`{path}` is damaged ({source}); move it away and run `berth apply` again to recreate the container")]
+    #[error("`{path}` is damaged; run `berth apply` to recreate the container")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -55,6 +55,7 @@ impl Record {
             resources: self.spec.resources.clone(),
             running,
             depends_on: self.spec.depends_on.clone(),
+            damaged: false,
         }
     }
 }
@@ -117,8 +118,18 @@ impl RecordStore {
         Ok(ApplyLock { _file: file })
     }
 
-    /// Every record, by container name. A missing store is an empty one.
+    /// Every intact record, by container name (see [`RecordStore::load_all`]).
     pub fn load(&self) -> Result<BTreeMap<String, Record>, RecordError> {
+        Ok(self
+            .load_all()?
+            .into_iter()
+            .filter_map(|(name, rec)| Some((name, rec.ok()?)))
+            .collect())
+    }
+
+    /// Every record, by container name; a damaged one is its own error, so it
+    /// affects only its container. A missing store is an empty one.
+    pub fn load_all(&self) -> Result<BTreeMap<String, Result<Record, RecordError>>, RecordError> {
         let dir = self.root.join("containers");
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -132,8 +143,15 @@ impl RecordStore {
                 source,
             })?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(rec) = self.get(&name)? {
-                out.insert(name, rec);
+            match self.get(&name) {
+                Ok(Some(rec)) => {
+                    out.insert(name, Ok(rec));
+                }
+                Ok(None) => {}
+                Err(e @ RecordError::Corrupt { .. }) => {
+                    out.insert(name, Err(e));
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
@@ -337,15 +355,22 @@ mod tests {
     }
 
     #[test]
-    fn damaged_record_is_reported_with_its_path() {
+    fn a_damaged_record_affects_only_its_container() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = RecordStore::new(tmp.path());
+        store.save(&record("a", "sleep")).expect("save");
         fs::create_dir_all(store.container_dir("x")).expect("mkdir");
         fs::write(store.container_dir("x").join("applied.json"), b"{half").expect("write");
-        let err = store.load().unwrap_err().to_string();
+        let all = store.load_all().expect("the others still load");
+        assert!(all["a"].is_ok());
+        let err = all["x"].as_ref().map(drop).unwrap_err().to_string();
         assert!(
             err.contains("containers/x/applied.json") && err.contains("is damaged"),
             "{err}"
+        );
+        assert_eq!(
+            store.load().expect("load").keys().collect::<Vec<_>>(),
+            ["a"]
         );
     }
 
