@@ -68,6 +68,7 @@ pub fn local_host(global: &Global, desired: &Desired) -> Result<LocalHost> {
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
     let state = RecordStore::new(store_root(global, &desired));
+    // `plan` writes nothing, not even the digest cache: it is dropped unsaved.
     hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
@@ -79,16 +80,20 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Re
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
     let state = RecordStore::new(store_root(global, &desired));
-    hash_local_images(&mut desired, &manifest_lock(args), state.root());
+    let digests = hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let _lock = state.lock()?;
     let mut host = local_host(global, &desired)?;
     let observed = observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
+    let report = converge::execute(&plan, &desired, &mut host, &state);
+    // Saved once the store exists (a no-op when no digest was computed), so
+    // the next apply hashes nothing. Only a speed-up: a cache that cannot be
+    // written is hashed again next time.
+    let _ = digests.save();
     if plan.is_empty() {
         out!("{plan}")?;
         return Ok(());
     }
-    let report = converge::execute(&plan, &desired, &mut host, &state);
     for a in &report.done {
         outln!("{a}")?;
     }
@@ -145,8 +150,13 @@ fn observe(state: &RecordStore, host: &mut dyn Host) -> Result<Observed> {
 /// A local image without `sha256:` is identified by hashing the file now, so a
 /// changed tarball recreates its containers. A missing file takes the digest
 /// `berth install` locked at build time, if any; else it stays unhashed and the
-/// fetch step reports it. Digests are cached by file identity in the store.
-fn hash_local_images(desired: &mut Desired, lock: &BTreeMap<String, String>, store_root: &Path) {
+/// fetch step reports it. Digests are cached by file identity in the store:
+/// the cache is returned for the caller to save (or not).
+fn hash_local_images(
+    desired: &mut Desired,
+    lock: &BTreeMap<String, String>,
+    store_root: &Path,
+) -> LocalDigests {
     let mut cache = LocalDigests::open(store_root);
     for img in desired.images.values_mut() {
         if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
@@ -156,8 +166,6 @@ fn hash_local_images(desired: &mut Desired, lock: &BTreeMap<String, String>, sto
                 .or_else(|| lock.get(&img.name).cloned());
         }
     }
-    // Only a speed-up: a cache that cannot be written is hashed again next time.
-    let _ = cache.save();
     for spec in desired.containers.values_mut() {
         if spec.image_sha256.is_none() {
             spec.image_sha256 = desired
@@ -166,6 +174,7 @@ fn hash_local_images(desired: &mut Desired, lock: &BTreeMap<String, String>, sto
                 .and_then(|i| i.sha256.clone());
         }
     }
+    cache
 }
 
 /// The image lock beside a manifest file (see `berth install`).
