@@ -343,6 +343,12 @@ fn report(err: &error::Error) -> ExitCode {
 }
 
 fn exit_code(err: &error::Error) -> u8 {
+    if let Some(e) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<exec::ExecError>())
+    {
+        return e.code();
+    }
     if err.is::<ManifestError>() || err.is::<UsageError>() {
         2
     } else {
