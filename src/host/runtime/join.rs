@@ -109,15 +109,7 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
         let what = String::from_utf8_lossy(&report[5..]).into_owned();
         if report[4] == 1 {
             // The command itself did not start: say why, with a shell's code.
-            let code = if errno == libc::ENOENT || errno == libc::ENOTDIR {
-                127
-            } else {
-                126
-            };
-            return Err(RuntimeError::ExecFailed {
-                program: what,
-                code,
-            });
+            return Err(spawn::exec_failed(what, errno));
         }
         return Err(RuntimeError::ChildSetup {
             what,
