@@ -363,7 +363,7 @@ fn manifest_vars(
             },
         })
     })?;
-    let index = PosIndex::build(&block);
+    let index = PosIndex::build_to_depth(&block, 2);
     let vars = parsed.vars.unwrap_or_default();
     let at = vars
         .keys()
