@@ -228,3 +228,33 @@ fn a_yaml_tag_berth_does_not_define_is_refused_with_its_position() {
          (berth knows only `!!str`)\n"
     );
 }
+
+#[test]
+fn a_vars_file_has_the_same_limit() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("m.yaml"), containers(1)).expect("write");
+    std::fs::write(tmp.path().join("at.yaml"), padded("a: 1\n", 2048)).expect("write");
+    std::fs::write(tmp.path().join("over.yaml"), padded("a: 1\n", 2049)).expect("write");
+    let with = |vars: &str| {
+        run(
+            &[
+                "validate",
+                "--max-manifest-size",
+                "2K",
+                "--vars-file",
+                vars,
+                "m.yaml",
+            ],
+            tmp.path(),
+        )
+    };
+    let out = with("at.yaml");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = with("over.yaml");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "berth: read vars file `over.yaml`: larger than 2048 bytes; raise the limit with \
+         --max-manifest-size SIZE (or BERTH_MAX_MANIFEST_SIZE)\n"
+    );
+}
