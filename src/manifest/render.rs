@@ -64,6 +64,10 @@ impl Default for RenderInput {
     }
 }
 
+/// Template steps allowed per byte of `--max-manifest-size`: 16M for 1 MiB,
+/// well over a second of looping, far more than any manifest needs.
+const FUEL_PER_BYTE: u64 = 16;
+
 /// A writer that takes at most `left` bytes: a template loop cannot fill
 /// memory before its output is measured.
 struct Bounded {
@@ -136,6 +140,13 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Man
     super::filters::register(&mut env);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    // A loop that prints little can still spin for ever: each render gets
+    // FUEL_PER_BYTE steps per byte of the size limit.
+    env.set_fuel(Some(
+        u64::try_from(input.max_size)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(FUEL_PER_BYTE),
+    ));
 
     let mut ctx: BTreeMap<String, minijinja::Value> = BTreeMap::new();
     ctx.insert(
@@ -208,6 +219,12 @@ fn render_error(file: &str, e: &minijinja::Error, fallback_line: usize) -> Diagn
         .map_or_else(|| e.kind().to_string(), ToString::to_string);
     if e.kind() == minijinja::ErrorKind::UndefinedError {
         message = "undefined variable".to_string();
+    }
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        message = format!(
+            "runs more than {FUEL_PER_BYTE} steps per byte of --max-manifest-size; \
+             loop over less"
+        );
     }
     let line = e.line().unwrap_or(fallback_line);
     Diagnostic {
@@ -452,5 +469,22 @@ mod tests {
         let a = render("m.yaml", text, &inp).expect("renders");
         assert_eq!(a, render("m.yaml", text, &inp).expect("renders"));
         assert!(a.starts_with("br-lan="), "{a}");
+    }
+
+    #[test]
+    fn a_long_loop_runs_out_of_steps() {
+        let inp = RenderInput {
+            max_size: 4096,
+            ..input()
+        };
+        // 4096 bytes allow 65536 steps: 100 empty turns fit, 300 x 300 do not.
+        let short = "version: 1\n# {% for i in range(100) %}{% endfor %}\n";
+        assert!(render("m.yaml", short, &inp).is_ok());
+        let long = "version: 1\n# {% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}\n";
+        let err = render("m.yaml", long, &inp).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "m.yaml:2:1: template: runs more than 16 steps per byte of --max-manifest-size; loop over less"
+        );
     }
 }
