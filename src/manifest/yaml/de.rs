@@ -141,7 +141,7 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         visitor: V,
     ) -> Result<V::Value, YamlError> {
         let result = match &self.node.kind {
-            Kind::Scalar { text, .. } => visitor.visit_enum(text.as_str().into_deserializer()),
+            Kind::Scalar { text, .. } => visitor.visit_enum((&**text).into_deserializer()),
             Kind::Map(entries) if entries.len() == 1 => visitor.visit_enum(EnumDe {
                 key: &entries[0].0,
                 value: &entries[0].1,

@@ -36,12 +36,14 @@ pub enum Kind {
     /// `plain` is false for quoted and block scalars and for scalars tagged
     /// `!!str`: those are always strings.
     Scalar {
-        text: String,
+        text: Box<str>,
         plain: bool,
     },
-    Seq(Vec<Node>),
+    // Boxed slices and strings: exactly as long as their content, a word
+    // shorter each than a Vec or String (a long list is many nodes).
+    Seq(Box<[Node]>),
     /// Entries in document order.
-    Map(Vec<(Node, Node)>),
+    Map(Box<[(Node, Node)]>),
 }
 
 /// A scalar resolved by the YAML 1.2 core schema.
@@ -210,7 +212,7 @@ pub fn load(text: &str) -> Result<Node, YamlError> {
     Ok(builder.root.unwrap_or(Node {
         pos: Pos { line: 1, col: 1 },
         kind: Kind::Scalar {
-            text: String::new(),
+            text: Box::from(""),
             plain: true,
         },
     }))
@@ -289,9 +291,9 @@ impl Builder {
             while let (Some(k), Some(v)) = (items.next(), items.next()) {
                 entries.push((k, v));
             }
-            Kind::Map(entries)
+            Kind::Map(entries.into_boxed_slice())
         } else {
-            Kind::Seq(open.items)
+            Kind::Seq(open.items.into_boxed_slice())
         };
         self.push(Node { pos: start, kind }, open.anchor);
     }
@@ -305,7 +307,10 @@ impl Builder {
                 self.push(
                     Node {
                         pos: at,
-                        kind: Kind::Scalar { text, plain },
+                        kind: Kind::Scalar {
+                            text: text.into_boxed_str(),
+                            plain,
+                        },
                     },
                     anchor,
                 );
