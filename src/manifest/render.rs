@@ -207,7 +207,7 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Man
         RenderFail::TooLarge => too_large(1, 1, ""),
         RenderFail::Template(e) => {
             let mut d = render_error(file, &e, 0);
-            locate_in_template(&mut d, &e, text, &ctx, &env);
+            locate_in_template(&mut d, &e, text, &ctx, &env, input.max_size);
             ManifestError::Render(d)
         }
     })
@@ -245,6 +245,7 @@ fn locate_in_template(
     text: &str,
     ctx: &BTreeMap<String, minijinja::Value>,
     env: &Environment,
+    max_size: usize,
 ) {
     let Some(line) = text.lines().nth(d.line.wrapping_sub(1)) else {
         return;
@@ -261,9 +262,14 @@ fn locate_in_template(
             };
         }
     }
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        // Rendering again would only run out again.
+        return;
+    }
     let mut lenient = env.clone();
     lenient.set_undefined_behavior(UndefinedBehavior::Lenient);
-    if let Ok(rendered) = lenient.render_str(text, ctx) {
+    // Bounded as the first render was: the same limits hold for this pass.
+    if let Ok(rendered) = render_bounded(&lenient, text, ctx, max_size) {
         let col = if d.col > 1 { d.col } else { line.len() + 1 };
         if let Some(path) = PosIndex::build(&rendered).at(d.line, col) {
             d.path = path.to_string();
