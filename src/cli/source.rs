@@ -10,6 +10,7 @@ use crate::cli::error::{Context, Error, Result};
 use crate::cli::UsageError;
 use crate::host::facts;
 use crate::host::store::fetch::{self, FetchOptions};
+use crate::host::store::StoreError;
 use crate::manifest::{self, Loaded, RenderInput};
 
 /// The default manifest on a device.
@@ -101,6 +102,9 @@ pub fn render_manifest(args: &ManifestArgs) -> Result<String> {
     )?)
 }
 
+/// The largest `--max-manifest-size`: the text is held in memory a few times.
+const MAX_MANIFEST_CEILING: usize = 1 << 30;
+
 /// `--max-manifest-size` (or `BERTH_MAX_MANIFEST_SIZE`) in bytes, else 1 MiB.
 pub fn max_size(p: &Parsed) -> Result<usize, UsageError> {
     let Some(text) = p.string("max-manifest-size")? else {
@@ -109,10 +113,10 @@ pub fn max_size(p: &Parsed) -> Result<usize, UsageError> {
     spec::units::size(&text)
         .ok()
         .and_then(|n| usize::try_from(n).ok())
-        .filter(|n| *n > 0)
+        .filter(|n| (1..=MAX_MANIFEST_CEILING).contains(n))
         .ok_or_else(|| {
             UsageError(format!(
-                "--max-manifest-size: \"{text}\" is not a size; use e.g. 4M"
+                "--max-manifest-size: \"{text}\" is not a size from 1 to 1G; use e.g. 4M"
             ))
         })
 }
@@ -173,6 +177,10 @@ fn read_source(source: &str, max: usize) -> Result<(String, String)> {
             u64::try_from(max).unwrap_or(u64::MAX),
         )
         .map_err(|e| {
+            if matches!(e, StoreError::TooLarge { .. }) {
+                // Too large is bad input (exit 2), as for a file.
+                return UsageError(format!("manifest `{source}`: {}", spec::too_large(max))).into();
+            }
             let cause = crate::host::chain(&e);
             let cause = cause.strip_prefix("image `manifest`: ").unwrap_or(&cause);
             Error::msg(format!("manifest: {cause}"))
