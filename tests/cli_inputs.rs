@@ -258,3 +258,24 @@ fn a_vars_file_has_the_same_limit() {
          --max-manifest-size SIZE (or BERTH_MAX_MANIFEST_SIZE)\n"
     );
 }
+
+#[test]
+fn a_damaged_record_is_planned_as_a_recreate_and_the_rest_goes_on() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("m.yaml"), containers(2)).expect("write");
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(store.join("containers/c0")).expect("mkdir");
+    std::fs::write(store.join("containers/c0/applied.json"), b"{half").expect("write");
+    let out = run(
+        &["plan", "--root", &store.to_string_lossy(), "m.yaml"],
+        tmp.path(),
+    );
+    assert_eq!(text(&out.stderr), "");
+    assert!(out.status.success());
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("-/+ recreate c0 (record damaged)\n"),
+        "{plan}"
+    );
+    assert!(plan.contains("+ create c1\n"), "{plan}");
+}
