@@ -30,15 +30,8 @@ impl PosIndex {
     /// paths kept are at most a few times the text: past that, values are found
     /// by their nearest indexed ancestor.
     pub fn build(text: &str) -> PosIndex {
-        Self::build_to_depth(text, usize::MAX)
-    }
-
-    /// Index only the values at most `depth` maps or sequences deep (2 for
-    /// `vars.NAME`): a long list inside costs nothing.
-    pub fn build_to_depth(text: &str, depth: usize) -> PosIndex {
         let mut builder = Builder {
             budget: text.len().saturating_mul(PATH_BUDGET).saturating_add(4096),
-            depth,
             ..Builder::default()
         };
         // On a syntax error the values before it are kept: they tell where it is.
@@ -107,8 +100,6 @@ struct Builder {
     values: HashMap<String, Pos>,
     /// Bytes of paths that may still be kept.
     budget: usize,
-    /// Values deeper than this are not kept.
-    depth: usize,
 }
 
 impl Builder {
@@ -137,7 +128,7 @@ impl Builder {
 
 impl Builder {
     fn record(&mut self, path: String, pos: Pos) {
-        if path.len() <= self.budget && self.stack.len() <= self.depth {
+        if path.len() <= self.budget {
             self.budget -= path.len();
             self.values.entry(path).or_insert(pos);
         }
@@ -222,14 +213,6 @@ containers:
         assert_eq!(idx.at(4, 30), Some("containers.web.resources.memory"));
         assert_eq!(idx.at(8, 33), Some("containers.web.mounts[1].target"));
         assert_eq!(idx.at(99, 1), None);
-    }
-
-    #[test]
-    fn a_shallow_index_keeps_only_the_top_levels() {
-        let idx = PosIndex::build_to_depth(TEXT, 2);
-        assert_eq!(idx.exact("version"), Some(Pos { line: 1, col: 10 }));
-        assert!(idx.exact("containers.web").is_some());
-        assert_eq!(idx.exact("containers.web.mounts"), None);
     }
 
     #[test]

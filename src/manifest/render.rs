@@ -12,6 +12,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::manifest::pos::{Pos, PosIndex};
+use crate::manifest::yaml::{Kind, Node};
 use crate::manifest::{Diagnostic, ManifestError};
 
 /// Facts about the device the manifest is rendered for (`device.*` in templates).
@@ -369,7 +370,7 @@ fn manifest_vars(
         #[serde(default)]
         vars: Option<BTreeMap<String, serde_json::Value>>,
     }
-    let parsed: Vars = super::yaml::from_str(&block).map_err(|e| {
+    let refused = |e: super::yaml::YamlError| {
         let at = e.pos.unwrap_or(Pos { line: 1, col: 1 });
         ManifestError::Render(Diagnostic {
             file: file.to_string(),
@@ -385,17 +386,39 @@ fn manifest_vars(
                 )
             },
         })
-    })?;
-    let index = PosIndex::build_to_depth(&block, 2);
+    };
+    // One walk of the block: the tree gives both the values and where each starts.
+    let tree = super::yaml::load(&block).map_err(refused)?;
+    let parsed: Vars = super::yaml::from_node(&tree).map_err(refused)?;
     let vars = parsed.vars.unwrap_or_default();
-    let at = vars
-        .keys()
-        .filter_map(|k| {
-            let p = index.exact(&format!("vars.{k}"))?;
-            Some((k.clone(), (start + p.line, p.col)))
-        })
+    let at = var_positions(&tree)
+        .filter(|(k, _)| vars.contains_key(*k))
+        .map(|(k, p)| (k.to_string(), (start + p.line, p.col)))
         .collect();
     Ok((vars, at))
+}
+
+/// Each `vars.NAME` of a parsed block with where its value starts.
+fn var_positions(tree: &Node) -> impl Iterator<Item = (&str, Pos)> {
+    map_entries(tree)
+        .iter()
+        .filter(|(k, _)| scalar_text(k) == Some("vars"))
+        .flat_map(|(_, v)| map_entries(v).iter())
+        .filter_map(|(k, v)| Some((scalar_text(k)?, v.pos)))
+}
+
+fn map_entries(n: &Node) -> &[(Node, Node)] {
+    match &n.kind {
+        Kind::Map(entries) => entries,
+        _ => &[],
+    }
+}
+
+fn scalar_text(n: &Node) -> Option<&str> {
+    match &n.kind {
+        Kind::Scalar { text, .. } => Some(text),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
