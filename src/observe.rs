@@ -1,7 +1,7 @@
 //! The observe step of the flow: what the device has now, for `plan` to
 //! compare with the manifest. It reads the record store and asks the host
-//! which containers run and which images are present; it changes nothing
-//! but the local-image digest cache.
+//! which containers run and which images are present; it writes nothing (the
+//! local-image digest cache is returned for `apply` to save).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,7 +10,7 @@ use crate::host::records::{RecordError, RecordStore};
 use crate::host::store::digests::LocalDigests;
 use crate::host::{Host, HostError};
 use crate::model::{Desired, ImageSource};
-use crate::plan::Observed;
+use crate::plan::{Observed, ObservedContainer};
 
 /// Why the device could not be observed.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,14 @@ pub enum ObserveError {
 /// What the device has: the record store's records, checked against the host.
 pub fn observe(records: &RecordStore, host: &mut dyn Host) -> Result<Observed, ObserveError> {
     let mut observed = Observed::default();
-    for (name, rec) in records.load()? {
+    for (name, rec) in records.load_all()? {
+        // A damaged record costs only its own container: planned as a recreate.
+        let Ok(rec) = rec else {
+            observed
+                .containers
+                .insert(name, ObservedContainer::damaged());
+            continue;
+        };
         let liveness = host
             .liveness(&name)
             .map_err(|source| ObserveError::Running {
@@ -47,12 +54,13 @@ pub fn observe(records: &RecordStore, host: &mut dyn Host) -> Result<Observed, O
 /// A local image without `sha256:` is identified by hashing the file now, so a
 /// changed tarball recreates its containers. A missing file takes the digest
 /// `berth install` locked at build time, if any; else it stays unhashed and the
-/// fetch step reports it. Digests are cached by file identity in the store.
+/// fetch step reports it. Digests are cached by file identity in the store:
+/// the cache is returned for the caller to save (or not).
 pub fn hash_local_images(
     desired: &mut Desired,
     lock: &BTreeMap<String, String>,
     store_root: &Path,
-) {
+) -> LocalDigests {
     let mut cache = LocalDigests::open(store_root);
     for img in desired.images.values_mut() {
         if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
@@ -62,8 +70,6 @@ pub fn hash_local_images(
                 .or_else(|| lock.get(&img.name).cloned());
         }
     }
-    // Only a speed-up: a cache that cannot be written is hashed again next time.
-    let _ = cache.save();
     for spec in desired.containers.values_mut() {
         if spec.image_sha256.is_none() {
             spec.image_sha256 = desired
@@ -72,4 +78,5 @@ pub fn hash_local_images(
                 .and_then(|i| i.sha256.clone());
         }
     }
+    cache
 }

@@ -374,6 +374,29 @@ fn ca_bundle_trusts_a_private_ca_for_the_manifest_url() {
     }
 }
 
+#[test]
+fn a_manifest_url_has_the_size_limit() {
+    const BODY: &str = "version: 1\nimages: { bb: { path: /bb.tar } }\ncontainers: {}\n#pad\n";
+    let limit = BODY.len().to_string();
+    let url = serve_once("200 OK", BODY);
+    let out = berth(&["validate", "--max-manifest-size", &limit, &url], &root());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let smaller = (BODY.len() - 1).to_string();
+    let url = serve_once("200 OK", BODY);
+    let out = berth(
+        &["validate", "--max-manifest-size", &smaller, &url],
+        &root(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "berth: manifest `{url}`: larger than {smaller} bytes; raise the limit with \
+             --max-manifest-size SIZE (or BERTH_MAX_MANIFEST_SIZE)\n"
+        )
+    );
+}
+
 /// A tiny rootfs tarball made in the test.
 fn tiny_rootfs(path: &Path) {
     let src = path.with_extension("src");

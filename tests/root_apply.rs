@@ -9,7 +9,7 @@ mod apply_world;
 mod common;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -327,4 +327,77 @@ fn serve_reapplies_on_sighup_and_stops_everything_on_sigterm() {
             .exists(),
         "but not removed"
     );
+}
+
+/// Every file and directory under `root` with what a write would change.
+fn snapshot(root: &Path) -> Vec<(PathBuf, u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = fs::symlink_metadata(&p).unwrap();
+        out.push((p.clone(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()));
+        if m.is_dir() {
+            stack.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_noop_apply_and_the_read_commands_write_nothing_to_the_store() {
+    if !common::root_or_skip("a_noop_apply_and_the_read_commands_write_nothing_to_the_store") {
+        return;
+    }
+    let w = World::new("ro");
+    w.apply(WEB);
+    let m = w.manifest(WEB);
+    let m = m.to_str().unwrap();
+    let store = w.dir.path().join("store");
+    assert!(
+        store.join("images/local.json").exists(),
+        "the first apply caches the digest"
+    );
+    let before = snapshot(&store);
+    assert!(w.apply(WEB).contains("no changes"));
+    assert_eq!(
+        snapshot(&store),
+        before,
+        "a no-op apply created, removed or rewrote a file"
+    );
+
+    // Under a read-only bind of the store, in a private mount namespace.
+    let s = store.to_str().unwrap();
+    let run = w.dir.path().join("run");
+    for cmd in [
+        vec!["validate", m],
+        vec!["render", m],
+        vec!["plan", m],
+        vec!["status"],
+        vec!["check", m],
+    ] {
+        let script = format!(
+            "mount --make-rprivate / && mount --bind {s} {s} && mount -o remount,bind,ro {s} && \
+             exec nsenter --net=/run/netns/{} \"$@\"",
+            w.name
+        );
+        let out = Command::new("unshare")
+            .args(["-m", "sh", "-c", &script, "sh"])
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .args(["--cgroup-parent", &w.name, "--root", s, "--runtime-dir"])
+            .arg(&run)
+            .args(&cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "berth {cmd:?} under a read-only store: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if cmd[0] == "plan" {
+            assert!(String::from_utf8_lossy(&out.stdout).contains("no changes"));
+        }
+    }
+    assert_eq!(snapshot(&store), before);
 }

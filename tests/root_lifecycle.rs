@@ -170,7 +170,10 @@ fn exec_returns_the_command_exit_code() {
     .collect();
     assert_eq!(join::exec(&fx.paths.run_dir, &cmd, false).unwrap(), 7);
     let missing: Vec<String> = vec!["no-such-tool".into()];
-    assert_eq!(join::exec(&fx.paths.run_dir, &missing, false).unwrap(), 127);
+    assert!(matches!(
+        join::exec(&fx.paths.run_dir, &missing, false),
+        Err(RuntimeError::ExecFailed { code: 127, .. })
+    ));
     fx.runtime().stop(&fx.paths.run_dir, Some(0)).unwrap();
     assert!(matches!(
         join::exec(&fx.paths.run_dir, &cmd, false),
@@ -234,6 +237,16 @@ fn cli_status_exec_logs_stop_rm() {
     assert_eq!(v[0]["addresses"], serde_json::json!(["a0=10.99.0.2/24"]));
     let (code, out) = berth(&["exec", "cli", "--", "sh", "-c", "exit 5"]);
     assert_eq!(code, 5, "{out}");
+    // A command that cannot run says why: 127 not found, 126 not executable.
+    let (code, out) = berth(&["exec", "cli", "--", "/no/such/cmd"]);
+    assert_eq!(code, 127, "{out}");
+    assert_eq!(
+        out,
+        "berth: exec `/no/such/cmd` in the container: not found\n"
+    );
+    let (code, out) = berth(&["exec", "cli", "--", "/bin"]);
+    assert_eq!(code, 126, "{out}");
+    assert_eq!(out, "berth: exec `/bin` in the container: not executable\n");
     wait_until("the log line", 5, || {
         berth(&["logs", "cli", "-n", "1"]).1 == "hello\n"
     });
@@ -246,7 +259,7 @@ fn cli_status_exec_logs_stop_rm() {
     assert_eq!(berth(&["stop", "cli", "--timeout", "1"]).0, 0);
     assert!(berth(&["status", "cli"]).1.contains("stopped"));
     let (code, out) = berth(&["exec", "cli", "--", "true"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 125, "berth's own failure: {out}");
     assert!(out.contains("is not running"), "{out}");
     assert_eq!(berth(&["start", "cli"]).0, 0);
     assert!(berth(&["status", "cli"]).1.contains("running"));

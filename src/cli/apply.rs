@@ -68,6 +68,7 @@ pub fn local_host(global: &Global, desired: &Desired) -> Result<LocalHost> {
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
     let state = RecordStore::new(store_root(global, &desired));
+    // `plan` writes nothing, not even the digest cache: it is dropped unsaved.
     observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let mut host = local_host(global, &desired)?;
     let observed = observe::observe(&state, &mut host)?;
@@ -79,18 +80,22 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Re
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
     let state = RecordStore::new(store_root(global, &desired));
-    observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
+    let digests = observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let _lock = state.lock()?;
     let mut host = local_host(global, &desired)?;
     let observed = observe::observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
+    let report = converge::execute(&plan, &desired, &mut host, &state);
+    // Saved once the store exists (a no-op when no digest was computed), so
+    // the next apply hashes nothing. Only a speed-up: a cache that cannot be
+    // written is hashed again next time.
+    let _ = digests.save();
     if plan.is_empty() {
-        print!("{plan}");
+        out!("{plan}")?;
         return Ok(());
     }
-    let report = converge::execute(&plan, &desired, &mut host, &state);
     for a in &report.done {
-        println!("{a}");
+        outln!("{a}")?;
     }
     for s in &report.skipped {
         eprintln!("berth: skipped {s}: something it needs failed");
@@ -112,9 +117,9 @@ pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
 
 fn print_plan(plan: &Plan, json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(plan)?);
+        outln!("{}", serde_json::to_string_pretty(plan)?)?;
     } else {
-        print!("{plan}");
+        out!("{plan}")?;
     }
     Ok(())
 }

@@ -22,6 +22,7 @@ pub const CMD: Cmd = Cmd {
     opts: &[
         Opt::value("var", "KEY=VALUE", "Set a template variable (repeatable)").repeat(),
         Opt::value("vars-file", "FILE", "YAML file of template variables"),
+        crate::cli::source::MAX_MANIFEST_SIZE,
         Opt::flag("json", "Print the host's features and the findings as JSON"),
     ],
     ..Cmd::new(
@@ -39,6 +40,8 @@ pub struct CheckArgs {
     pub vars: Vec<String>,
     /// YAML file of template variables
     pub vars_file: Option<String>,
+    /// Largest manifest read, in bytes
+    pub max_size: usize,
     /// Print the host's features and the findings as JSON
     pub json: bool,
     /// How a manifest URL is fetched.
@@ -52,6 +55,7 @@ impl CheckArgs {
             source: p.arg(0)?,
             vars: p.strings("var")?,
             vars_file: p.string("vars-file")?,
+            max_size: crate::cli::source::max_size(p)?,
             json: p.has("json"),
             fetch: crate::cli::FetchArgs::from_parsed(p)?,
         })
@@ -331,6 +335,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             vars: args.vars.clone(),
             vars_file: args.vars_file.clone(),
             fetch: args.fetch.clone(),
+            max_size: args.max_size,
         })?),
         None => None,
     };

@@ -51,6 +51,14 @@ impl Error {
         std::iter::successors(Some(first), |e| e.source())
     }
 
+    /// Whether writing to a closed pipe caused this error.
+    pub fn is_broken_pipe(&self) -> bool {
+        self.chain().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        })
+    }
+
     /// Whether the original error or one of its causes is an `E`.
     pub fn is<E: std::error::Error + 'static>(&self) -> bool {
         self.chain().any(|e| e.is::<E>())
@@ -166,5 +174,112 @@ mod tests {
         }
         assert_eq!(fails(1).ok(), Some(1));
         assert_eq!(fails(2).unwrap_err().to_string(), "2 is too many");
+    }
+
+    /// Each cause in the chain of `e` appears once in the printed error.
+    fn assert_causes_once(e: Error) {
+        let full = e.to_string();
+        let causes: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+        assert!(!causes.is_empty(), "{full}: no cause");
+        for c in causes {
+            assert_eq!(full.matches(&c).count(), 1, "`{c}` in `{full}`");
+        }
+    }
+
+    #[test]
+    fn every_cause_is_printed_once() {
+        use crate::host::local::LocalError;
+        use crate::host::net::{NetError, Who};
+        use crate::host::records::RecordError;
+        use std::path::PathBuf;
+        let errno = |n| std::io::Error::from_raw_os_error(n);
+        let who = || Who {
+            network: "lan".into(),
+            container: Some("web".into()),
+        };
+        let refused = || NetError::ParentRefused {
+            who: who(),
+            parent: "eth0".into(),
+            kind: "macvlan",
+            source: errno(libc::EOPNOTSUPP),
+        };
+        let full = Error::from(refused()).context("create `web`").to_string();
+        assert_eq!(full.matches("Operation not supported").count(), 1, "{full}");
+        assert_eq!(full.matches("`web`").count(), 2, "{full}");
+        let json = serde_json::from_slice::<u8>(b"{").unwrap_err();
+        for e in [
+            Error::from(refused()),
+            Error::from(NetError::Netlink {
+                who: who(),
+                op: "add address".into(),
+                source: errno(libc::EEXIST),
+            }),
+            Error::from(NetError::OpenNetns {
+                path: PathBuf::from("/proc/1/ns/net"),
+                source: errno(libc::ENOENT),
+            }),
+            Error::from(NetError::Rollback {
+                cause: Box::new(refused()),
+                name: "mv-web".into(),
+                source: errno(libc::EBUSY),
+            }),
+            Error::from(NetError::WriteFile {
+                path: PathBuf::from("/etc/hosts"),
+                source: errno(libc::ENOSPC),
+            }),
+            Error::from(LocalError::Busy {
+                container: "web".into(),
+                path: PathBuf::from("/r"),
+                source: errno(libc::EBUSY),
+            }),
+            Error::from(RecordError::Corrupt {
+                path: PathBuf::from("/s/applied.json"),
+                source: json,
+            }),
+        ] {
+            assert_causes_once(e);
+        }
+    }
+
+    /// The rule in source form: no `#[error(...)]` embeds its source; the chain
+    /// printer adds it.
+    #[test]
+    fn no_error_message_embeds_its_source() {
+        let needle = concat!("{", "source");
+        let mut stack = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        let mut bad = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read src") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).expect("read");
+                let lines: Vec<&str> = text.lines().collect();
+                for (i, line) in lines.iter().enumerate() {
+                    let Some(at) = line.find("#[error(") else {
+                        continue;
+                    };
+                    // The attribute, possibly over several lines, and the field after it.
+                    let attr: String = lines[i..lines.len().min(i + 4)].join("\n");
+                    let attr = &attr[at..];
+                    let end = attr.find(")]").unwrap_or(attr.len());
+                    let (msg, after) = attr.split_at(end);
+                    let wraps_0 = msg.contains("{0}")
+                        && after
+                            .lines()
+                            .take(3)
+                            .any(|l| l.contains("#[from]") || l.contains("#[source]"));
+                    if msg.contains(needle) || wraps_0 {
+                        bad.push(format!("{}:{}", path.display(), i + 1));
+                    }
+                }
+            }
+        }
+        assert!(bad.is_empty(), "messages that embed their source: {bad:?}");
     }
 }

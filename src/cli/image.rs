@@ -150,7 +150,7 @@ fn human(bytes: u64) -> String {
 pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
     if let ImageCommand::Extract { file, dir } = &args.command {
         let info = crate::host::store::extract_archive(file, dir, &StoreOptions::default())?;
-        println!("{}", info.digest);
+        outln!("{}", info.digest)?;
         return Ok(());
     }
     let store = open(global)?;
@@ -162,16 +162,19 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
                     .iter()
                     .map(|e| serde_json::json!({ "meta": e.info.meta, "used_by": e.used_by }))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?)?;
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{:<14} {:<20} {:>10} {:<30} USED BY",
-                "DIGEST", "NAMES", "SIZE", "SOURCE"
-            );
+                "DIGEST",
+                "NAMES",
+                "SIZE",
+                "SOURCE"
+            )?;
             for e in list {
                 let m = &e.info.meta;
-                println!(
+                outln!(
                     "{:<14} {:<20} {:>10} {:<30} {}",
                     &m.digest[..12.min(m.digest.len())],
                     m.names.join(","),
@@ -182,7 +185,7 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
                     } else {
                         e.used_by.join(",")
                     }
-                );
+                )?;
             }
         }
         ImageCommand::Import { file, name, sha256 } => {
@@ -199,12 +202,12 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
             for w in &info.warnings {
                 eprintln!("berth: warning: {w}");
             }
-            println!("{} {}", info.digest, info.rootfs.display());
+            outln!("{} {}", info.digest, info.rootfs.display())?;
         }
-        ImageCommand::Rm { image } => println!("removed {}", store.remove(&image)?),
+        ImageCommand::Rm { image } => outln!("removed {}", store.remove(&image)?)?,
         ImageCommand::Gc => {
             for d in store.gc()? {
-                println!("removed {d}");
+                outln!("removed {d}")?;
             }
         }
         ImageCommand::Extract { .. } => {}

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::args::{Cmd, Opt, Parsed};
 use super::error::{Context, Error, Result};
-use super::source::{MANIFEST_ARG, VAR, VARS_FILE};
+use super::source::{MANIFEST_ARG, MAX_MANIFEST_SIZE, VAR, VARS_FILE};
 use super::{load_manifest, ManifestArgs, UsageError};
 use crate::host::records::write_atomic;
 use crate::host::store::{RootfsStore, StoreOptions};
@@ -44,6 +44,7 @@ pub const CMD: Cmd = Cmd {
         .default(FIRMWARE_IMAGE_DIR),
         VAR,
         VARS_FILE,
+        MAX_MANIFEST_SIZE,
     ],
     ..Cmd::new(
         "install",
@@ -130,12 +131,12 @@ pub fn run(args: &InstallArgs) -> Result<()> {
         for w in &info.warnings {
             eprintln!("berth: image `{}`: {w}", img.name);
         }
-        println!(
+        outln!(
             "{}: {} -> {}",
             img.name,
             info.digest,
             Path::new(&args.image_dir).join(&info.digest).display()
-        );
+        )?;
         lock.insert(img.name.clone(), info.digest);
     }
     if args.manifest.source != "-" && !args.manifest.source.contains("://") {

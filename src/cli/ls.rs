@@ -12,6 +12,6 @@ pub const CMD: Cmd = Cmd::new("ls", "List containers");
 
 /// List containers.
 pub fn run(ctx: &Ctx) -> Result<ExitCode> {
-    print_table(&all_rows(&ctx.run_root)?);
+    print_table(&all_rows(&ctx.run_root)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,23 @@
 //! outcome to an exit code: 0 ok, 1 an action failed, 2 bad usage or manifest.
 //! Each error is printed once, by `main`, as `berth: <error>: <cause>...`.
 
+/// `print!` that returns the write's error instead of panicking: a closed
+/// stdout (`berth plan | head -1`) then ends berth quietly (see [`main`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::error::Error::from)
+    }};
+}
+
+/// `println!` that returns the write's error, as [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err($crate::cli::error::Error::from)
+    }};
+}
+
 pub(crate) mod apply;
 pub mod args;
 mod check;
@@ -80,7 +97,7 @@ pub static ROOT: Cmd = Cmd {
     subcommands: &[
         Cmd {
             args: source::MANIFEST_ARG,
-            opts: &[source::VAR, source::VARS_FILE],
+            opts: &[source::VAR, source::VARS_FILE, source::MAX_MANIFEST_SIZE],
             ..Cmd::new("validate", "Check a manifest and report every error")
         },
         Cmd {
@@ -88,6 +105,7 @@ pub static ROOT: Cmd = Cmd {
             opts: &[
                 source::VAR,
                 source::VARS_FILE,
+                source::MAX_MANIFEST_SIZE,
                 Opt::flag("json", "Print the resolved desired state as JSON instead"),
                 Opt::flag(
                     "raw",
@@ -105,6 +123,7 @@ pub static ROOT: Cmd = Cmd {
             opts: &[
                 source::VAR,
                 source::VARS_FILE,
+                source::MAX_MANIFEST_SIZE,
                 Opt::flag("json", "Print the plan as JSON"),
                 Opt::flag("no-prune", "Keep containers the manifest no longer lists"),
             ],
@@ -115,6 +134,7 @@ pub static ROOT: Cmd = Cmd {
             opts: &[
                 source::VAR,
                 source::VARS_FILE,
+                source::MAX_MANIFEST_SIZE,
                 Opt::flag("no-prune", "Keep containers the manifest no longer lists"),
                 Opt::flag(
                     "serve",
@@ -299,7 +319,8 @@ pub fn main() -> ExitCode {
     let cli = match Cli::parse(std::env::args_os().skip(1)) {
         Ok(cli) => cli,
         Err(Stop::Print(text)) => {
-            print!("{text}");
+            // Help into a closed pipe is not an error.
+            let _ = out!("{text}");
             return ExitCode::SUCCESS;
         }
         Err(Stop::Usage(e)) => {
@@ -311,22 +332,32 @@ pub fn main() -> ExitCode {
     if let Command::Container(c) = &cli.command {
         return match containers::run(&cli.global, c) {
             Ok(code) => code,
-            Err(err) => {
-                eprintln!("berth: {err}");
-                ExitCode::from(exit_code(&err))
-            }
+            Err(err) => report(&err),
         };
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("berth: {err}");
-            ExitCode::from(exit_code(&err))
-        }
+        Err(err) => report(&err),
     }
 }
 
+/// Print `err` once and pick the exit code. A closed stdout is how a reader
+/// (`| head`) says it has seen enough: berth ends quietly with 0, as ripgrep does.
+fn report(err: &error::Error) -> ExitCode {
+    if err.is_broken_pipe() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("berth: {err}");
+    ExitCode::from(exit_code(err))
+}
+
 fn exit_code(err: &error::Error) -> u8 {
+    if let Some(e) = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<exec::ExecError>())
+    {
+        return e.code();
+    }
     if err.is::<ManifestError>() || err.is::<UsageError>() {
         2
     } else {
@@ -338,11 +369,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Validate(m) => {
             let loaded = load_manifest(&m)?;
-            println!(
+            outln!(
                 "{}: ok ({} container(s))",
                 m.display_name(),
                 loaded.desired.containers.len()
-            );
+            )?;
             Ok(())
         }
         Command::Render {
@@ -350,18 +381,18 @@ fn run(cli: Cli) -> Result<()> {
             raw: true,
             ..
         } => {
-            print!("{}", source::render_manifest(&manifest)?);
+            out!("{}", source::render_manifest(&manifest)?)?;
             Ok(())
         }
         Command::Render { manifest, json, .. } => {
             let loaded = load_manifest(&manifest)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&loaded.desired)?);
+                outln!("{}", serde_json::to_string_pretty(&loaded.desired)?)?;
             } else {
-                print!(
+                out!(
                     "{}",
                     crate::manifest::yaml::to_string(&merged_manifest(&loaded.manifest))?
-                );
+                )?;
             }
             Ok(())
         }

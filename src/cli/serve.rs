@@ -61,7 +61,10 @@ fn stop_all(global: &Global, args: &ManifestArgs) -> Result<()> {
     let mut failed = 0;
     for name in start_order(&running).iter().rev() {
         match host.stop(name) {
-            Ok(()) => println!("! stop {name}"),
+            // The supervisor goes on whether or not anyone reads its stdout.
+            Ok(()) => {
+                let _ = outln!("! stop {name}");
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("berth: stop `{name}`: {}", crate::host::chain(&e));

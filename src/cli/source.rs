@@ -11,12 +11,9 @@ use crate::cli::error::{Context, Result};
 use crate::cli::UsageError;
 use crate::host::facts;
 use crate::host::store::fetch::{self, FetchOptions, DEFAULT_CA_BUNDLE};
-use crate::host::store::{Limits, MinRate};
+use crate::host::store::{FetchError, Limits, MinRate};
 use crate::manifest::{self, Loaded, RenderInput};
 use crate::model::SettingsSpec;
-
-/// A manifest larger than this is refused (a wrong URL serving a big file).
-const MAX_MANIFEST: u64 = 4 << 20;
 
 /// The default manifest on a device.
 pub const DEFAULT_MANIFEST: &str = "/etc/berth/manifest.yaml";
@@ -60,6 +57,14 @@ pub const FETCH_TIMEOUT: Opt = Opt::value(
      download, e.g. 90s or 2m [default: manifest `settings.fetch_timeout` for images, else 60s]",
 )
 .env("BERTH_FETCH_TIMEOUT");
+
+/// `--max-manifest-size SIZE`.
+pub const MAX_MANIFEST_SIZE: Opt = Opt::value(
+    "max-manifest-size",
+    "SIZE",
+    "Refuse a manifest or vars file larger than SIZE, before or after templates [default: 1M]",
+)
+.env("BERTH_MAX_MANIFEST_SIZE");
 
 /// The download options of the command line (`--ca-bundle`, `--fetch-timeout`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,6 +146,8 @@ pub struct ManifestArgs {
     pub vars_file: Option<String>,
     /// How an http(s) manifest is fetched.
     pub fetch: FetchArgs,
+    /// Largest manifest or vars file read, in bytes (`--max-manifest-size`).
+    pub max_size: usize,
 }
 
 impl ManifestArgs {
@@ -151,6 +158,7 @@ impl ManifestArgs {
             vars: p.strings("var")?,
             vars_file: p.string("vars-file")?,
             fetch: FetchArgs::from_parsed(p)?,
+            max_size: max_size(p)?,
         })
     }
 
@@ -186,10 +194,30 @@ pub fn render_manifest(args: &ManifestArgs) -> Result<String> {
     )?)
 }
 
+/// The largest `--max-manifest-size`: the text is held in memory a few times.
+const MAX_MANIFEST_CEILING: usize = 1 << 30;
+
+/// `--max-manifest-size` (or `BERTH_MAX_MANIFEST_SIZE`) in bytes, else 1 MiB.
+pub fn max_size(p: &Parsed) -> Result<usize, UsageError> {
+    let Some(text) = p.string("max-manifest-size")? else {
+        return Ok(manifest::DEFAULT_MAX_MANIFEST);
+    };
+    manifest::units::size(&text)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|n| (1..=MAX_MANIFEST_CEILING).contains(n))
+        .ok_or_else(|| {
+            UsageError(format!(
+                "--max-manifest-size: \"{text}\" is not a size from 1 to 1G; use e.g. 4M"
+            ))
+        })
+}
+
 fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)> {
-    let (text, base_dir) = read_source(&args.source, &args.fetch)?;
+    let (text, base_dir) = read_source(&args.source, &args.fetch, args.max_size)?;
     let mut input = RenderInput {
         facts: facts::read(Path::new("/")),
+        max_size: args.max_size,
         ..RenderInput::default()
     };
     for kv in &args.vars {
@@ -201,7 +229,8 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
         input.vars.insert(k.trim().to_string(), v.to_string());
     }
     if let Some(file) = &args.vars_file {
-        let text = std::fs::read_to_string(file)
+        let text = std::fs::File::open(file)
+            .and_then(|f| read_limited(f, args.max_size))
             .map_err(|e| UsageError(format!("read vars file `{file}`: {e}")))?;
         input.vars_file =
             crate::manifest::yaml::from_str::<Option<BTreeMap<String, serde_json::Value>>>(&text)
@@ -220,37 +249,59 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
 }
 
 /// The manifest text and the directory relative image paths are taken from.
-fn read_source(source: &str, fetch_args: &FetchArgs) -> Result<(String, String)> {
+fn read_source(source: &str, fetch_args: &FetchArgs, max: usize) -> Result<(String, String)> {
     if source == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("read manifest from stdin")?;
+        let text = read_limited(std::io::stdin(), max)
+            .map_err(|e| UsageError(format!("read manifest from stdin: {e}")))?;
         let cwd = std::env::current_dir().context("get current directory")?;
         return Ok((text, cwd.to_string_lossy().into_owned()));
     }
     if source.starts_with("http://") || source.starts_with("https://") {
         // A fleet server's manifest: fetched into memory, never written to flash.
         let opts = fetch_args.manifest_options();
-        let text = fetch::fetch_text(source, &opts, MAX_MANIFEST).context("manifest")?;
+        let limit = u64::try_from(max).unwrap_or(u64::MAX);
+        let text = fetch::fetch_text(source, &opts, limit).map_err(|e| match e {
+            // Too large is bad input (exit 2), as for a file.
+            FetchError::TooLarge { .. } => {
+                UsageError(format!("manifest `{source}`: {}", manifest::too_large(max))).into()
+            }
+            other => crate::cli::error::Error::from(other).context("manifest"),
+        })?;
         let cwd = std::env::current_dir().context("get current directory")?;
         return Ok((text, cwd.to_string_lossy().into_owned()));
     }
     let path = Path::new(source);
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let fix = if e.kind() == std::io::ErrorKind::NotFound {
-            "; give the manifest's path"
-        } else {
-            ""
-        };
-        UsageError(format!("read manifest `{source}`: {e}{fix}"))
-    })?;
+    let text = std::fs::File::open(path)
+        .and_then(|f| read_limited(f, max))
+        .map_err(|e| {
+            let fix = if e.kind() == std::io::ErrorKind::NotFound {
+                "; give the manifest's path"
+            } else {
+                ""
+            };
+            UsageError(format!("read manifest `{source}`: {e}{fix}"))
+        })?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     Ok((text, dir.to_string_lossy().into_owned()))
+}
+
+/// Read all of `r` as UTF-8, refusing more than `max` bytes (reading stops
+/// there: a large file or an endless pipe costs no more memory than that).
+fn read_limited(r: impl Read, max: usize) -> std::io::Result<String> {
+    let mut text = String::new();
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    r.take(limit).read_to_string(&mut text)?;
+    if text.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            manifest::too_large(max),
+        ));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

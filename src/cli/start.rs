@@ -52,13 +52,13 @@ pub fn run(ctx: &Ctx, args: &StartArgs) -> Result<ExitCode> {
         host.start(&rec.spec, &desired).map_err(|e| {
             Error::msg(format!("start `{}`: {}", args.name, crate::host::chain(&e)))
         })?;
-        println!("{} started", args.name);
+        outln!("{} started", args.name)?;
         return Ok(ExitCode::SUCCESS);
     }
     let dir = ctx.dir(&args.name);
     let cfg = load_config(&dir)
         .with_context(|| format!("container `{}` was never created here", args.name))?;
     let pid = Runtime::current().start(&cfg.spec, &cfg.paths, &cfg.options, &mut NoHook)?;
-    println!("{} started (pid {pid})", args.name);
+    outln!("{} started (pid {pid})", args.name)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -142,11 +142,16 @@ fn uptime(secs: Option<u64>) -> String {
 }
 
 /// Print rows as a table.
-pub fn print_table(rows: &[Row]) {
-    println!(
+pub fn print_table(rows: &[Row]) -> Result<()> {
+    outln!(
         "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}  ADDRESSES",
-        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "LAST-EXIT"
-    );
+        "NAME",
+        "STATE",
+        "PID",
+        "UPTIME",
+        "RESTARTS",
+        "LAST-EXIT"
+    )?;
     for r in rows {
         let pid = r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         let exit = r
@@ -158,7 +163,7 @@ pub fn print_table(rows: &[Row]) {
         } else {
             r.addresses.join(",")
         };
-        println!(
+        outln!(
             "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}  {addrs}",
             r.name,
             r.state,
@@ -166,14 +171,15 @@ pub fn print_table(rows: &[Row]) {
             uptime(r.uptime_secs),
             r.restarts,
             exit
-        );
+        )?;
         if let Some(err) = &r.error {
-            println!("  error: {err}");
+            outln!("  error: {err}")?;
         }
     }
+    Ok(())
 }
 
-fn print_resources(rows: &[Row]) {
+fn print_resources(rows: &[Row]) -> Result<()> {
     let mib =
         |b: Option<u64>| b.map_or("-".to_string(), |b| format!("{:.1}M", b as f64 / 1048576.0));
     let num = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
@@ -182,17 +188,22 @@ fn print_resources(rows: &[Row]) {
         .filter_map(|r| Some((r, r.resources.as_ref()?)))
         .collect();
     if with_stats.is_empty() {
-        return;
+        return Ok(());
     }
-    println!(
+    outln!(
         "\n{:<20} {:>9} {:>9} {:>10} {:>5} {:>5}",
-        "NAME", "MEM", "MEM-PEAK", "CPU", "PIDS", "OOM"
-    );
+        "NAME",
+        "MEM",
+        "MEM-PEAK",
+        "CPU",
+        "PIDS",
+        "OOM"
+    )?;
     for (r, s) in with_stats {
         let cpu = s
             .cpu_usage_usec
             .map_or("-".to_string(), |u| format!("{:.2}s", u as f64 / 1e6));
-        println!(
+        outln!(
             "{:<20} {:>9} {:>9} {:>10} {:>5} {:>5}",
             r.name,
             mib(s.memory_current),
@@ -200,8 +211,9 @@ fn print_resources(rows: &[Row]) {
             cpu,
             num(s.pids_current),
             num(s.oom_kills)
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// Print the status of one or every container.
@@ -219,10 +231,10 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
     } else {
-        print_table(&rows);
-        print_resources(&rows);
+        print_table(&rows)?;
+        print_resources(&rows)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -82,10 +82,13 @@ fn run(host: &mut FakeHost, yaml: &str, state: &RecordStore) -> Report {
     let d = desired(yaml);
     let observed = Observed {
         containers: state
-            .load()
+            .load_all()
             .expect("load")
             .into_iter()
-            .map(|(n, r)| (n, r.observed(Liveness::Running)))
+            .map(|(n, r)| match r {
+                Ok(r) => (n, r.observed(Liveness::Running)),
+                Err(_) => (n, crate::plan::ObservedContainer::damaged()),
+            })
             .collect(),
         images: Default::default(),
         networks: Default::default(),
@@ -114,6 +117,23 @@ fn everything_succeeds_and_is_recorded() {
         ]
     );
     assert_eq!(state.load().expect("load").len(), 3);
+}
+
+#[test]
+fn a_damaged_record_is_recreated_and_the_rest_left_alone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = RecordStore::new(tmp.path());
+    run(&mut FakeHost::default(), YAML, &state);
+    let path = state.container_dir("solo").join("applied.json");
+    std::fs::write(&path, b"{half").expect("damage");
+    let mut host = FakeHost::default();
+    let report = run(&mut host, YAML, &state);
+    assert!(report.failed.is_empty() && report.skipped.is_empty());
+    assert_eq!(
+        host.calls,
+        ["image other", "remove solo", "create solo", "start solo"]
+    );
+    assert!(state.get("solo").expect("repaired").is_some());
 }
 
 #[test]

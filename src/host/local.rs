@@ -40,7 +40,7 @@ pub enum LocalError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("container `{container}`: its root `{path}` is still mounted ({source}); stop what uses it and run again")]
+    #[error("container `{container}`: its root `{path}` is still mounted; stop what uses it and run again")]
     Busy {
         container: String,
         path: PathBuf,

@@ -19,6 +19,18 @@ use crate::model::Desired;
 
 pub use render::{Facts, RenderInput};
 
+/// The largest manifest (and vars file, and template output) read unless
+/// `--max-manifest-size` raises it.
+pub const DEFAULT_MAX_MANIFEST: usize = 1 << 20;
+
+/// The message for text over the size limit `max`.
+pub fn too_large(max: usize) -> String {
+    format!(
+        "larger than {max} bytes; raise the limit with --max-manifest-size SIZE \
+         (or BERTH_MAX_MANIFEST_SIZE)"
+    )
+}
+
 /// A manifest error with its position: `file:line:col: field.path: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {

@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::parser::Event;
+
+use crate::manifest::yaml::events;
 
 /// A 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,11 +26,19 @@ pub struct PosIndex {
 
 impl PosIndex {
     /// Index `text`. A text that does not parse gives the values before the error.
+    /// The walk has the bounds of every YAML read (`yaml::events`), and the
+    /// paths kept are at most a few times the text: past that, values are found
+    /// by their nearest indexed ancestor.
     pub fn build(text: &str) -> PosIndex {
-        let mut builder = Builder::default();
-        let mut parser = Parser::new_from_str(text);
+        let mut builder = Builder {
+            budget: text.len().saturating_mul(PATH_BUDGET).saturating_add(4096),
+            ..Builder::default()
+        };
         // On a syntax error the values before it are kept: they tell where it is.
-        let _ = parser.load(&mut builder, false);
+        let _ = events::walk(text, |ev, pos| {
+            builder.on_event(ev, pos);
+            Ok(())
+        });
         PosIndex {
             values: builder.values,
         }
@@ -82,10 +91,15 @@ enum Frame {
     Seq { path: String, next: usize },
 }
 
+/// Bytes of field paths kept per byte of text.
+const PATH_BUDGET: usize = 8;
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
     values: HashMap<String, Pos>,
+    /// Bytes of paths that may still be kept.
+    budget: usize,
 }
 
 impl Builder {
@@ -112,32 +126,34 @@ impl Builder {
     }
 }
 
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        // yaml-rust2 counts lines from 1 and columns from 0.
-        let pos = Pos {
-            line: mark.line(),
-            col: mark.col() + 1,
-        };
+impl Builder {
+    fn record(&mut self, path: String, pos: Pos) {
+        if path.len() <= self.budget {
+            self.budget -= path.len();
+            self.values.entry(path).or_insert(pos);
+        }
+    }
+
+    fn on_event(&mut self, ev: Event, pos: Pos) {
         match ev {
             Event::Scalar(text, ..) => {
                 if let Some(p) = self.value_path(Some(&text)) {
-                    self.values.entry(p).or_insert(pos);
+                    self.record(p, pos);
                 }
             }
             Event::Alias(_) => {
                 if let Some(p) = self.value_path(None) {
-                    self.values.entry(p).or_insert(pos);
+                    self.record(p, pos);
                 }
             }
             Event::MappingStart(..) => {
                 let path = self.value_path(None).unwrap_or_default();
-                self.values.entry(path.clone()).or_insert(pos);
+                self.record(path.clone(), pos);
                 self.stack.push(Frame::Map { path, key: None });
             }
             Event::SequenceStart(..) => {
                 let path = self.value_path(None).unwrap_or_default();
-                self.values.entry(path.clone()).or_insert(pos);
+                self.record(path.clone(), pos);
                 self.stack.push(Frame::Seq { path, next: 0 });
             }
             Event::MappingEnd | Event::SequenceEnd => {

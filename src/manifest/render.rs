@@ -12,6 +12,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::manifest::pos::{Pos, PosIndex};
+use crate::manifest::yaml::{Kind, Node};
 use crate::manifest::{Diagnostic, ManifestError};
 
 /// Facts about the device the manifest is rendered for (`device.*` in templates).
@@ -42,21 +43,111 @@ pub struct Facts {
 }
 
 /// Everything rendering needs besides the template text.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RenderInput {
     pub facts: Facts,
     /// From `--vars-file`, over the manifest's `vars:`.
     pub vars_file: BTreeMap<String, serde_json::Value>,
     /// From `--var key=value`, over everything else.
     pub vars: BTreeMap<String, String>,
+    /// Largest text rendered, in bytes: the manifest, its output and each var.
+    pub max_size: usize,
+}
+
+impl Default for RenderInput {
+    fn default() -> Self {
+        Self {
+            facts: Facts::default(),
+            vars_file: BTreeMap::new(),
+            vars: BTreeMap::new(),
+            max_size: super::DEFAULT_MAX_MANIFEST,
+        }
+    }
+}
+
+/// Template steps allowed per byte of `--max-manifest-size`: 16M for 1 MiB,
+/// well over a second of looping, far more than any manifest needs.
+const FUEL_PER_BYTE: u64 = 16;
+
+/// A writer that takes at most `left` bytes: a template loop cannot fill
+/// memory before its output is measured.
+struct Bounded {
+    out: Vec<u8>,
+    left: usize,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            self.over = true;
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        self.left -= buf.len();
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a bounded render failed.
+enum RenderFail {
+    Template(minijinja::Error),
+    /// The output would pass `max` bytes.
+    TooLarge,
+}
+
+/// Render `source` in `ctx`, refusing output past `max` bytes.
+fn render_bounded(
+    env: &Environment<'_>,
+    source: &str,
+    ctx: &BTreeMap<String, minijinja::Value>,
+    max: usize,
+) -> Result<String, RenderFail> {
+    let mut w = Bounded {
+        out: Vec::new(),
+        left: max,
+        over: false,
+    };
+    let result = env
+        .template_from_str(source)
+        .and_then(|t| t.render_captured_to(ctx, &mut w).map(|_| ()));
+    match result {
+        _ if w.over => Err(RenderFail::TooLarge),
+        Err(e) => Err(RenderFail::Template(e)),
+        // The template and every value put in it are UTF-8.
+        Ok(()) => Ok(String::from_utf8_lossy(&w.out).into_owned()),
+    }
 }
 
 /// Render manifest `text` (named `file` in errors) to YAML.
 pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, ManifestError> {
+    let too_large = |line, col, path: &str| {
+        ManifestError::Render(Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            path: path.to_string(),
+            message: format!("template output: {}", super::too_large(input.max_size)),
+        })
+    };
+    if text.len() > input.max_size {
+        return Err(too_large(1, 1, ""));
+    }
     let mut env = Environment::new();
     super::filters::register(&mut env);
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
+    // A loop that prints little can still spin for ever: each render gets
+    // FUEL_PER_BYTE steps per byte of the size limit.
+    env.set_fuel(Some(
+        u64::try_from(input.max_size)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(FUEL_PER_BYTE),
+    ));
 
     let mut ctx: BTreeMap<String, minijinja::Value> = BTreeMap::new();
     ctx.insert(
@@ -86,11 +177,15 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Man
                 ctx.insert(k, minijinja::Value::from_serialize(&v));
                 continue;
             };
-            match env.render_str(t, &ctx) {
+            match render_bounded(&env, t, &ctx, input.max_size) {
                 Ok(rendered) => {
                     ctx.insert(k, minijinja::Value::from(rendered));
                 }
-                Err(e) => {
+                Err(RenderFail::TooLarge) => {
+                    let (line, col) = lines.get(&k).copied().unwrap_or((1, 1));
+                    return Err(too_large(line, col, &format!("vars.{k}")));
+                }
+                Err(RenderFail::Template(e)) => {
                     last_error = Some((k.clone(), e));
                     left.push((k, v));
                 }
@@ -109,10 +204,13 @@ pub fn render(file: &str, text: &str, input: &RenderInput) -> Result<String, Man
         }
         pending = left;
     }
-    env.render_str(text, &ctx).map_err(|e| {
-        let mut d = render_error(file, &e, 0);
-        locate_in_template(&mut d, &e, text, &ctx, &env);
-        ManifestError::Render(d)
+    render_bounded(&env, text, &ctx, input.max_size).map_err(|fail| match fail {
+        RenderFail::TooLarge => too_large(1, 1, ""),
+        RenderFail::Template(e) => {
+            let mut d = render_error(file, &e, 0);
+            locate_in_template(&mut d, &e, text, &ctx, &env, input.max_size);
+            ManifestError::Render(d)
+        }
     })
 }
 
@@ -122,6 +220,12 @@ fn render_error(file: &str, e: &minijinja::Error, fallback_line: usize) -> Diagn
         .map_or_else(|| e.kind().to_string(), ToString::to_string);
     if e.kind() == minijinja::ErrorKind::UndefinedError {
         message = "undefined variable".to_string();
+    }
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        message = format!(
+            "runs more than {FUEL_PER_BYTE} steps per byte of --max-manifest-size; \
+             loop over less"
+        );
     }
     let line = e.line().unwrap_or(fallback_line);
     Diagnostic {
@@ -142,6 +246,7 @@ fn locate_in_template(
     text: &str,
     ctx: &BTreeMap<String, minijinja::Value>,
     env: &Environment,
+    max_size: usize,
 ) {
     let Some(line) = text.lines().nth(d.line.wrapping_sub(1)) else {
         return;
@@ -158,9 +263,14 @@ fn locate_in_template(
             };
         }
     }
+    if e.kind() == minijinja::ErrorKind::OutOfFuel {
+        // Rendering again would only run out again.
+        return;
+    }
     let mut lenient = env.clone();
     lenient.set_undefined_behavior(UndefinedBehavior::Lenient);
-    if let Ok(rendered) = lenient.render_str(text, ctx) {
+    // Bounded as the first render was: the same limits hold for this pass.
+    if let Ok(rendered) = render_bounded(&lenient, text, ctx, max_size) {
         let col = if d.col > 1 { d.col } else { line.len() + 1 };
         if let Some(path) = PosIndex::build(&rendered).at(d.line, col) {
             d.path = path.to_string();
@@ -260,29 +370,55 @@ fn manifest_vars(
         #[serde(default)]
         vars: Option<BTreeMap<String, serde_json::Value>>,
     }
-    let parsed: Vars = super::yaml::from_str(&block).map_err(|e| {
+    let refused = |e: super::yaml::YamlError| {
         let at = e.pos.unwrap_or(Pos { line: 1, col: 1 });
         ManifestError::Render(Diagnostic {
             file: file.to_string(),
             line: start + at.line,
             col: at.col,
             path: "vars".into(),
-            message: format!(
-                "`vars:` must be a plain YAML map, without template tags around it: {}",
+            message: if e.limit {
                 e.message
-            ),
+            } else {
+                format!(
+                    "`vars:` must be a plain YAML map, without template tags around it: {}",
+                    e.message
+                )
+            },
         })
-    })?;
-    let index = PosIndex::build(&block);
+    };
+    // One walk of the block: the tree gives both the values and where each starts.
+    let tree = super::yaml::load(&block).map_err(refused)?;
+    let parsed: Vars = super::yaml::from_node(&tree).map_err(refused)?;
     let vars = parsed.vars.unwrap_or_default();
-    let at = vars
-        .keys()
-        .filter_map(|k| {
-            let p = index.exact(&format!("vars.{k}"))?;
-            Some((k.clone(), (start + p.line, p.col)))
-        })
+    let at = var_positions(&tree)
+        .filter(|(k, _)| vars.contains_key(*k))
+        .map(|(k, p)| (k.to_string(), (start + p.line, p.col)))
         .collect();
     Ok((vars, at))
+}
+
+/// Each `vars.NAME` of a parsed block with where its value starts.
+fn var_positions(tree: &Node) -> impl Iterator<Item = (&str, Pos)> {
+    map_entries(tree)
+        .iter()
+        .filter(|(k, _)| scalar_text(k) == Some("vars"))
+        .flat_map(|(_, v)| map_entries(v).iter())
+        .filter_map(|(k, v)| Some((scalar_text(k)?, v.pos)))
+}
+
+fn map_entries(n: &Node) -> &[(Node, Node)] {
+    match &n.kind {
+        Kind::Map(entries) => entries,
+        _ => &[],
+    }
+}
+
+fn scalar_text(n: &Node) -> Option<&str> {
+    match &n.kind {
+        Kind::Scalar { text, .. } => Some(text),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -362,5 +498,22 @@ mod tests {
         let a = render("m.yaml", text, &inp).expect("renders");
         assert_eq!(a, render("m.yaml", text, &inp).expect("renders"));
         assert!(a.starts_with("br-lan="), "{a}");
+    }
+
+    #[test]
+    fn a_long_loop_runs_out_of_steps() {
+        let inp = RenderInput {
+            max_size: 4096,
+            ..input()
+        };
+        // 4096 bytes allow 65536 steps: 100 empty turns fit, 300 x 300 do not.
+        let short = "version: 1\n# {% for i in range(100) %}{% endfor %}\n";
+        assert!(render("m.yaml", short, &inp).is_ok());
+        let long = "version: 1\n# {% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}\n";
+        let err = render("m.yaml", long, &inp).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "m.yaml:2:1: template: runs more than 16 steps per byte of --max-manifest-size; loop over less"
+        );
     }
 }

@@ -32,6 +32,7 @@ fn applied(yaml: &str) -> Observed {
                 running: true,
                 supervised: true,
                 depends_on: s.depends_on.clone(),
+                damaged: false,
             };
             (s.name.clone(), o)
         })
@@ -153,6 +154,22 @@ fn table() {
 }
 
 #[test]
+fn a_damaged_record_recreates_only_its_container() {
+    let mut obs = applied(BASE);
+    obs.containers
+        .insert("web".into(), ObservedContainer::damaged());
+    assert_eq!(
+        lines(&plan(&desired(BASE), &obs, true)),
+        ["-/+ recreate web (record damaged)"]
+    );
+    // One the manifest dropped is removed as any other.
+    let mut obs = applied(BASE);
+    obs.containers
+        .insert("old".into(), ObservedContainer::damaged());
+    assert_eq!(lines(&plan(&desired(BASE), &obs, true)), ["- remove old"]);
+}
+
+#[test]
 fn stopped_container_is_started() {
     let mut obs = applied(BASE);
     if let Some(c) = obs.containers.get_mut("web") {
@@ -238,4 +255,49 @@ fn digest_ignores_live_fields() {
     assert_eq!(digest(&d1, "web"), digest(&d2, "web"));
     let d3 = desired(&BASE.replace("[sleep, '1000']", "[sleep, '999']"));
     assert_ne!(digest(&d1, "db"), digest(&d3, "db"));
+}
+
+/// The ordering rule spelled out the slow way: the first ready name by name,
+/// else the first unplaced one.
+fn order_reference<'a>(deps: &BTreeMap<&'a str, &[String]>) -> Vec<&'a str> {
+    let mut order: Vec<&str> = Vec::new();
+    while order.len() < deps.len() {
+        let unplaced = || deps.iter().filter(|(n, _)| !order.contains(n));
+        let ready = unplaced().find(|(_, ds)| {
+            ds.iter()
+                .all(|d| order.contains(&d.as_str()) || !deps.contains_key(d.as_str()))
+        });
+        let next = ready.or_else(|| unplaced().next()).map(|(n, _)| *n);
+        order.extend(next);
+    }
+    order
+}
+
+#[test]
+fn dependency_order_matches_the_rule_on_many_graphs_with_cycles() {
+    let names: Vec<String> = (0..12).map(|i| format!("c{i:02}")).collect();
+    let mut seed: u32 = 7;
+    let mut rand = move || {
+        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        (seed >> 16) as usize
+    };
+    for _ in 0..300 {
+        let lists: Vec<Vec<String>> = names
+            .iter()
+            .map(|_| {
+                (0..rand() % 4)
+                    .map(|_| match rand() % 14 {
+                        12 => "outside".to_string(),
+                        i => names[i.min(11)].clone(),
+                    })
+                    .collect()
+            })
+            .collect();
+        let deps: BTreeMap<&str, &[String]> = names
+            .iter()
+            .zip(&lists)
+            .map(|(n, l)| (n.as_str(), l.as_slice()))
+            .collect();
+        assert_eq!(order_by_deps(&deps), order_reference(&deps), "{deps:?}");
+    }
 }

@@ -181,7 +181,7 @@ pub enum NetError {
         parent: String,
     },
     /// The parent refuses macvlan/ipvlan children.
-    #[error("{who}: parent `{parent}` does not allow a {kind} child ({source}); use an Ethernet parent that is not a bridge port, `type: ipvlan`, or a single passthru child")]
+    #[error("{who}: parent `{parent}` does not allow a {kind} child; use an Ethernet parent that is not a bridge port, `type: ipvlan`, or a single passthru child")]
     ParentRefused {
         who: Who,
         parent: String,
@@ -192,17 +192,17 @@ pub enum NetError {
     #[error("{who}: the kernel has no `{module}` support; load it (`modprobe {module}`, on OpenWrt install kmod-{module})")]
     ModuleMissing { who: Who, module: &'static str },
     /// The container's netns could not be opened.
-    #[error("open network namespace `{path}`: {source}")]
+    #[error("open network namespace `{path}`")]
     OpenNetns { path: PathBuf, source: io::Error },
     /// Any other netlink failure, with the operation that failed.
-    #[error("{who}: {op}: {source}")]
+    #[error("{who}: {op}")]
     Netlink {
         who: Who,
         op: String,
         source: io::Error,
     },
     /// A step failed and undoing an earlier step failed too.
-    #[error("{cause}; and rolling back `{name}` failed too: {source}")]
+    #[error("{}; and rolling back `{name}` failed too", crate::host::chain(cause.as_ref()))]
     Rollback {
         cause: Box<NetError>,
         name: String,

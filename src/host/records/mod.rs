@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -27,7 +28,7 @@ pub enum RecordError {
     Read { path: PathBuf, source: io::Error },
     #[error("write `{path}`")]
     Write { path: PathBuf, source: io::Error },
-    #[error("`{path}` is damaged ({source}); move it away and run `berth apply` again to recreate the container")]
+    #[error("`{path}` is damaged; run `berth apply` to recreate the container")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
@@ -57,8 +58,22 @@ impl Record {
             running: liveness != Liveness::Stopped,
             supervised: liveness != Liveness::Unsupervised,
             depends_on: self.spec.depends_on.clone(),
+            damaged: false,
         }
     }
+}
+
+/// The pid holding a flock on inode `ino`, from /proc/locks lines such as
+/// `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`.
+fn lock_holder(locks: &str, ino: u64) -> Option<u32> {
+    locks.lines().find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // A blocked waiter's line has `->` after the number: not the holder.
+        let file_ino = f.get(5)?.rsplit(':').next()?.parse::<u64>().ok()?;
+        (f.get(1) == Some(&"FLOCK") && file_ino == ino)
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })
 }
 
 /// The records of all containers under a store root.
@@ -88,7 +103,7 @@ impl RecordStore {
     pub fn lock(&self) -> Result<ApplyLock, RecordError> {
         create_dir(&self.root)?;
         let path = self.root.join("apply.lock");
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
@@ -103,24 +118,34 @@ impl RecordStore {
         if rc != 0 {
             let err = io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                let holder = fs::read_to_string(&path)
+                let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+                let holder = fs::read_to_string("/proc/locks")
                     .ok()
-                    .map(|p| p.trim().to_string())
-                    .filter(|p| !p.is_empty());
-                let holder = holder.map(|p| format!(" (pid {p})")).unwrap_or_default();
+                    .and_then(|locks| lock_holder(&locks, ino))
+                    .map(|pid| format!(" (pid {pid})"))
+                    .unwrap_or_default();
                 return Err(RecordError::Locked { path, holder });
             }
             return Err(RecordError::Lock { path, source: err });
         }
-        // The pid is only a hint for the message above; the flock is the lock.
-        let _ = file
-            .set_len(0)
-            .and_then(|()| write!(file, "{}", std::process::id()));
+        // Nothing is written into the lock: a no-op apply (every minute under
+        // `--serve --interval 60`) must not write to flash. The holder's pid is
+        // read back from /proc/locks instead.
         Ok(ApplyLock { _file: file })
     }
 
-    /// Every record, by container name. A missing store is an empty one.
+    /// Every intact record, by container name (see [`RecordStore::load_all`]).
     pub fn load(&self) -> Result<BTreeMap<String, Record>, RecordError> {
+        Ok(self
+            .load_all()?
+            .into_iter()
+            .filter_map(|(name, rec)| Some((name, rec.ok()?)))
+            .collect())
+    }
+
+    /// Every record, by container name; a damaged one is its own error, so it
+    /// affects only its container. A missing store is an empty one.
+    pub fn load_all(&self) -> Result<BTreeMap<String, Result<Record, RecordError>>, RecordError> {
         let dir = self.root.join("containers");
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -134,8 +159,15 @@ impl RecordStore {
                 source,
             })?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(rec) = self.get(&name)? {
-                out.insert(name, rec);
+            match self.get(&name) {
+                Ok(Some(rec)) => {
+                    out.insert(name, Ok(rec));
+                }
+                Ok(None) => {}
+                Err(e @ RecordError::Corrupt { .. }) => {
+                    out.insert(name, Err(e));
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(out)
@@ -339,15 +371,22 @@ mod tests {
     }
 
     #[test]
-    fn damaged_record_is_reported_with_its_path() {
+    fn a_damaged_record_affects_only_its_container() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = RecordStore::new(tmp.path());
+        store.save(&record("a", "sleep")).expect("save");
         fs::create_dir_all(store.container_dir("x")).expect("mkdir");
         fs::write(store.container_dir("x").join("applied.json"), b"{half").expect("write");
-        let err = store.load().unwrap_err().to_string();
+        let all = store.load_all().expect("the others still load");
+        assert!(all["a"].is_ok());
+        let err = all["x"].as_ref().map(drop).unwrap_err().to_string();
         assert!(
             err.contains("containers/x/applied.json") && err.contains("is damaged"),
             "{err}"
+        );
+        assert_eq!(
+            store.load().expect("load").keys().collect::<Vec<_>>(),
+            ["a"]
         );
     }
 
@@ -371,7 +410,25 @@ mod tests {
             "{err}"
         );
         drop(held);
+        let path = tmp.path().join("apply.lock");
+        let before = fs::metadata(&path)
+            .expect("stat")
+            .modified()
+            .expect("mtime");
         store.lock().expect("free again");
+        let after = fs::metadata(&path).expect("stat");
+        assert_eq!(after.len(), 0, "nothing is written into the lock");
+        assert_eq!(after.modified().expect("mtime"), before);
+    }
+
+    #[test]
+    fn the_holder_is_read_from_proc_locks() {
+        let locks = "1: -> FLOCK  ADVISORY  WRITE 99 fd:01:77 0 EOF\n\
+                     1: FLOCK  ADVISORY  WRITE 4242 fd:01:77 0 EOF\n\
+                     2: POSIX  ADVISORY  WRITE 17 fd:01:88 0 EOF\n";
+        assert_eq!(lock_holder(locks, 77), Some(4242));
+        assert_eq!(lock_holder(locks, 88), None, "a POSIX lock is not berth's");
+        assert_eq!(lock_holder(locks, 5), None);
     }
 
     #[test]

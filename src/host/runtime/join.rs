@@ -107,13 +107,18 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
         spawn::close(master);
     }
     let exit = spawn::wait(pid)?;
-    if report.len() >= 5 && report[4] == 0 {
+    if report.len() >= 5 {
         let mut errno = [0u8; 4];
         errno.copy_from_slice(&report[..4]);
+        let errno = i32::from_ne_bytes(errno);
         let what = String::from_utf8_lossy(&report[5..]).into_owned();
+        if report[4] == 1 {
+            // The command itself did not start: say why, with a shell's code.
+            return Err(spawn::exec_failed(what, errno));
+        }
         return Err(RuntimeError::ChildSetup {
             what,
-            source: io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+            source: io::Error::from_raw_os_error(errno),
         });
     }
     Ok(exit.code)

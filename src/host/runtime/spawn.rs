@@ -180,15 +180,7 @@ pub fn spawn(p: &Prepared, stdio: Stdio, hook: &mut dyn SetupHook) -> Result<i32
         let what = String::from_utf8_lossy(&report[5..]).into_owned();
         let _ = wait(pid);
         if kind == 1 {
-            let code = if errno == libc::ENOENT || errno == libc::ENOTDIR {
-                127
-            } else {
-                126
-            };
-            return Err(RuntimeError::ExecFailed {
-                program: what,
-                code,
-            });
+            return Err(exec_failed(what, errno));
         }
         return Err(RuntimeError::ChildSetup {
             what,
@@ -225,6 +217,17 @@ pub(crate) fn read_all(fd: RawFd) -> Vec<u8> {
 }
 
 /// Report a failure to the parent and end the child (125: runtime's own failure).
+/// The error of a command whose execve failed with `errno`: 127 (not found)
+/// or 126 (not executable), as a shell says.
+pub(crate) fn exec_failed(program: String, errno: i32) -> RuntimeError {
+    let code = if errno == libc::ENOENT || errno == libc::ENOTDIR {
+        127
+    } else {
+        126
+    };
+    RuntimeError::ExecFailed { program, code }
+}
+
 pub(crate) fn fail(err_fd: RawFd, kind: u8, errno: i32, what: &[u8]) -> ! {
     let mut msg = Vec::with_capacity(5 + what.len());
     msg.extend_from_slice(&errno.to_ne_bytes());

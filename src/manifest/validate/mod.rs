@@ -3,6 +3,7 @@
 //!
 //! A value that came from a profile is reported where the profile wrote it.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
@@ -25,10 +26,10 @@ pub fn validate(
     manifest: &Manifest,
     base_dir: &str,
 ) -> Result<Desired, ManifestError> {
-    let pos = PosIndex::build(text);
     let mut v = Validator {
         file,
-        pos: &pos,
+        text,
+        pos: OnceCell::new(),
         diags: Vec::new(),
         seen: HashSet::new(),
         profiles_of: None,
@@ -44,7 +45,9 @@ pub fn validate(
 
 struct Validator<'a> {
     file: &'a str,
-    pos: &'a PosIndex,
+    text: &'a str,
+    /// Built at the first error: a valid manifest never pays for it.
+    pos: OnceCell<PosIndex>,
     diags: Vec<Diagnostic>,
     seen: HashSet<(usize, usize, String)>,
     /// While checking a container: its path prefix and profiles, so a value
@@ -69,20 +72,21 @@ impl Validator<'_> {
     }
 
     fn locate(&self, path: &str) -> (String, Option<crate::manifest::pos::Pos>) {
-        if let Some(p) = self.pos.exact(path) {
+        let pos = self.pos.get_or_init(|| PosIndex::build(self.text));
+        if let Some(p) = pos.exact(path) {
             return (path.to_string(), Some(p));
         }
         if let Some((prefix, profiles)) = &self.profiles_of {
             if let Some(rest) = path.strip_prefix(prefix.as_str()) {
                 for profile in profiles.iter().rev() {
                     let alt = format!("profiles.{profile}{rest}");
-                    if let Some(p) = self.pos.exact(&alt) {
+                    if let Some(p) = pos.exact(&alt) {
                         return (alt, Some(p));
                     }
                 }
             }
         }
-        (path.to_string(), self.pos.find(path).map(|(p, _)| p))
+        (path.to_string(), pos.find(path).map(|(p, _)| p))
     }
 
     /// Run a parser on an optional value, reporting its error at `path`.

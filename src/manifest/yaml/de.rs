@@ -47,11 +47,12 @@ fn text_of(node: &Node) -> &str {
 }
 
 /// YAML forbids a key twice in one map; taking the last would hide a typo.
+/// A set, not a scan of the keys before each: a map of many keys stays linear.
 fn repeated_key(entries: &[(Node, Node)]) -> Option<&Node> {
-    entries.iter().enumerate().find_map(|(i, (key, _))| {
-        let name = text_of(key);
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    entries.iter().find_map(|(key, _)| {
         let scalar = matches!(key.kind, Kind::Scalar { .. });
-        (scalar && entries[..i].iter().any(|(k, _)| text_of(k) == name)).then_some(key)
+        (scalar && !seen.insert(text_of(key))).then_some(key)
     })
 }
 
@@ -87,6 +88,7 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
                     path: self.path.clone(),
                     message: format!("key `{}` appears twice; keep one", text_of(key)),
                     syntax: false,
+                    limit: false,
                 }),
                 None => visitor.visit_map(MapDe {
                     entries: entries.iter(),
@@ -139,7 +141,7 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
         visitor: V,
     ) -> Result<V::Value, YamlError> {
         let result = match &self.node.kind {
-            Kind::Scalar { text, .. } => visitor.visit_enum(text.as_str().into_deserializer()),
+            Kind::Scalar { text, .. } => visitor.visit_enum((&**text).into_deserializer()),
             Kind::Map(entries) if entries.len() == 1 => visitor.visit_enum(EnumDe {
                 key: &entries[0].0,
                 value: &entries[0].1,

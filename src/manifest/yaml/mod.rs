@@ -7,15 +7,17 @@
 //! the value they are about.
 
 mod de;
+pub mod events;
 mod ser;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
+use yaml_rust2::parser::Event;
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use super::pos::Pos;
@@ -34,12 +36,14 @@ pub enum Kind {
     /// `plain` is false for quoted and block scalars and for scalars tagged
     /// `!!str`: those are always strings.
     Scalar {
-        text: String,
+        text: Box<str>,
         plain: bool,
     },
-    Seq(Vec<Node>),
+    // Boxed slices and strings: exactly as long as their content, a word
+    // shorter each than a Vec or String (a long list is many nodes).
+    Seq(Box<[Node]>),
     /// Entries in document order.
-    Map(Vec<(Node, Node)>),
+    Map(Box<[(Node, Node)]>),
 }
 
 /// A scalar resolved by the YAML 1.2 core schema.
@@ -142,6 +146,8 @@ pub struct YamlError {
     pub message: String,
     /// A syntax error rather than a wrong value.
     pub syntax: bool,
+    /// A bound on untrusted text was reached (aliases, nesting, tags).
+    pub limit: bool,
 }
 
 impl YamlError {
@@ -151,6 +157,17 @@ impl YamlError {
             path: String::new(),
             message: info.to_string(),
             syntax: true,
+            limit: false,
+        }
+    }
+
+    fn limit(at: Pos, message: String) -> YamlError {
+        YamlError {
+            pos: Some(at),
+            path: String::new(),
+            message,
+            syntax: false,
+            limit: true,
         }
     }
 }
@@ -176,6 +193,7 @@ impl serde::de::Error for YamlError {
             path: String::new(),
             message: msg.to_string(),
             syntax: false,
+            limit: false,
         }
     }
 }
@@ -190,17 +208,11 @@ impl serde::ser::Error for YamlError {
 /// a null scalar.
 pub fn load(text: &str) -> Result<Node, YamlError> {
     let mut builder = Builder::default();
-    let mut parser = Parser::new_from_str(text);
-    parser
-        .load(&mut builder, false)
-        .map_err(|e| YamlError::syntax(e.marker(), e.info()))?;
-    if let Some(e) = builder.error {
-        return Err(e);
-    }
+    events::walk(text, |ev, at| builder.on_event(ev, at))?;
     Ok(builder.root.unwrap_or(Node {
         pos: Pos { line: 1, col: 1 },
         kind: Kind::Scalar {
-            text: String::new(),
+            text: Box::from(""),
             plain: true,
         },
     }))
@@ -248,15 +260,14 @@ struct Open {
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
-    anchors: Vec<(usize, Node)>,
+    anchors: HashMap<usize, Node>,
     root: Option<Node>,
-    error: Option<YamlError>,
 }
 
 impl Builder {
     fn push(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
-            self.anchors.push((anchor, node.clone()));
+            self.anchors.insert(anchor, node.clone());
         }
         match self.stack.last_mut() {
             Some(open) => open.items.push(node),
@@ -280,47 +291,35 @@ impl Builder {
             while let (Some(k), Some(v)) = (items.next(), items.next()) {
                 entries.push((k, v));
             }
-            Kind::Map(entries)
+            Kind::Map(entries.into_boxed_slice())
         } else {
-            Kind::Seq(open.items)
+            Kind::Seq(open.items.into_boxed_slice())
         };
         self.push(Node { pos: start, kind }, open.anchor);
     }
 }
 
-fn is_str_tag(tag: &Option<Tag>) -> bool {
-    tag.as_ref()
-        .is_some_and(|t| t.handle == "tag:yaml.org,2002:" && t.suffix == "str")
-        || tag
-            .as_ref()
-            .is_some_and(|t| t.handle == "!!" && t.suffix == "str")
-}
-
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        let at = pos(&mark);
+impl Builder {
+    fn on_event(&mut self, ev: Event, at: Pos) -> Result<(), YamlError> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let plain = style == TScalarStyle::Plain && !is_str_tag(&tag);
+                let plain = style == TScalarStyle::Plain && !events::is_str_tag(tag.as_ref());
                 self.push(
                     Node {
                         pos: at,
-                        kind: Kind::Scalar { text, plain },
+                        kind: Kind::Scalar {
+                            text: text.into_boxed_str(),
+                            plain,
+                        },
                     },
                     anchor,
                 );
             }
             Event::Alias(id) => {
-                let target = self.anchors.iter().rev().find(|(a, _)| *a == id);
-                match target.map(|(_, n)| n.clone()) {
-                    Some(mut node) => {
-                        node.pos = at;
-                        self.push(node, 0);
-                    }
-                    None if self.error.is_none() => {
-                        self.error = Some(YamlError::syntax(&mark, "alias to an unknown anchor"));
-                    }
-                    None => {}
+                // `events::walk` refused unknown anchors and counted the copy.
+                if let Some(mut node) = self.anchors.get(&id).cloned() {
+                    node.pos = at;
+                    self.push(node, 0);
                 }
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
@@ -335,5 +334,6 @@ impl MarkedEventReceiver for Builder {
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             _ => {}
         }
+        Ok(())
     }
 }

@@ -182,3 +182,100 @@ fn enums_read_from_a_name_or_a_one_entry_map() {
     assert_eq!(from_str::<Mode>("limit: 3\n").unwrap(), Mode::Limit(3));
     assert!(from_str::<Mode>("[off]\n").is_err());
 }
+
+/// `a: &a [k items]` and then `m` entries that each alias it.
+fn aliased(k: usize, m: usize) -> String {
+    let items: Vec<String> = (0..k).map(|i| i.to_string()).collect();
+    let mut text = format!("a: &a [{}]\n", items.join(", "));
+    for i in 0..m {
+        text.push_str(&format!("b{i}: *a\n"));
+    }
+    text
+}
+
+#[test]
+fn aliases_may_add_ten_times_the_nodes_written_out() {
+    // Written out: the map, `a`, the sequence, 30 items, then a key and an
+    // alias per entry; each alias adds 30 nodes. 33 entries: 990 added, 10 x 99.
+    assert!(load(&aliased(30, 33)).is_ok());
+    let e = load(&aliased(30, 34)).unwrap_err();
+    assert!(e.limit, "{e}");
+    assert_eq!(e.pos, Some(Pos { line: 35, col: 6 }), "{e}");
+    assert!(
+        e.message
+            .starts_with("alias `*a`: aliases expand to 1020 nodes, more than 10 times the 101"),
+        "{e}"
+    );
+}
+
+#[test]
+fn aliases_add_at_most_a_hundred_thousand_nodes() {
+    assert!(load(&aliased(10_000, 10)).is_ok());
+    let e = load(&aliased(10_000, 11)).unwrap_err();
+    assert_eq!(e.pos, Some(Pos { line: 12, col: 6 }), "{e}");
+    assert!(
+        e.message.contains("more than 100000 nodes"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn an_alias_bomb_is_refused_at_once() {
+    let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        text.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    let started = std::time::Instant::now();
+    let e = from_str::<serde_json::Value>(&text).unwrap_err();
+    assert!(e.limit && e.message.starts_with("alias `*a"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn nesting_is_at_most_64_deep() {
+    let nest = |n: usize| format!("{}{}\n", "[".repeat(n), "]".repeat(n));
+    assert!(load(&nest(64)).is_ok());
+    let e = load(&nest(65)).unwrap_err();
+    assert_eq!(e.pos, Some(Pos { line: 1, col: 65 }), "{e}");
+    assert!(e.message.contains("deeper than 64"), "{e}");
+}
+
+#[test]
+fn field_paths_are_at_most_1024_bytes() {
+    // YAML itself caps a plain key at 1024 characters; two keys make a path.
+    let keyed = |n: usize| format!("{}:\n  {}: 1\n", "a".repeat(512), "b".repeat(n));
+    assert!(load(&keyed(511)).is_ok());
+    let e = load(&keyed(512)).unwrap_err();
+    assert!(e.limit && e.message.contains("1025 bytes"), "{e}");
+    assert_eq!(e.pos, Some(Pos { line: 2, col: 517 }), "{e}");
+    // In a sequence the index counts: `a.b[0]`.
+    let seq = |n: usize| format!("{}:\n  {}: [1]\n", "a".repeat(512), "b".repeat(n));
+    assert!(load(&seq(508)).is_ok());
+    assert!(load(&seq(509)).is_err());
+}
+
+#[test]
+fn tags_berth_does_not_define_are_refused_with_their_position() {
+    // The position is the tagged value's.
+    for (text, tag, line) in [
+        (
+            "a: !!python/object:os.system x\n",
+            "!!python/object:os.system",
+            1,
+        ),
+        ("a:\n  b: !foo 1\n", "!foo", 2),
+        ("a: !!int 5\n", "!!int", 1),
+        ("a: !!map { b: 1 }\n", "!!map", 1),
+        ("a: ! x\n", "!", 1),
+    ] {
+        let e = load(text).unwrap_err();
+        assert!(e.limit, "{text}: {e}");
+        assert!(e.message.contains(&format!("`{tag}`")), "{text}: {e}");
+        assert_eq!(e.pos.map(|p| p.line), Some(line), "{text}: {e}");
+    }
+    assert!(load("a: !!str 5\n").is_ok());
+}
