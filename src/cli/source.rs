@@ -292,21 +292,57 @@ fn read_source(source: &str, fetch_args: &FetchArgs, max: usize) -> Result<(Stri
 /// Read all of `r` as UTF-8, refusing more than `max` bytes (reading stops
 /// there: a large file or an endless pipe costs no more memory than that).
 fn read_limited(r: impl Read, max: usize) -> std::io::Result<String> {
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    r.take(limit).read_to_string(&mut text)?;
-    if text.len() > max {
+    r.take(limit).read_to_end(&mut bytes)?;
+    if bytes.len() > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             manifest::too_large(max),
         ));
     }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            not_text(e.as_bytes(), e.utf8_error().valid_up_to()),
+        )
+    })
+}
+
+/// Where binary garbage starts, as line and column of the text before it.
+fn not_text(bytes: &[u8], at: usize) -> String {
+    let before = &bytes[..at];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    format!(
+        "line {line} column {col}: byte 0x{:02x} is not UTF-8 text; a manifest is YAML text (is this an image or an archive?)",
+        bytes[at]
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_garbage_is_refused_with_its_position() {
+        let e = read_limited(&b"version: 1\nvars:\n  a: x\xff\x00y\n"[..], 100).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "line 3 column 7: byte 0xff is not UTF-8 text; a manifest is YAML text (is this an image or an archive?)"
+        );
+        assert_eq!(
+            read_limited(&b"caf\xc3\xa9\n"[..], 100).unwrap(),
+            "caf\u{e9}\n"
+        );
+    }
 
     /// The command line wins over the manifest's settings, which win over
     /// the defaults; the manifest itself only follows the command line.

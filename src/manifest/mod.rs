@@ -58,9 +58,10 @@ pub enum ManifestError {
     /// The template did not render.
     #[error("{0}")]
     Render(Diagnostic),
-    /// The rendered text is not a valid YAML manifest (syntax, types, unknown fields).
-    #[error("{0}")]
-    Parse(Diagnostic),
+    /// The rendered text is not a valid YAML manifest (syntax, types, unknown
+    /// fields): every unknown field, then the first other error, if any.
+    #[error("{}", list(.0))]
+    Parse(Vec<Diagnostic>),
     /// The manifest parsed but some values are wrong; all of them are listed.
     #[error("{}", list(.0))]
     Invalid(Vec<Diagnostic>),
@@ -104,33 +105,62 @@ pub fn load(
 /// Parse rendered YAML into the manifest model. Unknown fields and wrong types
 /// are refused with their position.
 pub fn parse(file: &str, text: &str) -> Result<Manifest, ManifestError> {
-    yaml::from_str(text).map_err(|e| {
-        let at = e.pos.unwrap_or(pos::Pos { line: 1, col: 1 });
-        let (path, message) = if e.syntax {
-            match pos::PosIndex::build(text).before(at) {
-                // Name the last field that still parsed.
-                Some(p) => (
-                    p.to_string(),
-                    format!("YAML syntax error after this field: {}", e.message),
-                ),
-                None => (String::new(), format!("YAML syntax error: {}", e.message)),
-            }
-        } else {
-            (e.path, e.message)
+    let mut node =
+        yaml::load(text).map_err(|e| ManifestError::Parse(vec![diagnostic(file, text, e)]))?;
+    // An unknown field is reported, dropped, and the document read again, so
+    // every misspelt field shows at once; any other error ends the search.
+    let mut found = Vec::new();
+    loop {
+        let e = match yaml::from_node::<Manifest>(&node) {
+            Ok(m) if found.is_empty() => return Ok(m),
+            Ok(_) => return Err(ManifestError::Parse(found)),
+            Err(e) => e,
         };
-        ManifestError::Parse(Diagnostic {
-            file: file.to_string(),
-            line: at.line,
-            col: at.col,
-            path,
-            message: hint(&message),
-        })
-    })
+        let retry = match (&e.unknown_field, e.pos) {
+            (Some(field), Some(at)) if found.len() + 1 < MAX_PARSE_ERRORS => {
+                yaml::remove_key(&mut node, at, field)
+            }
+            _ => false,
+        };
+        found.push(diagnostic(file, text, e));
+        if !retry {
+            return Err(ManifestError::Parse(found));
+        }
+    }
+}
+
+/// Parse errors reported at most for one manifest (each costs a pass).
+const MAX_PARSE_ERRORS: usize = 20;
+
+fn diagnostic(file: &str, text: &str, e: yaml::YamlError) -> Diagnostic {
+    let at = e.pos.unwrap_or(pos::Pos { line: 1, col: 1 });
+    let (path, message) = if e.syntax {
+        match pos::PosIndex::build(text).before(at) {
+            // Name the last field that still parsed.
+            Some(p) => (
+                p.to_string(),
+                format!("YAML syntax error after this field: {}", e.message),
+            ),
+            None => (String::new(), format!("YAML syntax error: {}", e.message)),
+        }
+    } else {
+        (e.path, e.message)
+    };
+    Diagnostic {
+        file: file.to_string(),
+        line: at.line,
+        col: at.col,
+        path,
+        message: hint(&message),
+    }
 }
 
 /// Add the fix to serde's wording where it only says what was wrong.
 fn hint(message: &str) -> String {
-    if message.starts_with("unknown field") {
+    if message.starts_with("unknown field") && message.ends_with('?') {
+        // "did you mean `x`?" is the fix.
+        message.to_string()
+    } else if message.starts_with("unknown field") {
         format!("{message}; remove it or correct its spelling (docs/manifest.md lists every field)")
     } else if message.starts_with("missing field") {
         format!("{message}; add it (docs/manifest.md)")
@@ -149,6 +179,7 @@ mod tests {
         let ManifestError::Parse(d) = parse("m.yaml", text).unwrap_err() else {
             panic!("not a parse error")
         };
+        let d = &d[0];
         assert_eq!((d.line, d.col), (5, 5));
         assert_eq!(d.path, "containers.web");
         assert!(
@@ -159,6 +190,40 @@ mod tests {
         assert!(d
             .to_string()
             .starts_with("m.yaml:5:5: containers.web: unknown field `memroy`"));
+    }
+
+    #[test]
+    fn every_unknown_field_is_reported_with_the_nearest_name() {
+        let text = "version: 1\ncontainers:\n  web:\n    image: bb\n    hostnme: w\n    resources: { memroy: 16M }\n  db:\n    image: bb\n    comand: [x]\n    zzz: 1\n";
+        let ManifestError::Parse(d) = parse("m.yaml", text).unwrap_err() else {
+            panic!("not a parse error")
+        };
+        let got: Vec<String> = d.iter().map(ToString::to_string).collect();
+        let want = [
+            "m.yaml:5:5: containers.web: unknown field `hostnme`, did you mean `hostname`?",
+            "m.yaml:6:18: containers.web.resources: unknown field `memroy`, did you mean `memory`?",
+            "m.yaml:9:5: containers.db: unknown field `comand`, did you mean `command`?",
+        ];
+        assert_eq!(got[..3], want, "{got:#?}");
+        assert!(
+            got[3].starts_with(
+                "m.yaml:10:5: containers.db: unknown field `zzz`, expected one of `profiles`"
+            ) && got[3].ends_with(
+                "; remove it or correct its spelling (docs/manifest.md lists every field)"
+            ),
+            "{got:#?}"
+        );
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn the_number_of_parse_errors_is_bounded() {
+        let fields: String = (0..40).map(|i| format!("  junk{i}: 1\n")).collect();
+        let text = format!("version: 1\nsettings:\n{fields}");
+        let ManifestError::Parse(d) = parse("m.yaml", &text).unwrap_err() else {
+            panic!("not a parse error")
+        };
+        assert_eq!(d.len(), MAX_PARSE_ERRORS);
     }
 
     #[test]

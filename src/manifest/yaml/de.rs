@@ -89,6 +89,7 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDe<'a> {
                     message: format!("key `{}` appears twice; keep one", text_of(key)),
                     syntax: false,
                     limit: false,
+                    unknown_field: None,
                 }),
                 None => visitor.visit_map(MapDe {
                     entries: entries.iter(),

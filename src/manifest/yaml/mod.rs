@@ -148,6 +148,9 @@ pub struct YamlError {
     pub syntax: bool,
     /// A bound on untrusted text was reached (aliases, nesting, tags).
     pub limit: bool,
+    /// An unknown field: its name, the key at `pos`. The caller can report it,
+    /// drop the key and look for more.
+    pub unknown_field: Option<String>,
 }
 
 impl YamlError {
@@ -158,6 +161,7 @@ impl YamlError {
             message: info.to_string(),
             syntax: true,
             limit: false,
+            unknown_field: None,
         }
     }
 
@@ -168,6 +172,7 @@ impl YamlError {
             message,
             syntax: false,
             limit: true,
+            unknown_field: None,
         }
     }
 }
@@ -194,6 +199,85 @@ impl serde::de::Error for YamlError {
             message: msg.to_string(),
             syntax: false,
             limit: false,
+            unknown_field: None,
+        }
+    }
+
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        let mut e = <Self as serde::de::Error>::custom(format_args!(
+            "unknown field `{field}`{}",
+            suggest(field, expected)
+        ));
+        e.unknown_field = Some(field.to_string());
+        e
+    }
+
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        <Self as serde::de::Error>::custom(format_args!(
+            "unknown variant `{variant}`{}",
+            suggest(variant, expected)
+        ))
+    }
+}
+
+/// `, did you mean `x`?` for the closest expected name within a couple of
+/// edits, else the list of expected names (as serde words it).
+fn suggest(got: &str, expected: &[&str]) -> String {
+    let near = expected
+        .iter()
+        .map(|e| (edit_distance(got, e), *e))
+        .min()
+        .filter(|(d, e)| *d <= (e.len().max(got.len()) / 3).clamp(1, 3));
+    match near {
+        Some((_, e)) => format!(", did you mean `{e}`?"),
+        None if expected.is_empty() => ", there are none".to_string(),
+        None => format!(
+            ", expected one of {}",
+            expected
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Levenshtein distance over chars; names are short, so two rows suffice.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let swap = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + swap).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Drop the map entry whose key is `field` at `at` (an unknown field already
+/// reported), so the next pass can find the errors after it.
+pub fn remove_key(node: &mut Node, at: Pos, field: &str) -> bool {
+    match &mut node.kind {
+        Kind::Scalar { .. } => false,
+        Kind::Seq(items) => items.iter_mut().any(|n| remove_key(n, at, field)),
+        Kind::Map(entries) => {
+            let hit = entries.iter().position(|(k, _)| {
+                k.pos == at && matches!(&k.kind, Kind::Scalar { text, .. } if &**text == field)
+            });
+            match hit {
+                Some(i) => {
+                    let mut v = std::mem::take(entries).into_vec();
+                    v.remove(i);
+                    *entries = v.into_boxed_slice();
+                    true
+                }
+                None => entries
+                    .iter_mut()
+                    .any(|(_, value)| remove_key(value, at, field)),
+            }
         }
     }
 }
