@@ -32,6 +32,14 @@ pub fn netlink_reply(bytes: &[u8]) {
     let _ = reply::attrs(bytes);
 }
 
+/// An HTTP/1.1 response (head, chunked or sized body, a redirect's
+/// Location) as a hostile server could send it, with the manifest limits.
+#[cfg(feature = "http")]
+pub fn http_response(bytes: &[u8]) {
+    let limits = store::Limits::manifest();
+    let _ = store::http_parse_response(bytes, "https://fleet.example/a/b?c", &limits);
+}
+
 /// The .xz reader, its output capped so a small bomb ends quickly.
 #[cfg(feature = "xz")]
 pub fn xz(bytes: &[u8]) {

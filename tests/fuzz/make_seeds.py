@@ -80,6 +80,12 @@ def main():
     ifinfo = struct.pack("=BBHiII", 0, 0, 1, 2, 0x1043, 0) + ifname
     put("netlink_reply", "newlink", hdr(16 + len(ifinfo), 16, 2, 7) + ifinfo)
 
+    # HTTP: a sized, a chunked and a redirect answer, as a fleet origin sends them.
+    put("http_response", "sized", "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/yaml\r\n\r\nversion: 1\n")
+    put("http_response", "chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: z\r\n\r\n")
+    put("http_response", "redirect", "HTTP/1.1 301 Moved\r\nLocation: ../x/./y?q#f\r\nContent-Length: 0\r\n\r\n")
+    put("http_response", "http10-close", "HTTP/1.0 200 OK\r\nServer: s\r\n\r\nbody until close")
+
     # xz: a small stream made by Python's lzma (CRC64 and CRC32 checks).
     put("xz", "crc64.xz", lzma.compress(b"hello berth\n" * 20, format=lzma.FORMAT_XZ))
     put("xz", "crc32.xz", lzma.compress(b"x" * 300, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32))

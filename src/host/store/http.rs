@@ -468,6 +468,31 @@ fn request(
     })
 }
 
+/// A whole response in `bytes` read as `get` reads one (status line,
+/// headers, framing, body), with `limits` but no socket or clock; a
+/// redirect's `Location` is resolved against `base`. The fuzz target's entry.
+#[doc(hidden)]
+pub fn parse_response(bytes: &[u8], base: &str, limits: &Limits) -> io::Result<u64> {
+    let mut r = bytes;
+    let head = read_head(&mut r, limits).map_err(|e| match e {
+        HeadError::Io(e) => e,
+        HeadError::Bad(what) => io::Error::new(io::ErrorKind::InvalidData, what),
+    })?;
+    if let (Some(location), Some(base)) = (&head.location, Url::parse(base)) {
+        let _ = base.join(location);
+    }
+    let mut body: Box<dyn Read + '_> = match (head.chunked, head.length) {
+        (true, _) => Box::new(Chunked {
+            inner: r,
+            left: 0,
+            done: false,
+        }),
+        (false, Some(n)) => Box::new(Sized { inner: r, left: n }),
+        (false, None) => Box::new(r),
+    };
+    io::copy(&mut body, &mut io::sink())
+}
+
 /// Why a response head was not read.
 #[derive(Debug)]
 enum HeadError {

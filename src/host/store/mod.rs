@@ -31,6 +31,10 @@ pub mod transfer;
 mod url;
 #[cfg(feature = "xz")]
 mod xz;
+/// The HTTP response reader, for the fuzz target (`crate::fuzz`).
+#[cfg(feature = "http")]
+#[doc(hidden)]
+pub use http::parse_response as http_parse_response;
 /// The .xz reader, for the fuzz target (`crate::fuzz`).
 #[cfg(feature = "xz")]
 #[doc(hidden)]
