@@ -3,11 +3,15 @@
 //! them. Hidden from the docs; nothing of berth calls it, so the binary does
 //! not carry it.
 
-use std::io::{self, Write};
+use std::io;
+#[cfg(feature = "xz")]
+use std::io::Write;
 use std::path::Path;
 
 use crate::host::net::reply;
-use crate::host::store::{self, RootfsStore, StoreOptions};
+#[cfg(any(feature = "http", feature = "xz"))]
+use crate::host::store;
+use crate::host::store::{RootfsStore, StoreOptions};
 use crate::manifest::{self, RenderInput};
 
 /// The manifest front end: render, parse, validate.
@@ -63,8 +67,10 @@ pub fn image(bytes: &[u8], dir: &Path) -> io::Result<()> {
 }
 
 /// A writer that fails once it has taken `.0` bytes.
+#[cfg(feature = "xz")]
 struct Capped(usize);
 
+#[cfg(feature = "xz")]
 impl Write for Capped {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if buf.len() > self.0 {
