@@ -136,7 +136,7 @@ fn keeps_owners_devices_and_file_capabilities() {
         kernel: false,
         upper_ok: false,
     };
-    let plan = s.plan_layer("copy", &info, None, false, both_off).unwrap();
+    let plan = s.plan_layer("copy", &info, None, None, both_off).unwrap();
     let LayerPlan::Copy { rootfs } = plan else {
         panic!("{plan:?}")
     };
@@ -204,7 +204,7 @@ fn overlay_and_volatile_layers_mount() {
     private_mount_ns();
     let mut mounts = Mounts(Vec::new());
 
-    let plan = s.plan_layer("web", &info, None, false, support).unwrap();
+    let plan = s.plan_layer("web", &info, None, None, support).unwrap();
     let LayerPlan::Overlay { ref upper, .. } = plan else {
         panic!("{plan:?}")
     };
@@ -224,7 +224,7 @@ fn overlay_and_volatile_layers_mount() {
     assert!(!detect_overlay(Path::new("/proc/filesystems"), &target).upper_ok);
 
     let plan = s
-        .plan_layer("guest", &info, Some(8 << 20), false, support)
+        .plan_layer("guest", &info, Some(8 << 20), None, support)
         .unwrap();
     let LayerPlan::TmpfsOverlay { ref tmpfs, .. } = plan else {
         panic!("{plan:?}")

@@ -20,7 +20,7 @@ const META: &str = "image.json";
 pub(crate) const PRIVATE: u32 = 0o700;
 /// Mode of a directory a user-namespaced container passes through.
 pub(crate) const TRAVERSE: u32 = 0o711;
-const LOCK: &str = ".lock";
+pub(super) const LOCK: &str = ".lock";
 
 /// An image as `berth image ls` shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,10 +32,10 @@ pub struct ImageEntry {
 }
 
 /// A temp extraction dir, removed on drop unless committed.
-struct TmpDir {
-    path: PathBuf,
+pub(super) struct TmpDir {
+    pub(super) path: PathBuf,
     _lock: fs::File,
-    keep: bool,
+    pub(super) keep: bool,
 }
 
 impl Drop for TmpDir {
@@ -220,7 +220,8 @@ impl RootfsStore {
         write_atomic(image, &dir.join(META), &data)
     }
 
-    fn tmp_dir(&self, image: &str, digest: Option<&str>) -> Result<TmpDir, StoreError> {
+    /// A locked temp dir `images/.tmp-<what>-<pid>-<n>` (`what` is a digest or another tag).
+    pub(super) fn tmp_dir(&self, image: &str, digest: Option<&str>) -> Result<TmpDir, StoreError> {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let path = self.images_dir().join(format!(
             ".tmp-{}-{}-{n}",
