@@ -357,16 +357,18 @@ fn a_user_namespaced_container_writes_its_own_root() {
         (out.status.success(), text, err)
     };
     let writes = "touch /x && echo ok > /etc/motd && sed -i s/root/root/ /etc/passwd \
-                  && mkdir /var/new && chown 1000:1000 /var/new && echo done";
+                  && mkdir /var/new && chown 1000:1000 /var/new \
+                  && echo '10.0.0.9 extra' >> /etc/hosts && echo done";
     for name in ["uns", "vol"] {
         let (ok, out, err) = exec(name, writes);
         assert!(ok && out.contains("done"), "{name}: {out}{err}");
         let (_, out, err) = exec(
             name,
-            "stat -c '%u:%g %n' / /x /etc/motd /etc/passwd /var/new",
+            "stat -c '%u:%g %n' / /x /etc/motd /etc/passwd /var/new /etc/hosts",
         );
         assert_eq!(
-            out, "0:0 /\n0:0 /x\n0:0 /etc/motd\n0:0 /etc/passwd\n1000:1000 /var/new\n",
+            out,
+            "0:0 /\n0:0 /x\n0:0 /etc/motd\n0:0 /etc/passwd\n1000:1000 /var/new\n0:0 /etc/hosts\n",
             "{name}: {err}"
         );
     }

@@ -472,6 +472,20 @@ impl RootfsStore {
                 removed.push(e.info.digest);
             }
         }
+        // A firmware image's store dir holds only its shifted copies.
+        let users = self.users()?;
+        let dir = self.images_dir();
+        let rd = fs::read_dir(&dir).map_err(|e| StoreError::io("-", "list", &dir, e))?;
+        for ent in rd.flatten() {
+            let d = ent.file_name().to_string_lossy().into_owned();
+            if valid_digest(&d)
+                && read_meta(&ent.path()).is_none()
+                && !users.iter().any(|(_, u)| *u == d)
+            {
+                self.drop_image(&d, &d)?;
+                removed.push(d);
+            }
+        }
         Ok(removed)
     }
 }

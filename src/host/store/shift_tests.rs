@@ -186,3 +186,57 @@ fn unshifted_copy_keeps_owners() {
         Path::new("/etc/passwd")
     );
 }
+
+/// A shifted copy is made once per (image, map) at start, shared, and
+/// removed by gc; a firmware image gets a store dir for its copies only.
+#[test]
+fn shifted_copies_are_shared_and_collected() {
+    use crate::host::store::layer::{LayerPlan, OverlaySupport};
+    use crate::host::store::StoreOptions;
+    if !fsutil::is_root() {
+        eprintln!("skipped: a shifted copy needs root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let digest = "b".repeat(64);
+    let ro = tmp.path().join("firmware");
+    fs::create_dir_all(ro.join(&digest).join("rootfs/etc")).unwrap();
+    fs::write(ro.join(&digest).join("rootfs/etc/motd"), b"fw").unwrap();
+    let opts = StoreOptions {
+        image_dirs: vec![ro.clone()],
+        ..StoreOptions::default()
+    };
+    let s = RootfsStore::open(&tmp.path().join("store"), opts).unwrap();
+    let info = s.find(&digest).unwrap();
+    let both = OverlaySupport {
+        kernel: true,
+        upper_ok: true,
+    };
+    let userns = IdMaps {
+        uid: vec![m(0, 100000, 65536)],
+        gid: vec![m(0, 100000, 65536)],
+    };
+    let lower = |c: &str| match s.plan_layer(c, &info, None, Some(&userns), both).unwrap() {
+        LayerPlan::Overlay { lower, upper, .. } => {
+            assert_eq!(owner(&upper), (100000, 100000), "upper root of {c}");
+            lower
+        }
+        p => panic!("{p:?}"),
+    };
+    let (a, b) = (lower("a"), lower("b"));
+    assert_eq!(a, b, "one copy per image and map");
+    assert!(a.starts_with(s.images_dir().join(&digest)));
+    assert_eq!(owner(&a.join("etc/motd")), (100000, 100000));
+    assert_eq!(owner(&ro.join(&digest).join("rootfs/etc/motd")), (0, 0));
+    assert!(
+        s.find(&digest).unwrap().read_only,
+        "still the firmware image"
+    );
+    assert!(s.gc().unwrap().is_empty(), "in use");
+    for c in ["a", "b"] {
+        fs::remove_file(s.containers_dir().join(c).join("image")).unwrap();
+    }
+    assert_eq!(s.gc().unwrap(), vec![digest.clone()]);
+    assert!(!s.images_dir().join(&digest).exists());
+    assert!(ro.join(&digest).join("rootfs/etc/motd").exists());
+}
