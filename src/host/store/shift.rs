@@ -175,9 +175,8 @@ impl RootfsStore {
 /// or moved by `shift`; every name is reached with `O_NOFOLLOW` from a
 /// directory fd, so no symlink leads the copy out of either tree.
 ///
-/// Unshifted, the copy keeps file capabilities; shifted, it drops them (the
-/// kernel ignores host-root file capabilities inside a user namespace anyway,
-/// and a shifted copy must never grant more than the image). An id outside
+/// Unshifted, the copy keeps file capabilities; shifted, it drops them, so a
+/// shifted copy never grants more than the image. An id outside
 /// the map becomes the container's `nobody`, and its file loses setuid/setgid.
 pub(crate) fn copy_tree(src: &Path, dst: &Path, shift: Option<&IdShift>) -> Result<(), CopyError> {
     let top = |source| CopyError::Io {
@@ -304,7 +303,9 @@ impl Copier<'_> {
                 Ok(())
             }
             libc::S_IFREG => {
-                let key = (st.st_dev as u64, st.st_ino as u64);
+                // dev_t and ino_t are u32 on some 32-bit targets.
+                #[allow(clippy::useless_conversion)]
+                let key = (u64::from(st.st_dev), u64::from(st.st_ino));
                 if st.st_nlink > 1 {
                     if let Some(first) = self.links.get(&key) {
                         return self.link(first, d, name).map_err(io(rel));
