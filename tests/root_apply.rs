@@ -401,3 +401,89 @@ fn a_noop_apply_and_the_read_commands_write_nothing_to_the_store() {
     }
     assert_eq!(snapshot(&store), before);
 }
+
+/// A user-namespaced container (root inside is host 100000) writes its own
+/// root as root expects: new files, /etc edits, chown within the map. Its
+/// writes land in its upper dir as mapped host ids; the shared image and a
+/// plain container of the same image see nothing of them.
+#[test]
+fn a_user_namespaced_container_writes_its_own_root() {
+    if !common::root_or_skip("a_user_namespaced_container_writes_its_own_root") {
+        return;
+    }
+    let w = World::new("uns");
+    let sleeper = |name: &str, extra: &str| {
+        format!("\n  {name}:\n    image: bb\n    command: [sleep, '300']{extra}")
+    };
+    let userns = "\n    namespaces: { user: { map: '0 100000 65536' } }";
+    let containers = [
+        sleeper("uns", userns),
+        sleeper("plain", ""),
+        sleeper("vol", &format!("{userns}\n    volatile: true")),
+    ]
+    .concat();
+    w.apply(&containers);
+    let exec = |name: &str, script: &str| {
+        let out = w.berth(&["exec", name, "--", "sh", "-c", script]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), text, err)
+    };
+    let writes = "touch /x && echo ok > /etc/motd && sed -i s/root/root/ /etc/passwd \
+                  && mkdir /var/new && chown 1000:1000 /var/new \
+                  && echo '10.0.0.9 extra' >> /etc/hosts && echo done";
+    for name in ["uns", "vol"] {
+        let (ok, out, err) = exec(name, writes);
+        assert!(ok && out.contains("done"), "{name}: {out}{err}");
+        let (_, out, err) = exec(
+            name,
+            "stat -c '%u:%g %n' / /x /etc/motd /etc/passwd /var/new /etc/hosts",
+        );
+        assert_eq!(
+            out,
+            "0:0 /\n0:0 /x\n0:0 /etc/motd\n0:0 /etc/passwd\n1000:1000 /var/new\n0:0 /etc/hosts\n",
+            "{name}: {err}"
+        );
+    }
+
+    // On the host, the upper dir holds the writes as mapped host ids.
+    let store = w.dir.path().join("store");
+    let upper = store.join("containers/uns/upper");
+    let host_owner = |p: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        let md = fs::symlink_metadata(p).unwrap();
+        (md.uid(), md.gid())
+    };
+    assert_eq!(host_owner(&upper.join("x")), (100000, 100000));
+    assert_eq!(host_owner(&upper.join("etc/passwd")), (100000, 100000));
+    assert_eq!(host_owner(&upper.join("var/new")), (101000, 101000));
+
+    // The plain container and the image itself are unchanged.
+    let (ok, out, err) = exec(
+        "plain",
+        "stat -c '%u:%g %n' / /etc/passwd; ls /x /var/new; cat /etc/motd",
+    );
+    assert!(!ok, "plain sees no writes of uns: {out}");
+    assert!(out.starts_with("0:0 /\n0:0 /etc/passwd\n"), "{out}{err}");
+    assert!(!out.contains("ok"), "{out}");
+    let images = store.join("images");
+    let digest = fs::read_to_string(store.join("containers/uns/image")).unwrap();
+    let rootfs = images.join(digest.trim()).join("rootfs");
+    assert!(!rootfs.join("x").exists() && !rootfs.join("var/new").exists());
+    assert_eq!(host_owner(&rootfs.join("etc/passwd")), (0, 0));
+    assert_ne!(
+        fs::read(rootfs.join("etc/motd")).ok().as_deref(),
+        Some(&b"ok\n"[..])
+    );
+    // One shifted copy, shared by both user-namespaced containers.
+    let shifted: Vec<_> = fs::read_dir(images.join(digest.trim()))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("shifted-"))
+        .collect();
+    assert_eq!(shifted.len(), 1, "{shifted:?}");
+    assert_eq!(
+        host_owner(&shifted[0].path().join("rootfs/etc/passwd")),
+        (100000, 100000)
+    );
+}

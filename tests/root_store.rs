@@ -136,7 +136,7 @@ fn keeps_owners_devices_and_file_capabilities() {
         kernel: false,
         upper_ok: false,
     };
-    let plan = s.plan_layer("copy", &info, None, false, both_off).unwrap();
+    let plan = s.plan_layer("copy", &info, None, None, both_off).unwrap();
     let LayerPlan::Copy { rootfs } = plan else {
         panic!("{plan:?}")
     };
@@ -150,6 +150,61 @@ fn keeps_owners_devices_and_file_capabilities() {
         .unwrap()
         .file_type()
         .is_char_device());
+}
+
+/// The copy fallback in a user namespace shifts owners as it copies: setuid
+/// kept, file capabilities of the image dropped (never more than the image
+/// grants), device nodes shifted too; the image stays as it was.
+#[test]
+fn copy_fallback_in_a_user_namespace_shifts_owners() {
+    need_root!();
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, info) = import_image_tar(tmp.path());
+    let both_off = berth::host::store::layer::OverlaySupport {
+        kernel: false,
+        upper_ok: false,
+    };
+    let map = vec![berth::model::IdMap {
+        inside: 0,
+        outside: 100000,
+        count: 65536,
+    }];
+    let maps = berth::model::IdMaps {
+        uid: map.clone(),
+        gid: map,
+    };
+    let plan = s
+        .plan_layer("ucopy", &info, None, Some(&maps), both_off)
+        .unwrap();
+    let LayerPlan::Copy { rootfs } = plan else {
+        panic!("{plan:?}")
+    };
+    let md = |p: &str| std::fs::symlink_metadata(rootfs.join(p)).unwrap();
+    assert_eq!((md("").uid(), md("").gid()), (100000, 100000));
+    let owned = md("etc/owned");
+    assert_eq!(
+        (owned.uid(), owned.gid(), owned.mode() & 0o7777),
+        (101234, 105678, 0o4750)
+    );
+    let ping = CString::new(rootfs.join("bin/ping").as_os_str().as_bytes()).unwrap();
+    // SAFETY: NUL-terminated path and name; a null buffer of size 0 asks for the size.
+    let n = unsafe {
+        libc::getxattr(
+            ping.as_ptr(),
+            b"security.capability\0".as_ptr().cast(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    assert_eq!((n, errno), (-1, Some(libc::ENODATA)), "no file caps");
+    assert_eq!(md("bin/ping").uid(), 100000);
+    let null = md("dev/null");
+    assert!(null.file_type().is_char_device());
+    assert_eq!((null.uid(), null.rdev()), (100000, libc::makedev(1, 3)));
+    let image = std::fs::metadata(info.rootfs.join("etc/owned")).unwrap();
+    assert_eq!((image.uid(), image.gid()), (1234, 5678));
+    assert_eq!(file_caps(&info.rootfs.join("bin/ping")), cap_net_bind());
 }
 
 /// Unmounts what a test mounted, even when an assertion fails.
@@ -204,7 +259,7 @@ fn overlay_and_volatile_layers_mount() {
     private_mount_ns();
     let mut mounts = Mounts(Vec::new());
 
-    let plan = s.plan_layer("web", &info, None, false, support).unwrap();
+    let plan = s.plan_layer("web", &info, None, None, support).unwrap();
     let LayerPlan::Overlay { ref upper, .. } = plan else {
         panic!("{plan:?}")
     };
@@ -224,7 +279,7 @@ fn overlay_and_volatile_layers_mount() {
     assert!(!detect_overlay(Path::new("/proc/filesystems"), &target).upper_ok);
 
     let plan = s
-        .plan_layer("guest", &info, Some(8 << 20), false, support)
+        .plan_layer("guest", &info, Some(8 << 20), None, support)
         .unwrap();
     let LayerPlan::TmpfsOverlay { ref tmpfs, .. } = plan else {
         panic!("{plan:?}")

@@ -268,6 +268,19 @@ impl RootDir {
             let fd = fsutil::create_file(dir.as_raw_fd(), &tmp)?;
             let mut f = std::fs::File::from(fd);
             f.write_all(bytes)?;
+            // The file belongs to its directory's owner: root of a user
+            // namespace (a mapped host id) owns its /etc and may then edit
+            // what berth put there. Owner first: chown clears setuid bits.
+            let (d, made) = (
+                fsutil::fstat(dir.as_raw_fd())?,
+                fsutil::fstat(f.as_raw_fd())?,
+            );
+            if (d.st_uid, d.st_gid) != (made.st_uid, made.st_gid) {
+                // SAFETY: a valid fd of a file this function created.
+                if unsafe { libc::fchown(f.as_raw_fd(), d.st_uid, d.st_gid) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             // SAFETY: a valid fd of a file this function created.
             if unsafe { libc::fchmod(f.as_raw_fd(), mode as libc::mode_t) } != 0 {
                 return Err(io::Error::last_os_error());

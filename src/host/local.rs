@@ -162,7 +162,7 @@ impl LocalHost {
             &spec.name,
             info,
             spec.volatile_size.filter(|_| spec.volatile),
-            spec.namespaces.user.is_some(),
+            spec.namespaces.user.as_ref(),
             support,
         )?)
     }

@@ -107,6 +107,48 @@ pub(crate) fn create_file(dir: RawFd, name: &CStr) -> io::Result<OwnedFd> {
     Ok(own(fd))
 }
 
+/// Open the regular file `name` below `dir` for reading, never through a symlink.
+pub(crate) fn open_read(dir: RawFd, name: &CStr) -> io::Result<OwnedFd> {
+    // SAFETY: valid fd and NUL-terminated name; O_NOFOLLOW refuses a final symlink.
+    let fd = check(unsafe {
+        libc::openat(
+            dir,
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })?;
+    Ok(own(fd))
+}
+
+/// `readlinkat`: the symlink's target as text, never resolved.
+pub(crate) fn readlink_at(dir: RawFd, name: &CStr) -> io::Result<CString> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: valid fd, NUL-terminated name, writable buffer of the given length.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+    if n >= buf.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    buf.truncate(n);
+    CString::new(buf).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// `fchownat` with `AT_SYMLINK_NOFOLLOW`: a symlink's own owner changes, never its target's.
+pub(crate) fn lchown_at(dir: RawFd, name: &CStr, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: valid fd and NUL-terminated name.
+    check(unsafe { libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) })
+        .map(|_| ())
+}
+
+/// `fstat` of an open fd.
+pub(crate) fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: zeroed `stat` is a valid value for a plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and writable struct.
+    check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
 /// `mkdirat`.
 pub(crate) fn mkdir_at(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
     // SAFETY: valid fd and NUL-terminated name.

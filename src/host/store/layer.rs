@@ -7,10 +7,13 @@ use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::ops::{private_dir, PRIVATE, TRAVERSE};
+use super::shift::{copy_tree, match_root, IdShift};
 use super::{fsutil, ImageInfo, RootfsStore, StoreError};
+use crate::model::IdMaps;
 
 /// statfs magic of overlayfs: an overlay upper dir cannot live on it
 /// (OpenWrt's / is overlayfs; the kernel refuses the mount with EINVAL).
@@ -91,12 +94,15 @@ impl RootfsStore {
     /// the tmpfs size of a volatile layer. The container dir is root's only
     /// (its merged root holds the image's setuid files), passable by others
     /// with `user_ns`: the container reaches its root as its own host id.
+    /// With `user_ns`, the lower layer is the image shifted by that map
+    /// (made here on first use, shared by every container with the map), and
+    /// a copy is shifted as it is made: root inside owns its root.
     pub fn plan_layer(
         &self,
         name: &str,
         image: &ImageInfo,
         volatile: Option<u64>,
-        user_ns: bool,
+        user_ns: Option<&IdMaps>,
         support: OverlaySupport,
     ) -> Result<LayerPlan, StoreError> {
         // The name becomes a path component: refuse anything that is not one.
@@ -120,21 +126,27 @@ impl RootfsStore {
             path: path.to_owned(),
             source,
         };
-        let mode = if user_ns { TRAVERSE } else { PRIVATE };
+        let shift = user_ns.map(IdShift::new);
+        let mode = if shift.is_some() { TRAVERSE } else { PRIVATE };
         private_dir(&cdir, mode).map_err(|e| err("create", &cdir, e))?;
         let rec = cdir.join("image");
         // Every start plans the layer again: write only what changed (flash).
         if fs::read(&rec).ok().as_deref() != Some(image.digest.as_bytes()) {
             fs::write(&rec, &image.digest).map_err(|e| err("write", &rec, e))?;
         }
-        let plan = match (choose(support, volatile.is_some()), volatile) {
+        let kind = choose(support, volatile.is_some());
+        let lower = match &shift {
+            Some(s) if kind != "copy" => self.shifted_rootfs(name, image, s)?,
+            _ => image.rootfs.clone(),
+        };
+        let plan = match (kind, volatile) {
             ("tmpfs-overlay", Some(size)) => LayerPlan::TmpfsOverlay {
-                lower: image.rootfs.clone(),
+                lower,
                 tmpfs: cdir.join("volatile"),
                 size,
             },
             ("overlay", _) => LayerPlan::Overlay {
-                lower: image.rootfs.clone(),
+                lower,
                 upper: cdir.join("upper"),
                 work: cdir.join("work"),
             },
@@ -143,10 +155,11 @@ impl RootfsStore {
             },
         };
         match &plan {
-            LayerPlan::Overlay { upper, work, .. } => {
+            LayerPlan::Overlay { lower, upper, work } => {
                 for d in [upper, work] {
                     fs::create_dir_all(d).map_err(|e| err("create", d, e))?;
                 }
+                match_root(lower, upper).map_err(|e| err("chown", upper, e))?;
             }
             LayerPlan::TmpfsOverlay { tmpfs, .. } => {
                 fs::create_dir_all(tmpfs).map_err(|e| err("create", tmpfs, e))?
@@ -154,7 +167,8 @@ impl RootfsStore {
             LayerPlan::Copy { rootfs } if !rootfs.exists() => {
                 let tmp = cdir.join("rootfs.tmp");
                 let _ = fsutil::remove_tree(&tmp);
-                copy_tree(&image.rootfs, &tmp).map_err(|e| err("copy", &image.rootfs, e))?;
+                copy_tree(&image.rootfs, &tmp, shift.as_ref())
+                    .map_err(|e| e.into_store(name, "copy", &image.rootfs))?;
                 fs::rename(&tmp, rootfs).map_err(|e| err("rename", rootfs, e))?;
             }
             LayerPlan::Copy { .. } => {}
@@ -187,13 +201,21 @@ pub fn mount_layer(container: &str, plan: &LayerPlan, target: &Path) -> Result<(
     match plan {
         LayerPlan::Overlay { lower, upper, work } => overlay(lower, upper, work),
         LayerPlan::TmpfsOverlay { lower, tmpfs, size } => {
-            let data = format!("mode=0700,size={size}");
+            // Owned by the lower root's owner: the mapped root of a
+            // user-namespaced container, whose lower is shifted.
+            let owner = fs::metadata(lower).map_err(|e| err("stat", lower, e))?;
+            let data = format!(
+                "mode=0700,uid={},gid={},size={size}",
+                owner.uid(),
+                owner.gid()
+            );
             mount(Some("tmpfs"), tmpfs, Some("tmpfs"), 0, Some(&data))
                 .map_err(|e| err("mount tmpfs", tmpfs, e))?;
             let (upper, work) = (tmpfs.join("upper"), tmpfs.join("work"));
             let made = [&upper, &work]
                 .into_iter()
                 .try_for_each(|d| fs::create_dir_all(d).map_err(|e| err("create", d, e)))
+                .and_then(|()| match_root(lower, &upper).map_err(|e| err("chown", &upper, e)))
                 .and_then(|()| overlay(lower, &upper, &work));
             if made.is_err() {
                 // Nothing of the container may stay mounted.
@@ -244,90 +266,4 @@ pub fn umount(dir: &Path) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Copy a tree keeping modes, owners, symlinks and hard links
-/// (the fallback when overlayfs is not possible).
-fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
-    use std::collections::HashMap;
-    use std::os::unix::fs::{chown, lchown, MetadataExt, PermissionsExt};
-    let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
-    let mut stack = vec![(src.to_owned(), dst.to_owned())];
-    let root = fsutil::is_root();
-    // Directory modes last: a read-only directory must still take its children.
-    let mut dirs = Vec::new();
-    while let Some((s, d)) = stack.pop() {
-        let md = fs::symlink_metadata(&s)?;
-        let ft = md.file_type();
-        if ft.is_dir() {
-            fs::create_dir(&d)?;
-            for ent in fs::read_dir(&s)? {
-                let ent = ent?;
-                stack.push((ent.path(), d.join(ent.file_name())));
-            }
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(fs::read_link(&s)?, &d)?;
-        } else if md.nlink() > 1 && links.contains_key(&(md.dev(), md.ino())) {
-            fs::hard_link(&links[&(md.dev(), md.ino())], &d)?;
-            continue;
-        } else if ft.is_file() {
-            fs::copy(&s, &d)?;
-            if md.nlink() > 1 {
-                links.insert((md.dev(), md.ino()), d.clone());
-            }
-        } else {
-            // Device nodes and fifos: recreate with mknod.
-            let c = CString::new(d.as_os_str().as_bytes())
-                .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-            // SAFETY: NUL-terminated path.
-            if unsafe { libc::mknod(c.as_ptr(), md.mode(), md.rdev()) } < 0 {
-                continue;
-            }
-        }
-        if root {
-            if ft.is_symlink() {
-                lchown(&d, Some(md.uid()), Some(md.gid()))?;
-            } else {
-                chown(&d, Some(md.uid()), Some(md.gid()))?;
-            }
-        }
-        if ft.is_dir() {
-            dirs.push((d, md.mode() & 0o7777));
-        } else if !ft.is_symlink() {
-            fs::set_permissions(&d, fs::Permissions::from_mode(md.mode() & 0o7777))?;
-            if ft.is_file() {
-                // fs::copy does not copy xattrs; chown above would clear them anyway.
-                copy_caps(&s, &d);
-            }
-        }
-    }
-    for (d, mode) in dirs.into_iter().rev() {
-        fs::set_permissions(&d, fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
-}
-
-/// Copy the `security.capability` xattr (file capabilities), if any. Best
-/// effort: without CAP_SETFCAP the copy simply has none, as `cp -a` does.
-fn copy_caps(src: &Path, dst: &Path) {
-    let (Ok(s), Ok(d)) = (
-        CString::new(src.as_os_str().as_bytes()),
-        CString::new(dst.as_os_str().as_bytes()),
-    ) else {
-        return;
-    };
-    let key = b"security.capability\0";
-    let mut buf = [0u8; 64];
-    // SAFETY: NUL-terminated path and key, writable buffer of the given length.
-    let n = unsafe {
-        libc::lgetxattr(
-            s.as_ptr(),
-            key.as_ptr().cast(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let Ok(n) = usize::try_from(n) else { return };
-    // SAFETY: as above; `n` bytes of `buf` were filled.
-    unsafe { libc::lsetxattr(d.as_ptr(), key.as_ptr().cast(), buf.as_ptr().cast(), n, 0) };
 }

@@ -6,6 +6,8 @@
 //! <root>/images/<sha256>/rootfs/       the image's files
 //! <root>/images/<sha256>/image.json    ImageMeta: source, names, size, OCI defaults
 //! <root>/images/.tmp-<sha256>-<pid>-<n>/  an extraction in progress (never looks whole)
+//! <root>/images/<sha256>/shifted-<key>/rootfs/  the rootfs with owners moved by one
+//!                                       user namespace map (shift.rs)
 //! <root>/containers/<name>/image       digest the container uses (for `ls` and `gc`)
 //! ```
 //!
@@ -24,6 +26,7 @@ pub(crate) mod fsutil;
 mod http;
 pub mod layer;
 mod oci;
+pub mod shift;
 #[cfg(feature = "tls")]
 mod tls;
 pub mod transfer;
@@ -133,6 +136,15 @@ pub enum StoreError {
     /// `rm` of an image that containers still use.
     #[error("image `{image}`: in use by {containers}")]
     InUse { image: String, containers: String },
+    /// An image file's owner is outside the container's user namespace map,
+    /// which maps no `nobody` (65534) to stand for it either.
+    #[error("container `{container}`: image file `{path}` has {kind} {id}, outside namespaces.user's map; map container id 65534 (nobody) or every id the image uses")]
+    Unmapped {
+        container: String,
+        path: PathBuf,
+        kind: &'static str,
+        id: u32,
+    },
     /// Preparing or mounting a container's writable layer failed.
     #[error("container `{container}`: {op} `{path}`")]
     Layer {

@@ -20,7 +20,7 @@ const META: &str = "image.json";
 pub(crate) const PRIVATE: u32 = 0o700;
 /// Mode of a directory a user-namespaced container passes through.
 pub(crate) const TRAVERSE: u32 = 0o711;
-const LOCK: &str = ".lock";
+pub(super) const LOCK: &str = ".lock";
 
 /// An image as `berth image ls` shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,10 +32,10 @@ pub struct ImageEntry {
 }
 
 /// A temp extraction dir, removed on drop unless committed.
-struct TmpDir {
-    path: PathBuf,
+pub(super) struct TmpDir {
+    pub(super) path: PathBuf,
     _lock: fs::File,
-    keep: bool,
+    pub(super) keep: bool,
 }
 
 impl Drop for TmpDir {
@@ -220,7 +220,8 @@ impl RootfsStore {
         write_atomic(image, &dir.join(META), &data)
     }
 
-    fn tmp_dir(&self, image: &str, digest: Option<&str>) -> Result<TmpDir, StoreError> {
+    /// A locked temp dir `images/.tmp-<what>-<pid>-<n>` (`what` is a digest or another tag).
+    pub(super) fn tmp_dir(&self, image: &str, digest: Option<&str>) -> Result<TmpDir, StoreError> {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let path = self.images_dir().join(format!(
             ".tmp-{}-{}-{n}",
@@ -469,6 +470,20 @@ impl RootfsStore {
             if e.used_by.is_empty() {
                 self.drop_image(&e.info.digest, &e.info.digest)?;
                 removed.push(e.info.digest);
+            }
+        }
+        // A firmware image's store dir holds only its shifted copies.
+        let users = self.users()?;
+        let dir = self.images_dir();
+        let rd = fs::read_dir(&dir).map_err(|e| StoreError::io("-", "list", &dir, e))?;
+        for ent in rd.flatten() {
+            let d = ent.file_name().to_string_lossy().into_owned();
+            if valid_digest(&d)
+                && read_meta(&ent.path()).is_none()
+                && !users.iter().any(|(_, u)| *u == d)
+            {
+                self.drop_image(&d, &d)?;
+                removed.push(d);
             }
         }
         Ok(removed)

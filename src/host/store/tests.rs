@@ -472,7 +472,7 @@ fn ls_rm_gc_and_used_by() {
             "web",
             &a,
             None,
-            false,
+            None,
             OverlaySupport {
                 kernel: true,
                 upper_ok: true,
@@ -485,7 +485,7 @@ fn ls_rm_gc_and_used_by() {
             kernel: true,
             upper_ok: true,
         };
-        assert!(s.plan_layer(bad, &a, None, false, both).is_err(), "{bad:?}");
+        assert!(s.plan_layer(bad, &a, None, None, both).is_err(), "{bad:?}");
     }
     assert!(!tmp.path().join("store/escape").exists());
     let list = s.list().unwrap();
@@ -522,7 +522,7 @@ fn copy_layer_keeps_links_and_modes() {
             "c",
             &a,
             None,
-            false,
+            None,
             OverlaySupport {
                 kernel: false,
                 upper_ok: true,
