@@ -3,7 +3,8 @@
 //!
 //! - `prepare`: the child's whole setup computed from the `Spec` (pure-ish);
 //! - `spawn`: clone into new namespaces, parent/child handshake, exec;
-//! - `mounts`, `caps`, `seccomp`: what the child sets up before exec;
+//! - `mounts` (the pure plan) and `mount_calls` (its syscalls), `caps`, `seccomp`:
+//!   what the child sets up before exec;
 //! - `monitor`: the detached supervisor (`berth __monitor`), restarts and stop;
 //! - `control`: the caller's side (`Runtime`: start, stop, kill, remove);
 //! - `oneshot`: `berth __run`, a foreground start for benchmarks and tests;
@@ -19,6 +20,7 @@ pub mod fds;
 pub mod join;
 pub mod logs;
 pub mod monitor;
+pub mod mount_calls;
 pub mod mounts;
 pub mod oneshot;
 pub mod prepare;

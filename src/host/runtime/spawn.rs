@@ -14,9 +14,9 @@ use std::os::unix::io::RawFd;
 use std::path::Path;
 
 use super::fds::{close_inherited, set_non_dumpable, Action, Method};
-use super::mounts;
 use super::seccomp;
 use super::RuntimeError;
+use super::{mount_calls, mounts};
 use crate::host::inroot::RootDir;
 
 pub use super::prepare::{argv_of, ns_supported, prepare, Prepared};
@@ -331,8 +331,8 @@ fn child_main(p: &Prepared, stdio: Stdio, rel_r: RawFd, err_w: RawFd) -> ! {
             );
         }
     }
-    try_or_fail(err_w, mounts::make_private(), "make mounts private");
-    try_or_fail(err_w, mounts::bind_root(&p.rootfs), "bind the rootfs");
+    try_or_fail(err_w, mount_calls::make_private(), "make mounts private");
+    try_or_fail(err_w, mount_calls::bind_root(&p.rootfs), "bind the rootfs");
     let root = match RootDir::open(Path::new(OsStr::from_bytes(p.rootfs.as_bytes())), p.resolve) {
         Ok(r) => r,
         Err(e) => fail(
@@ -343,21 +343,25 @@ fn child_main(p: &Prepared, stdio: Stdio, rel_r: RawFd, err_w: RawFd) -> ! {
         ),
     };
     for op in &p.before {
-        try_or_fail(err_w, mounts::apply(op, Some(&root)), &mounts::describe(op));
+        try_or_fail(
+            err_w,
+            mount_calls::apply(op, Some(&root)),
+            &mounts::describe(op),
+        );
     }
     // No fd of the host side may reach the container.
     drop(root);
     try_or_fail(
         err_w,
-        mounts::pivot(&p.rootfs),
+        mount_calls::pivot(&p.rootfs),
         "pivot_root into the rootfs",
     );
     for op in &p.after {
-        try_or_fail(err_w, mounts::apply(op, None), &mounts::describe(op));
+        try_or_fail(err_w, mount_calls::apply(op, None), &mounts::describe(op));
     }
     try_or_fail(
         err_w,
-        mounts::mkdir_p(&p.workdir, 0o755),
+        mount_calls::mkdir_p(&p.workdir, 0o755),
         "create the workdir",
     );
     finish_and_exec(p, err_w)
