@@ -8,7 +8,9 @@
 #   make size-check    x86_64 firmware build (default, no-tls, no-default) against
 #                      size-budget.txt: raw bytes and per-block xz (in make test)
 #   make size-check-cross   builds the four cross firmware builds and checks each
-#                      against size-budget.txt; not in make test: TIMING
+#                      against size-budget.txt; not in make test: about 45 min
+#                      from a clean target dir on a shared 2-core machine
+#                      (each target builds its own std; docs/benchmarks.md)
 #   make msrv          cargo +1.75.0 build --locked
 
 STATIC_TARGET := x86_64-unknown-linux-musl
@@ -28,13 +30,10 @@ SIZE_DIR := $(PKG_TARGET_DIR)/size
 # x86_64 alone also trades for size (its code compresses worst of the five,
 # and its CPUs are the fastest): derived Debug prints only the type or variant
 # name (-Z fmt-debug=shallow; berth shows no derived Debug to the user), and
-# sha2 and the decompressors are built at opt-level z like the rest, not 3;
-# rust-lld links it with identical code folding (--icf=all).
+# sha2 and the decompressors are built at opt-level z like the rest, not 3.
 # Without these its xz size was over the 1.0 MiB budget (docs/benchmarks.md).
-STATIC_GCC_LD = $(shell rustc --print sysroot)/lib/rustlib/$(shell rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld
-STATIC_RUSTFLAGS = -C target-feature=+crt-static $(shell sed '/^\#/d' scripts/cross/firmware-rustflags) \
-                   -Z fmt-debug=shallow \
-                   -C link-arg=-fuse-ld=lld -C link-arg=-B$(STATIC_GCC_LD) -C link-arg=-Wl,--icf=all
+STATIC_RUSTFLAGS := -C target-feature=+crt-static $(shell sed '/^\#/d' scripts/cross/firmware-rustflags) \
+                    -Z fmt-debug=shallow
 STATIC_SIZE_CONFIG := $(foreach p,sha2 zlib-rs ruzstd lzma-rust bzip2-rs,--config 'profile.release.package.$(p).opt-level="z"')
 STATIC_BUILD = RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(PKG_CARGO_ENV) \
                cargo build $(STATIC_SIZE_CONFIG) --locked --release --target $(STATIC_TARGET) \
