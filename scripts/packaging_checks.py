@@ -221,6 +221,34 @@ def check_recipe_features(bb_text, cargo_toml_text):
                          'PACKAGECONFIG[NAME] = ",," for each' % missing)
 
 
+def check_openwrt_features(mk_text, cargo_toml_text):
+    """Each menuconfig BERTH_* choice maps to a cargo feature, every cargo
+    feature has one, and the choices that default to y are the crate's
+    default features."""
+    features = tomllib.loads(cargo_toml_text).get("features", {})
+    sym_feature = dict(re.findall(r"\$\(if \$\(CONFIG_(BERTH_[A-Z0-9_]+)\),([a-z0-9_-]+)\)", mk_text))
+    if not sym_feature:
+        raise CheckError("RUST_PKG_FEATURES maps no CONFIG_BERTH_* symbol to a cargo feature")
+    unknown = sorted(f for f in sym_feature.values() if f not in features)
+    if unknown:
+        raise CheckError("menuconfig maps to %s, which are not cargo features" % unknown)
+    missing = sorted(f for f in features if f != "default" and f not in sym_feature.values())
+    if missing:
+        raise CheckError("cargo features %s have no menuconfig choice in RUST_PKG_FEATURES" % missing)
+    on = set()
+    for sym, body in re.findall(r"^\s*config (BERTH_[A-Z0-9_]+)\n((?:\s+(?!config )\S.*\n)*)", mk_text, re.M):
+        default = re.search(r"^\s*default (\S+)", body, re.M)
+        if sym not in sym_feature:
+            continue
+        if default is None:
+            raise CheckError("menuconfig %s has no default" % sym)
+        if default.group(1) == "y":
+            on.add(sym_feature[sym])
+    if sorted(on) != sorted(features.get("default", [])):
+        raise CheckError("menuconfig choices on by default give %s, Cargo.toml's default features are %s; "
+                         "make them the same" % (sorted(on), sorted(features.get("default", []))))
+
+
 def read(*parts):
     with open(os.path.join(TOP, *parts), encoding="utf-8") as f:
         return f.read()
@@ -236,6 +264,8 @@ def main():
         ("LIC_FILES_CHKSUM matches LICENSE", lambda: [check_license(open(b).read()) for b in bbs]),
         ("recipe PACKAGECONFIG matches the cargo features",
          lambda: [check_recipe_features(open(b).read(), cargo) for b in bbs]),
+        ("OpenWrt menuconfig defaults match the cargo features",
+         lambda: check_openwrt_features(read("openwrt-package/berth/Makefile"), cargo)),
         ("OpenWrt PKG_VERSION/PKG_RELEASE",
          lambda: check_openwrt_version(read("openwrt-package/berth/Makefile"), cargo)),
         ("berth.service delegates and runs berth apply", lambda: check_systemd_unit(read("dist/berth.service"))),

@@ -3,7 +3,8 @@
 squashfs with OpenWrt's default block size stores).
 
   size_report.py report [--write docs/benchmarks.md] BIN...   (TRIPLE=PATH pairs)
-  size_report.py check BUDGET_FILE FEATURESET=PATH...
+  size_report.py check BUDGET_FILE TARGET:FEATURESET=PATH...
+      each binary's bytes and per-block xz against the budget's two numbers
 """
 import datetime
 import lzma
@@ -69,17 +70,55 @@ def parse_pairs(args):
 
 
 def read_budget(path):
-    """{(target, featureset): max_bytes} from size-budget.txt."""
+    """{(target, featureset): (max_bytes, max_xz or None)} from size-budget.txt."""
     budget = {}
     with open(path, encoding="utf-8") as f:
         for no, line in enumerate(f, 1):
             line = line.split("#", 1)[0].split()
             if not line:
                 continue
-            if len(line) != 3 or not line[2].isdigit():
-                raise SystemExit("%s:%d: expected `target features max_bytes`" % (path, no))
-            budget[(line[0], line[1])] = int(line[2])
+            if len(line) != 4 or not line[2].isdigit() or not (line[3].isdigit() or line[3] == "-"):
+                raise SystemExit("%s:%d: expected `target features max_bytes max_xz_bytes` "
+                                 "(max_xz_bytes a number or -)" % (path, no))
+            budget[(line[0], line[1])] = (int(line[2]), None if line[3] == "-" else int(line[3]))
     return budget
+
+
+def over(what, size, limit):
+    """The failure line for one measure over its budget."""
+    return "%s is %d bytes (%s), over its budget of %d (%s) by %d bytes (%.1f KiB)" % (
+        what, size, mib(size), limit, mib(limit), size - limit, (size - limit) / 1024.0)
+
+
+def check(budget_file, args):
+    """Measure each FEATURESET=PATH against the budget: a table, then one line
+    per failure naming target, feature set, size, budget and overshoot."""
+    budget = read_budget(budget_file)
+    rows, failures = [], []
+    for key, path in parse_pairs(args):
+        target, _, feat = key.partition(":")
+        if (target, feat) not in budget:
+            raise SystemExit("size_report: no budget for %s %s in %s" % (target, feat, budget_file))
+        max_raw, max_xz = budget[(target, feat)]
+        raw, _, xz = sizes(path)
+        bad = []
+        if raw > max_raw:
+            bad.append(over("raw size", raw, max_raw))
+        if max_xz is not None and xz > max_xz:
+            bad.append(over("xz (256 KiB blocks)", xz, max_xz))
+        failures += ["FAIL %s %s: %s" % (target, feat, b) for b in bad]
+        rows.append((target, feat, "%d (%s)" % (raw, mib(raw)), mib(max_raw),
+                     "%d (%s)" % (xz, mib(xz)), mib(max_xz) if max_xz is not None else "-",
+                     "FAIL" if bad else "ok"))
+    head = ("target", "features", "bytes", "budget", "xz per 256 KiB block", "budget", "result")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    for f in failures:
+        print(f)
+    bad_rows = sum(r[-1] == "FAIL" for r in rows)
+    print("%d within budget, %d over (%s)" % (len(rows) - bad_rows, bad_rows, budget_file))
+    return 1 if failures else 0
 
 
 def main(argv):
@@ -98,20 +137,7 @@ def main(argv):
                 f.write(replace_section(doc, body))
         return 0
     if len(argv) >= 3 and argv[0] == "check":
-        budget = read_budget(argv[1])
-        failed = 0
-        for key, path in parse_pairs(argv[2:]):
-            target, _, feat = key.partition(":")
-            limit = budget.get((target, feat))
-            if limit is None:
-                raise SystemExit("size_report: no budget for %s %s in %s" % (target, feat, argv[1]))
-            size = os.path.getsize(path)
-            ok = size <= limit
-            failed += not ok
-            print("%s %s %s: %d bytes (%s), budget %d (%s)" % (
-                "ok  " if ok else "FAIL", target, feat, size, mib(size), limit, mib(limit)))
-        print("%d passed, %d failed" % (len(argv) - 2 - failed, failed))
-        return 1 if failed else 0
+        return check(argv[1], argv[2:])
     print(__doc__, file=sys.stderr)
     return 2
 

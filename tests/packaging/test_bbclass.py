@@ -3,6 +3,8 @@
 bitbake would (after expanding ${VAR} references) against a fake image root,
 deploy dir and host berth: what lands in the image, the digest tokens, the
 `berth install --target-root` call, and the failures."""
+import bz2
+import gzip
 import hashlib
 import os
 import re
@@ -79,14 +81,20 @@ class BerthBundle(unittest.TestCase):
             return f.read()
 
     def test_stages_containers_files_and_manifest(self):
-        s1 = self.tarball(os.path.join(self.deploy, "berth-container-busybox-qemuarm64.rootfs.tar.bz2"), b"bb")
+        # what IMAGE_FSTYPES = "container" deploys: staged recompressed as gzip
+        with open(os.path.join(self.deploy, "berth-container-busybox-qemuarm64.rootfs.tar.bz2"), "wb") as f:
+            f.write(bz2.compress(b"bb"))
         extra = os.path.join(self.tmp.name, "dns-masq.tar.gz")
         s2 = self.tarball(extra, b"dns")
         r = self.run_class("a: @BERTH_SHA256_berth_container_busybox@\nb: @BERTH_SHA256_dns_masq@\n",
                            BERTH_CONTAINERS="berth-container-busybox", BERTH_CONTAINER_FILES=extra)
         self.assertEqual(r.returncode, 0, r.stderr)
         images = os.path.join(self.rootfs, "usr/share/berth/images")
-        self.assertEqual(sorted(os.listdir(images)), ["berth-container-busybox.tar.bz2", "dns-masq.tar.gz"])
+        self.assertEqual(sorted(os.listdir(images)), ["berth-container-busybox.tar.gz", "dns-masq.tar.gz"])
+        with open(os.path.join(images, "berth-container-busybox.tar.gz"), "rb") as f:
+            staged = f.read()
+        self.assertEqual(gzip.decompress(staged), b"bb")
+        s1 = hashlib.sha256(staged).hexdigest()
         self.assertEqual(self.read(self.rootfs, "etc/berth/manifest.yaml"), "a: %s\nb: %s\n" % (s1, s2))
         manifest = os.path.join(self.rootfs, "etc/berth/manifest.yaml")
         self.assertEqual(self.read(self.tmp.name, "berth-calls"),

@@ -200,3 +200,30 @@ class RecipeFeatures(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class OpenwrtFeatures(unittest.TestCase):
+    CARGO = CARGO + '\n[features]\ndefault = ["gzip"]\ngzip = []\nbzip2 = []\n'
+    GOOD = ("define Package/berth/config\n  if PACKAGE_berth\n"
+            "\tconfig BERTH_GZIP\n\t\tbool \"gzip\"\n\t\tdefault y\n"
+            "\tconfig BERTH_BZIP2\n\t\tbool \"bzip2\"\n\t\tdefault n\n  endif\nendef\n"
+            "RUST_PKG_FEATURES:=$(if $(CONFIG_BERTH_GZIP),gzip) $(if $(CONFIG_BERTH_BZIP2),bzip2)\n")
+
+    def test_good(self):
+        pc.check_openwrt_features(self.GOOD, self.CARGO)
+
+    def test_default_on_that_cargo_has_off(self):
+        with self.assertRaisesRegex(pc.CheckError, "on by default"):
+            pc.check_openwrt_features(self.GOOD.replace("default n", "default y"), self.CARGO)
+
+    def test_default_off_that_cargo_has_on(self):
+        with self.assertRaisesRegex(pc.CheckError, "on by default"):
+            pc.check_openwrt_features(self.GOOD.replace("\t\tdefault y\n", "\t\tdefault n\n"), self.CARGO)
+
+    def test_feature_without_choice(self):
+        with self.assertRaisesRegex(pc.CheckError, "no menuconfig choice"):
+            pc.check_openwrt_features(self.GOOD.replace(" $(if $(CONFIG_BERTH_BZIP2),bzip2)", ""), self.CARGO)
+
+    def test_choice_that_is_no_feature(self):
+        with self.assertRaisesRegex(pc.CheckError, "not cargo features"):
+            pc.check_openwrt_features(self.GOOD + "X:=$(if $(CONFIG_BERTH_LZ4),lz4)\n", self.CARGO)

@@ -9,7 +9,8 @@
 #   BERTH_MANIFEST = "/path/to/manifest.yaml"
 #
 # Every tarball lands in ${BERTH_IMAGES_DIR} as <name>.tar.<ext>, where <name>
-# is the image recipe name or the file's name without .tar.*. In the manifest,
+# is the image recipe name or the file's name without .tar.*; a .tar.bz2 (what
+# IMAGE_FSTYPES = "container" writes) is recompressed to <name>.tar.gz. In the manifest,
 # the token @BERTH_SHA256_<name>@ (with '-' and '.' turned into '_') is
 # replaced by that tarball's sha256, since image tarballs are not
 # reproducible from build to build.
@@ -38,15 +39,23 @@ berth_bundle_stage() {
     src="$2"
     [ -f "$src" ] || bbfatal "berth_bundle: container tarball $src not found"
     case "$src" in
-        *.tar.bz2) ext=tar.bz2 ;;
+        *.tar.bz2) ext=bz2 ;;
         *.tar.gz|*.tgz) ext=tar.gz ;;
         *.tar.xz) ext=tar.xz ;;
         *.tar.zst) ext=tar.zst ;;
         *.tar) ext=tar ;;
         *) bbfatal "berth_bundle: $src is not a tarball" ;;
     esac
-    dest="${IMAGE_ROOTFS}${BERTH_IMAGES_DIR}/$name.$ext"
-    install -m 0644 "$src" "$dest"
+    if [ "$ext" = bz2 ]; then
+        # berth reads bzip2 only when built with it (PACKAGECONFIG bzip2, off
+        # by default: its decoder needs about 35 MiB), so stage it as gzip
+        dest="${IMAGE_ROOTFS}${BERTH_IMAGES_DIR}/$name.tar.gz"
+        bzip2 -dc "$src" | gzip -n -9 > "$dest" || bbfatal "berth_bundle: recompress $src failed"
+        chmod 0644 "$dest"
+    else
+        dest="${IMAGE_ROOTFS}${BERTH_IMAGES_DIR}/$name.$ext"
+        install -m 0644 "$src" "$dest"
+    fi
     sum=$(sha256sum "$dest" | cut -d' ' -f1)
     token=$(echo "$name" | tr '.-' '__')
     echo "s|@BERTH_SHA256_$token@|$sum|g" >> "${WORKDIR}/berth-bundle.sed"

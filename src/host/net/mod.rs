@@ -155,7 +155,7 @@ pub enum NetError {
     #[error("{who}: parent interface `{parent}` does not exist; check `parent:` (see `ip link`)")]
     ParentMissing { who: Who, parent: String },
     /// A host-side name is taken by a link berth did not mark as its own.
-    #[error("{who}: interface `{name}` already exists on the host and was not created by berth (mark {found:?}); rename or remove it")]
+    #[error("{who}: interface `{name}` already exists on the host and was not created by berth (mark {mark}); rename or remove it", mark = .found.as_deref().unwrap_or("none"))]
     NameClash {
         who: Who,
         name: String,

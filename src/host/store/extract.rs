@@ -327,8 +327,10 @@ impl<'a> Extractor<'a> {
                 return Err(StoreError::Unsupported {
                     image: self.image.to_owned(),
                     entry: raw.clone(),
-                    kind: format!("{other:?}"),
-                })
+                    // the header's type byte: Debug of tar's EntryType is a
+                    // variant name only in the firmware build (fmt-debug=shallow)
+                    kind: format!("`{}`", char::from(other.as_byte()).escape_default()),
+                });
             }
         }
         Ok(())

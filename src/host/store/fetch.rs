@@ -430,6 +430,12 @@ fn produce<R: Read>(image: &str, src: Hashing<R>, w: &mut ChunkWriter) -> Produc
             magic,
         })
     })?;
+    if let Some(feature) = left_out(compression) {
+        return Err(Some(StoreError::CompressionNotBuilt {
+            image: image.to_owned(),
+            compression: feature,
+        }));
+    }
     let mut src = BufReader::with_capacity(CHUNK, io::Cursor::new(head).chain(hashing));
     decompress(compression, &mut src, w).map_err(read_err)?;
     w.flush().map_err(read_err)?;
@@ -447,6 +453,19 @@ fn produce<R: Read>(image: &str, src: Hashing<R>, w: &mut ChunkWriter) -> Produc
         size: hashing.size,
         compression,
     })
+}
+
+/// The cargo feature (named as the format) that `c` needs, if this build left
+/// it out: refused before any byte is decompressed, naming the fix.
+fn left_out(c: Compression) -> Option<&'static str> {
+    let (feature, built) = match c {
+        Compression::None => return None,
+        Compression::Gzip => ("gzip", cfg!(feature = "gzip")),
+        Compression::Zstd => ("zstd", cfg!(feature = "zstd")),
+        Compression::Xz => ("xz", cfg!(feature = "xz")),
+        Compression::Bzip2 => ("bzip2", cfg!(feature = "bzip2")),
+    };
+    (!built).then_some(feature)
 }
 
 fn decompress<R: BufRead>(c: Compression, src: &mut R, w: &mut ChunkWriter) -> io::Result<()> {
@@ -480,11 +499,9 @@ fn decompress<R: BufRead>(c: Compression, src: &mut R, w: &mut ChunkWriter) -> i
                 ))
             }
         }
+        // left_out() refused it before
         #[allow(unreachable_patterns)]
-        other => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("{other:?} support is not enabled in this build"),
-        )),
+        _ => Err(io::ErrorKind::Unsupported.into()),
     }
 }
 

@@ -127,6 +127,13 @@ pub enum StoreError {
         image: String,
         feature: &'static str,
     },
+    /// An archive compressed with a format whose decompressor the build left
+    /// out (bzip2 is opt-in: its decoder needs about 35 MiB of memory).
+    #[error("image `{image}`: {compression} archive, but this berth is built without `{compression}`; recompress the image with gzip, zstd or xz, or use a berth built with it (cargo --features {compression}; OpenWrt: BERTH_{upper} in menuconfig; Yocto: PACKAGECONFIG {compression})", upper = .compression.to_uppercase())]
+    CompressionNotBuilt {
+        image: String,
+        compression: &'static str,
+    },
     /// An OCI layout or `docker save` archive that cannot be applied.
     #[error("image `{image}`: bad OCI archive: {what}")]
     Oci { image: String, what: String },

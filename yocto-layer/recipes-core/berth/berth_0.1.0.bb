@@ -15,10 +15,11 @@ inherit cargo cargo-update-recipe-crates systemd update-rc.d
 
 require ${BPN}-crates.inc
 
-# berth's cargo features (Cargo.toml); all on by default. A small-flash image
-# can drop tls (https sources, about 0.7 MiB) and unused decompressors, e.g.
-# PACKAGECONFIG:pn-berth = "http gzip" in local.conf.
-PACKAGECONFIG ??= "http tls gzip zstd xz bzip2"
+# berth's cargo features (Cargo.toml), on by default as there: all but bzip2
+# (its decoder needs about 35 MiB; berth_bundle stages .tar.bz2 as gzip). A
+# small-flash image can drop tls (https sources, about 0.7 MiB) and unused
+# decompressors, e.g. PACKAGECONFIG:pn-berth = "http gzip" in local.conf.
+PACKAGECONFIG ??= "http tls gzip zstd xz"
 PACKAGECONFIG[http] = ",,"
 PACKAGECONFIG[tls] = ",,"
 PACKAGECONFIG[gzip] = ",,"
