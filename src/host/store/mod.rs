@@ -23,6 +23,8 @@ mod fsutil;
 #[cfg(feature = "http")]
 mod http;
 pub mod layer;
+#[cfg(feature = "xz")]
+mod lzma;
 mod oci;
 #[cfg(feature = "tls")]
 mod tls;
