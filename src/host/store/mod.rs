@@ -25,6 +25,8 @@ pub(crate) mod fsutil;
 #[cfg(feature = "http")]
 mod http;
 pub mod layer;
+#[cfg(feature = "xz")]
+mod lzma;
 mod oci;
 pub mod shift;
 #[cfg(feature = "tls")]

@@ -1,9 +1,9 @@
 //! A streaming .xz container reader for the decompress step of the pipeline.
-//! The LZMA2 data inside each block is decoded by `lzma-rust`'s streaming
-//! `LZMA2Reader`; this file walks the container (stream header, block headers,
-//! padding, checks, index, footer) so memory is the LZMA2 dictionary only,
-//! never a whole block. Integrity comes from the archive's sha256, so the
-//! container's own CRC fields are skipped, not verified.
+//! The LZMA2 data inside each block is decoded by berth's own streaming
+//! decoder (lzma.rs); this file walks the container (stream header, block
+//! headers, padding, checks, index, footer) so memory is the LZMA2 dictionary
+//! only, never a whole block. Integrity comes from the archive's sha256, so
+//! the container's own CRC fields are skipped, not verified.
 
 use std::io::{self, BufRead, Read, Write};
 
@@ -130,12 +130,16 @@ fn block<R: BufRead, W: Write>(src: &mut R, w: &mut W, hsize: usize, check: u64)
     src.read_exact(&mut h)?;
     let flags = h[0];
     let mut pos = 1;
-    if flags & 0x40 != 0 {
-        varint(&h, &mut pos)?;
-    }
-    if flags & 0x80 != 0 {
-        varint(&h, &mut pos)?;
-    }
+    let packed = if flags & 0x40 != 0 {
+        Some(varint(&h, &mut pos)?)
+    } else {
+        None
+    };
+    let unpacked = if flags & 0x80 != 0 {
+        Some(varint(&h, &mut pos)?)
+    } else {
+        None
+    };
     if flags & 0x03 != 0 {
         return Err(bad(
             "filter chains (e.g. --x86) are not supported; use plain LZMA2",
@@ -159,42 +163,19 @@ fn block<R: BufRead, W: Write>(src: &mut R, w: &mut W, hsize: usize, check: u64)
         return Err(bad("dictionary larger than 64 MiB"));
     }
     let mut counting = Counting { inner: src, n: 0 };
-    {
-        let mut dec = lzma_rust::LZMA2Reader::new(&mut counting, dict, None);
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = match dec.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            w.write_all(&buf[..n])?;
-        }
-    }
+    let out = super::lzma::decode(&mut counting, w, dict)?;
     let data = counting.n;
+    // Sizes the header declares (xz -T writes them) must be the real ones.
+    if packed.is_some_and(|p| p != data) || unpacked.is_some_and(|u| u != out) {
+        return Err(bad("block size differs from its header"));
+    }
     skip(src, (4 - data % 4) % 4 + check)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::lzma::tests::xz;
     use super::*;
-
-    fn xz(args: &[&str], data: &[u8]) -> Vec<u8> {
-        let mut child = std::process::Command::new("xz")
-            .args(args)
-            .args(["-c", "-q"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("`xz` is needed (apt-get install xz-utils)");
-        let mut stdin = child.stdin.take().unwrap();
-        let input = data.to_vec();
-        let t = std::thread::spawn(move || stdin.write_all(&input).unwrap());
-        let out = child.wait_with_output().unwrap();
-        t.join().unwrap();
-        out.stdout
-    }
 
     fn sample() -> Vec<u8> {
         (0..300_000u32)
