@@ -179,54 +179,9 @@ fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-/// A seccomp filter that answers ENOSYS to openat2, as kernels before 5.6 do.
-/// Inherited by berth, its monitor and the container's setup child.
+/// openat2 answers ENOSYS, as on kernels before 5.6.
 fn enosys_openat2() -> std::io::Result<()> {
-    let nr = u32::try_from(libc::SYS_openat2).unwrap_or(u32::MAX);
-    let enosys = u32::try_from(libc::ENOSYS).unwrap_or(38);
-    let prog = [
-        libc::sock_filter {
-            code: 0x20,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        }, // ld nr
-        libc::sock_filter {
-            code: 0x15,
-            jt: 0,
-            jf: 1,
-            k: nr,
-        }, // jeq openat2
-        libc::sock_filter {
-            code: 0x06,
-            jt: 0,
-            jf: 0,
-            k: 0x0005_0000 | enosys,
-        },
-        libc::sock_filter {
-            code: 0x06,
-            jt: 0,
-            jf: 0,
-            k: 0x7fff_0000,
-        },
-    ];
-    let fprog = libc::sock_fprog {
-        len: 4,
-        filter: prog.as_ptr().cast_mut(),
-    };
-    // SAFETY: a valid program that outlives the call; root may install it
-    // without no_new_privs.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    common::deny_with_enosys(libc::SYS_openat2)
 }
 
 /// A path that climbs out of any rootfs and names `target` from `/`.

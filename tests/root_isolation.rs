@@ -50,44 +50,9 @@ fn hostile_caller(cmd: &mut Command, fds: Vec<RawFd>, old_kernel: bool) {
     }
 }
 
-/// A seccomp filter: close_range(2) fails with ENOSYS, everything else runs.
-/// Root may load it without no_new_privs; the container inherits it too.
+/// close_range(2) answers ENOSYS, as on kernels before 5.9.
 fn deny_close_range() -> io::Result<()> {
-    let stmt = |code: u16, k: u32| libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    };
-    let nr = u32::try_from(libc::SYS_close_range).unwrap();
-    let enosys = u32::try_from(libc::ENOSYS).unwrap();
-    let prog = [
-        stmt(0x20, 0), // ld [nr]
-        libc::sock_filter {
-            code: 0x15, // jeq #nr, 0, 1
-            jt: 0,
-            jf: 1,
-            k: nr,
-        },
-        stmt(0x06, 0x0005_0000 | enosys), // ret ERRNO(ENOSYS)
-        stmt(0x06, 0x7fff_0000),          // ret ALLOW
-    ];
-    let fprog = libc::sock_fprog {
-        len: 4,
-        filter: prog.as_ptr().cast_mut(),
-    };
-    // SAFETY: fprog points to four valid instructions for the call.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_SET_SECCOMP,
-            libc::SECCOMP_MODE_FILTER,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    common::deny_with_enosys(libc::SYS_close_range)
 }
 
 /// `berth ARGS` with `--runtime-dir` after the subcommand: (code, stdout, stderr).

@@ -62,3 +62,36 @@ pub fn add_netns(name: &str) {
         .is_ok_and(|s| s.success());
     assert!(ok, "ip netns add {name}");
 }
+
+/// A seccomp filter on the calling process: syscall `nr` fails with ENOSYS,
+/// as on a kernel that predates it; everything else runs. Inherited by what
+/// it starts (berth, its monitor, the container's setup child), so a test
+/// forces berth's fallback for that call. Root may load it without
+/// no_new_privs. For `pre_exec`.
+pub fn deny_with_enosys(nr: libc::c_long) -> std::io::Result<()> {
+    let stmt = |code: u16, jf: u8, k: u32| libc::sock_filter { code, jt: 0, jf, k };
+    let nr = u32::try_from(nr).unwrap_or(u32::MAX);
+    let enosys = u32::try_from(libc::ENOSYS).unwrap_or(38);
+    let prog = [
+        stmt(0x20, 0, 0),                    // ld [nr]
+        stmt(0x15, 1, nr),                   // jeq #nr, 0, 1
+        stmt(0x06, 0, 0x0005_0000 | enosys), // ret ERRNO(ENOSYS)
+        stmt(0x06, 0, 0x7fff_0000),          // ret ALLOW
+    ];
+    let fprog = libc::sock_fprog {
+        len: 4,
+        filter: prog.as_ptr().cast_mut(),
+    };
+    // SAFETY: fprog points to four valid instructions that outlive the call.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_SECCOMP,
+            libc::SECCOMP_MODE_FILTER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
