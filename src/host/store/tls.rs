@@ -7,7 +7,125 @@ use std::io::BufReader;
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::crypto::{
+    CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, WebPkiSupportedAlgorithms,
+};
+use rustls::pki_types::PrivateKeyDer;
+use rustls::sign::SigningKey;
+use rustls::SignatureScheme;
+use webpki::ring as alg;
+
 use super::transfer::FetchError;
+
+/// ring's primitives, with only what a client that verifies servers needs:
+/// the AES-GCM suites every TLS server offers (no ChaCha20-Poly1305, whose
+/// x86_64 and aarch64 assembly is tens of KiB that barely compresses), the
+/// usual key exchanges, the web PKI's signature algorithms, and no private
+/// keys (berth presents no client certificate, so ring's signing code stays
+/// out). rustls' `default_provider()` would link all of it.
+fn provider() -> CryptoProvider {
+    use rustls::crypto::ring::{cipher_suite as cs, kx_group};
+    CryptoProvider {
+        cipher_suites: vec![
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        signature_verification_algorithms: SIGNATURES,
+        secure_random: &Kernel,
+        key_provider: &Kernel,
+    }
+}
+
+/// Server signatures berth verifies: ECDSA P-256/P-384 and RSA (PKCS#1 and
+/// PSS), 2048 to 8192 bits; each TLS scheme maps to the algorithms that can
+/// carry it (in TLS 1.2 the ECDSA curve is not fixed by the scheme).
+static SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
+    all: &[
+        alg::ECDSA_P256_SHA256,
+        alg::ECDSA_P256_SHA384,
+        alg::ECDSA_P384_SHA256,
+        alg::ECDSA_P384_SHA384,
+        alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+        alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+        alg::RSA_PKCS1_2048_8192_SHA256,
+        alg::RSA_PKCS1_2048_8192_SHA384,
+        alg::RSA_PKCS1_2048_8192_SHA512,
+    ],
+    mapping: &[
+        (
+            SignatureScheme::ECDSA_NISTP384_SHA384,
+            &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384],
+        ),
+        (
+            SignatureScheme::ECDSA_NISTP256_SHA256,
+            &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256],
+        ),
+        (
+            SignatureScheme::RSA_PSS_SHA512,
+            &[alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PSS_SHA384,
+            &[alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PSS_SHA256,
+            &[alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA512,
+            &[alg::RSA_PKCS1_2048_8192_SHA512],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA384,
+            &[alg::RSA_PKCS1_2048_8192_SHA384],
+        ),
+        (
+            SignatureScheme::RSA_PKCS1_SHA256,
+            &[alg::RSA_PKCS1_2048_8192_SHA256],
+        ),
+    ],
+};
+
+/// Randomness from the kernel (getrandom(2), Linux 3.17+); no keys to load.
+#[derive(Debug)]
+struct Kernel;
+
+impl SecureRandom for Kernel {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
+        let mut done = 0;
+        while done < buf.len() {
+            let rest = &mut buf[done..];
+            // SAFETY: the kernel writes at most `rest.len()` bytes into `rest`.
+            let n = unsafe { libc::syscall(libc::SYS_getrandom, rest.as_mut_ptr(), rest.len(), 0) };
+            match usize::try_from(n) {
+                Ok(n) => done += n,
+                Err(_)
+                    if std::io::Error::last_os_error().kind()
+                        == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(GetRandomFailed),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl KeyProvider for Kernel {
+    fn load_private_key(
+        &self,
+        _key: PrivateKeyDer<'static>,
+    ) -> Result<Arc<dyn SigningKey>, rustls::Error> {
+        Err(rustls::Error::General(
+            "berth presents no client certificate".into(),
+        ))
+    }
+}
 
 /// A client config trusting every certificate in the PEM file `bundle`.
 pub(crate) fn client_config(bundle: &Path) -> Result<Arc<rustls::ClientConfig>, FetchError> {
@@ -27,11 +145,31 @@ pub(crate) fn client_config(bundle: &Path) -> Result<Arc<rustls::ClientConfig>, 
             "no PEM certificate in it",
         )));
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ca_err(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_provider_offers_aes_gcm_only_and_loads_no_key() {
+        let p = provider();
+        assert!(!p.cipher_suites.is_empty());
+        for s in &p.cipher_suites {
+            let name = format!("{:?}", s.suite());
+            assert!(name.contains("AES_") && name.contains("GCM"), "{name}");
+        }
+        let mut buf = [0u8; 64];
+        Kernel.fill(&mut buf).unwrap();
+        assert!(buf.iter().any(|b| *b != 0), "getrandom filled nothing");
+        let key = PrivateKeyDer::Pkcs8(vec![0u8; 8].into());
+        assert!(Kernel.load_private_key(key).is_err());
+    }
 }
