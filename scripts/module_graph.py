@@ -22,16 +22,17 @@ import sys
 # (and from itself). Pure layers come first.
 LAYERS = {
     "model": [],
+    "fleet": ["model"],
     "manifest": ["model"],
     "plan": ["model"],
-    "host": ["model", "manifest", "plan"],
+    "host": ["model", "manifest", "plan", "fleet"],
     "converge": ["model", "plan", "host"],
     "observe": ["model", "plan", "host", "converge"],
-    "cli": ["model", "manifest", "plan", "host", "converge", "observe"],
-    "fuzz": ["model", "manifest", "plan", "host"],
+    "cli": ["model", "manifest", "plan", "host", "converge", "observe", "fleet"],
+    "fuzz": ["model", "manifest", "plan", "host", "fleet"],
 }
 # Pure layers: no syscall crate, no file writes.
-PURE = {"model", "manifest", "plan"}
+PURE = {"model", "manifest", "plan", "fleet"}
 PURE_FORBIDDEN = re.compile(r"\b(libc|nix|rustix)::|std::fs::|std::process::|std::net::TcpStream")
 
 ROOTS = {"crate", "super", "self"}

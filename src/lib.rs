@@ -9,6 +9,7 @@
 //! `scripts/module_graph.py` (in `make lint`) keeps the imports pointing down.
 
 pub mod cli;
+pub mod fleet;
 pub mod converge;
 #[doc(hidden)]
 pub mod fuzz;

@@ -13,6 +13,9 @@ use crate::model::Desired;
 use crate::observe;
 use crate::plan::{self, Plan};
 
+/// The store root when neither `--root` nor the manifest names one.
+pub const DEFAULT_ROOT: &str = "/var/lib/berth";
+
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
     absolute(
@@ -20,7 +23,7 @@ pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
             .root
             .clone()
             .or_else(|| desired.settings.root.as_ref().map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
     )
 }
 

@@ -53,7 +53,7 @@ impl<'a> Ctx<'a> {
             self.global
                 .root
                 .clone()
-                .unwrap_or_else(|| "/var/lib/berth".into()),
+                .unwrap_or_else(|| crate::cli::apply::DEFAULT_ROOT.into()),
         );
         let records = RecordStore::new(&store_root);
         let Some(rec) = records.get(name)? else {

@@ -39,6 +39,7 @@ mod source;
 pub mod start;
 pub mod status;
 pub mod stop;
+pub mod trust;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,10 @@ pub const GLOBAL: &[Opt] = &[
     .env("BERTH_LOG_SIZE"),
     source::CA_BUNDLE,
     source::FETCH_TIMEOUT,
+    trust::KEYS,
+    trust::REQUIRE_SIGNED,
+    trust::SIGNATURE_URL,
+    trust::KEYS_URL,
 ];
 
 /// `berth` itself: the list of commands.
@@ -358,7 +363,11 @@ fn exit_code(err: &error::Error) -> u8 {
     {
         return e.code();
     }
-    if err.is::<ManifestError>() || err.is::<UsageError>() {
+    let refused = err
+        .chain()
+        .find_map(|e| e.downcast_ref::<trust::TrustError>())
+        .is_some_and(trust::TrustError::is_bad_input);
+    if refused || err.is::<ManifestError>() || err.is::<UsageError>() {
         2
     } else {
         1

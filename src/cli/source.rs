@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cli::args::{Opt, Parsed, Pos};
 use crate::cli::error::{Context, Result};
+use crate::cli::trust::{Trust, TrustArgs, TrustError, DEFAULT_KEYS};
 use crate::cli::UsageError;
 use crate::host::facts;
 use crate::host::store::fetch::{self, FetchOptions, DEFAULT_CA_BUNDLE};
@@ -148,6 +149,8 @@ pub struct ManifestArgs {
     pub fetch: FetchArgs,
     /// Largest manifest or vars file read, in bytes (`--max-manifest-size`).
     pub max_size: usize,
+    /// Which signatures the manifest needs.
+    pub trust: TrustArgs,
 }
 
 impl ManifestArgs {
@@ -159,6 +162,8 @@ impl ManifestArgs {
             vars_file: p.string("vars-file")?,
             fetch: FetchArgs::from_parsed(p)?,
             max_size: max_size(p)?,
+            // Only `apply` keeps what it accepted; the rest check and write nothing.
+            trust: TrustArgs::from_parsed(p, p.commands.first() == Some(&"apply"))?,
         })
     }
 
@@ -214,7 +219,7 @@ pub fn max_size(p: &Parsed) -> Result<usize, UsageError> {
 }
 
 fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)> {
-    let (text, base_dir) = read_source(&args.source, &args.fetch, args.max_size)?;
+    let (text, base_dir) = read_source(args)?;
     let mut input = RenderInput {
         facts: facts::read(Path::new("/")),
         max_size: args.max_size,
@@ -248,24 +253,48 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
     Ok((text, base_dir, input))
 }
 
-/// The manifest text and the directory relative image paths are taken from.
-fn read_source(source: &str, fetch_args: &FetchArgs, max: usize) -> Result<(String, String)> {
+/// The manifest text, checked against its signature where the trust options
+/// ask for one, and the directory relative image paths are taken from.
+fn read_source(args: &ManifestArgs) -> Result<(String, String)> {
+    let (source, max) = (args.source.as_str(), args.max_size);
+    let trust = Trust::load(&args.trust)?;
+    let required = |trust: Option<Trust>| {
+        trust.ok_or_else(|| TrustError::NoKey {
+            path: args.trust.keys.clone().unwrap_or_else(|| DEFAULT_KEYS.into()),
+        })
+    };
     if source == "-" {
+        if args.trust.require_signed {
+            required(trust)?;
+            return Err(TrustError::Stdin.into());
+        }
         let text = read_limited(std::io::stdin(), max)
             .map_err(|e| UsageError(format!("read manifest from stdin: {e}")))?;
         let cwd = std::env::current_dir().context("get current directory")?;
         return Ok((text, cwd.to_string_lossy().into_owned()));
     }
     if source.starts_with("http://") || source.starts_with("https://") {
-        // A fleet server's manifest: fetched into memory, never written to flash.
-        let opts = fetch_args.manifest_options();
+        // A fleet server's manifest: fetched into memory; with a trusted key,
+        // the accepted one is kept on flash (cli::trust).
+        let opts = args.fetch.manifest_options();
         let limit = u64::try_from(max).unwrap_or(u64::MAX);
-        let text = fetch::fetch_text(source, &opts, limit).map_err(|e| match e {
-            // Too large is bad input (exit 2), as for a file.
-            FetchError::TooLarge { .. } => {
+        let fetched = match &trust {
+            Some(t) => t.fetch_manifest(source, &opts, limit),
+            None => fetch::fetch_text(source, &opts, limit).map_err(Into::into),
+        };
+        let text = fetched.map_err(|e| {
+            let too_large = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<FetchError>(),
+                    Some(FetchError::TooLarge { .. })
+                )
+            });
+            if too_large {
+                // Too large is bad input (exit 2), as for a file.
                 UsageError(format!("manifest `{source}`: {}", manifest::too_large(max))).into()
+            } else {
+                e.context("manifest")
             }
-            other => crate::cli::error::Error::from(other).context("manifest"),
         })?;
         let cwd = std::env::current_dir().context("get current directory")?;
         return Ok((text, cwd.to_string_lossy().into_owned()));
@@ -281,6 +310,11 @@ fn read_source(source: &str, fetch_args: &FetchArgs, max: usize) -> Result<(Stri
             };
             UsageError(format!("read manifest `{source}`: {e}{fix}"))
         })?;
+    let text = if args.trust.require_signed {
+        required(trust)?.check_file(path, text)?
+    } else {
+        text
+    };
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -12,6 +12,7 @@ pub mod net;
 pub mod records;
 pub mod runtime;
 pub mod store;
+pub mod trusted;
 
 pub use local::{LocalConfig, LocalHost};
 
