@@ -24,14 +24,15 @@ LAYERS = {
     "model": [],
     "manifest": ["model"],
     "plan": ["model"],
+    "fleet": ["model"],
     "host": ["model", "manifest", "plan"],
     "converge": ["model", "plan", "host"],
     "observe": ["model", "plan", "host", "converge"],
-    "cli": ["model", "manifest", "plan", "host", "converge", "observe"],
-    "fuzz": ["model", "manifest", "plan", "host"],
+    "cli": ["model", "manifest", "plan", "fleet", "host", "converge", "observe"],
+    "fuzz": ["model", "manifest", "plan", "fleet", "host"],
 }
 # Pure layers: no syscall crate, no file writes.
-PURE = {"model", "manifest", "plan"}
+PURE = {"model", "manifest", "plan", "fleet"}
 PURE_FORBIDDEN = re.compile(r"\b(libc|nix|rustix)::|std::fs::|std::process::|std::net::TcpStream")
 
 ROOTS = {"crate", "super", "self"}

@@ -10,6 +10,8 @@
 
 pub mod cli;
 pub mod converge;
+#[cfg(feature = "sign")]
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod host;
