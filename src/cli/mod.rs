@@ -35,6 +35,8 @@ pub mod pause;
 pub mod restart;
 pub mod rm;
 mod serve;
+#[cfg(feature = "sign")]
+pub mod sign;
 mod source;
 pub mod start;
 pub mod status;
@@ -164,6 +166,12 @@ pub static ROOT: Cmd = Cmd {
         pause::PAUSE,
         pause::RESUME,
         image::CMD,
+        #[cfg(feature = "sign")]
+        sign::KEY,
+        #[cfg(feature = "sign")]
+        sign::SIGN,
+        #[cfg(feature = "sign")]
+        sign::VERIFY,
     ],
     ..Cmd::new("berth", env!("CARGO_PKG_DESCRIPTION"))
 };
@@ -227,6 +235,10 @@ pub enum Command {
     Container(containers::ContainerCommand),
     /// `berth image` and its subcommands: `image::CMD`.
     Image(image::ImageArgs),
+    /// `berth key generate`, `berth sign`, `berth verify`: `sign::KEY` and
+    /// the others.
+    #[cfg(feature = "sign")]
+    Sign(sign::SignCommand),
 }
 
 impl Cli {
@@ -271,6 +283,8 @@ impl Command {
             "check" => Command::Check(check::CheckArgs::from_parsed(p)?),
             "install" => Command::Install(install::InstallArgs::from_parsed(p)?),
             "image" => Command::Image(image::ImageArgs::from_parsed(p)?),
+            #[cfg(feature = "sign")]
+            "key" | "sign" | "verify" => Command::Sign(sign::SignCommand::from_parsed(p)?),
             name => Command::Container(containers::ContainerCommand::from_parsed(name, p)?),
         })
     }
@@ -358,11 +372,22 @@ fn exit_code(err: &error::Error) -> u8 {
     {
         return e.code();
     }
-    if err.is::<ManifestError>() || err.is::<UsageError>() {
+    if err.is::<ManifestError>() || err.is::<UsageError>() || refused_signature(err) {
         2
     } else {
         1
     }
+}
+
+/// A signature or key file berth refuses: exit code 2, as a bad manifest.
+fn refused_signature(err: &error::Error) -> bool {
+    #[cfg(feature = "sign")]
+    return err.is::<sign::SignError>();
+    #[cfg(not(feature = "sign"))]
+    return {
+        let _ = err;
+        false
+    };
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -414,6 +439,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Install(args) => install::run(&args),
         Command::Container(c) => containers::run(&cli.global, &c).map(drop),
         Command::Image(args) => image::run(&cli.global, args),
+        #[cfg(feature = "sign")]
+        Command::Sign(cmd) => sign::run(&cmd),
     }
 }
 
