@@ -9,8 +9,8 @@
 //! `scripts/module_graph.py` (in `make lint`) keeps the imports pointing down.
 
 pub mod cli;
-pub mod fleet;
 pub mod converge;
+pub mod fleet;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod host;

@@ -39,7 +39,8 @@ impl Origin {
             .spawn()
             .expect("python3 -m http.server");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !w.sh("busybox nc -z 127.0.0.1 8080 && echo up").contains("up") {
+        let probe = "printf 'HEAD / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 1 127.0.0.1 8080";
+        while !w.sh(probe).starts_with("HTTP/") {
             assert!(Instant::now() < deadline, "the origin did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -96,7 +97,12 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
     fs::create_dir_all(&keys).unwrap();
     let key_base = dir.join("fleet");
     ok(
-        &berth(&["key", "generate", key_base.to_str().unwrap(), "--no-passphrase"]),
+        &berth(&[
+            "key",
+            "generate",
+            key_base.to_str().unwrap(),
+            "--no-passphrase",
+        ]),
         "berth key generate",
     );
     fs::copy(dir.join("fleet.pub"), keys.join("fleet.pub")).unwrap();
@@ -119,7 +125,10 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
         assert_eq!(out.status.code(), Some(2), "{what}: {err}");
         assert!(err.contains(rule), "{what}: wants `{rule}` in: {err}");
         assert_eq!(w.pid("web"), Some(pid), "{what}: the container was touched");
-        assert!(w.pid("evil").is_none(), "{what}: a forged container started");
+        assert!(
+            w.pid("evil").is_none(),
+            "{what}: a forged container started"
+        );
     };
 
     // Version 2 is accepted and applied.
@@ -142,7 +151,10 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
         .unwrap()
         .modified()
         .unwrap();
-    assert_eq!(before, after, "an unchanged manifest rewrote the trust store");
+    assert_eq!(
+        before, after,
+        "an unchanged manifest rewrote the trust store"
+    );
 
     let evil = format!("{good}  evil: {{ image: bb, command: [sleep, '3600'] }}\n");
     // Replay: an older, validly signed manifest.
@@ -150,7 +162,11 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
     refused("replayed v1", "version 1 < accepted 2", pid);
     // The accepted version with other content.
     publish(&www, &secret, &evil, 2, None);
-    refused("reused v2", "version 2 was accepted with other content", pid);
+    refused(
+        "reused v2",
+        "version 2 was accepted with other content",
+        pid,
+    );
     // Forged: new content under the old signature.
     publish(&www, &secret, &good, 3, None);
     fs::write(www.join("m.yaml"), &evil).unwrap();
@@ -158,7 +174,12 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
     // Signed by a key the device does not trust.
     let stranger = dir.join("stranger");
     ok(
-        &berth(&["key", "generate", stranger.to_str().unwrap(), "--no-passphrase"]),
+        &berth(&[
+            "key",
+            "generate",
+            stranger.to_str().unwrap(),
+            "--no-passphrase",
+        ]),
         "berth key generate",
     );
     publish(&www, &dir.join("stranger.key"), &evil, 9, None);
@@ -173,7 +194,10 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
     // Reboot with the origin down: the runtime dir (tmpfs) is gone, the
     // container with it; the stored manifest brings it back.
     drop(origin);
-    ok(&w.berth(&["--root", store.to_str().unwrap(), "stop", "web"]), "stop web");
+    ok(
+        &w.berth(&["--root", store.to_str().unwrap(), "stop", "web"]),
+        "stop web",
+    );
     let out = apply();
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(ok(&out, "offline apply").contains("> start web"), "{err}");
@@ -181,6 +205,9 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
         err.contains("applying the stored manifest, version 2"),
         "{err}"
     );
-    assert!(w.pid("web").is_some(), "web runs again from the stored manifest");
+    assert!(
+        w.pid("web").is_some(),
+        "web runs again from the stored manifest"
+    );
     assert!(w.pid("evil").is_none());
 }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::cli::context::{absolute, DEFAULT_ROOT};
 use crate::cli::error::Result;
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
 use crate::converge;
@@ -12,9 +13,6 @@ use crate::host::{LocalConfig, LocalHost};
 use crate::model::Desired;
 use crate::observe;
 use crate::plan::{self, Plan};
-
-/// The store root when neither `--root` nor the manifest names one.
-pub const DEFAULT_ROOT: &str = "/var/lib/berth";
 
 /// The store root: `--root`/`BERTH_ROOT`, else the manifest's, else the default.
 pub fn store_root(global: &Global, desired: &Desired) -> PathBuf {
@@ -36,14 +34,6 @@ pub fn runtime_dir(global: &Global, desired: &Desired) -> PathBuf {
             .or_else(|| desired.settings.runtime_dir.as_ref().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("/var/run/berth")),
     )
-}
-
-/// Paths are made absolute once: the monitor runs from `/`, not from here.
-pub fn absolute(p: PathBuf) -> PathBuf {
-    if p.is_absolute() {
-        return p;
-    }
-    std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
 }
 
 /// The device, configured from the command line and the manifest's settings.

@@ -46,6 +46,8 @@ pub struct CheckArgs {
     pub json: bool,
     /// How a manifest URL is fetched.
     pub fetch: crate::cli::FetchArgs,
+    /// Which signatures the manifest needs.
+    pub trust: crate::cli::trust::TrustArgs,
 }
 
 impl CheckArgs {
@@ -58,6 +60,7 @@ impl CheckArgs {
             max_size: crate::cli::source::max_size(p)?,
             json: p.has("json"),
             fetch: crate::cli::FetchArgs::from_parsed(p)?,
+            trust: crate::cli::trust::TrustArgs::from_parsed(p, false)?,
         })
     }
 }
@@ -336,6 +339,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             vars_file: args.vars_file.clone(),
             fetch: args.fetch.clone(),
             max_size: args.max_size,
+            trust: args.trust.clone(),
         })?),
         None => None,
     };

@@ -4,13 +4,23 @@
 
 use std::path::{Path, PathBuf};
 
-use super::apply::absolute;
 use super::error::Result;
 use super::Global;
 use crate::host::cgroup::{CgroupBackend, ParentPolicy};
 use crate::host::records::{Record, RecordStore};
 use crate::host::{LocalConfig, LocalHost};
 use crate::model::SettingsSpec;
+
+/// The store root when neither `--root` nor the manifest names one.
+pub const DEFAULT_ROOT: &str = "/var/lib/berth";
+
+/// Paths are made absolute once: the monitor runs from `/`, not from here.
+pub fn absolute(p: PathBuf) -> PathBuf {
+    if p.is_absolute() {
+        return p;
+    }
+    std::env::current_dir().map(|d| d.join(&p)).unwrap_or(p)
+}
 
 /// The context of one container subcommand.
 pub struct Ctx<'a> {
@@ -53,7 +63,7 @@ impl<'a> Ctx<'a> {
             self.global
                 .root
                 .clone()
-                .unwrap_or_else(|| crate::cli::apply::DEFAULT_ROOT.into()),
+                .unwrap_or_else(|| DEFAULT_ROOT.into()),
         );
         let records = RecordStore::new(&store_root);
         let Some(rec) = records.get(name)? else {

@@ -126,7 +126,7 @@ fn open(global: &Global) -> Result<RootfsStore> {
     let root = global
         .root
         .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::cli::apply::DEFAULT_ROOT));
+        .unwrap_or_else(|| PathBuf::from(crate::cli::context::DEFAULT_ROOT));
     // The image commands read local archives only: nothing is downloaded.
     Ok(RootfsStore::open(&root, StoreOptions::default())?)
 }

@@ -35,6 +35,7 @@ pub mod pause;
 pub mod restart;
 pub mod rm;
 mod serve;
+pub mod sign;
 mod source;
 pub mod start;
 pub mod status;
@@ -169,6 +170,9 @@ pub static ROOT: Cmd = Cmd {
         pause::PAUSE,
         pause::RESUME,
         image::CMD,
+        sign::KEY,
+        sign::SIGN,
+        sign::VERIFY,
     ],
     ..Cmd::new("berth", env!("CARGO_PKG_DESCRIPTION"))
 };
@@ -232,6 +236,9 @@ pub enum Command {
     Container(containers::ContainerCommand),
     /// `berth image` and its subcommands: `image::CMD`.
     Image(image::ImageArgs),
+    /// `berth key generate`, `berth sign`, `berth verify`: `sign::KEY` and
+    /// the others.
+    Sign(sign::SignCommand),
 }
 
 impl Cli {
@@ -276,6 +283,7 @@ impl Command {
             "check" => Command::Check(check::CheckArgs::from_parsed(p)?),
             "install" => Command::Install(install::InstallArgs::from_parsed(p)?),
             "image" => Command::Image(image::ImageArgs::from_parsed(p)?),
+            "key" | "sign" | "verify" => Command::Sign(sign::SignCommand::from_parsed(p)?),
             name => Command::Container(containers::ContainerCommand::from_parsed(name, p)?),
         })
     }
@@ -367,11 +375,16 @@ fn exit_code(err: &error::Error) -> u8 {
         .chain()
         .find_map(|e| e.downcast_ref::<trust::TrustError>())
         .is_some_and(trust::TrustError::is_bad_input);
-    if refused || err.is::<ManifestError>() || err.is::<UsageError>() {
+    if refused || err.is::<ManifestError>() || err.is::<UsageError>() || refused_signature(err) {
         2
     } else {
         1
     }
+}
+
+/// A signature or key file berth refuses: exit code 2, as a bad manifest.
+fn refused_signature(err: &error::Error) -> bool {
+    err.is::<sign::SignError>()
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -423,6 +436,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Install(args) => install::run(&args),
         Command::Container(c) => containers::run(&cli.global, &c).map(drop),
         Command::Image(args) => image::run(&cli.global, args),
+        Command::Sign(cmd) => sign::run(&cmd),
     }
 }
 

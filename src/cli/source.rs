@@ -260,7 +260,11 @@ fn read_source(args: &ManifestArgs) -> Result<(String, String)> {
     let trust = Trust::load(&args.trust)?;
     let required = |trust: Option<Trust>| {
         trust.ok_or_else(|| TrustError::NoKey {
-            path: args.trust.keys.clone().unwrap_or_else(|| DEFAULT_KEYS.into()),
+            path: args
+                .trust
+                .keys
+                .clone()
+                .unwrap_or_else(|| DEFAULT_KEYS.into()),
         })
     };
     if source == "-" {

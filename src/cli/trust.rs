@@ -17,7 +17,7 @@ use crate::cli::args::{Opt, Parsed};
 use crate::cli::error::Result;
 use crate::cli::UsageError;
 use crate::fleet::keylist::{self, KeySet, MAX_KEYS, MAX_KEY_LIST};
-use crate::fleet::minisign::{FormatError, PublicKey, Signature, MAX_SIGNATURE};
+use crate::fleet::minisign::{FormatError, PublicKey, Signature, MAX_FILE_SIZE};
 use crate::fleet::policy::{self, Accepted, Clock, Refusal, Verdict};
 use crate::host::store::fetch::{self, FetchOptions};
 use crate::host::store::FetchError;
@@ -109,11 +109,13 @@ pub enum TrustError {
     TooManyKeys { path: PathBuf },
     #[error("a manifest from stdin carries no signature; give a file with FILE.minisig beside it")]
     Stdin,
-    #[error("manifest `{manifest}` is unsigned: no signature at `{at}`; sign it with `berth sign`")]
+    #[error(
+        "manifest `{manifest}` is unsigned: no signature at `{at}`; sign it with `berth sign`"
+    )]
     Missing { manifest: String, at: String },
     #[error("fetch the signature `{at}`")]
     FetchSignature { at: String, source: FetchError },
-    #[error("signature `{at}` is larger than {MAX_SIGNATURE} bytes")]
+    #[error("signature `{at}` is larger than {MAX_FILE_SIZE} bytes")]
     SignatureTooLarge { at: String },
     #[error("signature `{at}`")]
     Malformed { at: String, source: FormatError },
@@ -133,7 +135,9 @@ impl TrustError {
     pub fn is_bad_input(&self) -> bool {
         !matches!(
             self,
-            TrustError::ReadKeys { .. } | TrustError::Store { .. } | TrustError::FetchSignature { .. }
+            TrustError::ReadKeys { .. }
+                | TrustError::Store { .. }
+                | TrustError::FetchSignature { .. }
         )
     }
 }
@@ -155,20 +159,18 @@ impl Trust {
     /// The trust the options configure, or `None` when no key is trusted
     /// (then manifests are taken unsigned, as before signatures existed).
     pub fn load(args: &TrustArgs) -> Result<Option<Trust>, TrustError> {
-        let root = crate::cli::apply::absolute(
+        let root = crate::cli::context::absolute(
             args.root
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(crate::cli::apply::DEFAULT_ROOT)),
+                .unwrap_or_else(|| PathBuf::from(crate::cli::context::DEFAULT_ROOT)),
         );
         let store = TrustStore::new(&root);
         // An accepted key list replaces the image's keys.
         let keys = match store.load(Kind::KeyList)? {
-            Some(doc) => {
-                keylist::parse(&doc.text).map_err(|source| TrustError::StoredKeys {
-                    path: store.path(Kind::KeyList),
-                    source,
-                })?
-            }
+            Some(doc) => keylist::parse(&doc.text).map_err(|source| TrustError::StoredKeys {
+                path: store.path(Kind::KeyList),
+                source,
+            })?,
             None => read_keys(args.keys.as_deref())?,
         };
         if keys.manifest.is_empty() && keys.root.is_empty() {
@@ -202,7 +204,7 @@ impl Trust {
     /// Check a local manifest file against FILE.minisig.
     pub fn check_file(&self, path: &Path, text: String) -> Result<String, TrustError> {
         let at = format!("{}.minisig", path.display());
-        let sig = match read_bounded(Path::new(&at), MAX_SIGNATURE) {
+        let sig = match read_bounded(Path::new(&at), MAX_FILE_SIZE) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(TrustError::Missing {
@@ -318,7 +320,7 @@ impl Trust {
             Err(e) => {
                 eprintln!(
                     "berth: key list `{url}`: {}; keeping the trusted keys",
-                    crate::host::chain(&e)
+                    crate::host::chain(e.as_ref())
                 );
                 self.keys.clone()
             }
@@ -335,11 +337,12 @@ impl Trust {
         let text = fetch::fetch_text(url, opts, max)?;
         let at = format!("{url}.minisig");
         let sig_text = fetch_signature(url, &at, opts)?;
-        let sig = Signature::parse(&sig_text)
-            .map_err(|source| TrustError::Malformed { at, source })?;
+        let sig =
+            Signature::parse(&sig_text).map_err(|source| TrustError::Malformed { at, source })?;
         let last = self.store.load(Kind::KeyList)?;
         let last = last.as_ref().map(|d| &d.accepted);
-        let (verdict, keys) = keylist::check(text.as_bytes(), &sig, &self.keys, last, &clock(last))?;
+        let (verdict, keys) =
+            keylist::check(text.as_bytes(), &sig, &self.keys, last, &clock(last))?;
         let Verdict::New(accepted) = verdict else {
             return Ok(None);
         };
@@ -351,7 +354,10 @@ impl Trust {
                 signature: sig_text,
             };
             self.store.save(Kind::KeyList, &doc)?;
-            eprintln!("berth: key list `{url}`: accepted version {}", doc.accepted.version);
+            eprintln!(
+                "berth: key list `{url}`: accepted version {}",
+                doc.accepted.version
+            );
         }
         Ok(Some(keys))
     }
@@ -400,7 +406,7 @@ fn read_keys(path: Option<&Path>) -> Result<KeySet, TrustError> {
     }
     let mut set = KeySet::default();
     for file in files {
-        let text = read_bounded(&file, MAX_SIGNATURE).map_err(|source| TrustError::ReadKeys {
+        let text = read_bounded(&file, MAX_FILE_SIZE).map_err(|source| TrustError::ReadKeys {
             path: file.clone(),
             source,
         })?;
@@ -440,7 +446,7 @@ fn read_bounded(path: &Path, max: usize) -> std::io::Result<String> {
 
 /// Fetch a manifest's signature: a 404 means the manifest is unsigned.
 fn fetch_signature(manifest: &str, at: &str, opts: &FetchOptions) -> Result<String, TrustError> {
-    let max = u64::try_from(MAX_SIGNATURE).unwrap_or(u64::MAX);
+    let max = u64::try_from(MAX_FILE_SIZE).unwrap_or(u64::MAX);
     fetch::fetch_text(at, opts, max).map_err(|e| match e {
         FetchError::Status { status: 404, .. } | FetchError::Status { status: 410, .. } => {
             TrustError::Missing {

@@ -141,7 +141,11 @@ mod tests {
     #[test]
     fn a_list_names_keys_by_role() {
         let (r, m) = (key(), key());
-        let text = format!("# fleet keys\n\n{}{}", line("root", &r), line("manifest", &m));
+        let text = format!(
+            "# fleet keys\n\n{}{}",
+            line("root", &r),
+            line("manifest", &m)
+        );
         let set = parse(&text).expect("parsed");
         assert_eq!(set.root, vec![r.public()]);
         assert_eq!(set.manifest, vec![m.public()]);
@@ -156,7 +160,10 @@ mod tests {
             err(&format!("{root}owner RWQ\n")),
             "line 2: `owner` is not a role; write `root KEY` or `manifest KEY`"
         );
-        assert_eq!(err(&format!("{root}manifest\n")), "line 2: no key after `manifest`");
+        assert_eq!(
+            err(&format!("{root}manifest\n")),
+            "line 2: no key after `manifest`"
+        );
         assert_eq!(err(&format!("{root}manifest @@@\n")), "line 2: bad key");
         assert!(err(&root).starts_with("lists no manifest key"));
         assert!(err("").starts_with("lists no root key"));
@@ -186,7 +193,13 @@ mod tests {
         // An older list is a rollback, as for manifests.
         let old = sign(&r, list.as_bytes(), "version:1", "untrusted comment: x");
         assert!(matches!(
-            check(list.as_bytes(), &old, &trusted, Some(verdict.accepted()), &clock()),
+            check(
+                list.as_bytes(),
+                &old,
+                &trusted,
+                Some(verdict.accepted()),
+                &clock()
+            ),
             Err(KeyListError::Refused {
                 source: Refusal::Rollback { .. }
             })

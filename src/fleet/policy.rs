@@ -50,11 +50,15 @@ impl Clock {
     /// The clock of a device whose build and last accepted signature give
     /// `floor`: the latest of the two and [`CLOCK_FLOOR`].
     pub fn new(now: i64, build_floor: Option<i64>, last: Option<&Accepted>) -> Self {
-        let floor = [Some(CLOCK_FLOOR), build_floor, last.and_then(|a| a.signed_at)]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(CLOCK_FLOOR);
+        let floor = [
+            Some(CLOCK_FLOOR),
+            build_floor,
+            last.and_then(|a| a.signed_at),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(CLOCK_FLOOR);
         Clock { now, floor }
     }
 
@@ -71,10 +75,7 @@ pub enum Refusal {
     #[error("signed by unknown key {key_id} (trusted: {trusted}); add its .pub file to the keys directory or rotate keys with a signed key list")]
     UnknownKey { key_id: String, trusted: String },
     #[error("bad signature by key {key_id}")]
-    BadSignature {
-        key_id: String,
-        source: VerifyError,
-    },
+    BadSignature { key_id: String, source: VerifyError },
     #[error("the signature's trusted comment is not berth's")]
     Facts { source: FactsError },
     #[error("the signature carries no version; sign with `berth sign --version N`")]
@@ -144,7 +145,7 @@ pub fn check(
     if let Some(at) = accepted.expires {
         if clock.plausible() && clock.now >= at {
             return Err(Refusal::Expired {
-                at: time::format(at),
+                at: time::format_rfc3339(at),
             });
         }
     }
@@ -163,7 +164,11 @@ pub fn check(
 
 /// A key id as minisign prints it.
 pub fn id_hex(id: &[u8; 8]) -> String {
-    PublicKey { id: *id, key: [0; 32] }.id_hex()
+    PublicKey {
+        id: *id,
+        key: [0; 32],
+    }
+    .id_hex()
 }
 
 /// The ids of `keys`, for a refusal's message.
@@ -260,10 +265,14 @@ mod tests {
             )),
             "{e}"
         );
-        let expired = signed(&sk, "ten", &format!("version:10\texpires:{}", time::format(NOW)));
+        let expired = signed(
+            &sk,
+            "ten",
+            &format!("version:10\texpires:{}", time::format_rfc3339(NOW)),
+        );
         assert_eq!(
             refuse("ten", &expired),
-            format!("expired at {}", time::format(NOW))
+            format!("expired at {}", time::format_rfc3339(NOW))
         );
     }
 
@@ -272,7 +281,14 @@ mod tests {
     fn expiry_waits_for_a_plausible_clock() {
         let sk = key();
         let keys = [sk.public()];
-        let sig = signed(&sk, "d", &format!("version:2\texpires:{}", CLOCK_FLOOR + 10));
+        let sig = signed(
+            &sk,
+            "d",
+            &format!(
+                "version:2\texpires:{}",
+                time::format_rfc3339(CLOCK_FLOOR + 10)
+            ),
+        );
         let unset = Clock::new(0, None, None);
         assert!(!unset.plausible());
         assert!(check(b"d", &sig, &keys, None, &unset).is_ok());

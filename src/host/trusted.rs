@@ -137,6 +137,9 @@ mod tests {
         assert_eq!(store.load(Kind::KeyList).expect("read"), Some(doc(1)));
         std::fs::write(store.path(Kind::Manifest), b"{\"source\":").expect("damage");
         let e = store.load(Kind::Manifest).expect_err("damaged");
-        assert!(e.to_string().contains("trust/manifest.json` is damaged"), "{e}");
+        assert!(
+            e.to_string().contains("trust/manifest.json` is damaged"),
+            "{e}"
+        );
     }
 }
