@@ -44,11 +44,19 @@ DEMO_NS := berth-demo
 DEMO_DIR := $(BUILD)/demo
 DEMO_MANIFEST := examples/web-bridge.yaml
 DEMO_BERTH = nsenter --net=/run/netns/$(DEMO_NS) ./$(BERTH) --root $(DEMO_DIR)/store --runtime-dir $(DEMO_DIR)/run
+# The demo's device trusts only what the demo key signs, local files included.
+DEMO_SIGNED = $(DEMO_BERTH) --keys $(DEMO_DIR)/keys --require-signed
 demo: build rootfs
 	./$(BERTH) validate $(DEMO_MANIFEST)
+	@echo "--- sign the manifest with a demo key (a fleet's CI does this) and trust only that key"
+	@mkdir -p $(DEMO_DIR)/keys
+	@test -f $(DEMO_DIR)/demo.key || ./$(BERTH) key generate $(DEMO_DIR)/demo --no-passphrase
+	@cp $(DEMO_DIR)/demo.pub $(DEMO_DIR)/keys/
+	./$(BERTH) sign --key $(DEMO_DIR)/demo.key --version $$(date +%s) $(DEMO_MANIFEST)
+	./$(BERTH) verify --key $(DEMO_DIR)/demo.pub $(DEMO_MANIFEST)
 	@ip netns list | grep -qw $(DEMO_NS) || { ip netns add $(DEMO_NS) && ip netns exec $(DEMO_NS) ip link set lo up; }
-	$(DEMO_BERTH) plan $(DEMO_MANIFEST)
-	$(DEMO_BERTH) apply $(DEMO_MANIFEST)
+	$(DEMO_SIGNED) plan $(DEMO_MANIFEST)
+	$(DEMO_SIGNED) apply $(DEMO_MANIFEST)
 	$(DEMO_BERTH) status
 	@echo "--- the router (netns $(DEMO_NS)) fetches http://10.88.0.10/ from the container:"
 	@for i in 1 2 3 4 5 6 7 8 9 10; do \
@@ -56,14 +64,14 @@ demo: build rootfs
 		case "$$page" in *"served by berth"*) echo "$$page" | tail -n 1; exit 0;; esac; sleep 0.2; \
 	done; echo "make demo: no page from the container" >&2; exit 1
 	@echo "--- apply again: nothing to do"
-	$(DEMO_BERTH) apply $(DEMO_MANIFEST)
+	$(DEMO_SIGNED) apply $(DEMO_MANIFEST)
 
 demo-clean:
 	@mkdir -p $(DEMO_DIR) && printf 'version: 1\ncontainers: {}\n' > $(DEMO_DIR)/empty.yaml
 	-@ip netns list | grep -qw $(DEMO_NS) && $(DEMO_BERTH) apply $(DEMO_DIR)/empty.yaml
 	-@ip netns del $(DEMO_NS) 2>/dev/null
 	-@rmdir /sys/fs/cgroup/*/berth 2>/dev/null
-	rm -rf $(DEMO_DIR)
+	rm -rf $(DEMO_DIR) $(DEMO_MANIFEST).minisig
 
 # Unit and CLI tests. Root tests (tests/root_*.rs) are a separate tier.
 test-unit: deps
