@@ -7,35 +7,137 @@
 //! tries again, and the containers that did start keep running. Containers
 //! outlive a crash of this process (their monitors are separate), and the
 //! restarted service converges without touching them.
+//!
+//! A URL manifest is polled with a conditional GET: the loop keeps the last
+//! text and its validators in memory (never on flash), and a 304 after a pass
+//! that worked costs one request and nothing else. The waits come from
+//! [`Schedule`] (jitter, backoff while the origin fails), the log lines about
+//! the origin from [`StateLog`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::apply::{apply, local_host, runtime_dir, store_root};
-use super::error::{bail, Context, Result};
+use super::apply::{apply, apply_desired, local_host, runtime_dir, store_root};
+use super::error::{bail, Context, Error, Result};
+use super::schedule::{random_u64, Jitter, Schedule, StateLog};
+use super::source::load_manifest_text;
 use super::{load_manifest, Global, ManifestArgs};
 use crate::host::records::RecordStore;
+use crate::host::store::fetch::{self, Conditional, Validators};
 use crate::host::Host;
 use crate::model::Desired;
 use crate::plan::start_order;
 
+/// How `--serve` polls: `--interval`, `--jitter`, `--backoff-max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    /// Apply again every this many seconds; `None`: only on SIGHUP.
+    pub interval: Option<u64>,
+    /// How much later than the interval a poll may come.
+    pub jitter: Jitter,
+    /// The longest wait while the origin fails (`None`: the default).
+    pub backoff_max: Option<Duration>,
+}
+
 /// Apply, then serve signals until SIGTERM or SIGINT.
-pub fn serve(
-    global: &Global,
-    args: &ManifestArgs,
-    prune: bool,
-    interval: Option<u64>,
-) -> Result<()> {
+pub fn serve(global: &Global, args: &ManifestArgs, prune: bool, polling: &Polling) -> Result<()> {
     let signals = block_signals().context("block SIGHUP, SIGTERM and SIGINT")?;
+    let schedule = polling
+        .interval
+        .map(|n| Schedule::new(Duration::from_secs(n), polling.jitter, polling.backoff_max));
+    let url = args.source.starts_with("http://") || args.source.starts_with("https://");
+    let mut origin = Origin::default();
+    // The pass at start and after SIGHUP fetches unconditionally.
+    let mut force = true;
     loop {
-        if let Err(e) = apply(global, args, prune) {
+        let result = if url {
+            origin.pass(global, args, prune, force)
+        } else {
+            apply(global, args, prune)
+        };
+        if let Err(e) = result {
             eprintln!("berth: {e:#}");
         }
-        let sig = wait(&signals, interval.map(Duration::from_secs));
-        match sig {
+        let delay = schedule.map(|s| s.next(origin.log.failures(), random_u64()));
+        match wait(&signals, delay) {
             Some(libc::SIGTERM) | Some(libc::SIGINT) => return stop_all(global, args),
-            // SIGHUP or the interval: apply again.
-            _ => eprintln!("berth: applying {} again", args.display_name()),
+            Some(_) => {
+                force = true;
+                eprintln!("berth: applying {} again", args.display_name());
+            }
+            None => {
+                force = false;
+                if !url {
+                    eprintln!("berth: applying {} again", args.display_name());
+                }
+            }
+        }
+    }
+}
+
+/// What the loop remembers of a URL manifest between passes.
+#[derive(Default)]
+struct Origin {
+    /// The last text fetched and its validators.
+    last: Option<(String, Validators)>,
+    /// The last pass applied without an error.
+    applied: bool,
+    log: StateLog,
+}
+
+impl Origin {
+    /// One pass: fetch (conditionally unless `force`), then apply what
+    /// changed, or again what failed last time. A fetch error is the
+    /// origin's (it counts for the backoff and is printed once per change,
+    /// here); an apply error is the pass's, returned to be printed.
+    fn pass(
+        &mut self,
+        global: &Global,
+        args: &ManifestArgs,
+        prune: bool,
+        force: bool,
+    ) -> Result<()> {
+        let since = match (&self.last, force) {
+            (Some((_, v)), false) => v.clone(),
+            _ => Validators::default(),
+        };
+        let opts = args.fetch.manifest_options();
+        let max = u64::try_from(args.max_size).unwrap_or(u64::MAX);
+        match fetch::fetch_text_if_changed(&args.source, &opts, max, &since) {
+            Err(e) => {
+                let e = Error::from(e).context("manifest");
+                if let Some(line) = self.log.failed(&format!("{e:#}")) {
+                    eprintln!("berth: {line}");
+                }
+                return Ok(());
+            }
+            Ok(Conditional::NotModified) => {
+                self.note_success();
+                if self.applied {
+                    return Ok(());
+                }
+                eprintln!("berth: applying {} again", args.display_name());
+            }
+            Ok(Conditional::Changed { text, validators }) => {
+                self.note_success();
+                self.last = Some((text, validators));
+            }
+        }
+        let text = self
+            .last
+            .as_ref()
+            .map(|(t, _)| t.clone())
+            .unwrap_or_default();
+        self.applied = false;
+        let desired = load_manifest_text(args, text)?.desired;
+        apply_desired(global, args, prune, desired)?;
+        self.applied = true;
+        Ok(())
+    }
+
+    fn note_success(&mut self) {
+        if let Some(line) = self.log.succeeded() {
+            eprintln!("berth: {line}");
         }
     }
 }
@@ -108,7 +210,7 @@ fn wait(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<i32> {
                 let ts = libc::timespec {
                     // Capped at a year: fits a 32-bit time_t.
                     tv_sec: t.as_secs().min(31_536_000).try_into().unwrap_or_default(),
-                    tv_nsec: 0,
+                    tv_nsec: t.subsec_nanos().try_into().unwrap_or_default(),
                 };
                 // SAFETY: valid set and timespec; no siginfo wanted.
                 unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) }
