@@ -207,6 +207,8 @@ fn wait(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<i32> {
     loop {
         let rc = match timeout {
             Some(t) => {
+                // tv_nsec is an i32 on 32-bit targets: fallible there.
+                #[allow(clippy::unnecessary_fallible_conversions)]
                 let ts = libc::timespec {
                     // Capped at a year: fits a 32-bit time_t.
                     tv_sec: t.as_secs().min(31_536_000).try_into().unwrap_or_default(),
