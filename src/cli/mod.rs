@@ -308,8 +308,15 @@ fn polling(p: &Parsed) -> Result<serve::Polling, UsageError> {
                 .map_err(|e| UsageError(format!("--backoff-max: {e}")))
         })
         .transpose()?;
+    let interval: Option<u64> = p.num("interval")?;
+    if interval == Some(0) {
+        // It would poll the origin in a loop as fast as it answers.
+        return Err(UsageError(
+            "--interval: 0 would poll without a pause; give at least 1 (seconds)".into(),
+        ));
+    }
     Ok(serve::Polling {
-        interval: p.num("interval")?,
+        interval,
         jitter,
         backoff_max,
     })
