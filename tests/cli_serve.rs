@@ -17,9 +17,9 @@ use std::time::{Duration, Instant, SystemTime};
 /// The requests the origin saw: when, the head, and whether it answered 500.
 type Seen = Arc<Mutex<Vec<(Instant, String, bool)>>>;
 
-/// An origin serving `version: 1` with ETag "v1" (304 to If-None-Match
-/// "v1"), or 500 to everything while `failing` is set.
-fn origin(failing: Arc<AtomicBool>) -> (String, Seen) {
+/// An origin serving `body` with ETag "v1" (304 to If-None-Match "v1"),
+/// or 500 to everything while `failing` is set.
+fn origin(failing: Arc<AtomicBool>, body: &'static str) -> (String, Seen) {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/m.yaml", l.local_addr().expect("addr"));
     let seen: Seen = Arc::default();
@@ -34,7 +34,6 @@ fn origin(failing: Arc<AtomicBool>) -> (String, Seen) {
             log.lock()
                 .expect("lock")
                 .push((Instant::now(), head.clone(), fail));
-            let body = "version: 1\n";
             let answer = if fail {
                 "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n".to_owned()
             } else if head.contains("\r\nIf-None-Match: \"v1\"\r\n") {
@@ -73,6 +72,32 @@ fn listing(dir: &Path) -> BTreeMap<PathBuf, (u64, SystemTime)> {
 /// The service process; killed in Drop if a check failed first.
 struct Serve(Child);
 
+impl Serve {
+    /// `berth apply --serve --interval 1 --jitter 0 ARGS...` with its store,
+    /// runtime dir, stdout and stderr in `dir`.
+    fn start(dir: &Path, args: &[&str]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["--root", &dir.join("store").to_string_lossy()])
+            .args(["--runtime-dir", &dir.join("run").to_string_lossy()])
+            .args(["apply", "--serve", "--interval", "1", "--jitter", "0"])
+            .args(args)
+            .env_remove("BERTH_ROOT")
+            .env_remove("BERTH_RUNTIME_DIR")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("out")).expect("out"))
+            .stderr(std::fs::File::create(dir.join("err")).expect("err"))
+            .spawn()
+            .expect("run berth");
+        Serve(child)
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: the pid is our own child's, which has not been reaped.
+        let rc = unsafe { libc::kill(i32::try_from(self.0.id()).expect("pid"), sig) };
+        assert_eq!(rc, 0);
+    }
+}
+
 impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -101,22 +126,10 @@ fn read(p: &Path) -> String {
 fn serve_polls_conditionally_stays_quiet_on_304_and_backs_off_while_the_origin_fails() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let failing = Arc::new(AtomicBool::new(false));
-    let (url, seen) = origin(failing.clone());
+    let (url, seen) = origin(failing.clone(), "version: 1\n");
     let (store, run) = (tmp.path().join("store"), tmp.path().join("run"));
     let (out, err) = (tmp.path().join("out"), tmp.path().join("err"));
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["--root", &store.to_string_lossy()])
-        .args(["--runtime-dir", &run.to_string_lossy()])
-        .args(["apply", "--serve", "--interval", "1", "--jitter", "0"])
-        .args(["--backoff-max", "2s", &url])
-        .env_remove("BERTH_ROOT")
-        .env_remove("BERTH_RUNTIME_DIR")
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).expect("out"))
-        .stderr(std::fs::File::create(&err).expect("err"))
-        .spawn()
-        .expect("run berth");
-    let mut serve = Serve(child);
+    let mut serve = Serve::start(tmp.path(), &["--backoff-max", "2s", &url]);
 
     // The pass at start fetches unconditionally and applies.
     until(&seen, 2, Duration::from_secs(5));
@@ -174,9 +187,47 @@ fn serve_polls_conditionally_stays_quiet_on_304_and_backs_off_while_the_origin_f
     );
 
     // SIGTERM stops the service cleanly.
-    // SAFETY: the pid is our own child's, which has not been reaped.
-    let rc = unsafe { libc::kill(i32::try_from(serve.0.id()).expect("pid"), libc::SIGTERM) };
-    assert_eq!(rc, 0);
+    serve.signal(libc::SIGTERM);
     let status = serve.0.wait().expect("wait");
     assert!(status.success(), "{status:?}: {}", read(&err));
+}
+
+/// A manifest whose apply fails (its image is missing): a 304 then applies
+/// the kept text again, at the normal interval, since the origin is fine.
+/// SIGHUP fetches unconditionally, and applies the kept text when the
+/// origin fails.
+#[test]
+fn serve_applies_again_after_a_failed_pass_and_on_sighup() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let failing = Arc::new(AtomicBool::new(false));
+    let manifest = "version: 1\nimages: { bb: { path: /nonexistent/bb.tar } }\n\
+                    containers:\n  c: { image: bb, command: [/bin/true] }\n";
+    let (url, seen) = origin(failing.clone(), manifest);
+    let err = tmp.path().join("err");
+    let serve = Serve::start(tmp.path(), &[&url]);
+    let tries = || read(&err).matches("read `/nonexistent/bb.tar`").count();
+
+    let got = until(&seen, 4, Duration::from_secs(6));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(got[1..].iter().all(|r| r.1.contains("If-None-Match")));
+    assert!(tries() >= 4, "each 304 applies again: {}", read(&err));
+    for w in got.windows(2) {
+        assert!(w[1].0 - w[0].0 < Duration::from_millis(1500), "no backoff");
+    }
+
+    failing.store(true, Ordering::SeqCst);
+    let n = seen.lock().expect("lock").len();
+    until(&seen, n + 1, Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(300));
+    let before = tries();
+    serve.signal(libc::SIGHUP);
+    let got = until(&seen, n + 2, Duration::from_millis(900));
+    assert!(!got[n + 1].1.contains("If-None-Match"), "{}", got[n + 1].1);
+    std::thread::sleep(Duration::from_millis(300));
+    let stderr = read(&err);
+    assert!(
+        stderr.contains("berth: applying the manifest fetched last\n"),
+        "{stderr}"
+    );
+    assert_eq!(tries(), before + 1, "{stderr}");
 }

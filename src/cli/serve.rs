@@ -60,7 +60,9 @@ pub fn serve(global: &Global, args: &ManifestArgs, prune: bool, polling: &Pollin
         }
         let delay = schedule.map(|s| s.next(origin.log.failures(), random_u64()));
         match wait(&signals, delay) {
-            Some(libc::SIGTERM) | Some(libc::SIGINT) => return stop_all(global, args),
+            Some(libc::SIGTERM) | Some(libc::SIGINT) => {
+                return stop_all(global, args, origin.last.map(|(text, _)| text))
+            }
             Some(_) => {
                 force = true;
                 eprintln!("berth: applying {} again", args.display_name());
@@ -89,7 +91,8 @@ impl Origin {
     /// One pass: fetch (conditionally unless `force`), then apply what
     /// changed, or again what failed last time. A fetch error is the
     /// origin's (it counts for the backoff and is printed once per change,
-    /// here); an apply error is the pass's, returned to be printed.
+    /// here); an apply error is the pass's, returned to be printed. A
+    /// forced pass (SIGHUP) applies the kept text when the fetch fails.
     fn pass(
         &mut self,
         global: &Global,
@@ -109,7 +112,10 @@ impl Origin {
                 if let Some(line) = self.log.failed(&format!("{e:#}")) {
                     eprintln!("berth: {line}");
                 }
-                return Ok(());
+                if !force || self.last.is_none() {
+                    return Ok(());
+                }
+                eprintln!("berth: applying the manifest fetched last");
             }
             Ok(Conditional::NotModified) => {
                 self.note_success();
@@ -123,13 +129,12 @@ impl Origin {
                 self.last = Some((text, validators));
             }
         }
-        let text = self
-            .last
-            .as_ref()
-            .map(|(t, _)| t.clone())
-            .unwrap_or_default();
+        // Never an empty default: that would prune every container.
+        let Some((text, _)) = &self.last else {
+            return Ok(());
+        };
         self.applied = false;
-        let desired = load_manifest_text(args, text)?.desired;
+        let desired = load_manifest_text(args, text.clone())?.desired;
         apply_desired(global, args, prune, desired)?;
         self.applied = true;
         Ok(())
@@ -142,11 +147,16 @@ impl Origin {
     }
 }
 
-/// Stop every container the state store knows, dependents first.
-fn stop_all(global: &Global, args: &ManifestArgs) -> Result<()> {
+/// Stop every container the state store knows, dependents first. `kept`:
+/// the URL manifest's last text, so a dead origin does not hold up the stop.
+fn stop_all(global: &Global, args: &ManifestArgs, kept: Option<String>) -> Result<()> {
     // The manifest says where the store is; if it cannot be read now, the
     // command line and defaults still do.
-    let desired = load_manifest(args)
+    let loaded = match kept {
+        Some(text) => load_manifest_text(args, text),
+        None => load_manifest(args),
+    };
+    let desired = loaded
         .map(|l| l.desired)
         .unwrap_or_else(|_| Desired::default());
     let state = RecordStore::new(store_root(global, &desired));
