@@ -614,3 +614,33 @@ fn odd_or_long_validators_are_neither_kept_nor_sent() {
     );
     assert!(validator_ok("W/\"5f-1a\"") && validator_ok("Tue, 01 Dec 2026 10:00:00 GMT"));
 }
+
+/// Through a redirect the validators go to every hop, and the final
+/// answer's are the ones kept for the URL asked for.
+#[test]
+fn validators_follow_a_redirect_to_the_final_answer() {
+    let (target, heads) = recording(|head| match header(head, "If-None-Match") {
+        Some("\"cdn-1\"") => "HTTP/1.1 304 Not Modified\r\n\r\n".into(),
+        _ => "HTTP/1.1 200 OK\r\nETag: \"cdn-1\"\r\nContent-Length: 2\r\n\r\nok".into(),
+    });
+    let (url, first_hop) = recording(move |_| {
+        format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n")
+    });
+    let Conditional::Changed { validators, .. } = changed(&url, &Validators::default()).unwrap()
+    else {
+        panic!("a 200 at the end of the chain")
+    };
+    assert_eq!(validators.etag.as_deref(), Some("\"cdn-1\""));
+    assert_eq!(
+        changed(&url, &validators).unwrap(),
+        Conditional::NotModified
+    );
+    assert_eq!(
+        header(&first_hop.lock().unwrap()[1], "If-None-Match"),
+        Some("\"cdn-1\"")
+    );
+    assert_eq!(
+        header(&heads.lock().unwrap()[1], "If-None-Match"),
+        Some("\"cdn-1\"")
+    );
+}
