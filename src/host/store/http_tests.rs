@@ -469,8 +469,10 @@ fn recording(
             let mut r = BufReader::new(s.try_clone().unwrap());
             let mut head = String::new();
             while r.read_line(&mut head).is_ok_and(|n| n > 2) {}
-            let _ = s.write_all(answer(&head).as_bytes());
+            // Recorded before answering: the client may look once it has the answer.
+            let reply = answer(&head);
             seen.lock().unwrap().push(head);
+            let _ = s.write_all(reply.as_bytes());
         }
     });
     (url, heads)
