@@ -156,7 +156,7 @@ fn serve_polls_conditionally_stays_quiet_on_304_and_backs_off_while_the_origin_f
     let gaps: Vec<Duration> = got[start..].windows(2).map(|w| w[1].0 - w[0].0).collect();
     for gap in &gaps {
         assert!(
-            *gap >= Duration::from_millis(1900) && *gap < Duration::from_millis(2900),
+            *gap >= Duration::from_millis(1900) && *gap < Duration::from_millis(3800),
             "{gaps:?}"
         );
     }
@@ -173,7 +173,7 @@ fn serve_polls_conditionally_stays_quiet_on_304_and_backs_off_while_the_origin_f
     let start = seen.lock().expect("lock").len();
     let got = until(&seen, start + 2, Duration::from_secs(5));
     let gap = got[start + 1].0 - got[start].0;
-    assert!(gap < Duration::from_millis(1500), "{gap:?}");
+    assert!(gap < Duration::from_millis(1800), "{gap:?}");
     let tries = got.iter().filter(|r| r.2).count();
     assert!(tries >= 3, "{tries}");
     assert_eq!(
@@ -212,7 +212,7 @@ fn serve_applies_again_after_a_failed_pass_and_on_sighup() {
     assert!(got[1..].iter().all(|r| r.1.contains("If-None-Match")));
     assert!(tries() >= 4, "each 304 applies again: {}", read(&err));
     for w in got.windows(2) {
-        assert!(w[1].0 - w[0].0 < Duration::from_millis(1500), "no backoff");
+        assert!(w[1].0 - w[0].0 < Duration::from_millis(1800), "no backoff");
     }
 
     failing.store(true, Ordering::SeqCst);
