@@ -50,6 +50,7 @@ check-oelint: packaging-deps
 check-python:
 	python3 tests/packaging/test_checks.py
 	python3 tests/packaging/test_bbclass.py
+	python3 tests/packaging/test_recipe.py
 	python3 scripts/packaging_checks.py
 	cargo test --locked --test packaging_manifests
 

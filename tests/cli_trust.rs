@@ -315,3 +315,67 @@ fn malformed_signatures_are_refused_with_their_line() {
     assert!(f.apply(&[]).status.success());
     assert!(Path::new(&f.path("store/trust/manifest.json")).exists());
 }
+
+/// `apply --serve`: a replay offered while serving is refused and the
+/// accepted manifest stays; a restart with the origin gone converges from
+/// the stored manifest.
+#[test]
+fn serve_keeps_the_accepted_manifest_through_a_replay_and_an_outage() {
+    let f = Fleet::new();
+    f.key("k");
+    fs::copy(f.path("k.pub"), f.path("keys/k.pub")).unwrap();
+    f.publish("m.yaml", &manifest(2), "k", 2);
+    let url = format!("{}/m.yaml", f.url);
+    let serve = |log: &str| {
+        let err = fs::File::create(f.path(log)).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["--root", "store", "--keys", "keys", "apply", "--serve"])
+            .args(["--interval", "1", "--jitter", "0", &url])
+            .current_dir(f.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap()
+    };
+    let wait_for = |log: &str, what: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let text = fs::read_to_string(f.path(log)).unwrap_or_default();
+            if text.contains(what) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no `{what}` in: {text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let stop = |mut child: std::process::Child| {
+        // SAFETY: kill has no memory preconditions; the pid is our child's.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+    };
+
+    let child = serve("serve1.log");
+    let accepted = f.path("store/trust/manifest.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !fs::read_to_string(&accepted).is_ok_and(|t| t.contains("\"version\":2")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "version 2 was not accepted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let before = fs::read_to_string(&accepted).unwrap();
+    f.publish("m.yaml", &manifest(1), "k", 1);
+    wait_for("serve1.log", "version 1 < accepted 2");
+    stop(child);
+    assert_eq!(fs::read_to_string(&accepted).unwrap(), before);
+
+    fs::remove_file(f.path("www/m.yaml")).unwrap();
+    let child = serve("serve2.log");
+    wait_for("serve2.log", "applying the stored manifest, version 2");
+    stop(child);
+}

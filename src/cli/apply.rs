@@ -71,7 +71,16 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Re
 
 /// `berth apply`: make the device match the manifest.
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
-    let mut desired = load_manifest(args)?.desired;
+    apply_desired(global, args, prune, load_manifest(args)?.desired)
+}
+
+/// Make the device match `desired`, the manifest `args` names, already loaded.
+pub fn apply_desired(
+    global: &Global,
+    args: &ManifestArgs,
+    prune: bool,
+    mut desired: Desired,
+) -> Result<()> {
     let state = RecordStore::new(store_root(global, &desired));
     let digests = observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let _lock = state.lock()?;

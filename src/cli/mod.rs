@@ -34,6 +34,7 @@ pub mod ls;
 pub mod pause;
 pub mod restart;
 pub mod rm;
+mod schedule;
 mod serve;
 pub mod sign;
 mod source;
@@ -152,8 +153,24 @@ pub static ROOT: Cmd = Cmd {
                     "SECS",
                     "With --serve: apply again every SECS seconds (a fleet's URL manifest)",
                 ),
+                Opt::value(
+                    "jitter",
+                    "DURATION|PERCENT",
+                    "With --interval: poll up to this much later than the interval, e.g. 30s \
+                     or 10%; 0 turns it off [default: 10%]",
+                ),
+                Opt::value(
+                    "backoff-max",
+                    "DURATION",
+                    "With --interval: while the manifest URL fails, wait twice as long after \
+                     each failed try, up to this and to 8 x the interval [default: 1h]",
+                ),
             ],
-            requires: &[("interval", "serve")],
+            requires: &[
+                ("interval", "serve"),
+                ("jitter", "interval"),
+                ("backoff-max", "interval"),
+            ],
             ..Cmd::new("apply", "Make the device match the manifest")
         },
         check::CMD,
@@ -225,8 +242,8 @@ pub enum Command {
         no_prune: bool,
         /// `--serve`.
         serve: bool,
-        /// `--interval`.
-        interval: Option<u64>,
+        /// `--interval`, `--jitter` and `--backoff-max`.
+        polling: serve::Polling,
     },
     /// `berth check`: `check::CMD`.
     Check(check::CheckArgs),
@@ -278,7 +295,7 @@ impl Command {
                 manifest: manifest()?,
                 no_prune: p.has("no-prune"),
                 serve: p.has("serve"),
-                interval: p.num("interval")?,
+                polling: polling(p)?,
             },
             "check" => Command::Check(check::CheckArgs::from_parsed(p)?),
             "install" => Command::Install(install::InstallArgs::from_parsed(p)?),
@@ -287,6 +304,35 @@ impl Command {
             name => Command::Container(containers::ContainerCommand::from_parsed(name, p)?),
         })
     }
+}
+
+/// `apply`'s `--interval`, `--jitter` and `--backoff-max`.
+fn polling(p: &Parsed) -> Result<serve::Polling, UsageError> {
+    let jitter = p
+        .string("jitter")?
+        .map(|t| schedule::Jitter::parse(&t).map_err(|e| UsageError(format!("--jitter: {e}"))))
+        .transpose()?
+        .unwrap_or(schedule::DEFAULT_JITTER);
+    let backoff_max = p
+        .string("backoff-max")?
+        .map(|t| {
+            crate::manifest::units::duration_secs(&t)
+                .map(|s| std::time::Duration::from_secs(u64::from(s)))
+                .map_err(|e| UsageError(format!("--backoff-max: {e}")))
+        })
+        .transpose()?;
+    let interval: Option<u64> = p.num("interval")?;
+    if interval == Some(0) {
+        // It would poll the origin in a loop as fast as it answers.
+        return Err(UsageError(
+            "--interval: 0 would poll without a pause; give at least 1 (seconds)".into(),
+        ));
+    }
+    Ok(serve::Polling {
+        interval,
+        jitter,
+        backoff_max,
+    })
 }
 
 /// A failure that maps to exit code 2 (bad usage), beside manifest errors.
@@ -427,8 +473,8 @@ fn run(cli: Cli) -> Result<()> {
             manifest,
             no_prune,
             serve: true,
-            interval,
-        } => serve::serve(&cli.global, &manifest, !no_prune, interval),
+            polling,
+        } => serve::serve(&cli.global, &manifest, !no_prune, &polling),
         Command::Apply {
             manifest, no_prune, ..
         } => apply::apply(&cli.global, &manifest, !no_prune),

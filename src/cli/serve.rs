@@ -7,44 +7,197 @@
 //! tries again, and the containers that did start keep running. Containers
 //! outlive a crash of this process (their monitors are separate), and the
 //! restarted service converges without touching them.
+//!
+//! A URL manifest is polled with a conditional GET: the loop keeps the last
+//! text and its validators in memory (never on flash), and a 304 after a pass
+//! that worked costs one request and nothing else. The waits come from
+//! [`Schedule`] (jitter, backoff while the origin fails), the log lines about
+//! the origin from [`StateLog`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::apply::{apply, local_host, runtime_dir, store_root};
-use super::error::{bail, Context, Result};
+use super::apply::{apply, apply_desired, local_host, runtime_dir, store_root};
+use super::error::{bail, Context, Error, Result};
+use super::schedule::{random_u64, Jitter, Schedule, StateLog};
+use super::source::load_manifest_text;
+use super::trust::Trust;
 use super::{load_manifest, Global, ManifestArgs};
 use crate::host::records::RecordStore;
+use crate::host::store::fetch::{self, Conditional, Validators};
 use crate::host::Host;
 use crate::model::Desired;
 use crate::plan::start_order;
 
+/// How `--serve` polls: `--interval`, `--jitter`, `--backoff-max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polling {
+    /// Apply again every this many seconds; `None`: only on SIGHUP.
+    pub interval: Option<u64>,
+    /// How much later than the interval a poll may come.
+    pub jitter: Jitter,
+    /// The longest wait while the origin fails (`None`: the default).
+    pub backoff_max: Option<Duration>,
+}
+
 /// Apply, then serve signals until SIGTERM or SIGINT.
-pub fn serve(
-    global: &Global,
-    args: &ManifestArgs,
-    prune: bool,
-    interval: Option<u64>,
-) -> Result<()> {
+pub fn serve(global: &Global, args: &ManifestArgs, prune: bool, polling: &Polling) -> Result<()> {
     let signals = block_signals().context("block SIGHUP, SIGTERM and SIGINT")?;
+    let schedule = polling
+        .interval
+        .map(|n| Schedule::new(Duration::from_secs(n), polling.jitter, polling.backoff_max));
+    let url = args.source.starts_with("http://") || args.source.starts_with("https://");
+    let mut origin = Origin::default();
+    // The pass at start and after SIGHUP fetches unconditionally.
+    let mut force = true;
     loop {
-        if let Err(e) = apply(global, args, prune) {
+        let result = if url {
+            origin.pass(global, args, prune, force)
+        } else {
+            apply(global, args, prune)
+        };
+        if let Err(e) = result {
             eprintln!("berth: {e:#}");
         }
-        let sig = wait(&signals, interval.map(Duration::from_secs));
-        match sig {
-            Some(libc::SIGTERM) | Some(libc::SIGINT) => return stop_all(global, args),
-            // SIGHUP or the interval: apply again.
-            _ => eprintln!("berth: applying {} again", args.display_name()),
+        let delay = schedule.map(|s| s.next(origin.log.failures(), random_u64()));
+        match wait(&signals, delay) {
+            Some(libc::SIGTERM) | Some(libc::SIGINT) => {
+                return stop_all(global, args, origin.last.map(|(text, _)| text))
+            }
+            Some(_) => {
+                force = true;
+                eprintln!("berth: applying {} again", args.display_name());
+            }
+            None => {
+                force = false;
+                if !url {
+                    eprintln!("berth: applying {} again", args.display_name());
+                }
+            }
         }
     }
 }
 
-/// Stop every container the state store knows, dependents first.
-fn stop_all(global: &Global, args: &ManifestArgs) -> Result<()> {
+/// What the loop remembers of a URL manifest between passes.
+#[derive(Default)]
+struct Origin {
+    /// The last text fetched and its validators.
+    last: Option<(String, Validators)>,
+    /// The last pass applied without an error.
+    applied: bool,
+    log: StateLog,
+}
+
+impl Origin {
+    /// One pass: fetch (conditionally unless `force`), then apply what
+    /// changed, or again what failed last time. A fetch error is the
+    /// origin's (it counts for the backoff and is printed once per change,
+    /// here); an apply error is the pass's, returned to be printed. A
+    /// forced pass (SIGHUP) applies the kept text when the fetch fails.
+    fn pass(
+        &mut self,
+        global: &Global,
+        args: &ManifestArgs,
+        prune: bool,
+        force: bool,
+    ) -> Result<()> {
+        let since = match (&self.last, force) {
+            (Some((_, v)), false) => v.clone(),
+            _ => Validators::default(),
+        };
+        let opts = args.fetch.manifest_options();
+        let max = u64::try_from(args.max_size).unwrap_or(u64::MAX);
+        // Read each pass: the keys directory and the accepted key list.
+        let trust = Trust::load(&args.trust)?;
+        match fetch::fetch_text_if_changed(&args.source, &opts, max, &since) {
+            Err(e) => {
+                let e = Error::from(e).context("manifest");
+                if let Some(line) = self.log.failed(&format!("{e:#}")) {
+                    eprintln!("berth: {line}");
+                }
+                match (&self.last, &trust) {
+                    // At start with the origin down: what the device accepted last.
+                    (None, Some(t)) => match t.stored(&args.source, &e)? {
+                        Some(text) => self.keep(text, Validators::default()),
+                        None => return Ok(()),
+                    },
+                    (None, None) => return Ok(()),
+                    (Some(_), _) if !force => return Ok(()),
+                    (Some(_), _) => eprintln!("berth: applying the manifest fetched last"),
+                }
+            }
+            Ok(Conditional::NotModified) => {
+                self.note_success();
+                if self.applied {
+                    return Ok(());
+                }
+                eprintln!("berth: applying {} again", args.display_name());
+            }
+            Ok(Conditional::Changed { text, validators }) => {
+                self.note_success();
+                let checked = match &trust {
+                    Some(t) => t.check_fetched(&args.source, text, &opts),
+                    None => Ok(text),
+                };
+                match checked {
+                    Ok(text) => self.keep(text, validators),
+                    Err(refused) => {
+                        let refused = refused.context("manifest");
+                        let Some((_, kept)) = self.last.as_mut() else {
+                            // At start: what the device accepted last.
+                            let stored = match &trust {
+                                Some(t) => t.stored(&args.source, &refused)?,
+                                None => None,
+                            };
+                            let text = stored.ok_or(refused)?;
+                            self.keep(text, validators);
+                            return self.apply_kept(global, args, prune);
+                        };
+                        // Keep running what was accepted; poll the refused
+                        // document's validators so it is not fetched again.
+                        *kept = validators;
+                        return Err(refused);
+                    }
+                }
+            }
+        }
+        self.apply_kept(global, args, prune)
+    }
+
+    fn keep(&mut self, text: String, validators: Validators) {
+        self.last = Some((text, validators));
+    }
+
+    /// Apply the kept text.
+    fn apply_kept(&mut self, global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
+        // Never an empty default: that would prune every container.
+        let Some((text, _)) = &self.last else {
+            return Ok(());
+        };
+        self.applied = false;
+        let desired = load_manifest_text(args, text.clone())?.desired;
+        apply_desired(global, args, prune, desired)?;
+        self.applied = true;
+        Ok(())
+    }
+
+    fn note_success(&mut self) {
+        if let Some(line) = self.log.succeeded() {
+            eprintln!("berth: {line}");
+        }
+    }
+}
+
+/// Stop every container the state store knows, dependents first. `kept`:
+/// the URL manifest's last text, so a dead origin does not hold up the stop.
+fn stop_all(global: &Global, args: &ManifestArgs, kept: Option<String>) -> Result<()> {
     // The manifest says where the store is; if it cannot be read now, the
     // command line and defaults still do.
-    let desired = load_manifest(args)
+    let loaded = match kept {
+        Some(text) => load_manifest_text(args, text),
+        None => load_manifest(args),
+    };
+    let desired = loaded
         .map(|l| l.desired)
         .unwrap_or_else(|_| Desired::default());
     let state = RecordStore::new(store_root(global, &desired));
@@ -105,10 +258,12 @@ fn wait(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<i32> {
     loop {
         let rc = match timeout {
             Some(t) => {
+                // tv_nsec is an i32 on 32-bit targets: fallible there.
+                #[allow(clippy::unnecessary_fallible_conversions)]
                 let ts = libc::timespec {
                     // Capped at a year: fits a 32-bit time_t.
                     tv_sec: t.as_secs().min(31_536_000).try_into().unwrap_or_default(),
-                    tv_nsec: 0,
+                    tv_nsec: t.subsec_nanos().try_into().unwrap_or_default(),
                 };
                 // SAFETY: valid set and timespec; no siginfo wanted.
                 unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) }

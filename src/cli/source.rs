@@ -220,6 +220,29 @@ pub fn max_size(p: &Parsed) -> Result<usize, UsageError> {
 
 fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)> {
     let (text, base_dir) = read_source(args)?;
+    with_input(args, text, base_dir)
+}
+
+/// Render and validate a manifest text that the caller fetched from
+/// `args.source` itself (the serve loop's conditional GET of a URL):
+/// what [`load_manifest`] does after its read.
+pub fn load_manifest_text(args: &ManifestArgs, text: String) -> Result<Loaded> {
+    let cwd = std::env::current_dir().context("get current directory")?;
+    let (text, base_dir, input) = with_input(args, text, cwd.to_string_lossy().into_owned())?;
+    Ok(manifest::load(
+        args.display_name(),
+        &text,
+        &base_dir,
+        &input,
+    )?)
+}
+
+/// The template inputs of the command line, beside a manifest already read.
+fn with_input(
+    args: &ManifestArgs,
+    text: String,
+    base_dir: String,
+) -> Result<(String, String, RenderInput)> {
     let mut input = RenderInput {
         facts: facts::read(Path::new("/")),
         max_size: args.max_size,

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::args::{Opt, Parsed};
-use crate::cli::error::Result;
+use crate::cli::error::{Error, Result};
 use crate::cli::UsageError;
 use crate::fleet::keylist::{self, KeySet, MAX_KEYS, MAX_KEY_LIST};
 use crate::fleet::minisign::{FormatError, PublicKey, Signature, MAX_FILE_SIZE};
@@ -186,12 +186,20 @@ impl Trust {
     /// Fetch the manifest at `url` and its signature and check them. When the
     /// origin cannot be reached, the stored manifest of the same URL is used.
     pub fn fetch_manifest(&self, url: &str, opts: &FetchOptions, max: u64) -> Result<String> {
+        match fetch::fetch_text(url, opts, max) {
+            Ok(text) => self.check_fetched(url, text, opts),
+            Err(e @ FetchError::TooLarge { .. }) => Err(e.into()),
+            Err(e) => {
+                let e = Error::from(e);
+                self.stored(url, &e)?.ok_or(e)
+            }
+        }
+    }
+
+    /// Check a manifest fetched from `url`: a newer key list first (with
+    /// `--keys-url`), then the manifest's signature.
+    pub fn check_fetched(&self, url: &str, text: String, opts: &FetchOptions) -> Result<String> {
         let keys = self.refresh_keys(opts);
-        let text = match fetch::fetch_text(url, opts, max) {
-            Ok(text) => text,
-            Err(e @ FetchError::TooLarge { .. }) => return Err(e.into()),
-            Err(e) => return self.stored(url, &keys, e),
-        };
         let at = self
             .args
             .signature_url
@@ -269,16 +277,18 @@ impl Trust {
         Ok(text)
     }
 
-    /// The stored manifest of `url`, when fetching it failed with `err`: the
-    /// device boots and converges with its origin down. It is checked again
-    /// (keys may have rotated since) but used past its expiry: it is what ran
-    /// before, and the origin that could serve a newer one is unreachable.
-    fn stored(&self, url: &str, keys: &KeySet, err: FetchError) -> Result<String> {
+    /// The stored manifest of `url`, when fetching or checking it failed
+    /// with `err`: the device boots and converges with its origin down (or
+    /// serving what the device refuses). It is checked again (keys may have
+    /// rotated since) but used past its expiry: it is what ran before, and
+    /// the origin that could serve a newer one is unreachable.
+    /// `None` when no manifest of `url` is stored.
+    pub fn stored(&self, url: &str, err: &Error) -> Result<Option<String>> {
         let Some(doc) = self.store.load(Kind::Manifest)? else {
-            return Err(err.into());
+            return Ok(None);
         };
         if doc.source != url {
-            return Err(err.into());
+            return Ok(None);
         }
         let sig = Signature::parse(&doc.signature).map_err(|source| TrustError::Malformed {
             at: self.store.path(Kind::Manifest).display().to_string(),
@@ -291,7 +301,7 @@ impl Trust {
         policy::check(
             doc.text.as_bytes(),
             &sig,
-            &keys.manifest,
+            &self.keys.manifest,
             Some(&doc.accepted),
             &ignore_expiry,
         )
@@ -300,11 +310,10 @@ impl Trust {
             source: reason,
         })?;
         eprintln!(
-            "berth: {}; applying the stored manifest, version {}",
-            crate::host::chain(&err),
+            "berth: {err}; applying the stored manifest, version {}",
             doc.accepted.version
         );
-        Ok(doc.text)
+        Ok(Some(doc.text))
     }
 
     /// The keys to check a manifest with: those trusted now, or those of a

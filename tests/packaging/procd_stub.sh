@@ -76,10 +76,22 @@ procd_set_param() {
 			case "${2-}" in 0|1) ;; *) echo "error $1 needs 0 or 1" >&2; exit 3 ;; esac ;;
 		*) echo "error unknown procd param $1" >&2; exit 3 ;;
 	esac
+	# the command is one line, printed at close: appends extend it as in procd.sh
+	if [ "$1" = command ]; then
+		STUB_COMMAND="$*"
+		return 0
+	fi
 	echo "param $*"
 }
 
-procd_append_param() { procd_set_param "$@"; }
+procd_append_param() {
+	if [ "$1" = command ] && [ -n "${STUB_COMMAND-}" ]; then
+		shift
+		STUB_COMMAND="$STUB_COMMAND $*"
+		return 0
+	fi
+	procd_set_param "$@"
+}
 
 procd_close_instance() {
 	if [ "$STUB_IN_INSTANCE" -ne 1 ]; then
@@ -87,6 +99,8 @@ procd_close_instance() {
 		exit 3
 	fi
 	STUB_IN_INSTANCE=0
+	[ -z "${STUB_COMMAND-}" ] || echo "param $STUB_COMMAND"
+	STUB_COMMAND=
 	echo "close"
 }
 

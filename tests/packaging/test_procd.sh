@@ -95,5 +95,60 @@ expect "URL manifest and custom values" "$out" \
 	"param env BERTH_ROOT=$tmp/store4 BERTH_LOG_SIZE=256k"
 refute "URL manifest has no file watch" "$out" '^param file'
 
+# 5. A fleet: `option url` wins over `option manifest` (absent here), polls
+# every 300 s by default with the jitter given, and an inline key is written
+# to a file for --keys.
+KEY=RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3
+mkdir -p "$tmp/c5"
+cat > "$tmp/c5/berth" <<CONF
+config berth 'main'
+	option manifest '$tmp/absent.yaml'
+	option url 'https://fleet.example/r1.yaml'
+	option key '$KEY'
+	option jitter '30s'
+	option root '$tmp/store5'
+CONF
+out=$(BERTH_KEY_DIR="$tmp/run5" run "$tmp/c5")
+expect "url with an inline key and the default interval" "$out" \
+	"param command /usr/bin/berth apply --serve --interval 300 --jitter 30s --keys $tmp/run5/uci-key.pub https://fleet.example/r1.yaml"
+if [ "$(sed -n 2p "$tmp/run5/uci-key.pub")" = "$KEY" ] &&
+   sed -n 1p "$tmp/run5/uci-key.pub" | grep -q '^untrusted comment: ' &&
+   [ "$(stat -c %a "$tmp/run5/uci-key.pub")" = 644 ]; then
+	passed=$((passed + 1)); echo "ok   inline key written as a .pub file, mode 644"
+else
+	failed=$((failed + 1)); echo "FAIL inline key file:"; cat "$tmp/run5/uci-key.pub"
+fi
+
+# 6. A key file and an interval; jitter without interval is not passed.
+mkdir -p "$tmp/c6" "$tmp/c6b"
+cat > "$tmp/c6/berth" <<CONF
+config berth 'main'
+	option url 'http://10.0.0.1/r1.yaml'
+	option key '/etc/berth/fleet.pub'
+	option interval '60'
+	option root '$tmp/store6'
+CONF
+out=$(run "$tmp/c6")
+expect "url with a key file and an interval" "$out" \
+	"param command /usr/bin/berth apply --serve --interval 60 --keys /etc/berth/fleet.pub http://10.0.0.1/r1.yaml"
+sed -e "s|/etc/berth/manifest.yaml|$tmp/manifest.yaml|" -e "s|'/srv/berth'|'$tmp/store'|" \
+	-e "s|#option jitter|option jitter|" "$defaults" > "$tmp/c6b/berth"
+out=$(run "$tmp/c6b")
+expect "a file manifest polls only when asked" "$out" \
+	"param command /usr/bin/berth apply --serve $tmp/manifest.yaml"
+
+# 7. Bad values: no instance, a message naming the option.
+for bad in "key 'RWQ x\$(reboot)'" "interval 'soon'" "url 'ftp://fleet.example/r1.yaml'"; do
+	mkdir -p "$tmp/c7"
+	printf "config berth 'main'\n\toption url 'https://fleet.example/r1.yaml'\n\toption root '%s'\n\toption %s\n" \
+		"$tmp/store7" "$bad" > "$tmp/c7/berth"
+	out=$(BERTH_KEY_DIR="$tmp/run7" run "$tmp/c7")
+	refute "bad option $bad declares no instance" "$out" '^instance'
+	expect "bad option $bad is named" "$(printf '%s\n' "$out" | grep -o 'option [a-z]*' | head -1)" \
+		"option ${bad%% *}"
+done
+if [ ! -e "$tmp/run7/uci-key.pub" ]; then passed=$((passed + 1)); echo "ok   a bad inline key is not written"
+else failed=$((failed + 1)); echo "FAIL a bad inline key was written"; fi
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

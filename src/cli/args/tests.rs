@@ -306,20 +306,60 @@ fn berths_own_table_parses_every_command() {
         "m.yaml",
         "--root",
         "/s",
+        "--jitter",
+        "5s",
     ]);
     assert_eq!(c.global.root, Some(PathBuf::from("/s")));
     match c.command {
         Command::Apply {
             manifest,
             serve,
-            interval,
+            polling,
             no_prune,
         } => {
             assert_eq!(manifest.source, "m.yaml");
             assert!(serve && !no_prune);
-            assert_eq!(interval, Some(30));
+            assert_eq!(polling.interval, Some(30));
+            assert_eq!(
+                polling.jitter,
+                crate::cli::schedule::Jitter::Fixed(std::time::Duration::from_secs(5))
+            );
+            assert_eq!(polling.backoff_max, None);
         }
         other => panic!("{other:?}"),
+    }
+    let c = cli(&[
+        "apply",
+        "--serve",
+        "--interval",
+        "9",
+        "--backoff-max",
+        "10m",
+    ]);
+    match c.command {
+        Command::Apply { polling, .. } => {
+            assert_eq!(polling.jitter, crate::cli::schedule::DEFAULT_JITTER);
+            assert_eq!(
+                polling.backoff_max,
+                Some(std::time::Duration::from_secs(600))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for (args, want) in [
+        (
+            &["apply", "--serve", "--jitter", "1s"][..],
+            "`--jitter` needs `--interval`",
+        ),
+        (
+            &["apply", "--serve", "--interval", "9", "--jitter", "1x"][..],
+            "--jitter: \"1x\" is neither a duration nor a percentage; use e.g. 30s or 10%",
+        ),
+    ] {
+        match Cli::parse(os(args)) {
+            Err(Stop::Usage(e)) => assert!(e.0.contains(want), "{}", e.0),
+            other => panic!("{args:?}: {other:?}"),
+        }
     }
     let c = cli(&["install", "--target-root", "/fw"]);
     match c.command {

@@ -181,12 +181,57 @@ fn stderr_is_tty() -> bool {
     unsafe { libc::isatty(2) == 1 }
 }
 
+/// What identifies the version of a document a server sent: its `ETag` and
+/// `Last-Modified`, kept verbatim to ask "changed since?" next time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The `ETag` header, quotes and `W/` included.
+    pub etag: Option<String>,
+    /// The `Last-Modified` header, an HTTP date as the server wrote it.
+    pub last_modified: Option<String>,
+}
+
+/// The answer to a conditional fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conditional {
+    /// 304: the document is the one the validators name.
+    NotModified,
+    /// A (new) document and its validators, empty when the server sent none.
+    Changed {
+        /// The document.
+        text: String,
+        /// Its `ETag`/`Last-Modified`, for the next fetch.
+        validators: Validators,
+    },
+}
+
 /// Read a small text document (a manifest) from an http(s) URL, at most
 /// `max` bytes, within `opts.limits` (`Limits::manifest()` for a manifest).
 pub fn fetch_text(url: &str, opts: &FetchOptions, max: u64) -> Result<String, FetchError> {
-    let reader = get(url, opts)?;
+    match fetch_text_if_changed(url, opts, max, &Validators::default())? {
+        Conditional::Changed { text, .. } => Ok(text),
+        // Without validators the client refuses a 304 itself.
+        Conditional::NotModified => Err(FetchError::UnaskedNotModified {
+            url: url.to_owned(),
+        }),
+    }
+}
+
+/// As [`fetch_text`], but sending `since` as `If-None-Match` and
+/// `If-Modified-Since`: a 304 is `NotModified` and reads no body. The same
+/// limits apply; a 304 when `since` is empty is a protocol error.
+pub fn fetch_text_if_changed(
+    url: &str,
+    opts: &FetchOptions,
+    max: u64,
+    since: &Validators,
+) -> Result<Conditional, FetchError> {
+    let Some(got) = http_get(url, opts, since)? else {
+        return Ok(Conditional::NotModified);
+    };
     let mut text = String::new();
-    let read = reader
+    let read = got
+        .body
         .take(max + 1)
         .read_to_string(&mut text)
         .map_err(|e| {
@@ -201,7 +246,10 @@ pub fn fetch_text(url: &str, opts: &FetchOptions, max: u64) -> Result<String, Fe
             limit: max,
         });
     }
-    Ok(text)
+    Ok(Conditional::Changed {
+        text,
+        validators: got.validators,
+    })
 }
 
 /// An opened source: its byte stream and, when known, its length.
@@ -244,26 +292,34 @@ pub(crate) fn open_file(image: &str, path: &Path) -> Result<Opened, StoreError> 
 }
 
 fn open_http(image: &str, url: &str, opts: &FetchOptions) -> Result<Opened, StoreError> {
-    let resp = http_get(url, opts).map_err(|source| StoreError::Fetch {
+    let fetch_err = |source| StoreError::Fetch {
         image: image.to_owned(),
         source,
-    })?;
+    };
+    let got = http_get(url, opts, &Validators::default())
+        .map_err(fetch_err)?
+        .ok_or_else(|| {
+            fetch_err(FetchError::UnaskedNotModified {
+                url: url.to_owned(),
+            })
+        })?;
     Ok(Opened {
-        reader: resp.0,
-        total: resp.1,
+        reader: got.body,
+        total: got.length,
     })
 }
 
-fn get(url: &str, opts: &FetchOptions) -> Result<Box<dyn Read + Send>, FetchError> {
-    http_get(url, opts).map(|(body, _)| body)
+/// A 2xx answer: the body, its length when the server sent one, and the
+/// validators of this version.
+struct Got {
+    body: Box<dyn Read + Send>,
+    length: Option<u64>,
+    validators: Validators,
 }
 
-/// GET `url`: the body and its length when the server sent one.
+/// GET `url`, conditional on `since`: `None` for a 304.
 #[cfg(feature = "http")]
-fn http_get(
-    url: &str,
-    opts: &FetchOptions,
-) -> Result<(Box<dyn Read + Send>, Option<u64>), FetchError> {
+fn http_get(url: &str, opts: &FetchOptions, since: &Validators) -> Result<Option<Got>, FetchError> {
     #[cfg(feature = "tls")]
     let tls = || super::tls::client_config(&opts.ca_bundle);
     #[cfg(not(feature = "tls"))]
@@ -273,15 +329,20 @@ fn http_get(
             feature: "tls",
         })
     };
-    let resp = super::http::get(url, &opts.limits, &tls)?;
-    Ok((resp.body, resp.length))
+    let resp = super::http::get_if(url, &opts.limits, &tls, since)?;
+    Ok(resp.map(|r| Got {
+        body: r.body,
+        length: r.length,
+        validators: r.validators,
+    }))
 }
 
 #[cfg(not(feature = "http"))]
 fn http_get(
     url: &str,
     _opts: &FetchOptions,
-) -> Result<(Box<dyn Read + Send>, Option<u64>), FetchError> {
+    _since: &Validators,
+) -> Result<Option<Got>, FetchError> {
     Err(FetchError::NotEnabled {
         url: url.to_owned(),
         feature: "http",

@@ -9,12 +9,19 @@
 //! redirect, TLS and the response head (and the body, for a manifest); a
 //! minimum-throughput rule on an image's body; a longest wait per read; a
 //! cap on the head's headers and bytes. Redirects never leave https for http.
+//!
+//! A conditional GET sends the validators of the last answer (`If-None-Match`,
+//! `If-Modified-Since`); a 304 then ends the exchange before any body. The
+//! validators go to every hop of a redirect chain and those of the final
+//! answer are kept for the URL asked for: a chain that stays the same (a CDN's
+//! usual case) revalidates, one that changes costs at most a full download.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use super::fetch::Validators;
 use super::transfer::{FetchError, Limits, MinRate};
 use super::url::Url;
 
@@ -22,6 +29,8 @@ use super::url::Url;
 pub(crate) struct Response {
     /// Content-Length, when the server sent one.
     pub length: Option<u64>,
+    /// The response's ETag and Last-Modified, those that are well formed.
+    pub validators: Validators,
     /// The body; it fails with UnexpectedEof if the connection drops early,
     /// and with a `FetchError` inside the `io::Error` when a limit is hit.
     pub body: Box<dyn Read + Send>,
@@ -40,6 +49,17 @@ pub(crate) type TlsConfig<'a> = &'a dyn Fn() -> Result<(), FetchError>;
 pub(crate) const MAX_REDIRECTS: usize = 5;
 /// Longest header line or chunk-size line.
 const MAX_HEADER_LINE: usize = 8192;
+/// Longest ETag or Last-Modified kept (an HTTP date is 29 bytes; CDN ETags
+/// are a hash in quotes, well under this).
+pub(crate) const MAX_VALIDATOR: usize = 256;
+
+/// Whether a validator may be kept and sent back verbatim: short, and only
+/// visible ASCII and spaces, so it can never end or add a header line.
+pub(crate) fn validator_ok(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= MAX_VALIDATOR
+        && v.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+}
 
 /// The connection under TLS (or plain): reads and writes go through
 /// [`Timed`], which enforces the time limits.
@@ -60,8 +80,21 @@ impl Stream for rustls::StreamOwned<rustls::ClientConnection, Timed> {
     }
 }
 
-/// GET `url` within `limits`, following up to five redirects.
-pub(crate) fn get(url: &str, limits: &Limits, tls: TlsConfig<'_>) -> Result<Response, FetchError> {
+fn unasked_304(url: &str) -> FetchError {
+    FetchError::UnaskedNotModified {
+        url: url.to_owned(),
+    }
+}
+
+/// GET `url` within `limits`, following up to five redirects, unless it
+/// is unchanged since `since` (empty: an unconditional GET): `None` for a
+/// 304, which reads no body.
+pub(crate) fn get_if(
+    url: &str,
+    limits: &Limits,
+    tls: TlsConfig<'_>,
+    since: &Validators,
+) -> Result<Option<Response>, FetchError> {
     let deadline = Instant::now() + limits.deadline;
     let mut target = Url::parse(url).ok_or_else(|| FetchError::BadUrl {
         url: url.to_owned(),
@@ -76,7 +109,15 @@ pub(crate) fn get(url: &str, limits: &Limits, tls: TlsConfig<'_>) -> Result<Resp
         };
         let stream = connect(&target, clock, tls)?;
         let mut reader = BufReader::new(stream);
-        let head = request(&mut reader, &target, url, limits)?;
+        let (head, asked) = request(&mut reader, &target, url, limits, since)?;
+        // Before redirects: a 304 may carry a Location that means nothing here.
+        if head.status == 304 {
+            return if asked {
+                Ok(None)
+            } else {
+                Err(unasked_304(url))
+            };
+        }
         if let Some(location) = head.location.filter(|_| (300..400).contains(&head.status)) {
             target = redirect(url, &target, &location, &mut visited)?;
             continue;
@@ -108,10 +149,14 @@ pub(crate) fn get(url: &str, limits: &Limits, tls: TlsConfig<'_>) -> Result<Resp
             }),
             (false, None) => Box::new(reader),
         };
-        return Ok(Response {
+        return Ok(Some(Response {
             length: if head.chunked { None } else { head.length },
+            validators: Validators {
+                etag: head.etag,
+                last_modified: head.last_modified,
+            },
             body,
-        });
+        }));
     }
 }
 
@@ -440,32 +485,49 @@ struct Head {
     length: Option<u64>,
     chunked: bool,
     location: Option<String>,
+    etag: Option<String>,
+    last_modified: Option<String>,
 }
 
+/// Send the request and read the head; `true` beside it when a validator
+/// was sent (a malformed one is left out, as if unknown).
 fn request(
     reader: &mut BufReader<Box<dyn Stream>>,
     target: &Url,
     url: &str,
     limits: &Limits,
-) -> Result<Head, FetchError> {
-    let req = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n",
+    since: &Validators,
+) -> Result<(Head, bool), FetchError> {
+    let mut req = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nAccept-Encoding: identity\r\nConnection: close\r\n",
         target.path,
         target.host_header(),
         env!("CARGO_PKG_VERSION")
     );
+    let mut asked = false;
+    for (name, value) in [
+        ("If-None-Match", &since.etag),
+        ("If-Modified-Since", &since.last_modified),
+    ] {
+        if let Some(v) = value.as_deref().filter(|v| validator_ok(v)) {
+            req += &format!("{name}: {v}\r\n");
+            asked = true;
+        }
+    }
+    req += "\r\n";
     let stream = reader.get_mut();
     stream
         .write_all(req.as_bytes())
         .and_then(|()| stream.flush())
         .map_err(|e| io_error(url, e))?;
-    read_head(reader, limits).map_err(|e| match e {
+    let head = read_head(reader, limits).map_err(|e| match e {
         HeadError::Io(e) => io_error(url, e),
         HeadError::Bad(what) => FetchError::Protocol {
             url: url.to_owned(),
             what,
         },
-    })
+    })?;
+    Ok((head, asked))
 }
 
 /// A whole response in `bytes` read as `get` reads one (status line,
@@ -535,6 +597,8 @@ fn read_head<R: BufRead>(r: &mut R, limits: &Limits) -> Result<Head, HeadError> 
         length: None,
         chunked: false,
         location: None,
+        etag: None,
+        last_modified: None,
     };
     let mut count = 0;
     loop {
@@ -580,6 +644,9 @@ fn read_head<R: BufRead>(r: &mut R, limits: &Limits) -> Result<Head, HeadError> 
                 head.chunked = true;
             }
             "location" => head.location = Some(value.to_owned()),
+            // A validator too long or odd to send back is just not kept.
+            "etag" => head.etag = validator_ok(value).then(|| value.to_owned()),
+            "last-modified" => head.last_modified = validator_ok(value).then(|| value.to_owned()),
             _ => {}
         }
     }

@@ -10,6 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::host::store::fetch::{fetch_text_if_changed, Conditional, FetchOptions};
 use crate::host::store::transfer::{MAX_HEAD, MAX_HEADERS};
 
 /// How long a test server lives at most, whatever the client does.
@@ -108,7 +109,7 @@ fn no_tls() -> TlsConfig<'static> {
 }
 
 fn fetch(url: &str, limits: &Limits) -> Result<Vec<u8>, FetchError> {
-    let resp = get(url, limits, no_tls())?;
+    let resp = get_if(url, limits, no_tls(), &Validators::default())?.expect("not a 304");
     let mut out = Vec::new();
     let mut body = resp.body;
     body.read_to_end(&mut out)
@@ -451,4 +452,197 @@ fn chunked_and_sized_bodies() {
     .read_to_end(&mut whole)
     .unwrap();
     assert_eq!(whole, b"abc");
+}
+
+/// A server that records each request's head and answers it with
+/// `answer(head)`: the conditional GET seen from the server's side.
+fn recording(
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/m.yaml", l.local_addr().unwrap());
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { return };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut head = String::new();
+            while r.read_line(&mut head).is_ok_and(|n| n > 2) {}
+            // Recorded before answering: the client may look once it has the answer.
+            let reply = answer(&head);
+            seen.lock().unwrap().push(head);
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    (url, heads)
+}
+
+fn changed(url: &str, since: &Validators) -> Result<Conditional, FetchError> {
+    let opts = FetchOptions {
+        limits: manifest_limits(),
+        ..FetchOptions::default()
+    };
+    fetch_text_if_changed(url, &opts, 1000, since)
+}
+
+/// The header `name` of a request head, if sent.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+}
+
+#[test]
+fn an_etag_round_trip_ends_in_not_modified_without_a_body() {
+    let (url, heads) = recording(|head| match header(head, "If-None-Match") {
+        Some("\"v1\"") => "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n".into(),
+        _ => "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 2\r\n\r\nok".into(),
+    });
+    let Conditional::Changed { text, validators } = changed(&url, &Validators::default()).unwrap()
+    else {
+        panic!("first fetch is a 200")
+    };
+    assert_eq!(text, "ok");
+    assert_eq!(validators.etag.as_deref(), Some("\"v1\""));
+    assert_eq!(validators.last_modified, None);
+    assert_eq!(
+        changed(&url, &validators).unwrap(),
+        Conditional::NotModified
+    );
+    let heads = heads.lock().unwrap();
+    assert_eq!(header(&heads[0], "If-None-Match"), None);
+    assert_eq!(header(&heads[1], "If-None-Match"), Some("\"v1\""));
+    assert_eq!(header(&heads[1], "If-Modified-Since"), None);
+}
+
+#[test]
+fn last_modified_alone_is_sent_back_verbatim() {
+    const DATE: &str = "Tue, 01 Dec 2026 10:00:00 GMT";
+    let (url, heads) = recording(|head| match header(head, "If-Modified-Since") {
+        Some(DATE) => "HTTP/1.1 304 Not Modified\r\n\r\n".into(),
+        _ => format!("HTTP/1.1 200 OK\r\nLast-Modified: {DATE}\r\nContent-Length: 2\r\n\r\nok"),
+    });
+    let Conditional::Changed { validators, .. } = changed(&url, &Validators::default()).unwrap()
+    else {
+        panic!("first fetch is a 200")
+    };
+    assert_eq!(validators.last_modified.as_deref(), Some(DATE));
+    assert_eq!(
+        changed(&url, &validators).unwrap(),
+        Conditional::NotModified
+    );
+    let heads = heads.lock().unwrap();
+    assert_eq!(header(&heads[1], "If-Modified-Since"), Some(DATE));
+    assert_eq!(header(&heads[1], "If-None-Match"), None);
+}
+
+#[test]
+fn a_server_that_ignores_validators_sends_the_document_again() {
+    let (url, heads) =
+        recording(|_| "HTTP/1.1 200 OK\r\nETag: \"v2\"\r\nContent-Length: 3\r\n\r\nnew".into());
+    let old = Validators {
+        etag: Some("\"v1\"".into()),
+        last_modified: Some("Mon, 30 Nov 2026 10:00:00 GMT".into()),
+    };
+    let got = changed(&url, &old).unwrap();
+    assert_eq!(
+        got,
+        Conditional::Changed {
+            text: "new".into(),
+            validators: Validators {
+                etag: Some("\"v2\"".into()),
+                last_modified: None
+            }
+        }
+    );
+    let heads = heads.lock().unwrap();
+    assert_eq!(header(&heads[0], "If-None-Match"), Some("\"v1\""));
+    assert_eq!(
+        header(&heads[0], "If-Modified-Since"),
+        Some("Mon, 30 Nov 2026 10:00:00 GMT")
+    );
+}
+
+/// A 304 that answers no question has no document to use: an error, for a
+/// manifest and for an image alike, even with a Location to follow.
+#[test]
+fn a_304_to_a_request_without_validators_is_a_protocol_error() {
+    let (url, _) = recording(|_| "HTTP/1.1 304 Not Modified\r\nLocation: /x\r\n\r\n".into());
+    let err = changed(&url, &Validators::default()).unwrap_err();
+    assert!(
+        matches!(err, FetchError::UnaskedNotModified { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("bad response: 304 Not Modified to a request that sent no validator"),
+        "{err}"
+    );
+    let err = fetch(&url, &image_limits(1)).unwrap_err();
+    assert!(
+        matches!(err, FetchError::UnaskedNotModified { .. }),
+        "{err:?}"
+    );
+}
+
+/// Validators a server could use to add headers to the next request, or
+/// that are too long, are not kept; nor sent when a caller made them up.
+#[test]
+fn odd_or_long_validators_are_neither_kept_nor_sent() {
+    let long = format!("\"{}\"", "a".repeat(MAX_VALIDATOR));
+    let reply = format!(
+        "HTTP/1.1 200 OK\r\nETag: {long}\r\nLast-Modified: a\x01b\r\nContent-Length: 2\r\n\r\nok"
+    );
+    let (url, heads) = recording(move |_| reply.clone());
+    let Conditional::Changed { validators, .. } = changed(&url, &Validators::default()).unwrap()
+    else {
+        panic!("a 200")
+    };
+    assert_eq!(validators, Validators::default());
+    let forged = Validators {
+        etag: Some("\"x\"\r\nX-Injected: 1".into()),
+        last_modified: Some(long),
+    };
+    // Nothing valid was sent, so the server's 200 is what the client gets.
+    assert!(matches!(
+        changed(&url, &forged),
+        Ok(Conditional::Changed { .. })
+    ));
+    let heads = heads.lock().unwrap();
+    assert!(
+        !heads[1].contains("X-Injected") && !heads[1].contains("If-"),
+        "{}",
+        heads[1]
+    );
+    assert!(validator_ok("W/\"5f-1a\"") && validator_ok("Tue, 01 Dec 2026 10:00:00 GMT"));
+}
+
+/// Through a redirect the validators go to every hop, and the final
+/// answer's are the ones kept for the URL asked for.
+#[test]
+fn validators_follow_a_redirect_to_the_final_answer() {
+    let (target, heads) = recording(|head| match header(head, "If-None-Match") {
+        Some("\"cdn-1\"") => "HTTP/1.1 304 Not Modified\r\n\r\n".into(),
+        _ => "HTTP/1.1 200 OK\r\nETag: \"cdn-1\"\r\nContent-Length: 2\r\n\r\nok".into(),
+    });
+    let (url, first_hop) = recording(move |_| {
+        format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n")
+    });
+    let Conditional::Changed { validators, .. } = changed(&url, &Validators::default()).unwrap()
+    else {
+        panic!("a 200 at the end of the chain")
+    };
+    assert_eq!(validators.etag.as_deref(), Some("\"cdn-1\""));
+    assert_eq!(
+        changed(&url, &validators).unwrap(),
+        Conditional::NotModified
+    );
+    assert_eq!(
+        header(&first_hop.lock().unwrap()[1], "If-None-Match"),
+        Some("\"cdn-1\"")
+    );
+    assert_eq!(
+        header(&heads.lock().unwrap()[1], "If-None-Match"),
+        Some("\"cdn-1\"")
+    );
 }

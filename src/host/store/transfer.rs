@@ -139,6 +139,10 @@ pub enum FetchError {
     /// The answer is not HTTP/1.x this client accepts.
     #[error("fetch `{url}`: bad response: {what}")]
     Protocol { url: String, what: String },
+    /// A 304 Not Modified although the request named no version to compare
+    /// with: a broken (or hostile) server, since there is no body to use.
+    #[error("fetch `{url}`: bad response: 304 Not Modified to a request that sent no validator")]
+    UnaskedNotModified { url: String },
     /// The deadline passed.
     #[error("fetch `{url}`: no answer within the deadline of {secs} s; raise it with --fetch-timeout (for images also settings.fetch_timeout)")]
     Deadline { url: String, secs: u64 },

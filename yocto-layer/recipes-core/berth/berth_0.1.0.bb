@@ -33,6 +33,14 @@ def berth_cargo_features(d):
 
 CARGO_BUILD_FLAGS:append = " --no-default-features ${@berth_cargo_features(d)}"
 
+# Public keys (minisign .pub files) berth trusts for signed manifests,
+# installed into /etc/berth/keys/. A name without a / is a file of SRC_URI,
+# e.g. in a bbappend: SRC_URI += "file://fleet.pub" and
+# BERTH_TRUSTED_KEYS = "fleet.pub". With a key there, berth refuses a fetched
+# manifest that is not signed by one of them.
+BERTH_TRUSTED_KEYS ??= ""
+BERTH_KEYS_SRCDIR = "${@d.getVar('UNPACKDIR') or d.getVar('WORKDIR')}"
+
 SYSTEMD_SERVICE:${PN} = "berth.service"
 SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 INITSCRIPT_NAME = "berth"
@@ -40,6 +48,21 @@ INITSCRIPT_PARAMS = "defaults 95 10"
 
 do_install:append() {
     install -d ${D}${sysconfdir}/berth
+    for key in ${BERTH_TRUSTED_KEYS}; do
+        case "$key" in
+            /*) ;;
+            *) key="${BERTH_KEYS_SRCDIR}/$key" ;;
+        esac
+        case "$key" in
+            *.pub) ;;
+            *) bbfatal "BERTH_TRUSTED_KEYS: $key: berth reads only *.pub key files" ;;
+        esac
+        if [ ! -f "$key" ]; then
+            bbfatal "BERTH_TRUSTED_KEYS: no key file $key"
+        fi
+        install -d ${D}${sysconfdir}/berth/keys
+        install -m 0644 "$key" ${D}${sysconfdir}/berth/keys/
+    done
     install -d ${D}${datadir}/berth/images
     if ${@bb.utils.contains('DISTRO_FEATURES', 'systemd', 'true', 'false', d)}; then
         install -d ${D}${systemd_system_unitdir}
