@@ -27,13 +27,11 @@ SIZE_DIR := $(PKG_TARGET_DIR)/size
 # formatting), no unwind tables, no PIE relocations (-95 KiB). RUSTC_BOOTSTRAP
 # lets the stable toolchain take these -Z options, so the build does not follow
 # a moving nightly. docs/packaging.md, "Binary size".
-# x86_64 alone also trades for size (its code compresses worst of the five,
-# and its CPUs are the fastest): derived Debug prints only the type or variant
-# name (-Z fmt-debug=shallow; berth shows no derived Debug to the user), and
-# sha2 and the decompressors are built at opt-level z like the rest, not 3.
-# Without these its xz size was over the 1.0 MiB budget (docs/benchmarks.md).
-STATIC_RUSTFLAGS := -C target-feature=+crt-static $(shell sed '/^\#/d' scripts/cross/firmware-rustflags) \
-                    -Z fmt-debug=shallow
+# Derived Debug prints only the type or variant name (-Z fmt-debug=shallow, in
+# firmware-rustflags: berth shows no derived Debug to the user). x86_64 alone
+# also builds sha2 and the decompressors at opt-level z like the rest, not 3
+# (its code compresses worst of the five, and its CPUs are the fastest).
+STATIC_RUSTFLAGS := -C target-feature=+crt-static $(shell sed '/^\#/d' scripts/cross/firmware-rustflags)
 STATIC_SIZE_CONFIG := $(foreach p,sha2 zlib-rs ruzstd lzma-rust bzip2-rs,--config 'profile.release.package.$(p).opt-level="z"')
 STATIC_BUILD = RUSTC_BOOTSTRAP=1 RUSTFLAGS="$(STATIC_RUSTFLAGS)" $(PKG_CARGO_ENV) \
                cargo build $(STATIC_SIZE_CONFIG) --locked --release --target $(STATIC_TARGET) \
