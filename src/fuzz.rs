@@ -66,6 +66,44 @@ pub fn image(bytes: &[u8], dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Signature, public and secret key files and the signed facts, as a fleet
+/// server or a hostile mirror could serve them: the public key is the
+/// input's first line, the signature the rest. Whatever parses writes
+/// back to itself; a signature is verified against the key (and refused).
+#[cfg(feature = "sign")]
+pub fn signature(data: &[u8]) {
+    use crate::fleet::{minisign, signed, time};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let key = minisign::PublicKey::parse(first)
+        .or_else(|_| minisign::PublicKey::parse(text))
+        .ok();
+    if let Some(k) = &key {
+        assert_eq!(minisign::PublicKey::parse(&k.to_file()).as_ref(), Ok(k));
+    }
+    // No passphrase: a hostile key's scrypt limits are bounded but large.
+    let _ = minisign::SecretKey::parse(text, None);
+    let _ = time::parse_rfc3339(first);
+    let _ = signed::SignedFacts::parse(text);
+    for sig_text in [text, rest] {
+        let Ok(sig) = minisign::Signature::parse(sig_text) else {
+            continue;
+        };
+        assert_eq!(
+            minisign::Signature::parse(&sig.to_file()).as_ref(),
+            Ok(&sig)
+        );
+        if let Ok(facts) = signed::SignedFacts::parse(&sig.trusted_comment) {
+            assert_eq!(signed::SignedFacts::parse(&facts.to_comment()), Ok(facts));
+        }
+        if let Some(k) = &key {
+            let _ = minisign::verify(k, &sig, rest.as_bytes());
+        }
+    }
+}
+
 /// A writer that fails once it has taken `.0` bytes.
 #[cfg(feature = "xz")]
 struct Capped(usize);

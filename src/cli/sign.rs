@@ -332,9 +332,7 @@ fn sign(
         other => other.map_err(format_err(key))?,
     };
     let data = fs::read(file).with_context(|| format!("read `{}`", file.display()))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = unix_now();
     let facts = SignedFacts {
         timestamp: Some(now),
         file: file.file_name().map(|n| n.to_string_lossy().into_owned()),
@@ -359,6 +357,13 @@ fn sign(
     Ok(())
 }
 
+/// Seconds since 1970 (0 for a clock before it).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 fn expiry_text(expires: Option<i64>) -> String {
     expires.map_or_else(
         || "no expiry".into(),
@@ -379,9 +384,7 @@ fn verify(file: &Path, key: &Path, signature: &Path) -> Result<()> {
         file: signature.to_owned(),
         source,
     })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    let now = unix_now();
     if let Some(t) = facts.expires.filter(|t| *t < now) {
         return Err(SignError::Expired {
             file: file.to_owned(),

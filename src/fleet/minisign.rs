@@ -244,7 +244,7 @@ impl<'a> Lines<'a> {
     /// Line `n`, base64 of exactly `N` bytes.
     fn bytes<const N: usize>(&self, n: usize, what: &'static str) -> Result<[u8; N], FormatError> {
         let raw =
-            base64_decode(self.get(n, what)?.trim_end()).ok_or(FormatError::Base64 { line: n })?;
+            base64_decode(self.get(n, what)?.trim()).ok_or(FormatError::Base64 { line: n })?;
         raw.as_slice().try_into().map_err(|_| FormatError::Length {
             line: n,
             what,

@@ -39,6 +39,8 @@ fn minisign_public_key_parses_and_writes_back() {
     let line = PUB.lines().nth(1).unwrap();
     assert_eq!(PublicKey::parse(line), Ok(pk.clone()));
     assert_eq!(PublicKey::parse(&format!("{line}\r\n")), Ok(pk.clone()));
+    // As a config file may quote it, with spaces around.
+    assert_eq!(PublicKey::parse(&format!("  {line} ")), Ok(pk.clone()));
     assert_eq!(pk.to_base64(), line);
 }
 

@@ -79,7 +79,13 @@ impl SignedFacts {
         if let Some(f) = &self.file {
             let clean: String = f
                 .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
+                .map(|c| {
+                    if matches!(c, '\t' | '\r' | '\n') {
+                        ' '
+                    } else {
+                        c
+                    }
+                })
                 .collect();
             fields.push(format!("file:{clean}"));
         }

@@ -115,11 +115,23 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, TimeError> {
         _ => return Err(err("`Z` or an offset such as +01:00 must end it")),
     };
     let days = days_from_civil(year, month, day);
-    Ok(days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset)
+    let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec) - offset;
+    // An offset can carry 0000-01-01 or 9999-12-31 out of four-digit years,
+    // which the format cannot write back.
+    if !(MIN..=MAX).contains(&secs) {
+        return Err(err("outside the years 0000 to 9999 in UTC"));
+    }
+    Ok(secs)
 }
 
-/// `secs` as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+const MIN: i64 = -62_167_219_200;
+const MAX: i64 = 253_402_300_799;
+
+/// `secs` as `YYYY-MM-DDTHH:MM:SSZ` (UTC), clamped to the years 0000 to
+/// 9999 (what [`parse_rfc3339`] gives is always inside).
 pub fn format_rfc3339(secs: i64) -> String {
+    let secs = secs.clamp(MIN, MAX);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     format!(
@@ -142,6 +154,8 @@ mod tests {
             ("2038-01-19T03:14:08Z", 1 << 31),
             ("1969-12-31T23:59:59Z", -1),
             ("2026-12-02T01:45:00Z", 1_796_175_900),
+            ("0000-01-01T00:00:00Z", MIN),
+            ("9999-12-31T23:59:59Z", MAX),
         ];
         for (text, secs) in cases {
             assert_eq!(parse_rfc3339(text), Ok(secs), "{text}");
@@ -179,6 +193,8 @@ mod tests {
             "2027-01-31T00:00:00+0100",
             "2027-01-31T00:00:00Zjunk",
             "+027-01-31T00:00:00Z",
+            "9999-12-31T23:59:59-00:01",
+            "0000-01-01T00:00:00+00:01",
         ] {
             let e = parse_rfc3339(bad).unwrap_err();
             assert!(e.to_string().contains("is not an RFC 3339 time"), "{bad}");

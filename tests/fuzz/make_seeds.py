@@ -121,6 +121,16 @@ def main():
         ("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index),
         ("blobs/", None), ("blobs/sha256/", None),
         (blob(oci_manifest), oci_manifest), (blob(config), config), (blob(layer), layer)]))
+    # Signatures: minisign 0.11's prehashed and legacy files and a berth one
+    # (version and expiry), each after its public key's line; key files alone.
+    ms_pub = 'untrusted comment: minisign public key 1EF0068D5E0647C3\nRWTDRwZejQbwHsPeUp0OWmf/uXBzYyE+vhOY49X5BV5cNrAlfm6MDa9i\n'
+    berth_pub = 'untrusted comment: minisign public key E7A3FDA6D1CECFD6\nRWTWz87Rpv2j52+OetQSgjSBVJr7U5mBvTDM3FWzkzrs+Oq6RC49IGwE\n'
+    put("signature", "minisign-ED", ms_pub.split("\n")[1] + "\n" + 'untrusted comment: signature from minisign secret key\nRUTDRwZejQbwHtfJyNUle2e1HWrXSWULmQQgxaOP4iqFYbw8mQhL/Ja1mPKujVhEiIKkSHbNkClCsy4g/51PynhT3uRyLdNsXQ4=\ntrusted comment: timestamp:1700000000\tfile:fx.txt\thashed\n71J3V6ssFgceXa8sjtsu2458xsOG7PDRthXCr+exgkrkhAFtsjMaNCRX69imtp9cRYF091OpEBTXnyAJ6UO7Bg==\n')
+    put("signature", "minisign-Ed-legacy", ms_pub.split("\n")[1] + "\n" + 'untrusted comment: signature from minisign secret key\nRWTDRwZejQbwHnVnRYKSPwGLRPe5BzUPX1tRs9Q37+fmOI/biMeoJ900i2EGywY835+fKNMjGKcCIHHZnRZ9oF/DsAQ0pXIgwgM=\ntrusted comment: timestamp:1796170069\tfile:fx.txt\nrb0CKN3W06zSyisMJLtlc5EDw8S7LVnIimfzTvEGnURb/fqKEJB5/Ssc4aNWs38QGFlBQrR6tzYf/+8Uqf8xBA==\n')
+    put("signature", "berth", berth_pub.split("\n")[1] + "\n" + 'untrusted comment: signature from berth secret key E7A3FDA6D1CECFD6\nRUTWz87Rpv2j5wdH6lIa3aUKr4KCe4gRLlwzJiOcL2e/DFUQ3RRGfu7fkMynIXZIBk6z1pn5YFnEfORqwf2zaeqUDA86a/io8wk=\ntrusted comment: timestamp:1796170706\tfile:s.yaml\tversion:9\texpires:2030-02-03T04:05:06Z\nasz17mP+lrMas202wQWaj68M2s4djP3HU5Tjz8sNKPvrqk1TJ4L009pMKGyi+R2ZC+3hi25Khbyzs9e98htmCQ==\n')
+    put("signature", "public-key", ms_pub)
+    put("signature", "secret-key-unencrypted", 'untrusted comment: minisign encrypted secret key\nRWQAAEIyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAw0cGXo0G8B5G03Y5JnxzdlQax13a90s8Vvl47lqvYYPFKi6atF5QM8PeUp0OWmf/uXBzYyE+vhOY49X5BV5cNrAlfm6MDa9iAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n')
+    put("signature", "facts", "timestamp:1700000000\tfile:a.yaml\tversion:3\texpires:2027-01-31T01:00:00.5+01:00")
     return 0
 
 
