@@ -70,7 +70,6 @@ pub fn image(bytes: &[u8], dir: &Path) -> io::Result<()> {
 /// server or a hostile mirror could serve them: the public key is the
 /// input's first line, the signature the rest. Whatever parses writes
 /// back to itself; a signature is verified against the key (and refused).
-#[cfg(feature = "sign")]
 pub fn signature(data: &[u8]) {
     use crate::fleet::{minisign, signed, time};
     let Ok(text) = std::str::from_utf8(data) else {
