@@ -137,6 +137,21 @@ out=$(run "$tmp/c6b")
 expect "a file manifest polls only when asked" "$out" \
 	"param command /usr/bin/berth apply --serve $tmp/manifest.yaml"
 
+# 6c. The other trust options: a key list, signed local files, the fleet's CA.
+mkdir -p "$tmp/c6c"
+cat > "$tmp/c6c/berth" <<CONF
+config berth 'main'
+	option url 'https://fleet.example/r1.yaml'
+	option key '/etc/berth/fleet.pub'
+	option keys_url 'https://fleet.example/keys.list'
+	option require_signed '1'
+	option ca_bundle '/etc/berth/fleet-ca.pem'
+	option root '$tmp/store6c'
+CONF
+out=$(run "$tmp/c6c")
+expect "key list, signed files and CA bundle" "$out" \
+	"param command /usr/bin/berth apply --serve --interval 300 --keys /etc/berth/fleet.pub --keys-url https://fleet.example/keys.list --require-signed --ca-bundle /etc/berth/fleet-ca.pem https://fleet.example/r1.yaml"
+
 # 7. Bad values: no instance, a message naming the option.
 for bad in "key 'RWQ x\$(reboot)'" "interval 'soon'" "url 'ftp://fleet.example/r1.yaml'"; do
 	mkdir -p "$tmp/c7"

@@ -80,5 +80,27 @@ if gone "$spid" && grep -q ignored "$tmp/stubborn.log"; then
 	ok "stop kills a berth that ignores SIGTERM after the timeout"
 else fail "stubborn berth survived stop"; fi
 
+# A fleet URL with SERVE_ARGS: started without a file check, the options
+# passed one word each, berth's own variables exported to it.
+fake_daemon fleet 'exit 0'
+cat >> "$tmp/fleet.defaults" <<DEF
+BERTH_MANIFEST=https://fleet.example/r1.yaml
+BERTH_SERVE_ARGS="--interval 300 --jitter 10%"
+BERTH_KEYS=/etc/berth/keys
+DEF
+cat > "$tmp/fleet" <<FAKE
+#!/bin/sh
+{ echo "\$*"; echo "keys=\$BERTH_KEYS"; } > "$tmp/fleet.args"
+trap 'exit 0' TERM
+while :; do sleep 0.1; done
+FAKE
+run fleet start >/dev/null
+if wait_for "$tmp/fleet.args" &&
+   [ "$(sed -n 1p "$tmp/fleet.args")" = "apply --serve --interval 300 --jitter 10% https://fleet.example/r1.yaml" ] &&
+   [ "$(sed -n 2p "$tmp/fleet.args")" = "keys=/etc/berth/keys" ]; then
+	ok "a URL manifest starts with SERVE_ARGS and the BERTH_ variables"
+else fail "fleet start: $(cat "$tmp/fleet.args" 2>/dev/null)"; fi
+run fleet stop >/dev/null
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
