@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub use super::transfer::Validators;
 use super::transfer::{FetchError, Limits};
 use super::StoreError;
 use crate::model::ImageSource;
@@ -179,16 +180,6 @@ impl Progress {
 fn stderr_is_tty() -> bool {
     // SAFETY: isatty only inspects the fd.
     unsafe { libc::isatty(2) == 1 }
-}
-
-/// What identifies the version of a document a server sent: its `ETag` and
-/// `Last-Modified`, kept verbatim to ask "changed since?" next time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Validators {
-    /// The `ETag` header, quotes and `W/` included.
-    pub etag: Option<String>,
-    /// The `Last-Modified` header, an HTTP date as the server wrote it.
-    pub last_modified: Option<String>,
 }
 
 /// The answer to a conditional fetch.

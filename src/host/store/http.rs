@@ -21,8 +21,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use super::fetch::Validators;
-use super::transfer::{FetchError, Limits, MinRate};
+use super::transfer::{FetchError, Limits, MinRate, Validators};
 use super::url::Url;
 
 /// A response whose status was 2xx.

@@ -107,6 +107,16 @@ impl Default for Limits {
     }
 }
 
+/// What identifies the version of a document a server sent: its `ETag` and
+/// `Last-Modified`, kept verbatim to ask "changed since?" next time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// The `ETag` header, quotes and `W/` included.
+    pub etag: Option<String>,
+    /// The `Last-Modified` header, an HTTP date as the server wrote it.
+    pub last_modified: Option<String>,
+}
+
 /// Why fetching one URL failed. `url` is the URL asked for; redirects are
 /// named where they matter.
 #[derive(Debug, thiserror::Error)]
