@@ -296,7 +296,13 @@ fn undefined_name(line: &str, ctx: &BTreeMap<String, minijinja::Value>) -> Optio
         while i < bytes.len() {
             let c = bytes[i];
             let prev_dot = i > 0 && bytes[i - 1] == b'.';
-            let in_string = body[..i].matches(['\'', '"']).count() % 2 == 1;
+            // Bytes, not str: `i` may be inside a multi-byte character.
+            let in_string = bytes[..i]
+                .iter()
+                .filter(|b| matches!(b, b'\'' | b'"'))
+                .count()
+                % 2
+                == 1;
             if (c.is_ascii_alphabetic() || c == b'_') && !prev_dot && !in_string {
                 let end = body[i..]
                     .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_' || ch == '.'))
@@ -462,6 +468,19 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("--var nope=VALUE"), "{msg}");
+    }
+
+    /// Found by the manifest fuzz target: a multi-byte character inside a
+    /// template expression of an erring line.
+    #[test]
+    fn an_undefined_name_after_a_multibyte_character_is_found() {
+        let err = render("m.yaml", "x: \"{{ \u{6c8}\u{6c8} nope }}\"\n", &input()).unwrap_err();
+        assert!(err.to_string().starts_with("m.yaml:1:"), "{err}");
+        let ctx = BTreeMap::new();
+        assert_eq!(
+            undefined_name("{{ 'a\u{6c8}' + nope }}", &ctx).map(|(_, n)| n),
+            Some("nope".into())
+        );
     }
 
     #[test]
