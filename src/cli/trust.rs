@@ -113,6 +113,11 @@ pub enum TrustError {
         "manifest `{manifest}` is unsigned: no signature at `{at}`; sign it with `berth sign`"
     )]
     Missing { manifest: String, at: String },
+    #[error("read signature `{path}`")]
+    ReadSignature {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("fetch the signature `{at}`")]
     FetchSignature { at: String, source: FetchError },
     #[error("signature `{at}` is larger than {MAX_FILE_SIZE} bytes")]
@@ -220,11 +225,9 @@ impl Trust {
                     at,
                 })
             }
-            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                return Err(TrustError::SignatureTooLarge { at })
-            }
+            // Too large or not text: the io error says which.
             Err(source) => {
-                return Err(TrustError::ReadKeys {
+                return Err(TrustError::ReadSignature {
                     path: at.into(),
                     source,
                 })
