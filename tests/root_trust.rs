@@ -155,6 +155,28 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
         before, after,
         "an unchanged manifest rewrote the trust store"
     );
+    // The read commands check a newer signed manifest the same way and keep
+    // nothing: under a read-only bind of the store, a write would fail them.
+    publish(&www, &secret, &good, 3, None);
+    let s = store.to_str().unwrap();
+    for cmd in ["validate", "render", "plan", "check"] {
+        let script = format!(
+            "mount --make-rprivate / && mount --bind {s} {s} && mount -o remount,bind,ro {s} && \
+             exec nsenter --net=/run/netns/{} \"$@\"",
+            w.name
+        );
+        let out = Command::new("unshare")
+            .args(["-m", "sh", "-c", &script, "sh"])
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .args(["--root", s, "--keys", keys.to_str().unwrap(), cmd, url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "berth {cmd} of the signed URL under a read-only store: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let evil = format!("{good}  evil: {{ image: bb, command: [sleep, '3600'] }}\n");
     // Replay: an older, validly signed manifest.
