@@ -177,6 +177,20 @@ pub struct SecretKey {
     tail: [u8; 104],
 }
 
+/// The secret bytes are overwritten when the key is dropped, so a core dump
+/// or a reused page of `berth sign` does not hold them afterwards (best
+/// effort: copies made by moves and inside ring are not reached).
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        for b in self.seed.iter_mut().chain(self.tail.iter_mut()) {
+            // SAFETY: `b` is a valid, aligned, exclusive reference to a u8;
+            // the volatile write only keeps the compiler from removing it.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 impl std::fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SecretKey({})", hex_id(&self.id))
