@@ -297,10 +297,7 @@ impl Trust {
             at: self.store.path(Kind::Manifest).display().to_string(),
             source,
         })?;
-        let ignore_expiry = Clock {
-            floor: i64::MAX,
-            ..clock(None)
-        };
+        let ignore_expiry = Clock::unjudged(clock(None).now);
         policy::check(
             doc.text.as_bytes(),
             &sig,
@@ -381,7 +378,25 @@ fn clock(last: Option<&Accepted>) -> Clock {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let build = option_env!("SOURCE_DATE_EPOCH").and_then(|s| s.parse().ok());
-    Clock::new(now, build, last)
+    Clock::new(now, build, last).with_sync(ntp_synced())
+}
+
+/// Whether the kernel's clock is NTP-synchronised: adjtimex answers
+/// TIME_ERROR while STA_UNSYNC is set, which ntpd (busybox's too), chrony
+/// and systemd-timesyncd clear once they have set the clock.
+fn ntp_synced() -> bool {
+    // Room beyond the struct: on 32-bit musl the time64 `timex` the C
+    // library fills may be larger than the one the libc crate declares.
+    #[repr(C)]
+    struct Timex {
+        tx: libc::timex,
+        spare: [u8; 256],
+    }
+    // SAFETY: plain data; modes 0 only reads the kernel's state.
+    let mut t: Timex = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid, exclusive pointer to our own (oversized) timex.
+    let state = unsafe { libc::adjtimex(&mut t.tx) };
+    state >= 0 && state != libc::TIME_ERROR
 }
 
 /// Read the keys at `path` (a .pub file or a directory of them); the default

@@ -44,6 +44,8 @@ pub struct Clock {
     /// A clock behind this was never set (build time, or the newest signing
     /// time the device has seen).
     pub floor: i64,
+    /// The kernel says an NTP client has synchronised the clock.
+    pub synced: bool,
 }
 
 impl Clock {
@@ -59,13 +61,33 @@ impl Clock {
         .flatten()
         .max()
         .unwrap_or(CLOCK_FLOOR);
-        Clock { now, floor }
+        Clock {
+            now,
+            floor,
+            synced: false,
+        }
+    }
+
+    /// The same clock, known to be NTP-synchronised or not.
+    pub fn with_sync(self, synced: bool) -> Self {
+        Clock { synced, ..self }
+    }
+
+    /// A clock no expiry is judged by.
+    pub fn unjudged(now: i64) -> Self {
+        Clock {
+            now,
+            floor: i64::MAX,
+            synced: false,
+        }
     }
 
     /// Whether expiry can be judged: a router that booted without a clock
-    /// reads 1970 (or its build date) until NTP has run.
+    /// reads 1970 (or its build date) until NTP has run. An NTP-synchronised
+    /// clock is believed even behind the newest signing time (the signer's
+    /// clock may run ahead), though never before berth's release.
     pub fn plausible(&self) -> bool {
-        self.now >= self.floor
+        self.now >= self.floor || (self.synced && self.now >= CLOCK_FLOOR)
     }
 }
 
@@ -307,6 +329,12 @@ mod tests {
             expires: None,
         };
         assert!(!Clock::new(CLOCK_FLOOR + 50, None, Some(&last)).plausible());
+        // Unless NTP set it; but an NTP clock before berth existed is not believed.
+        assert!(Clock::new(CLOCK_FLOOR + 50, None, Some(&last))
+            .with_sync(true)
+            .plausible());
+        assert!(!Clock::new(0, None, None).with_sync(true).plausible());
+        assert!(!Clock::unjudged(CLOCK_FLOOR + 50).with_sync(false).plausible());
         assert!(!Clock::new(CLOCK_FLOOR + 50, Some(CLOCK_FLOOR + 60), None).plausible());
     }
 }
