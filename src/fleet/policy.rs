@@ -334,7 +334,9 @@ mod tests {
             .with_sync(true)
             .plausible());
         assert!(!Clock::new(0, None, None).with_sync(true).plausible());
-        assert!(!Clock::unjudged(CLOCK_FLOOR + 50).with_sync(false).plausible());
+        assert!(!Clock::unjudged(CLOCK_FLOOR + 50)
+            .with_sync(false)
+            .plausible());
         assert!(!Clock::new(CLOCK_FLOOR + 50, Some(CLOCK_FLOOR + 60), None).plausible());
     }
 }
