@@ -88,6 +88,16 @@ impl Fleet {
         pubkey.lines().nth(1).unwrap().to_owned()
     }
 
+    /// A key pair NAME.key / NAME.pub whose public key the device trusts.
+    fn trusted_key(&self, name: &str) {
+        self.key(name);
+        fs::copy(
+            self.path(&format!("{name}.pub")),
+            self.path(&format!("keys/{name}.pub")),
+        )
+        .unwrap();
+    }
+
     /// Publish www/FILE with `text`, signed by `key` at `version`.
     fn publish(&self, file: &str, text: &str, key: &str, version: u64) {
         let p = self.path(&format!("www/{file}"));
@@ -143,6 +153,12 @@ impl Fleet {
     }
 }
 
+/// `o`'s stderr says `what`.
+fn assert_said(o: &Output, what: &str) {
+    let err = text(&o.stderr);
+    assert!(err.contains(what), "wants `{what}` in: {err}");
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -186,16 +202,8 @@ fn a_root_signed_key_list_revokes_a_stolen_manifest_key() {
     f.publish("m.yaml", &manifest(3), "m1", 3);
     let o = f.apply(&with_list);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
-    assert!(
-        text(&o.stderr).contains("key list `"),
-        "{}",
-        text(&o.stderr)
-    );
-    assert!(
-        text(&o.stderr).contains("signed by unknown key"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert_said(&o, "key list `");
+    assert_said(&o, "signed by unknown key");
     assert!(
         f.path("store/trust/keys.json").exists(),
         "the list was accepted"
@@ -236,11 +244,7 @@ fn a_root_signed_key_list_revokes_a_stolen_manifest_key() {
         1,
     );
     let o = f.apply(&with_list);
-    assert!(
-        text(&o.stderr).contains("version 1 < accepted 2"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert_said(&o, "version 1 < accepted 2");
 }
 
 /// `--require-signed` asks a local file for FILE.minisig; `plan` checks it
@@ -248,8 +252,7 @@ fn a_root_signed_key_list_revokes_a_stolen_manifest_key() {
 #[test]
 fn local_files_can_be_required_to_be_signed() {
     let f = Fleet::new();
-    f.key("k");
-    fs::copy(f.path("k.pub"), f.path("keys/k.pub")).unwrap();
+    f.trusted_key("k");
     let m = f.path("m.yaml");
     fs::write(&m, EMPTY).unwrap();
     let strict = ["--root", "store", "--keys", "keys", "--require-signed"];
@@ -264,17 +267,9 @@ fn local_files_can_be_required_to_be_signed() {
     };
     let o = run("plan", "m.yaml");
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o.stderr).contains("is unsigned: no signature at `m.yaml.minisig`"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert_said(&o, "is unsigned: no signature at `m.yaml.minisig`");
     let o = run("plan", "-");
-    assert!(
-        text(&o.stderr).contains("a manifest from stdin carries no signature"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert_said(&o, "a manifest from stdin carries no signature");
 
     f.ok(&["sign", "--key", "k.key", "--version", "7", "m.yaml"]);
     assert!(run("plan", "m.yaml").status.success());
@@ -289,19 +284,14 @@ fn local_files_can_be_required_to_be_signed() {
     f.ok(&["--root", "store", "--keys", "keys", "plan", "other.yaml"]);
     // No key at all: --require-signed cannot be met.
     let o = f.berth(&["--keys", "store", "--require-signed", "plan", "m.yaml"]);
-    assert!(
-        text(&o.stderr).contains("--require-signed: no trusted key in `store`"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert_said(&o, "--require-signed: no trusted key in `store`");
 }
 
 /// A malformed or oversized signature is refused early, with its line.
 #[test]
 fn malformed_signatures_are_refused_with_their_line() {
     let f = Fleet::new();
-    f.key("k");
-    fs::copy(f.path("k.pub"), f.path("keys/k.pub")).unwrap();
+    f.trusted_key("k");
     f.publish("m.yaml", EMPTY, "k", 1);
     let sig = f.path("www/m.yaml.minisig");
     let good = fs::read_to_string(&sig).unwrap();
@@ -322,8 +312,7 @@ fn malformed_signatures_are_refused_with_their_line() {
 #[test]
 fn serve_keeps_the_accepted_manifest_through_a_replay_and_an_outage() {
     let f = Fleet::new();
-    f.key("k");
-    fs::copy(f.path("k.pub"), f.path("keys/k.pub")).unwrap();
+    f.trusted_key("k");
     f.publish("m.yaml", &manifest(2), "k", 2);
     let url = format!("{}/m.yaml", f.url);
     let serve = |log: &str| {

@@ -377,19 +377,17 @@ fn a_noop_apply_and_the_read_commands_write_nothing_to_the_store() {
         vec!["status"],
         vec!["check", m],
     ] {
-        let script = format!(
-            "mount --make-rprivate / && mount --bind {s} {s} && mount -o remount,bind,ro {s} && \
-             exec nsenter --net=/run/netns/{} \"$@\"",
-            w.name
-        );
-        let out = Command::new("unshare")
-            .args(["-m", "sh", "-c", &script, "sh"])
-            .arg(env!("CARGO_BIN_EXE_berth"))
-            .args(["--cgroup-parent", &w.name, "--root", s, "--runtime-dir"])
-            .arg(&run)
-            .args(&cmd)
-            .output()
-            .unwrap();
+        let run = run.to_str().unwrap();
+        let mut args = vec![
+            "--cgroup-parent",
+            &w.name,
+            "--root",
+            s,
+            "--runtime-dir",
+            run,
+        ];
+        args.extend(&cmd);
+        let out = w.berth_read_only(&store, &args);
         assert!(
             out.status.success(),
             "berth {cmd:?} under a read-only store: {}",

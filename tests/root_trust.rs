@@ -160,17 +160,8 @@ fn a_hostile_origin_cannot_roll_back_forge_or_freeze_the_device() {
     publish(&www, &secret, &good, 3, None);
     let s = store.to_str().unwrap();
     for cmd in ["validate", "render", "plan", "check"] {
-        let script = format!(
-            "mount --make-rprivate / && mount --bind {s} {s} && mount -o remount,bind,ro {s} && \
-             exec nsenter --net=/run/netns/{} \"$@\"",
-            w.name
-        );
-        let out = Command::new("unshare")
-            .args(["-m", "sh", "-c", &script, "sh"])
-            .arg(env!("CARGO_BIN_EXE_berth"))
-            .args(["--root", s, "--keys", keys.to_str().unwrap(), cmd, url])
-            .output()
-            .unwrap();
+        let keys = keys.to_str().unwrap();
+        let out = w.berth_read_only(&store, &["--root", s, "--keys", keys, cmd, url]);
         assert!(
             out.status.success(),
             "berth {cmd} of the signed URL under a read-only store: {}",

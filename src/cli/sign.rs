@@ -5,7 +5,7 @@
 //! I/O the fleet layer leaves out: key files, the passphrase, `.minisig`.
 
 use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -296,17 +296,9 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .with_context(|| format!("write `{}`", path.display()))
 }
 
-/// Read a key or signature file, at most [`minisign::MAX_FILE_SIZE`] bytes
-/// (one byte more, so the parser sees it is too large).
+/// Read a key or signature file (at most [`minisign::MAX_FILE_SIZE`] bytes).
 fn read_small(path: &Path) -> Result<String> {
-    let mut text = String::new();
-    fs::File::open(path)
-        .and_then(|f| {
-            f.take(minisign::MAX_FILE_SIZE as u64 + 1)
-                .read_to_string(&mut text)
-        })
-        .with_context(|| format!("read `{}`", path.display()))?;
-    Ok(text)
+    crate::cli::trust::read_small(path).with_context(|| format!("read `{}`", path.display()))
 }
 
 fn format_err(file: &Path) -> impl FnOnce(FormatError) -> SignError + '_ {

@@ -179,13 +179,8 @@ impl ManifestArgs {
 
 /// Read, render, parse and validate the manifest the arguments name.
 pub fn load_manifest(args: &ManifestArgs) -> Result<Loaded> {
-    let (text, base_dir, input) = read_with_input(args)?;
-    Ok(manifest::load(
-        args.display_name(),
-        &text,
-        &base_dir,
-        &input,
-    )?)
+    let (text, base_dir) = read_source(args)?;
+    load_read(args, text, base_dir)
 }
 
 /// Only render the manifest's template: the YAML that validation reads, shown
@@ -228,7 +223,12 @@ fn read_with_input(args: &ManifestArgs) -> Result<(String, String, RenderInput)>
 /// what [`load_manifest`] does after its read.
 pub fn load_manifest_text(args: &ManifestArgs, text: String) -> Result<Loaded> {
     let cwd = std::env::current_dir().context("get current directory")?;
-    let (text, base_dir, input) = with_input(args, text, cwd.to_string_lossy().into_owned())?;
+    load_read(args, text, cwd.to_string_lossy().into_owned())
+}
+
+/// Render, parse and validate a manifest read from `base_dir`.
+fn load_read(args: &ManifestArgs, text: String, base_dir: String) -> Result<Loaded> {
+    let (text, base_dir, input) = with_input(args, text, base_dir)?;
     Ok(manifest::load(
         args.display_name(),
         &text,

@@ -217,7 +217,7 @@ impl Trust {
     /// Check a local manifest file against FILE.minisig.
     pub fn check_file(&self, path: &Path, text: String) -> Result<String, TrustError> {
         let at = format!("{}.minisig", path.display());
-        let sig = match read_bounded(Path::new(&at), MAX_FILE_SIZE) {
+        let sig = match read_small(Path::new(&at)) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(TrustError::Missing {
@@ -433,7 +433,7 @@ fn read_keys(path: Option<&Path>) -> Result<KeySet, TrustError> {
     }
     let mut set = KeySet::default();
     for file in files {
-        let text = read_bounded(&file, MAX_FILE_SIZE).map_err(|source| TrustError::ReadKeys {
+        let text = read_small(&file).map_err(|source| TrustError::ReadKeys {
             path: file.clone(),
             source,
         })?;
@@ -453,22 +453,19 @@ fn read_keys(path: Option<&Path>) -> Result<KeySet, TrustError> {
     Ok(set)
 }
 
-/// Read a small text file, refusing more than `max` bytes.
-fn read_bounded(path: &Path, max: usize) -> std::io::Result<String> {
+/// Read a key or signature file as text: at most [`MAX_FILE_SIZE`] bytes
+/// and one more, so the minisign parser refuses a larger file by its size
+/// (`berth sign` and `verify` read their files through here too).
+pub(crate) fn read_small(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    let mut bytes = Vec::new();
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(MAX_FILE_SIZE)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut text = String::new();
     std::fs::File::open(path)?
         .take(limit)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {max} bytes"),
-        ));
-    }
-    String::from_utf8(bytes)
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+        .read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Fetch a manifest's signature: a 404 means the manifest is unsigned.

@@ -54,6 +54,23 @@ impl World {
             .unwrap()
     }
 
+    /// Run berth with `args` in the world's netns, with `dir` bound
+    /// read-only in a private mount namespace: a write there fails the run.
+    pub fn berth_read_only(&self, dir: &std::path::Path, args: &[&str]) -> Output {
+        let d = dir.to_str().unwrap();
+        let script = format!(
+            "mount --make-rprivate / && mount --bind {d} {d} && mount -o remount,bind,ro {d} && \
+             exec nsenter --net=/run/netns/{} \"$@\"",
+            self.name
+        );
+        Command::new("unshare")
+            .args(["-m", "sh", "-c", &script, "sh"])
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
     pub fn apply(&self, containers: &str) -> String {
         let m = self.manifest(containers);
         let out = self.berth(&["apply", m.to_str().unwrap()]);
