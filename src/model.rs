@@ -164,6 +164,44 @@ pub struct Spec {
     pub stop_signal: String,
     pub stop_timeout_secs: u32,
     pub depends_on: Vec<String>,
+    /// The health check; none: a running container counts as healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthSpec>,
+}
+
+/// A container's health check: one probe, run by its monitor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthSpec {
+    pub probe: Probe,
+    /// Between the end of one probe and the start of the next.
+    pub interval_secs: u32,
+    /// A probe still running after this is killed and counts as failed.
+    pub timeout_secs: u32,
+    /// Consecutive failures that make the container unhealthy.
+    pub retries: u32,
+    /// After a start, failures do not count for this long (a success does).
+    pub start_period_secs: u32,
+}
+
+/// What a health check runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Probe {
+    /// A command inside the container, as `berth exec` runs it; exit 0 is healthy.
+    Exec(Vec<String>),
+    /// A TCP connect to this port on the container's loopback.
+    Tcp(u16),
+    /// An HTTP GET on the container's loopback.
+    Http(HttpProbe),
+}
+
+/// `http: { port, path, status }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpProbe {
+    pub port: u16,
+    pub path: String,
+    /// The status wanted; none: any 2xx or 3xx.
+    pub status: Option<u16>,
 }
 
 /// What runs inside.
@@ -346,6 +384,8 @@ pub enum RestartPolicy {
     Never,
     OnFailure,
     Always,
+    /// As on-failure, and also when the health check turns unhealthy.
+    OnUnhealthy,
 }
 
 /// An address with its prefix length, e.g. `192.168.1.50/24`.
@@ -458,6 +498,10 @@ struct RecreateFields<'a> {
     volatile_size: Option<u64>,
     readonly: bool,
     seccomp: bool,
+    // The monitor runs the probe: a change starts it afresh. Absent without
+    // a health check, so digests from before health checks stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: &'a Option<HealthSpec>,
 }
 
 impl Spec {
@@ -498,6 +542,7 @@ impl Spec {
             stop_signal: "SIGTERM".into(),
             stop_timeout_secs: 10,
             depends_on: Vec::new(),
+            health: None,
         }
     }
 
@@ -524,6 +569,7 @@ impl Spec {
             volatile_size: self.volatile_size,
             readonly: self.readonly,
             seccomp: self.seccomp,
+            health: &self.health,
         };
         // Serializing plain data with string keys cannot fail; fall back to the
         // debug form rather than panic so a digest always exists.

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::context::Ctx;
 use crate::host::cgroup::CgroupStats;
+use crate::host::runtime::health::{HealthState, HealthStatus};
 use crate::host::runtime::rundir::{self, ContainerState};
 use crate::host::runtime::{ExitInfo, Status};
 
@@ -56,6 +57,9 @@ pub struct Row {
     pub error: Option<String>,
     /// Addresses live in the container's network namespace (loopback left out).
     pub addresses: Vec<String>,
+    /// The health check's verdict while it runs (containers with `health:`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthState>,
     /// cgroup accounting: memory, CPU time, tasks, OOM kills.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<CgroupStats>,
@@ -99,6 +103,7 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
         last_exit: st.last_exit,
         error: st.error.clone(),
         addresses: pid.map(addresses).unwrap_or_default(),
+        health: st.health.clone().filter(|_| pid.is_some()),
         resources: None,
     }
 }
@@ -163,10 +168,14 @@ pub fn print_table(rows: &[Row]) -> Result<()> {
         } else {
             r.addresses.join(",")
         };
+        let state = match &r.health {
+            Some(h) => format!("{} ({})", r.state, h.status.as_str()),
+            None => r.state.to_string(),
+        };
         outln!(
             "{:<20} {:<20} {:>7} {:>7} {:>8} {:>9}  {addrs}",
             r.name,
-            r.state,
+            state,
             pid,
             uptime(r.uptime_secs),
             r.restarts,
@@ -174,6 +183,11 @@ pub fn print_table(rows: &[Row]) -> Result<()> {
         )?;
         if let Some(err) = &r.error {
             outln!("  error: {err}")?;
+        }
+        if let Some(h) = &r.health {
+            if let (Some(why), true) = (&h.last_failure, h.status != HealthStatus::Healthy) {
+                outln!("  last failed check: {why}")?;
+            }
         }
     }
     Ok(())

@@ -64,6 +64,8 @@ pub fn merge(base: &ContainerFields, over: &ContainerFields) -> ContainerFields 
         readonly: last(&base.readonly, &over.readonly),
         seccomp: last(&base.seccomp, &over.seccomp),
         rlimits,
+        // One probe: the last one set wins whole.
+        health: last(&base.health, &over.health),
     }
 }
 

@@ -191,6 +191,72 @@ pub struct ContainerFields {
     /// Resource limits by name (`nofile`), as `N` or `soft:hard`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rlimits: BTreeMap<String, String>,
+    /// The health check: one of `exec`, `tcp` or `http`, and its timing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// `health:` as written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// A command run inside the container: `[pgrep, dnsmasq]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<Vec<String>>,
+    /// A port on the container's loopback to connect to.
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tcp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheck>,
+    /// Durations (`10s`, `2m`) and a count.
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub interval: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retries: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub start_period: Option<String>,
+}
+
+/// `http: { port, path, status }`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheck {
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "opt_scalar",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status: Option<String>,
 }
 
 /// `volatile: true` (or `false`), or `volatile: { size: 32M }`: on, with

@@ -95,6 +95,22 @@ pub fn duration_secs(text: &str) -> Result<u32, String> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
+/// Health check defaults: a probe every 10 s, killed after 5 s, unhealthy
+/// after 3 failures in a row.
+pub const HEALTH_INTERVAL: u32 = 10;
+pub const HEALTH_TIMEOUT: u32 = 5;
+pub const HEALTH_RETRIES: u32 = 3;
+
+/// A TCP port, 1 to 65535.
+pub fn port(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!(
+            "\"{text}\" is not a port; use a number from 1 to 65535"
+        )),
+    }
+}
+
 /// A deadline: a duration above zero (0 s would fail every download).
 pub fn deadline_secs(text: &str) -> Result<u32, String> {
     match duration_secs(text)? {

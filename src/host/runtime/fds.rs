@@ -161,7 +161,8 @@ fn env_block(stat: &str) -> Option<(usize, usize)> {
     let mut f = rest.split_whitespace().skip(47);
     let start = f.next()?.parse().ok()?;
     let end = f.next()?.parse().ok()?;
-    (start < end).then_some((start, end))
+    // Empty for a process started with no environment (the monitor).
+    (start <= end).then_some((start, end))
 }
 
 /// Overwrite the environment block the kernel placed at the top of our stack

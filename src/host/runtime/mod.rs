@@ -12,11 +12,14 @@
 //!   monitor: its config, the stop request, crash-only state (pid + start time);
 //! - `logs`: size-bounded, rotated stdout/stderr files;
 //! - `join`: `berth exec`, enter a running container like `lxc-attach`.
+//! - `health` (the verdict of the probes) and `probe` (one probe, forked by the
+//!   monitor);
 //! - `fds`: no inherited descriptor and no dumpable berth process reaches a container.
 
 pub mod caps;
 pub mod control;
 pub mod fds;
+pub mod health;
 pub mod join;
 pub mod logs;
 pub mod monitor;
@@ -24,6 +27,7 @@ pub mod mount_calls;
 pub mod mounts;
 pub mod oneshot;
 pub mod prepare;
+pub mod probe;
 pub mod rundir;
 pub mod seccomp;
 pub mod spawn;

@@ -3,8 +3,11 @@
 //! socket to run its `SetupHook`, reaps the init, records every exit in the
 //! state file, restarts per policy with exponential backoff, forwards stop
 //! (the spec's stop signal, then SIGKILL to every process after the timeout)
-//! and copies the container's output into the size-bounded log. The caller's
-//! side (start, stop, kill) is `control::Runtime`.
+//! and copies the container's output into the size-bounded log. With a
+//! `health:` check it also runs the probes (`probe`), keeps their verdict in
+//! the state file (`health`), and restarts an unhealthy container under
+//! `restart: on-unhealthy`. The caller's side (start, stop, kill) is
+//! `control::Runtime`.
 
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
@@ -15,7 +18,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::fds::{close_inherited, non_dumpable, Action, Method};
+use super::health::{HealthState, HealthStatus};
 use super::logs::LogFile;
+use super::probe::{self, InFlight};
 use super::rundir::{self, load_config, ContainerState, MonitorConfig, Phase, ProcId, STOP_FILE};
 use super::spawn::{self, ExitInfo, SetupHook, Stdio};
 use super::{kill_all, signal_number, RuntimeError};
@@ -165,7 +170,7 @@ pub fn backoff(n: u32) -> Duration {
 fn should_restart(policy: RestartPolicy, exit: &ExitInfo) -> bool {
     match policy {
         RestartPolicy::Never => false,
-        RestartPolicy::OnFailure => exit.code != 0,
+        RestartPolicy::OnFailure | RestartPolicy::OnUnhealthy => exit.code != 0,
         RestartPolicy::Always => true,
     }
 }
@@ -194,6 +199,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
     let mut netns: Option<fs::File> = None;
     let mut fast_failures = 0u32;
     let mut stopping = false;
+    let mut unhealthy = false;
     loop {
         let prepared = spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, netns.is_some());
         let started = Instant::now();
@@ -219,6 +225,10 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
                 st.starter = None;
                 st.started_at = Some(rundir::now());
                 st.error = None;
+                st.health = cfg.spec.health.as_ref().map(|_| match &st.health {
+                    Some(h) => h.restarted(rundir::now()),
+                    None => HealthState::new(rundir::now()),
+                });
                 rundir::save(run_dir, &st)?;
                 if let Some(mut s) = sync.take() {
                     let _ = s.write_all(format!("started {pid}\n").as_bytes());
@@ -233,10 +243,10 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
                     netns = fs::File::open(format!("/proc/{pid}/ns/net")).ok();
                 }
                 trim_rss();
-                let (exit, stop) =
-                    wait_init(&fds, &mut log, run_dir, &mut st, stop_sig, &cfg, stopping)?;
-                stopping = stop;
-                exit
+                let ended = wait_init(&fds, &mut log, run_dir, &mut st, stop_sig, &cfg, stopping)?;
+                stopping = ended.stopping;
+                unhealthy = ended.unhealthy;
+                ended.exit
             }
             Err(RuntimeError::ExecFailed { program, code }) => {
                 let msg = RuntimeError::ExecFailed {
@@ -266,7 +276,10 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
         };
         st.last_exit = Some(exit);
         st.finished_at = Some(rundir::now());
-        if stopping || !should_restart(cfg.spec.restart, &exit) {
+        // Killed for failing its health check: a failure, whatever the exit code.
+        let restart = unhealthy || should_restart(cfg.spec.restart, &exit);
+        unhealthy = false;
+        if stopping || !restart {
             kill_all(&cfg.options.cgroup_procs, None);
             st.phase = if stopping {
                 Phase::Stopped
@@ -367,7 +380,9 @@ fn read_signals(fd: RawFd) -> (bool, bool) {
     (chld, term)
 }
 
-fn poll_fds(fds: &Fds, timeout: Option<Duration>) -> bool {
+/// Wait for the signalfd, the log pipe or `extra` (a probe's output);
+/// returns (log readable, extra readable).
+fn poll_fds(fds: &Fds, extra: Option<RawFd>, timeout: Option<Duration>) -> (bool, bool) {
     let mut p = [
         libc::pollfd {
             fd: fds.signal,
@@ -379,13 +394,18 @@ fn poll_fds(fds: &Fds, timeout: Option<Duration>) -> bool {
             events: libc::POLLIN,
             revents: 0,
         },
+        libc::pollfd {
+            fd: extra.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
     ];
     let ms = timeout
         .map(|d| libc::c_int::try_from(d.as_millis()).unwrap_or(libc::c_int::MAX))
         .unwrap_or(-1);
-    // SAFETY: p is a valid array of two pollfd.
-    let n = unsafe { libc::poll(p.as_mut_ptr(), 2, ms) };
-    n > 0 && p[1].revents != 0
+    // SAFETY: p is a valid array of three pollfd (a negative fd is skipped).
+    let n = unsafe { libc::poll(p.as_mut_ptr(), 3, ms) };
+    (n > 0 && p[1].revents != 0, n > 0 && p[2].revents != 0)
 }
 
 /// Sleep for the backoff while serving logs; true when a stop came in.
@@ -396,7 +416,7 @@ fn sleep_or_stop(fds: &Fds, log: &mut LogFile, delay: Duration) -> Result<bool, 
         if left.is_zero() {
             return Ok(false);
         }
-        if poll_fds(fds, Some(left)) {
+        if poll_fds(fds, None, Some(left)).0 {
             drain_logs(fds.log_r, log);
         }
         let (_, term) = read_signals(fds.signal);
@@ -421,8 +441,16 @@ fn reap_all() -> Vec<(i32, libc::c_int)> {
     }
 }
 
-/// Serve signals and logs until the init exits; returns its exit and whether
-/// a stop was requested.
+/// How the init's run ended.
+struct Ended {
+    exit: ExitInfo,
+    /// A stop was requested.
+    stopping: bool,
+    /// Killed for turning unhealthy (`restart: on-unhealthy`).
+    unhealthy: bool,
+}
+
+/// Serve signals, logs and health probes until the init exits.
 fn wait_init(
     fds: &Fds,
     log: &mut LogFile,
@@ -431,54 +459,102 @@ fn wait_init(
     stop_sig: i32,
     cfg: &MonitorConfig,
     mut stopping: bool,
-) -> Result<(ExitInfo, bool), RuntimeError> {
+) -> Result<Ended, RuntimeError> {
     let Some(init) = st.init else {
-        return Ok((
-            ExitInfo {
+        return Ok(Ended {
+            exit: ExitInfo {
                 code: 255,
                 signal: None,
             },
             stopping,
-        ));
+            unhealthy: false,
+        });
     };
+    let started = Instant::now();
+    let health = cfg.spec.health.as_ref();
+    let mut next_probe = health
+        .zip(st.health.as_ref())
+        .map(|(spec, h)| started + h.next_delay(spec, Duration::ZERO));
+    let mut probe: Option<InFlight> = None;
+    let mut unhealthy = false;
     let mut deadline: Option<Instant> = None;
     loop {
-        let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        if poll_fds(fds, timeout) {
+        let wake = match (&probe, next_probe) {
+            _ if stopping || unhealthy => None,
+            (Some(p), _) => Some(p.deadline()),
+            (None, n) => n,
+        };
+        let wake = [deadline, wake].into_iter().flatten().min();
+        let timeout = wake.map(|d| d.saturating_duration_since(Instant::now()));
+        let (log_ready, probe_ready) = poll_fds(fds, probe.as_ref().map(InFlight::fd), timeout);
+        if log_ready {
             drain_logs(fds.log_r, log);
+        }
+        if probe_ready {
+            if let Some(p) = probe.as_mut() {
+                p.read();
+            }
         }
         let (_, term) = read_signals(fds.signal);
         for (pid, status) in reap_all() {
             if pid == init.pid {
                 drain_logs(fds.log_r, log);
-                return Ok((ExitInfo::from_wait(status), stopping));
+                if let Some(mut p) = probe.take() {
+                    p.kill();
+                }
+                return Ok(Ended {
+                    exit: ExitInfo::from_wait(status),
+                    stopping,
+                    unhealthy,
+                });
+            }
+            if probe.as_ref().is_some_and(|p| p.pid == pid) {
+                let failure = probe.take().and_then(|p| p.finish(status));
+                let turned = record_probe(run_dir, st, cfg, started, failure)?;
+                if let (Some(spec), Some(h)) = (health, &st.health) {
+                    next_probe = Some(Instant::now() + h.next_delay(spec, started.elapsed()));
+                }
+                if turned == Some(HealthStatus::Unhealthy)
+                    && cfg.spec.restart == RestartPolicy::OnUnhealthy
+                    && !stopping
+                    && !unhealthy
+                {
+                    unhealthy = true;
+                    let secs = u64::from(cfg.spec.stop_timeout_secs);
+                    deadline = Some(begin_stop(run_dir, st, cfg, init, stop_sig, secs, false)?);
+                }
+            }
+        }
+        if let Some(p) = probe.as_mut() {
+            if Instant::now() >= p.deadline() {
+                p.kill();
+            }
+        }
+        let due = next_probe.is_some_and(|n| Instant::now() >= n);
+        if due && probe.is_none() && !stopping && !unhealthy {
+            if let Some(spec) = health {
+                let timeout = Duration::from_secs(spec.timeout_secs.into());
+                match probe::start(&spec.probe, run_dir, init.pid, timeout) {
+                    Ok(p) => probe = Some(p),
+                    Err(e) => {
+                        let why = Some(crate::host::chain(&e));
+                        record_probe(run_dir, st, cfg, started, why)?;
+                        next_probe =
+                            Some(Instant::now() + Duration::from_secs(spec.interval_secs.into()));
+                    }
+                }
             }
         }
         if term && !stopping {
             stopping = true;
+            if let Some(mut p) = probe.take() {
+                p.kill();
+            }
             let secs = fs::read_to_string(run_dir.join(STOP_FILE))
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .unwrap_or(u64::from(cfg.spec.stop_timeout_secs));
-            st.phase = Phase::Stopping;
-            rundir::save(run_dir, st)?;
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(init.pid, stop_sig) };
-            // PID 1 of a namespace never gets a signal it has no handler for
-            // (busybox httpd, sleep): waiting out the timeout would change nothing.
-            // Full-OS inits always get the whole timeout: they are built to
-            // handle their stop signal, if only through sigtimedwait.
-            let own_pid_ns = !cfg.spec.namespaces.host.contains(&HostNamespace::Pid);
-            let ignored = own_pid_ns
-                && !cfg.spec.process.boot
-                && stop_sig != libc::SIGKILL
-                && !catches(init.pid, stop_sig);
-            let wait = if ignored {
-                Duration::ZERO
-            } else {
-                Duration::from_secs(secs)
-            };
-            deadline = Some(Instant::now() + wait);
+            deadline = Some(begin_stop(run_dir, st, cfg, init, stop_sig, secs, true)?);
         }
         if let Some(d) = deadline {
             if Instant::now() >= d {
@@ -487,6 +563,59 @@ fn wait_init(
             }
         }
     }
+}
+
+/// Record a probe's result in the state file; returns the new status when
+/// it changed.
+fn record_probe(
+    run_dir: &Path,
+    st: &mut ContainerState,
+    cfg: &MonitorConfig,
+    started: Instant,
+    failure: Option<String>,
+) -> Result<Option<HealthStatus>, RuntimeError> {
+    let (Some(spec), Some(h)) = (cfg.spec.health.as_ref(), st.health.as_mut()) else {
+        return Ok(None);
+    };
+    let changed = h.record(spec, started.elapsed(), rundir::now(), failure);
+    let status = h.status;
+    rundir::save(run_dir, st)?;
+    Ok(changed.then_some(status))
+}
+
+/// Send the stop signal to the init; returns when to kill everything.
+/// `requested`: a stop asked for by `berth stop` (phase `stopping`), else a
+/// restart for failing the health check.
+fn begin_stop(
+    run_dir: &Path,
+    st: &mut ContainerState,
+    cfg: &MonitorConfig,
+    init: ProcId,
+    stop_sig: i32,
+    secs: u64,
+    requested: bool,
+) -> Result<Instant, RuntimeError> {
+    if requested {
+        st.phase = Phase::Stopping;
+        rundir::save(run_dir, st)?;
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(init.pid, stop_sig) };
+    // PID 1 of a namespace never gets a signal it has no handler for
+    // (busybox httpd, sleep): waiting out the timeout would change nothing.
+    // Full-OS inits always get the whole timeout: they are built to
+    // handle their stop signal, if only through sigtimedwait.
+    let own_pid_ns = !cfg.spec.namespaces.host.contains(&HostNamespace::Pid);
+    let ignored = own_pid_ns
+        && !cfg.spec.process.boot
+        && stop_sig != libc::SIGKILL
+        && !catches(init.pid, stop_sig);
+    let wait = if ignored {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(secs)
+    };
+    Ok(Instant::now() + wait)
 }
 
 /// Whether process `pid` will see `sig`: it has a handler (SigCgt) or blocks

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::health::HealthState;
 use super::spawn::ExitInfo;
 use super::{Options, Paths, RuntimeError};
 use crate::model::Spec;
@@ -126,6 +127,9 @@ pub struct ContainerState {
     /// start cannot finish, and the container counts as stopped.
     #[serde(default)]
     pub starter: Option<ProcId>,
+    /// The health check's verdict (only with a `health:` check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthState>,
 }
 
 impl ContainerState {
@@ -143,6 +147,7 @@ impl ContainerState {
             error: None,
             cgroup_procs: Vec::new(),
             starter: None,
+            health: None,
         }
     }
 }

@@ -86,10 +86,18 @@ impl Validator<'_> {
             "never" | "no" => Ok(RestartPolicy::Never),
             "on-failure" => Ok(RestartPolicy::OnFailure),
             "always" => Ok(RestartPolicy::Always),
+            "on-unhealthy" => Ok(RestartPolicy::OnUnhealthy),
             other => Err(format!(
-                "\"{other}\" is not a restart policy; use never, on-failure or always"
+                "\"{other}\" is not a restart policy; use never, on-failure, on-unhealthy or always"
             )),
         });
+        let health = self.health(&f("health"), c);
+        if restart == Some(RestartPolicy::OnUnhealthy) && c.health.is_none() && !profile {
+            self.err(
+                &f("restart"),
+                "`on-unhealthy` needs a `health:` check; add one or use on-failure",
+            );
+        }
         let stop_signal = self.check(&f("stop_signal"), c.stop_signal.as_deref(), units::signal);
         let stop_timeout = self.check(
             &f("stop_timeout"),
@@ -203,6 +211,106 @@ impl Validator<'_> {
             }),
             stop_timeout_secs: stop_timeout.unwrap_or(10),
             depends_on: c.depends_on.clone(),
+            health,
+        })
+    }
+
+    /// `health:`: exactly one probe, then its timing (docs/manifest.md, "Health").
+    fn health(&mut self, path: &str, c: &ContainerFields) -> Option<HealthSpec> {
+        let h = c.health.as_ref()?;
+        let f = |field: &str| format!("{path}.{field}");
+        let before = self.diags.len();
+        let set = [h.exec.is_some(), h.tcp.is_some(), h.http.is_some()];
+        let probe = match (&h.exec, &h.tcp, &h.http) {
+            _ if set.iter().filter(|s| **s).count() > 1 => {
+                self.err(path, "give one probe: `exec`, `tcp` or `http`, not several");
+                None
+            }
+            (Some(cmd), _, _) if cmd.is_empty() || cmd[0].is_empty() => {
+                self.err(
+                    &f("exec"),
+                    "the command is empty; give it as a list, e.g. [pgrep, dnsmasq]",
+                );
+                None
+            }
+            (Some(cmd), _, _) => Some(Probe::Exec(cmd.clone())),
+            (_, Some(port), _) => self
+                .check(&f("tcp"), Some(port), units::port)
+                .map(Probe::Tcp),
+            (_, _, Some(http)) => {
+                let port = self.check(&f("http.port"), http.port.as_deref(), units::port);
+                if http.port.is_none() {
+                    self.err(
+                        &f("http"),
+                        "an http probe needs a `port`, e.g. { port: 80, path: /health }",
+                    );
+                }
+                let path_ = http.path.clone().unwrap_or_else(|| "/".into());
+                if !path_.starts_with('/') || path_.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                    self.err(
+                        &f("http.path"),
+                        format!("\"{path_}\" is not a request path; use e.g. /health (no spaces)"),
+                    );
+                }
+                let status = self.check(&f("http.status"), http.status.as_deref(), |s| {
+                    match s.parse::<u16>() {
+                        Ok(n) if (100..=599).contains(&n) => Ok(n),
+                        _ => Err(format!("\"{s}\" is not an HTTP status; use e.g. 200")),
+                    }
+                });
+                port.map(|port| {
+                    Probe::Http(HttpProbe {
+                        port,
+                        path: path_,
+                        status,
+                    })
+                })
+            }
+            (None, None, None) => {
+                self.err(
+                    path,
+                    "no probe: add `exec: [cmd, ...]`, `tcp: PORT` or `http: { port: PORT }`",
+                );
+                None
+            }
+        };
+        let above_zero = |t: &str| match units::duration_secs(t)? {
+            0 => Err(format!("\"{t}\" must be above zero; use e.g. 5s")),
+            secs => Ok(secs),
+        };
+        let interval = self.check(&f("interval"), h.interval.as_deref(), above_zero);
+        let timeout = self.check(&f("timeout"), h.timeout.as_deref(), above_zero);
+        let start_period = self.check(
+            &f("start_period"),
+            h.start_period.as_deref(),
+            units::duration_secs,
+        );
+        let retries = self.check(&f("retries"), h.retries.as_deref(), |r| {
+            match r.parse::<u32>() {
+                Ok(n) if (1..=100).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "\"{r}\" is not a count of failures from 1 to 100; use e.g. 3"
+                )),
+            }
+        });
+        for (field, v) in [
+            ("interval", interval),
+            ("timeout", timeout),
+            ("start_period", start_period),
+        ] {
+            if v.is_some_and(|s| s > 86_400) {
+                self.err(&f(field), "longer than a day; use at most 24h");
+            }
+        }
+        if self.diags.len() > before {
+            return None;
+        }
+        Some(HealthSpec {
+            probe: probe?,
+            interval_secs: interval.unwrap_or(units::HEALTH_INTERVAL),
+            timeout_secs: timeout.unwrap_or(units::HEALTH_TIMEOUT),
+            retries: retries.unwrap_or(units::HEALTH_RETRIES),
+            start_period_secs: start_period.unwrap_or(0),
         })
     }
 
