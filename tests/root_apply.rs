@@ -44,11 +44,17 @@ fn apply_converges_updates_in_place_recreates_and_removes() {
     let out = w.berth(&["status", "web", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
-        v[0]["resources"]["pids_current"].as_u64().unwrap_or(0) >= 1,
+        v["containers"][0]["resources"]["pids_current"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
         "{v}"
     );
     assert!(
-        v[0]["resources"]["memory_current"].as_u64().unwrap_or(0) > 0,
+        v["containers"][0]["resources"]["memory_current"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
         "{v}"
     );
     assert!(w.berth(&["pause", "web"]).status.success());
@@ -222,7 +228,7 @@ fn apply_repairs_a_container_whose_monitor_was_killed() {
 
     let out = w.berth(&["status", "web", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v[0]["supervised"], true, "{v}");
+    assert_eq!(v["containers"][0]["supervised"], true, "{v}");
     assert_ne!(w.pid("web"), Some(old), "the orphaned init was replaced");
     // Dead, or a zombie its new parent has not reaped yet.
     w.wait_for("the orphaned init to end", || {

@@ -70,7 +70,7 @@ fn apply_killed(w: &World, containers: &str, after: Option<Duration>) -> Duratio
 fn assert_converged(w: &World, containers: &str, what: &str) {
     let out = w.berth(&["status", "--json"]);
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let rows = rows.as_array().unwrap();
+    let rows = rows["containers"].as_array().unwrap();
     assert_eq!(rows.len(), N, "{what}: status lists {rows:?}");
     for r in rows {
         assert_eq!(r["state"], "running", "{what}: {r}");

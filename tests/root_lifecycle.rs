@@ -221,8 +221,8 @@ fn cli_status_exec_logs_stop_rm() {
     let (code, out) = berth(&["status", "cli", "--json"]);
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v[0]["state"], "running");
-    assert_eq!(v[0]["pid"], pid);
+    assert_eq!(v["containers"][0]["state"], "running");
+    assert_eq!(v["containers"][0]["pid"], pid);
     // Addresses come live from the container's own network namespace.
     let ip = Command::new("nsenter")
         .arg("-t")
@@ -234,7 +234,10 @@ fn cli_status_exec_logs_stop_rm() {
     assert!(ip.success());
     let (_, out) = berth(&["status", "cli", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v[0]["addresses"], serde_json::json!(["a0=10.99.0.2/24"]));
+    assert_eq!(
+        v["containers"][0]["addresses"],
+        serde_json::json!(["a0=10.99.0.2/24"])
+    );
     let (code, out) = berth(&["exec", "cli", "--", "sh", "-c", "exit 5"]);
     assert_eq!(code, 5, "{out}");
     // A command that cannot run says why: 127 not found, 126 not executable.

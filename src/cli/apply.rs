@@ -1,15 +1,26 @@
 //! `berth plan` and `berth apply`: observe the device, plan, and (apply) execute.
+//!
+//! `apply --wait` (and `--serve`, always) then waits for what it started to
+//! turn healthy. When that fails it goes back to the last good desired state
+//! (`host::history`), says why, and refuses the same manifest until a newer
+//! one comes (docs/fleet.md, "Health and rollback").
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::context::{absolute, DEFAULT_ROOT};
 use crate::cli::error::Result;
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
-use crate::converge;
+use crate::converge::{self, wait, Report};
+use crate::fleet::time::format_rfc3339;
 use crate::host::cgroup::ParentPolicy;
+use crate::host::history::{History, LastApply, LastGood, Outcome, Revision};
 use crate::host::records::RecordStore;
+use crate::host::runtime::rundir;
+use crate::host::trusted::{Kind, TrustStore};
 use crate::host::{LocalConfig, LocalHost};
+use crate::manifest::Loaded;
 use crate::model::Desired;
 use crate::observe;
 use crate::plan::{self, Plan};
@@ -69,22 +80,108 @@ pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Re
     print_plan(&plan, json)
 }
 
-/// `berth apply`: make the device match the manifest.
-pub fn apply(global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
-    apply_desired(global, args, prune, load_manifest(args)?.desired)
+/// `--wait`, `--wait-timeout` and `--retry` of `apply`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waiting {
+    /// Wait for what the apply started to turn healthy; roll back if not.
+    pub wait: bool,
+    /// The deadline; `None`: from the probes (`wait::default_deadline`).
+    pub timeout: Option<Duration>,
+    /// Apply a manifest even though it was rolled back before.
+    pub retry: bool,
 }
 
-/// Make the device match `desired`, the manifest `args` names, already loaded.
-pub fn apply_desired(
+/// The apply was undone: the device runs the last good state again.
+#[derive(Debug, thiserror::Error)]
+#[error("rolled back from {from} to {to}: {reason}{}", problem.as_ref().map_or(String::new(), |p| format!("; and after the rollback: {p}")))]
+pub struct RolledBack {
+    pub from: Revision,
+    pub to: Revision,
+    pub reason: String,
+    /// What went wrong in the rollback itself, if anything.
+    pub problem: Option<String>,
+}
+
+/// The manifest was rolled back before and is not applied again.
+#[derive(Debug, thiserror::Error)]
+#[error("{revision} was rolled back{}: {reason}; it is not applied again until a newer one comes (or `berth apply --retry`)", at.map_or(String::new(), |t| format!(" at {}", format_rfc3339(i64::try_from(t).unwrap_or(0)))))]
+pub struct Refused {
+    pub revision: Revision,
+    pub reason: String,
+    pub at: Option<u64>,
+}
+
+/// Waited, unhealthy, and nothing to roll back to.
+#[derive(Debug, thiserror::Error)]
+#[error("{revision} is applied but not healthy, and there is no earlier healthy state to roll back to: {reason}")]
+pub struct Unhealthy {
+    pub revision: Revision,
+    pub reason: String,
+}
+
+/// Whether `e` is a waited apply's verdict (rolled back, refused,
+/// unhealthy) rather than a failure to try again.
+pub fn settled(e: &crate::cli::error::Error) -> bool {
+    e.chain()
+        .any(|c| c.is::<RolledBack>() || c.is::<Refused>() || c.is::<Unhealthy>())
+}
+
+/// A manifest to apply: what it asks for, and which one it is.
+pub struct Target {
+    pub desired: Desired,
+    pub revision: Revision,
+}
+
+impl Target {
+    /// The target of a loaded manifest. Its version, when it was signed, is
+    /// the one the trust store accepted for this text.
+    pub fn of(global: &Global, loaded: Loaded) -> Self {
+        let trusted = TrustStore::new(&store_root(global, &loaded.desired))
+            .load(Kind::Manifest)
+            .ok()
+            .flatten();
+        let version = trusted
+            .filter(|d| d.accepted.sha256 == loaded.sha256)
+            .map(|d| d.accepted.version);
+        Target {
+            desired: loaded.desired,
+            revision: Revision {
+                sha256: loaded.sha256,
+                version,
+            },
+        }
+    }
+}
+
+/// `berth apply`: make the device match the manifest.
+pub fn apply(global: &Global, args: &ManifestArgs, prune: bool, waiting: Waiting) -> Result<()> {
+    let target = Target::of(global, load_manifest(args)?);
+    apply_target(global, args, prune, target, waiting)
+}
+
+/// Make the device match `target`, from the manifest `args` names, already
+/// loaded; with `waiting.wait`, wait for it and roll back if it is unhealthy.
+pub fn apply_target(
     global: &Global,
     args: &ManifestArgs,
     prune: bool,
-    mut desired: Desired,
+    target: Target,
+    waiting: Waiting,
 ) -> Result<()> {
+    let Target {
+        mut desired,
+        revision,
+    } = target;
     let state = RecordStore::new(store_root(global, &desired));
     let digests = observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let _lock = state.lock()?;
     let mut host = local_host(global, &desired)?;
+    let history = History::new(state.root());
+    if waiting.wait && !waiting.retry {
+        if let Some(last) = history.last_apply()?.filter(|l| l.bars(&revision)) {
+            return refuse(&mut host, &state, &history, last);
+        }
+    }
     let observed = observe::observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     let report = converge::execute(&plan, &desired, &mut host, &state);
@@ -94,8 +191,152 @@ pub fn apply_desired(
     let _ = digests.save();
     if plan.is_empty() {
         out!("{plan}")?;
-        return Ok(());
     }
+    print_report(&report)?;
+    if !waiting.wait {
+        return actions_result(&report, plan.actions.len());
+    }
+    let good = history.last_good()?;
+    let mut names = wait::started(&report, &desired);
+    if names.is_empty() {
+        if good.as_ref().is_some_and(|g| g.revision == revision) {
+            return actions_result(&report, plan.actions.len());
+        }
+        // Nothing started, but this state was never judged (the first
+        // waited apply on a device): judge what runs.
+        names = desired
+            .containers
+            .values()
+            .filter(|s| s.autostart)
+            .map(|s| s.name.clone())
+            .collect();
+    }
+    let failed = report.failed.first().map(|f| f.to_string());
+    let reason = match failed {
+        Some(f) => Some(f),
+        None => {
+            let deadline = waiting
+                .timeout
+                .unwrap_or_else(|| wait::default_deadline(&desired, &names));
+            wait::wait(&mut host, &desired, &names, deadline)
+                .err()
+                .map(|u| u.to_string())
+        }
+    };
+    let now = rundir::now();
+    let Some(reason) = reason else {
+        history.set_last_good(&LastGood {
+            revision: revision.clone(),
+            at: now,
+            desired,
+        })?;
+        history.set_last_apply(&LastApply {
+            outcome: Outcome::Applied,
+            revision,
+            rolled_back_to: None,
+            reason: None,
+            at: now,
+        })?;
+        return Ok(());
+    };
+    match good.filter(|g| g.revision != revision) {
+        Some(good) => rollback(&mut host, &state, &history, revision, good, reason),
+        None => {
+            history.set_last_apply(&LastApply {
+                outcome: Outcome::Failed,
+                revision: revision.clone(),
+                rolled_back_to: None,
+                reason: Some(reason.clone()),
+                at: now,
+            })?;
+            Err(Unhealthy { revision, reason }.into())
+        }
+    }
+}
+
+/// Go back to `good` after `failed` was found unhealthy. The outcome is on
+/// flash first (`rolling-back`), so an apply cut short here finishes the
+/// rollback next time instead of trying the failed manifest again.
+fn rollback(
+    host: &mut LocalHost,
+    state: &RecordStore,
+    history: &History,
+    failed: Revision,
+    good: LastGood,
+    reason: String,
+) -> Result<()> {
+    eprintln!(
+        "berth: {reason}; rolling back from {failed} to {}",
+        good.revision
+    );
+    let mut last = LastApply {
+        outcome: Outcome::RollingBack,
+        revision: failed.clone(),
+        rolled_back_to: Some(good.revision.clone()),
+        reason: Some(reason.clone()),
+        at: rundir::now(),
+    };
+    history.set_last_apply(&last)?;
+    let problem = converge_to(host, state, &good.desired)?;
+    last.outcome = Outcome::RolledBack;
+    history.set_last_apply(&last)?;
+    Err(RolledBack {
+        from: failed,
+        to: good.revision,
+        reason,
+        problem,
+    }
+    .into())
+}
+
+/// Refuse a manifest that was rolled back; first make sure the device runs
+/// the last good state (a rollback cut short by a crash or power cut ends
+/// here).
+fn refuse(
+    host: &mut LocalHost,
+    state: &RecordStore,
+    history: &History,
+    mut last: LastApply,
+) -> Result<()> {
+    if let Some(good) = history.last_good()? {
+        if let Some(problem) = converge_to(host, state, &good.desired)? {
+            eprintln!("berth: going back to {}: {problem}", good.revision);
+        }
+    }
+    if last.outcome == Outcome::RollingBack {
+        last.outcome = Outcome::RolledBack;
+        history.set_last_apply(&last)?;
+    }
+    Err(Refused {
+        revision: last.revision,
+        reason: last.reason.unwrap_or_else(|| "it was unhealthy".into()),
+        at: Some(last.at),
+    }
+    .into())
+}
+
+/// Apply `desired` (pruning what it lacks) and wait for what that started;
+/// returns what went wrong, if anything. Quiet when nothing needs doing.
+fn converge_to(
+    host: &mut LocalHost,
+    state: &RecordStore,
+    desired: &Desired,
+) -> Result<Option<String>> {
+    let observed = observe::observe(state, host)?;
+    let plan = plan::plan(desired, &observed, true);
+    let report = converge::execute(&plan, desired, host, state);
+    print_report(&report)?;
+    if let Some(f) = report.failed.first() {
+        return Ok(Some(f.to_string()));
+    }
+    let names = wait::started(&report, desired);
+    let deadline = wait::default_deadline(desired, &names);
+    Ok(wait::wait(host, desired, &names, deadline)
+        .err()
+        .map(|u| u.to_string()))
+}
+
+fn print_report(report: &Report) -> Result<()> {
     for a in &report.done {
         outln!("{a}")?;
     }
@@ -105,13 +346,17 @@ pub fn apply_desired(
     for f in &report.failed {
         eprintln!("berth: {f}");
     }
+    Ok(())
+}
+
+fn actions_result(report: &Report, total: usize) -> Result<()> {
     if report.failed.is_empty() {
         Ok(())
     } else {
         Err(ActionsFailed {
             failed: report.failed.len(),
             skipped: report.skipped.len(),
-            total: plan.actions.len(),
+            total,
         }
         .into())
     }

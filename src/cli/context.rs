@@ -41,6 +41,16 @@ impl<'a> Ctx<'a> {
         Ctx { global, run_root }
     }
 
+    /// The store root: `--root`, else /var/lib/berth.
+    pub fn store_root(&self) -> PathBuf {
+        absolute(
+            self.global
+                .root
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ROOT.into()),
+        )
+    }
+
     /// The runtime dir of container `name`.
     pub fn dir(&self, name: &str) -> PathBuf {
         crate::host::runtime::container_run_dir(&self.run_root, name)
@@ -59,12 +69,7 @@ impl<'a> Ctx<'a> {
     /// the record store and a `LocalHost` on the runtime root. `None` when
     /// the store (`--root`, else /var/lib/berth) has no record of `name`.
     pub fn applied(&self, name: &str) -> Result<Option<(Record, RecordStore, LocalHost)>> {
-        let store_root = absolute(
-            self.global
-                .root
-                .clone()
-                .unwrap_or_else(|| DEFAULT_ROOT.into()),
-        );
+        let store_root = self.store_root();
         let records = RecordStore::new(&store_root);
         let Some(rec) = records.get(name)? else {
             return Ok(None);

@@ -165,6 +165,20 @@ pub static ROOT: Cmd = Cmd {
                     "With --interval: while the manifest URL fails, wait twice as long after \
                      each failed try, up to this and to 8 x the interval [default: 1h]",
                 ),
+                Opt::flag(
+                    "wait",
+                    "Wait until what the apply started is healthy; if it is not, roll back to \
+                     the last healthy manifest (always on with --serve)",
+                ),
+                Opt::value(
+                    "wait-timeout",
+                    "DURATION",
+                    "How long --wait waits [default: from the health checks]",
+                ),
+                Opt::flag(
+                    "retry",
+                    "Apply the manifest even though it was rolled back before",
+                ),
             ],
             requires: &[
                 ("interval", "serve"),
@@ -244,6 +258,8 @@ pub enum Command {
         serve: bool,
         /// `--interval`, `--jitter` and `--backoff-max`.
         polling: serve::Polling,
+        /// `--wait`, `--wait-timeout` and `--retry`.
+        waiting: apply::Waiting,
     },
     /// `berth check`: `check::CMD`.
     Check(check::CheckArgs),
@@ -296,6 +312,7 @@ impl Command {
                 no_prune: p.has("no-prune"),
                 serve: p.has("serve"),
                 polling: polling(p)?,
+                waiting: waiting(p)?,
             },
             "check" => Command::Check(check::CheckArgs::from_parsed(p)?),
             "install" => Command::Install(install::InstallArgs::from_parsed(p)?),
@@ -304,6 +321,24 @@ impl Command {
             name => Command::Container(containers::ContainerCommand::from_parsed(name, p)?),
         })
     }
+}
+
+/// `apply`'s `--wait`, `--wait-timeout` and `--retry`.
+fn waiting(p: &Parsed) -> Result<apply::Waiting, UsageError> {
+    let timeout = p
+        .string("wait-timeout")?
+        .map(|t| match crate::manifest::units::duration_secs(&t) {
+            Ok(0) | Err(_) => Err(UsageError(format!(
+                "--wait-timeout: \"{t}\" is not a duration above zero; use e.g. 90s or 5m"
+            ))),
+            Ok(s) => Ok(std::time::Duration::from_secs(u64::from(s))),
+        })
+        .transpose()?;
+    Ok(apply::Waiting {
+        wait: p.has("wait") || timeout.is_some(),
+        timeout,
+        retry: p.has("retry"),
+    })
 }
 
 /// `apply`'s `--interval`, `--jitter` and `--backoff-max`.
@@ -474,10 +509,14 @@ fn run(cli: Cli) -> Result<()> {
             no_prune,
             serve: true,
             polling,
-        } => serve::serve(&cli.global, &manifest, !no_prune, &polling),
+            waiting,
+        } => serve::serve(&cli.global, &manifest, !no_prune, &polling, waiting),
         Command::Apply {
-            manifest, no_prune, ..
-        } => apply::apply(&cli.global, &manifest, !no_prune),
+            manifest,
+            no_prune,
+            waiting,
+            ..
+        } => apply::apply(&cli.global, &manifest, !no_prune, waiting),
         Command::Check(args) => check::run(&args),
         Command::Install(args) => install::run(&args),
         Command::Container(c) => containers::run(&cli.global, &c).map(drop),

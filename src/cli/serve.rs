@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::apply::{apply, apply_desired, local_host, runtime_dir, store_root};
+use super::apply::{apply, apply_target, local_host, runtime_dir, store_root, Target, Waiting};
 use super::error::{bail, Context, Error, Result};
 use super::schedule::{random_u64, Jitter, Schedule, StateLog};
 use super::source::load_manifest_text;
@@ -40,8 +40,19 @@ pub struct Polling {
     pub backoff_max: Option<Duration>,
 }
 
-/// Apply, then serve signals until SIGTERM or SIGINT.
-pub fn serve(global: &Global, args: &ManifestArgs, prune: bool, polling: &Polling) -> Result<()> {
+/// Apply, then serve signals until SIGTERM or SIGINT. Every pass waits for
+/// what it started and rolls back what turns out unhealthy.
+pub fn serve(
+    global: &Global,
+    args: &ManifestArgs,
+    prune: bool,
+    polling: &Polling,
+    waiting: Waiting,
+) -> Result<()> {
+    let waiting = Waiting {
+        wait: true,
+        ..waiting
+    };
     let signals = block_signals().context("block SIGHUP, SIGTERM and SIGINT")?;
     let schedule = polling
         .interval
@@ -52,9 +63,9 @@ pub fn serve(global: &Global, args: &ManifestArgs, prune: bool, polling: &Pollin
     let mut force = true;
     loop {
         let result = if url {
-            origin.pass(global, args, prune, force)
+            origin.pass(global, args, prune, force, waiting)
         } else {
-            apply(global, args, prune)
+            apply(global, args, prune, waiting)
         };
         if let Err(e) = result {
             eprintln!("berth: {e:#}");
@@ -100,6 +111,7 @@ impl Origin {
         args: &ManifestArgs,
         prune: bool,
         force: bool,
+        waiting: Waiting,
     ) -> Result<()> {
         let since = match (&self.last, force) {
             (Some((_, v)), false) => v.clone(),
@@ -151,7 +163,7 @@ impl Origin {
                             };
                             let text = stored.ok_or(refused)?;
                             self.keep(text, validators);
-                            return self.apply_kept(global, args, prune);
+                            return self.apply_kept(global, args, prune, waiting);
                         };
                         // Keep running what was accepted; poll the refused
                         // document's validators so it is not fetched again.
@@ -161,7 +173,7 @@ impl Origin {
                 }
             }
         }
-        self.apply_kept(global, args, prune)
+        self.apply_kept(global, args, prune, waiting)
     }
 
     fn keep(&mut self, text: String, validators: Validators) {
@@ -169,16 +181,24 @@ impl Origin {
     }
 
     /// Apply the kept text.
-    fn apply_kept(&mut self, global: &Global, args: &ManifestArgs, prune: bool) -> Result<()> {
+    fn apply_kept(
+        &mut self,
+        global: &Global,
+        args: &ManifestArgs,
+        prune: bool,
+        waiting: Waiting,
+    ) -> Result<()> {
         // Never an empty default: that would prune every container.
         let Some((text, _)) = &self.last else {
             return Ok(());
         };
         self.applied = false;
-        let desired = load_manifest_text(args, text.clone())?.desired;
-        apply_desired(global, args, prune, desired)?;
-        self.applied = true;
-        Ok(())
+        let target = Target::of(global, load_manifest_text(args, text.clone())?);
+        let result = apply_target(global, args, prune, target, waiting);
+        // Rolled back, refused or unhealthy: settled until the origin has a
+        // newer manifest; trying it again on every poll changes nothing.
+        self.applied = result.is_ok() || result.as_ref().is_err_and(super::apply::settled);
+        result
     }
 
     fn note_success(&mut self) {

@@ -10,7 +10,9 @@ use super::UsageError;
 use serde::Serialize;
 
 use super::context::Ctx;
+use crate::fleet::time::format_rfc3339;
 use crate::host::cgroup::CgroupStats;
+use crate::host::history::{History, LastApply, Revision};
 use crate::host::runtime::health::{HealthState, HealthStatus};
 use crate::host::runtime::rundir::{self, ContainerState};
 use crate::host::runtime::{ExitInfo, Status};
@@ -244,11 +246,62 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
             r.resources = cg.stats(&r.name).ok();
         }
     }
+    // The last waited apply, from the store (`--root`, else the default).
+    let history = History::new(&ctx.store_root());
+    let last_apply = history.last_apply().unwrap_or_else(|e| {
+        eprintln!("berth: {}", crate::host::chain(&e));
+        None
+    });
+    let last_good = history.last_good().ok().flatten().map(|g| Good {
+        revision: g.revision,
+        at: g.at,
+    });
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        let doc = StatusDoc {
+            containers: &rows,
+            last_apply: last_apply.as_ref(),
+            last_good: last_good.as_ref(),
+        };
+        outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         print_table(&rows)?;
         print_resources(&rows)?;
+        if let Some(last) = &last_apply {
+            print_last_apply(last, last_good.as_ref())?;
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `status --json`.
+#[derive(Serialize)]
+struct StatusDoc<'a> {
+    containers: &'a [Row],
+    /// How the last waited apply ended.
+    last_apply: Option<&'a LastApply>,
+    /// What a failed update would roll back to.
+    last_good: Option<&'a Good>,
+}
+
+/// The last good state, without its desired state.
+#[derive(Serialize)]
+struct Good {
+    revision: Revision,
+    at: u64,
+}
+
+fn print_last_apply(last: &LastApply, good: Option<&Good>) -> Result<()> {
+    let when = format_rfc3339(i64::try_from(last.at).unwrap_or(0));
+    let mut line = format!("\nlast apply: {} {}", last.outcome.as_str(), last.revision);
+    if let Some(to) = &last.rolled_back_to {
+        line += &format!(" to {to}");
+    }
+    outln!("{line} at {when}")?;
+    if let Some(why) = &last.reason {
+        outln!("  reason: {why}")?;
+    }
+    if let Some(g) = good {
+        outln!("  last good: {}", g.revision)?;
+    }
+    Ok(())
 }

@@ -5,6 +5,8 @@
 //! skipped, everything else goes on, and every failure is reported at the end. A
 //! failed create is rolled back so no half-made container stays behind.
 
+pub mod wait;
+
 use std::collections::BTreeSet;
 use std::fmt;
 

@@ -20,7 +20,9 @@ use crate::host::cgroup::{CgroupBackend, ParentPolicy};
 use crate::host::inroot::Resolve;
 use crate::host::net::{self, NetError, NetnsRef, Network, RtNetlink};
 use crate::host::runtime::rundir::Status;
-use crate::host::runtime::{self, Options, Paths, ProcessRuntime, Runtime, SetupHook};
+use crate::host::runtime::{
+    self, ContainerState, Options, Paths, ProcessRuntime, Runtime, SetupHook,
+};
 use crate::host::store::layer::{self, LayerPlan};
 use crate::host::store::{ImageInfo, RootfsStore, StoreOptions};
 use crate::host::{Host, HostError, Liveness};
@@ -297,6 +299,10 @@ impl Host for LocalHost {
             }
             Status::Missing | Status::Stopped { .. } => Liveness::Stopped,
         })
+    }
+
+    fn condition(&mut self, name: &str) -> Result<(Status, Option<ContainerState>), HostError> {
+        Ok(self.runtime.status(&self.run_dir(name))?)
     }
 
     fn present_images(&mut self) -> BTreeSet<String> {

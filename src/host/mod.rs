@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod facts;
 pub mod features;
+pub mod history;
 pub mod inroot;
 pub mod local;
 pub mod net;
@@ -114,6 +115,24 @@ pub trait Host {
     fn remove(&mut self, name: &str) -> Result<(), HostError>;
     /// Delete the host-side objects berth made for network `name`.
     fn remove_network(&mut self, name: &str) -> Result<(), HostError>;
+    /// The runtime status and record of container `name` now, health
+    /// included (`apply --wait`). Hosts without records report running or
+    /// stopped only.
+    fn condition(
+        &mut self,
+        name: &str,
+    ) -> Result<(runtime::Status, Option<runtime::ContainerState>), HostError> {
+        Ok(match self.liveness(name)? {
+            Liveness::Stopped => (runtime::Status::Stopped { exit: None }, None),
+            Liveness::Running | Liveness::Unsupervised => (
+                runtime::Status::Running {
+                    pid: 0,
+                    supervised: true,
+                },
+                None,
+            ),
+        })
+    }
 }
 
 /// An error and its causes on one line: `a: b: c`.

@@ -12,6 +12,7 @@ pub mod units;
 pub mod validate;
 pub mod yaml;
 
+use sha2::Digest;
 use std::fmt;
 
 use crate::manifest::schema::Manifest;
@@ -78,6 +79,9 @@ fn list(diags: &[Diagnostic]) -> String {
 /// A manifest taken through the whole front of the flow.
 #[derive(Debug)]
 pub struct Loaded {
+    /// sha256 (hex) of the manifest as read, before rendering: what a
+    /// signature covers and what a rollback remembers it by.
+    pub sha256: String,
     /// The YAML after template rendering.
     pub rendered: String,
     pub manifest: Manifest,
@@ -96,6 +100,7 @@ pub fn load(
     let manifest = parse(file, &rendered)?;
     let desired = validate::validate(file, &rendered, &manifest, base_dir)?;
     Ok(Loaded {
+        sha256: crate::model::hex(&sha2::Sha256::digest(text.as_bytes())),
         rendered,
         manifest,
         desired,

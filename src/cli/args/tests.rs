@@ -316,9 +316,11 @@ fn berths_own_table_parses_every_command() {
             serve,
             polling,
             no_prune,
+            waiting,
         } => {
             assert_eq!(manifest.source, "m.yaml");
             assert!(serve && !no_prune);
+            assert_eq!(waiting, crate::cli::apply::Waiting::default());
             assert_eq!(polling.interval, Some(30));
             assert_eq!(
                 polling.jitter,
@@ -421,4 +423,25 @@ fn berths_own_table_parses_every_command() {
     let help = help(&crate::cli::image::CMD, GLOBAL, &["image"]);
     assert!(!help.contains("\n  extract"), "{help}");
     assert!(help.contains("  gc "), "{help}");
+}
+
+#[test]
+fn apply_wait_options() {
+    let c = Cli::parse(os(&["apply", "--wait-timeout", "2m", "--retry", "m.yaml"])).unwrap();
+    let Command::Apply { waiting, .. } = c.command else {
+        panic!("{:?}", c.command);
+    };
+    assert_eq!(
+        waiting,
+        crate::cli::apply::Waiting {
+            wait: true,
+            timeout: Some(std::time::Duration::from_secs(120)),
+            retry: true,
+        },
+        "a timeout implies --wait"
+    );
+    match Cli::parse(os(&["apply", "--wait-timeout", "0", "m.yaml"])) {
+        Err(Stop::Usage(e)) => assert!(e.0.contains("above zero"), "{}", e.0),
+        other => panic!("{other:?}"),
+    }
 }

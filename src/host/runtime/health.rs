@@ -202,8 +202,8 @@ mod tests {
     fn the_start_period_does_not_count_failures_but_a_success_ends_it() {
         let sp = spec(1, 30);
         let mut h = HealthState::new(0);
-        for t in 1..30 {
-            assert!(!h.record(&sp, t * S, t, Some("not yet".into())));
+        for t in 1..30u32 {
+            assert!(!h.record(&sp, t * S, t.into(), Some("not yet".into())));
         }
         assert_eq!((h.status, h.failures), (HealthStatus::Starting, 0));
         assert_eq!(h.last_failure.as_deref(), Some("not yet"), "still shown");

@@ -1,0 +1,273 @@
+//! What `apply --wait` decided, on flash, under `STORE/history/`:
+//!
+//! - `last-good.json`: the last desired state under which every container
+//!   it started turned healthy, with the manifest's sha256 and version: what
+//!   a failed update rolls back to. Its images are kept by `image gc`.
+//! - `last-apply.json`: the outcome of the last apply that waited (applied,
+//!   rolling back, rolled back, refused, failed), with the reason: the one
+//!   place fleet reporting and `berth status` read.
+//!
+//! Each file is written crash-safely (records::write_atomic), and only when
+//! its content changes: a poll that finds nothing new writes nothing. A
+//! `rolling-back` outcome on disk means a rollback was cut short: the next
+//! apply of that manifest finishes it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::records::write_atomic;
+use crate::model::Desired;
+
+/// Errors of the history files.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("read `{path}`")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("write `{path}`")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("`{path}` is damaged; remove it (the next healthy apply writes it again)")]
+    Damaged {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Which manifest: its sha256 (of the text as fetched or read) and, when it
+/// was signed, its version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.version {
+            Some(v) => write!(f, "version {v}"),
+            None => write!(f, "sha256 {}", &self.sha256[..self.sha256.len().min(12)]),
+        }
+    }
+}
+
+/// The last desired state that was healthy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastGood {
+    pub revision: Revision,
+    /// Seconds since the epoch.
+    pub at: u64,
+    pub desired: Desired,
+}
+
+/// How the last waited apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Applied, and every container it started turned healthy.
+    Applied,
+    /// Unhealthy; going back to the last good state (cut short if still on disk).
+    RollingBack,
+    /// Unhealthy, and the last good state is back.
+    RolledBack,
+    /// A manifest that was rolled back before: not applied again.
+    Refused,
+    /// Unhealthy, with no earlier good state to go back to: left as it is.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::RollingBack => "rolling back",
+            Outcome::RolledBack => "rolled back",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// `last-apply.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastApply {
+    pub outcome: Outcome,
+    /// The manifest the apply was asked to run.
+    pub revision: Revision,
+    /// What runs instead after a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<Revision>,
+    /// Why it was not applied: "container `dns` unhealthy: ...".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Seconds since the epoch.
+    pub at: u64,
+}
+
+impl LastApply {
+    /// Whether this record bars `revision` from being applied again: it was
+    /// rolled back (or its rollback was cut short).
+    pub fn bars(&self, revision: &Revision) -> bool {
+        self.revision.sha256 == revision.sha256
+            && matches!(
+                self.outcome,
+                Outcome::RollingBack | Outcome::RolledBack | Outcome::Refused
+            )
+    }
+}
+
+/// `STORE/history/`.
+#[derive(Debug, Clone)]
+pub struct History {
+    dir: PathBuf,
+}
+
+const LAST_GOOD: &str = "last-good.json";
+const LAST_APPLY: &str = "last-apply.json";
+
+impl History {
+    /// The history of the store at `store_root`.
+    pub fn new(store_root: &Path) -> Self {
+        History {
+            dir: store_root.join("history"),
+        }
+    }
+
+    pub fn last_good(&self) -> Result<Option<LastGood>, HistoryError> {
+        self.load(LAST_GOOD)
+    }
+
+    pub fn last_apply(&self) -> Result<Option<LastApply>, HistoryError> {
+        self.load(LAST_APPLY)
+    }
+
+    /// Record `good` as the state to roll back to (unless it is already).
+    pub fn set_last_good(&self, good: &LastGood) -> Result<(), HistoryError> {
+        let same = self
+            .last_good()
+            .ok()
+            .flatten()
+            .is_some_and(|g| g.revision == good.revision && g.desired == good.desired);
+        if same {
+            return Ok(());
+        }
+        self.save(LAST_GOOD, good)
+    }
+
+    /// Record how the apply ended. Unchanged but for the time: not rewritten.
+    pub fn set_last_apply(&self, last: &LastApply) -> Result<(), HistoryError> {
+        let same = self.last_apply().ok().flatten().is_some_and(|l| {
+            LastApply { at: 0, ..l }
+                == LastApply {
+                    at: 0,
+                    ..last.clone()
+                }
+        });
+        if same {
+            return Ok(());
+        }
+        self.save(LAST_APPLY, last)
+    }
+
+    fn load<T: for<'de> Deserialize<'de>>(&self, file: &str) -> Result<Option<T>, HistoryError> {
+        let path = self.dir.join(file);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| HistoryError::Damaged { path, source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(HistoryError::Read { path, source }),
+        }
+    }
+
+    fn save<T: Serialize>(&self, file: &str, value: &T) -> Result<(), HistoryError> {
+        let path = self.dir.join(file);
+        let write = |source| HistoryError::Write {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(write)?;
+        let json = serde_json::to_vec_pretty(value).map_err(|e| write(io::Error::other(e)))?;
+        write_atomic(&path, &json).map_err(write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rev(s: &str, v: Option<u64>) -> Revision {
+        Revision {
+            sha256: s.repeat(64 / s.len()),
+            version: v,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_are_written_only_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::new(dir.path());
+        assert_eq!(h.last_good().unwrap(), None);
+        assert_eq!(h.last_apply().unwrap(), None);
+        let last = LastApply {
+            outcome: Outcome::Applied,
+            revision: rev("a", Some(3)),
+            rolled_back_to: None,
+            reason: None,
+            at: 10,
+        };
+        h.set_last_apply(&last).unwrap();
+        let path = dir.path().join("history/last-apply.json");
+        let first = std::fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        h.set_last_apply(&LastApply {
+            at: 99,
+            ..last.clone()
+        })
+        .unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), first);
+        assert_eq!(
+            h.last_apply().unwrap().unwrap().at,
+            10,
+            "kept, not rewritten"
+        );
+
+        let good = LastGood {
+            revision: rev("b", None),
+            at: 5,
+            desired: Desired::default(),
+        };
+        h.set_last_good(&good).unwrap();
+        assert_eq!(h.last_good().unwrap(), Some(good));
+    }
+
+    #[test]
+    fn a_rolled_back_manifest_is_barred_until_another_comes() {
+        let bad = rev("b", Some(12));
+        let mut last = LastApply {
+            outcome: Outcome::RolledBack,
+            revision: bad.clone(),
+            rolled_back_to: Some(rev("a", Some(11))),
+            reason: Some("container `dns` unhealthy: exit code 1".into()),
+            at: 0,
+        };
+        assert!(last.bars(&bad));
+        assert!(!last.bars(&rev("c", Some(13))), "a newer one");
+        last.outcome = Outcome::RollingBack;
+        assert!(last.bars(&bad), "a rollback cut short");
+        last.outcome = Outcome::Applied;
+        assert!(!last.bars(&bad));
+        assert_eq!(rev("b", Some(12)).to_string(), "version 12");
+        assert_eq!(rev("b", None).to_string(), "sha256 bbbbbbbbbbbb");
+    }
+
+    #[test]
+    fn a_damaged_file_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("history")).unwrap();
+        std::fs::write(dir.path().join("history/last-good.json"), b"{nope").unwrap();
+        let e = History::new(dir.path()).last_good().unwrap_err();
+        assert!(e.to_string().contains("remove it"), "{e}");
+    }
+}
