@@ -134,12 +134,13 @@ pub struct Target {
 
 impl Target {
     /// The target of a loaded manifest. Its version, when it was signed, is
-    /// the one the trust store accepted for this text.
+    /// the one the trust store accepted for this text (`Trust` has checked
+    /// and kept it by now).
     pub fn of(global: &Global, loaded: Loaded) -> Self {
-        let trusted = TrustStore::new(&store_root(global, &loaded.desired))
-            .load(Kind::Manifest)
-            .ok()
-            .flatten();
+        // Where `Trust` keeps it: `--root` or the default, never a root the
+        // manifest names (it is not trusted before it is checked).
+        let root = absolute(global.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()));
+        let trusted = TrustStore::new(&root).load(Kind::Manifest).ok().flatten();
         let version = trusted
             .filter(|d| d.accepted.sha256 == loaded.sha256)
             .map(|d| d.accepted.version);
@@ -265,10 +266,6 @@ fn rollback(
     good: LastGood,
     reason: String,
 ) -> Result<()> {
-    eprintln!(
-        "berth: {reason}; rolling back from {failed} to {}",
-        good.revision
-    );
     let mut last = LastApply {
         outcome: Outcome::RollingBack,
         revision: failed.clone(),
@@ -277,6 +274,10 @@ fn rollback(
         at: rundir::now(),
     };
     history.set_last_apply(&last)?;
+    eprintln!(
+        "berth: {reason}; rolling back from {failed} to {}",
+        good.revision
+    );
     let problem = converge_to(host, state, &good.desired)?;
     last.outcome = Outcome::RolledBack;
     history.set_last_apply(&last)?;

@@ -94,7 +94,8 @@ impl World {
     pub fn pid(&self, container: &str) -> Option<i32> {
         let out = self.berth(&["status", container, "--json"]);
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        v.get(0)?
+        v.get("containers")?
+            .get(0)?
             .get("pid")?
             .as_i64()
             .and_then(|p| i32::try_from(p).ok())

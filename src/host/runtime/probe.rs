@@ -155,7 +155,10 @@ fn child(probe: &Probe, run_dir: &Path, init_pid: i32, out_w: RawFd) -> ! {
         let mut none = std::mem::zeroed::<libc::sigset_t>();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        let null = libc::open(b"/dev/null\0".as_ptr().cast(), libc::O_RDWR | libc::O_CLOEXEC);
+        let null = libc::open(
+            b"/dev/null\0".as_ptr().cast(),
+            libc::O_RDWR | libc::O_CLOEXEC,
+        );
         if null >= 0 {
             libc::dup2(null, 0);
         }
