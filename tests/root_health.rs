@@ -263,7 +263,7 @@ impl Signed<'_> {
         m
     }
 
-    fn apply(&self, m: &PathBuf, extra: &[&str]) -> Output {
+    fn apply(&self, m: &std::path::Path, extra: &[&str]) -> Output {
         let keys = self.w.dir.path().join("k.pub");
         // The trust store is under --root, never where the manifest says.
         let root = self.w.dir.path().join("store");
