@@ -27,3 +27,14 @@ test-crash: deps rootfs
 	BERTH_ROOT_TESTS=required BERTH_CRASH_POINTS=$(CRASH_POINTS) \
 		BERTH_TEST_ROOTFS=$(CURDIR)/$(BUILD)/busybox-rootfs.tar.gz \
 		$(CARGO) test --locked --test root_crash
+
+# What a health check costs per container (CPU per probe, monitor memory),
+# for each kind of probe; figures go into docs/benchmarks.md under
+# "## Health checks".
+.PHONY: bench-health
+BENCH_TIERS += bench-health
+bench-health: check-cargo static rootfs
+	$(call apt_install,python3)
+	@mkdir -p $(BUILD)/bench
+	BERTH_TEST_ROOTFS=$(CURDIR)/$(BUILD)/busybox-rootfs.tar.gz bench/health.sh $(STATIC_BIN) $(BUILD)/bench/health.md
+	python3 bench/put_section.py docs/benchmarks.md $(BUILD)/bench/health.md

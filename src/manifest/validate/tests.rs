@@ -293,3 +293,112 @@ fn fetch_settings_are_resolved_and_checked() {
         assert!(joined.contains(want), "{want}: {joined}");
     }
 }
+
+#[test]
+fn health_checks_are_resolved_with_defaults() {
+    let d = load(&format!(
+        "version: 1\n{IMG}profiles:\n  probed: {{ health: {{ tcp: 53 }} }}\ncontainers:\n  dns: {{ image: bb, profiles: [probed], restart: on-unhealthy }}\n  web: {{ image: bb, health: {{ http: {{ port: 8080, path: /healthz, status: 204 }}, interval: 30s, timeout: 2s, retries: 5, start_period: 1m }} }}\n  job: {{ image: bb, health: {{ exec: [pgrep, job] }} }}\n  plain: {{ image: bb }}\n"
+    ))
+    .expect("valid");
+    let c = &d.containers;
+    assert_eq!(
+        c["dns"].health,
+        Some(HealthSpec {
+            probe: Probe::Tcp(53),
+            interval_secs: 10,
+            timeout_secs: 5,
+            retries: 3,
+            start_period_secs: 0,
+        }),
+        "from the profile, with the defaults"
+    );
+    assert_eq!(c["dns"].restart, RestartPolicy::OnUnhealthy);
+    assert_eq!(
+        c["web"].health,
+        Some(HealthSpec {
+            probe: Probe::Http(HttpProbe {
+                port: 8080,
+                path: "/healthz".into(),
+                status: Some(204),
+            }),
+            interval_secs: 30,
+            timeout_secs: 2,
+            retries: 5,
+            start_period_secs: 60,
+        })
+    );
+    assert_eq!(
+        c["job"].health.as_ref().map(|h| h.probe.clone()),
+        Some(Probe::Exec(vec!["pgrep".into(), "job".into()]))
+    );
+    assert_eq!(c["plain"].health, None);
+    // A check changes the digest; no check keeps the digest it always had.
+    let mut probed = c["plain"].clone();
+    probed.health = c["dns"].health.clone();
+    assert_ne!(probed.digest(&d.networks), c["plain"].digest(&d.networks));
+    assert!(!serde_json::to_string(&c["plain"])
+        .unwrap()
+        .contains("health"));
+}
+
+#[test]
+fn bad_health_checks_name_the_field_and_the_fix() {
+    let errs = errors(&format!(
+        "version: 1\n{IMG}containers:\n  a: {{ image: bb, health: {{ tcp: 53, exec: [x] }} }}\n  b: {{ image: bb, health: {{ interval: 5s }} }}\n  c: {{ image: bb, health: {{ tcp: 70000 }} }}\n  d: {{ image: bb, health: {{ http: {{ path: /x }} }} }}\n  e: {{ image: bb, health: {{ exec: [], retries: 0 }} }}\n  f: {{ image: bb, health: {{ tcp: 1, timeout: 0s, interval: 2d }} }}\n  g: {{ image: bb, health: {{ http: {{ port: 80, path: 'no slash', status: 99 }} }} }}\n  h: {{ image: bb, restart: on-unhealthy }}\n  i: {{ image: bb, health: {{ tcp: 1, start_period: 48h }} }}\n"
+    ));
+    let has = |line: &str, text: &str| {
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with(&format!("m.yaml:{line}:")) && e.contains(text)),
+            "no `{text}` on line {line}: {errs:#?}"
+        );
+    };
+    has(
+        "4",
+        "containers.a.health: give one probe: `exec`, `tcp` or `http`, not several",
+    );
+    has("5", "containers.b.health: no probe: add `exec: [cmd, ...]`, `tcp: PORT` or `http: { port: PORT }`");
+    has(
+        "6",
+        "containers.c.health.tcp: \"70000\" is not a port; use a number from 1 to 65535",
+    );
+    has(
+        "7",
+        "containers.d.health.http: an http probe needs a `port`",
+    );
+    has("8", "containers.e.health.exec: the command is empty");
+    has(
+        "8",
+        "containers.e.health.retries: \"0\" is not a count of failures from 1 to 100",
+    );
+    has(
+        "9",
+        "containers.f.health.timeout: \"0s\" must be above zero",
+    );
+    has(
+        "9",
+        "containers.f.health.interval: \"2d\" is not a duration",
+    );
+    has(
+        "10",
+        "containers.g.health.http.path: \"no slash\" is not a request path",
+    );
+    has(
+        "10",
+        "containers.g.health.http.status: \"99\" is not an HTTP status",
+    );
+    has(
+        "11",
+        "containers.h.restart: `on-unhealthy` needs a `health:` check",
+    );
+    has("12", "containers.i.health.start_period: longer than a day");
+    let err = load(&format!(
+        "version: 1\n{IMG}containers:\n  a: {{ image: bb, health: {{ tcp: 53, intreval: 5s }} }}\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unknown field `intreval`, did you mean `interval`?"),
+        "{err}"
+    );
+}
