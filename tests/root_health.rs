@@ -368,6 +368,17 @@ fn an_unhealthy_update_is_rolled_back_and_then_refused() {
         "the refusal changed something: {}",
         text(&out)
     );
+    let v = status(&w);
+    assert_eq!(v["last_apply"]["outcome"], "refused", "{v:#}");
+    assert_eq!(v["last_apply"]["rolled_back_to"]["version"], 12);
+    let root = w.dir.path().join("store");
+    let out = w.berth(&["--root", root.to_str().unwrap(), "status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("last apply: refused version 13 (rolled back to version 12 at ")
+            && table.contains("  reason: container `web` unhealthy: "),
+        "{table}"
+    );
     assert_eq!((w.pid("keep"), w.pid("web")), (Some(keep), Some(web)));
 
     // A newer manifest that works is applied.
@@ -436,7 +447,11 @@ fn a_rollback_cut_short_by_kill_9_converges_on_the_next_apply() {
         text(&out)
     );
     let v = status(&w);
-    assert_eq!(v["last_apply"]["outcome"], "rolled-back", "{v:#}");
+    assert_eq!(v["last_apply"]["outcome"], "refused", "{v:#}");
+    assert_eq!(
+        v["last_apply"]["rolled_back_to"], v["last_good"]["revision"],
+        "{v:#}"
+    );
     assert!(row(&v, "extra").is_none(), "{v:#}");
     assert_eq!(
         row(&v, "web").unwrap()["health"]["status"],

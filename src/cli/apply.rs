@@ -304,8 +304,10 @@ fn refuse(
             eprintln!("berth: going back to {}: {problem}", good.revision);
         }
     }
-    if last.outcome == Outcome::RollingBack {
-        last.outcome = Outcome::RolledBack;
+    // Once, and keeping the time of the rollback: a fleet poll that gets the
+    // same manifest again writes nothing.
+    if last.outcome != Outcome::Refused {
+        last.outcome = Outcome::Refused;
         history.set_last_apply(&last)?;
     }
     Err(Refused {

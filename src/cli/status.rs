@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::context::Ctx;
 use crate::fleet::time::format_rfc3339;
 use crate::host::cgroup::CgroupStats;
-use crate::host::history::{History, LastApply, Revision};
+use crate::host::history::{History, LastApply, Outcome, Revision};
 use crate::host::runtime::health::{HealthState, HealthStatus};
 use crate::host::runtime::rundir::{self, ContainerState};
 use crate::host::runtime::{ExitInfo, Status};
@@ -292,11 +292,15 @@ struct Good {
 
 fn print_last_apply(last: &LastApply, good: Option<&Good>) -> Result<()> {
     let when = format_rfc3339(i64::try_from(last.at).unwrap_or(0));
-    let mut line = format!("\nlast apply: {} {}", last.outcome.as_str(), last.revision);
-    if let Some(to) = &last.rolled_back_to {
-        line += &format!(" to {to}");
-    }
-    outln!("{line} at {when}")?;
+    let (outcome, rev) = (last.outcome.as_str(), &last.revision);
+    let line = match (&last.rolled_back_to, last.outcome) {
+        (Some(to), Outcome::Refused) => {
+            format!("{outcome} {rev} (rolled back to {to} at {when})")
+        }
+        (Some(to), _) => format!("{outcome} {rev} to {to} at {when}"),
+        (None, _) => format!("{outcome} {rev} at {when}"),
+    };
+    outln!("\nlast apply: {line}")?;
     if let Some(why) = &last.reason {
         outln!("  reason: {why}")?;
     }

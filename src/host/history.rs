@@ -71,7 +71,8 @@ pub enum Outcome {
     RollingBack,
     /// Unhealthy, and the last good state is back.
     RolledBack,
-    /// A manifest that was rolled back before: not applied again.
+    /// Rolled back before, and asked for again: not applied. `at` stays
+    /// the time of the rollback.
     Refused,
     /// Unhealthy, with no earlier good state to go back to: left as it is.
     Failed,
