@@ -37,6 +37,31 @@ pub struct Desired {
     pub containers: BTreeMap<String, Spec>,
 }
 
+impl Desired {
+    /// Give each image without a digest the one `digest_of` finds, then each
+    /// container without one its image's digest (part of its own digest).
+    pub fn pin_images(&mut self, mut digest_of: impl FnMut(&ImageSpec) -> Option<String>) {
+        for img in self.images.values_mut() {
+            if img.sha256.is_none() {
+                img.sha256 = digest_of(img);
+            }
+        }
+        for spec in self.containers.values_mut() {
+            if spec.image_sha256.is_none() {
+                spec.image_sha256 = self.images.get(&spec.image).and_then(|i| i.sha256.clone());
+            }
+        }
+    }
+
+    /// The digest of each image that has one, by name.
+    pub fn image_digests(&self) -> BTreeMap<String, String> {
+        self.images
+            .iter()
+            .filter_map(|(n, i)| Some((n.clone(), i.sha256.clone()?)))
+            .collect()
+    }
+}
+
 /// Store locations and limits. `None` means "the command line or built-in default".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SettingsSpec {

@@ -62,21 +62,12 @@ pub fn hash_local_images(
     store_root: &Path,
 ) -> LocalDigests {
     let mut cache = LocalDigests::open(store_root);
-    for img in desired.images.values_mut() {
-        if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
-            img.sha256 = cache
-                .digest(Path::new(p))
-                .ok()
-                .or_else(|| lock.get(&img.name).cloned());
-        }
-    }
-    for spec in desired.containers.values_mut() {
-        if spec.image_sha256.is_none() {
-            spec.image_sha256 = desired
-                .images
-                .get(&spec.image)
-                .and_then(|i| i.sha256.clone());
-        }
-    }
+    desired.pin_images(|img| match &img.source {
+        ImageSource::Path(p) => cache
+            .digest(Path::new(p))
+            .ok()
+            .or_else(|| lock.get(&img.name).cloned()),
+        ImageSource::Url(_) => None,
+    });
     cache
 }

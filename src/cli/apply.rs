@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::context::{absolute, DEFAULT_ROOT};
+use crate::cli::error::Error;
 use crate::cli::error::Result;
 use crate::cli::{load_manifest, ActionsFailed, Global, ManifestArgs, UsageError};
 use crate::converge::{self, wait, Report};
@@ -20,7 +21,7 @@ use crate::host::records::RecordStore;
 use crate::host::runtime::rundir;
 use crate::host::trusted::{Kind, TrustStore};
 use crate::host::{LocalConfig, LocalHost};
-use crate::manifest::Loaded;
+use crate::manifest::{self, Loaded};
 use crate::model::Desired;
 use crate::observe;
 use crate::plan::{self, Plan};
@@ -126,17 +127,21 @@ pub fn settled(e: &crate::cli::error::Error) -> bool {
         .any(|c| c.is::<RolledBack>() || c.is::<Refused>() || c.is::<Unhealthy>())
 }
 
-/// A manifest to apply: what it asks for, and which one it is.
+/// A manifest to apply: what it asks for, which one it is, and its rendered
+/// text (what the last good state keeps).
 pub struct Target {
     pub desired: Desired,
     pub revision: Revision,
+    file: String,
+    rendered: String,
+    base_dir: String,
 }
 
 impl Target {
     /// The target of a loaded manifest. Its version, when it was signed, is
     /// the one the trust store accepted for this text (`Trust` has checked
     /// and kept it by now).
-    pub fn of(global: &Global, loaded: Loaded) -> Self {
+    pub fn of(global: &Global, args: &ManifestArgs, loaded: Loaded) -> Self {
         // Where `Trust` keeps it: `--root` or the default, never a root the
         // manifest names (it is not trusted before it is checked).
         let root = absolute(global.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()));
@@ -150,13 +155,32 @@ impl Target {
                 sha256: loaded.sha256,
                 version,
             },
+            file: args.display_name().to_string(),
+            rendered: loaded.rendered,
+            base_dir: loaded.base_dir,
         }
     }
 }
 
+/// The desired state of the last good manifest, validated again from its
+/// rendered text, with the image digests it had.
+fn desired_of(good: &LastGood) -> Result<Desired> {
+    let at = |e: crate::manifest::ManifestError| {
+        Error::from(e).context(format!(
+            "the last good state ({}) no longer validates; berth cannot roll back to it",
+            good.revision
+        ))
+    };
+    let m = manifest::parse(&good.file, &good.rendered).map_err(at)?;
+    let mut desired =
+        manifest::validate::validate(&good.file, &good.rendered, &m, &good.base_dir).map_err(at)?;
+    desired.pin_images(|img| good.images.get(&img.name).cloned());
+    Ok(desired)
+}
+
 /// `berth apply`: make the device match the manifest.
 pub fn apply(global: &Global, args: &ManifestArgs, prune: bool, waiting: Waiting) -> Result<()> {
-    let target = Target::of(global, load_manifest(args)?);
+    let target = Target::of(global, args, load_manifest(args)?);
     apply_target(global, args, prune, target, waiting)
 }
 
@@ -172,6 +196,9 @@ pub fn apply_target(
     let Target {
         mut desired,
         revision,
+        file,
+        rendered,
+        base_dir,
     } = target;
     let state = RecordStore::new(store_root(global, &desired));
     let digests = observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
@@ -229,7 +256,10 @@ pub fn apply_target(
         history.set_last_good(&LastGood {
             revision: revision.clone(),
             at: now,
-            desired,
+            images: desired.image_digests(),
+            file,
+            rendered,
+            base_dir,
         })?;
         history.set_last_apply(&LastApply {
             outcome: Outcome::Applied,
@@ -266,6 +296,24 @@ fn rollback(
     good: LastGood,
     reason: String,
 ) -> Result<()> {
+    let good_desired = match desired_of(&good) {
+        Ok(d) => d,
+        Err(e) => {
+            let reason = format!("{reason}; {e:#}");
+            history.set_last_apply(&LastApply {
+                outcome: Outcome::Failed,
+                revision: failed.clone(),
+                rolled_back_to: None,
+                reason: Some(reason.clone()),
+                at: rundir::now(),
+            })?;
+            return Err(Unhealthy {
+                revision: failed,
+                reason,
+            }
+            .into());
+        }
+    };
     let mut last = LastApply {
         outcome: Outcome::RollingBack,
         revision: failed.clone(),
@@ -278,7 +326,7 @@ fn rollback(
         "berth: {reason}; rolling back from {failed} to {}",
         good.revision
     );
-    let problem = converge_to(host, state, &good.desired)?;
+    let problem = converge_to(host, state, &good_desired)?;
     last.outcome = Outcome::RolledBack;
     history.set_last_apply(&last)?;
     Err(RolledBack {
@@ -300,7 +348,7 @@ fn refuse(
     mut last: LastApply,
 ) -> Result<()> {
     if let Some(good) = history.last_good()? {
-        if let Some(problem) = converge_to(host, state, &good.desired)? {
+        if let Some(problem) = converge_to(host, state, &desired_of(&good)?)? {
             eprintln!("berth: going back to {}: {problem}", good.revision);
         }
     }

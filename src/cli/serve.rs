@@ -193,7 +193,7 @@ impl Origin {
             return Ok(());
         };
         self.applied = false;
-        let target = Target::of(global, load_manifest_text(args, text.clone())?);
+        let target = Target::of(global, args, load_manifest_text(args, text.clone())?);
         let result = apply_target(global, args, prune, target, waiting);
         // Rolled back, refused or unhealthy: settled until the origin has a
         // newer manifest; trying it again on every poll changes nothing.

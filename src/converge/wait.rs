@@ -3,7 +3,6 @@
 //! at once when one exits, restarts or turns unhealthy, and at the deadline
 //! when one is still starting.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::host::runtime::health::{settle_time, HealthStatus};
@@ -164,14 +163,15 @@ pub fn wait(
     deadline: Duration,
 ) -> Result<(), Unready> {
     let start = Instant::now();
-    let mut pending: BTreeMap<&str, (Option<Seen>, String)> = names
+    // (name, first look, what it waits for); removed once up.
+    let mut pending: Vec<(&str, Option<Seen>, String)> = names
         .iter()
-        .map(|n| (n.as_str(), (None, String::new())))
+        .map(|n| (n.as_str(), None, String::new()))
         .collect();
     loop {
         let now = Instant::now();
         let mut up = Vec::new();
-        for (name, (seen, waiting_for)) in pending.iter_mut() {
+        for (name, seen, waiting_for) in pending.iter_mut() {
             let Some(spec) = desired.containers.get(*name) else {
                 up.push(*name);
                 continue;
@@ -191,10 +191,8 @@ pub fn wait(
                 }
             }
         }
-        for name in up {
-            pending.remove(name);
-        }
-        let Some((name, (_, why))) = pending.iter().next() else {
+        pending.retain(|(n, _, _)| !up.contains(n));
+        let Some((name, _, why)) = pending.first() else {
             return Ok(());
         };
         if start.elapsed() >= deadline {

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::host::records::write_atomic;
-use crate::model::Desired;
 
 /// Errors of the history files.
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +53,23 @@ impl std::fmt::Display for Revision {
     }
 }
 
-/// The last desired state that was healthy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The last desired state that was healthy, as the manifest it came from
+/// after rendering (templates are not rendered again: the device's facts may
+/// have changed), with the digests its images had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastGood {
     pub revision: Revision,
     /// Seconds since the epoch.
     pub at: u64,
-    pub desired: Desired,
+    /// The manifest's name in messages.
+    pub file: String,
+    /// The rendered YAML, validated again to roll back.
+    pub rendered: String,
+    /// What its relative image paths are relative to.
+    pub base_dir: String,
+    /// Image name -> sha256: what the images were, whatever their files
+    /// hold now.
+    pub images: BTreeMap<String, String>,
 }
 
 /// How the last waited apply ended.
@@ -149,7 +160,7 @@ impl History {
             .last_good()
             .ok()
             .flatten()
-            .is_some_and(|g| g.revision == good.revision && g.desired == good.desired);
+            .is_some_and(|g| LastGood { at: good.at, ..g } == *good);
         if same {
             return Ok(());
         }
@@ -158,13 +169,11 @@ impl History {
 
     /// Record how the apply ended. Unchanged but for the time: not rewritten.
     pub fn set_last_apply(&self, last: &LastApply) -> Result<(), HistoryError> {
-        let same = self.last_apply().ok().flatten().is_some_and(|l| {
-            LastApply { at: 0, ..l }
-                == LastApply {
-                    at: 0,
-                    ..last.clone()
-                }
-        });
+        let same = self
+            .last_apply()
+            .ok()
+            .flatten()
+            .is_some_and(|l| LastApply { at: last.at, ..l } == *last);
         if same {
             return Ok(());
         }
@@ -237,7 +246,10 @@ mod tests {
         let good = LastGood {
             revision: rev("b", None),
             at: 5,
-            desired: Desired::default(),
+            file: "m.yaml".into(),
+            rendered: "version: 1\n".into(),
+            base_dir: "/etc/berth".into(),
+            images: BTreeMap::new(),
         };
         h.set_last_good(&good).unwrap();
         assert_eq!(h.last_good().unwrap(), Some(good));

@@ -84,6 +84,8 @@ pub struct Loaded {
     pub sha256: String,
     /// The YAML after template rendering.
     pub rendered: String,
+    /// What relative image paths were resolved against.
+    pub base_dir: String,
     pub manifest: Manifest,
     pub desired: Desired,
 }
@@ -102,6 +104,7 @@ pub fn load(
     Ok(Loaded {
         sha256: crate::model::hex(&sha2::Sha256::digest(text.as_bytes())),
         rendered,
+        base_dir: base_dir.to_string(),
         manifest,
         desired,
     })

@@ -277,6 +277,51 @@ fn https_with_a_private_ca() {
     );
 }
 
+/// An origin that speaks only TLS 1.2 (openssl s_server): refused with
+/// what to do, since the firmware build speaks only TLS 1.3.
+#[cfg(all(feature = "tls", not(feature = "tls12")))]
+#[test]
+fn a_tls_1_2_only_server_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    private_ca(d);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server", "-tls1_2", "-www", "-cert", "srv.pem", "-key", "srv.key",
+        ])
+        .args(["-accept", &format!("127.0.0.1:{port}")])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let s = RootfsStore::open(&d.join("s"), ca_options(d)).unwrap();
+    let url = format!("https://{addr}/img.tar.gz");
+    let err = s
+        .ensure(&spec("web", ImageSource::Url(url), Some("a".repeat(64))))
+        .unwrap_err();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(is_tls(&err), "{err:?}");
+    let text = crate::host::chain(&err);
+    assert!(
+        text.contains("does not speak TLS 1.3") && text.contains("`tls12` feature"),
+        "{text}"
+    );
+}
+
 #[cfg(feature = "tls")]
 fn ca_options(d: &Path) -> StoreOptions {
     let mut o = StoreOptions::default();

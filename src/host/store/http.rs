@@ -453,7 +453,7 @@ fn wrap(
     let tls_err = |e: io::Error| {
         FetchError::from_io(e).unwrap_or_else(|source| FetchError::Tls {
             url: url.clone(),
-            source,
+            source: super::tls::explain(source),
         })
     };
     let mut conn = rustls::ClientConnection::new(config, name)

@@ -18,7 +18,8 @@ use webpki::ring as alg;
 use super::transfer::FetchError;
 
 /// ring's primitives, with only what a client that verifies servers needs:
-/// the AES-GCM suites every TLS server offers (no ChaCha20-Poly1305, whose
+/// the AES-GCM suites every TLS server offers, TLS 1.3 only unless the
+/// `tls12` feature is on (no ChaCha20-Poly1305, whose
 /// x86_64 and aarch64 assembly is tens of KiB that barely compresses), the
 /// usual key exchanges, the web PKI's signature algorithms, and no private
 /// keys (berth presents no client certificate, so ring's signing code stays
@@ -29,9 +30,13 @@ fn provider() -> CryptoProvider {
         cipher_suites: vec![
             cs::TLS13_AES_128_GCM_SHA256,
             cs::TLS13_AES_256_GCM_SHA384,
+            #[cfg(feature = "tls12")]
             cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            #[cfg(feature = "tls12")]
             cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            #[cfg(feature = "tls12")]
             cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            #[cfg(feature = "tls12")]
             cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         ],
         kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
@@ -92,6 +97,23 @@ static SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
         ),
     ],
 };
+
+/// A handshake error as the user should read it: a server that answers the
+/// TLS 1.3 hello with a protocol-version alert speaks only older TLS.
+pub(super) fn explain(e: std::io::Error) -> std::io::Error {
+    let old_server = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+        == Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::ProtocolVersion,
+        ));
+    if old_server && cfg!(not(feature = "tls12")) {
+        return std::io::Error::new(
+            e.kind(),
+            "the server does not speak TLS 1.3, the only version this berth speaks \
+             (upgrade the server, or build berth with the `tls12` feature)",
+        );
+    }
+    e
+}
 
 /// Randomness from the kernel (getrandom(2), Linux 3.17+); no keys to load.
 #[derive(Debug)]
