@@ -476,3 +476,66 @@ fn a_rollback_cut_short_by_kill_9_converges_on_the_next_apply() {
     );
     assert_eq!(fs::metadata(&history).unwrap().modified().unwrap(), before);
 }
+
+/// `apply --serve` waits on every pass: an unhealthy manifest that appears
+/// under a running service is rolled back once, and the ticks after it
+/// change nothing and write nothing (a fleet poll does not loop).
+#[test]
+fn the_service_rolls_back_once_and_then_leaves_the_device_alone() {
+    if !common::root_or_skip("the_service_rolls_back_once_and_then_leaves_the_device_alone") {
+        return;
+    }
+    let w = World::new("serve");
+    let m = manifest(&w, "m.yaml", V1);
+    let log = fs::File::create(w.dir.path().join("serve.log")).unwrap();
+    let mut serve = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", w.name))
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .args(["--cgroup-parent", &w.name, "--runtime-dir"])
+        .arg(w.dir.path().join("run"))
+        .args(["apply", "--serve", "--interval", "1", "--jitter", "0"])
+        .arg(&m)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let outcome = |v: &serde_json::Value| {
+        v["last_apply"]["outcome"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    wait_status(&w, 30, "v1 applied", |v| outcome(v) == "applied");
+    let keep = w.pid("keep").unwrap();
+
+    // The origin (here the file) now serves an unhealthy manifest.
+    let v2 = manifest(&w, "v2.yaml", V2);
+    fs::rename(&v2, &m).unwrap();
+    wait_status(&w, 60, "the rollback", |v| outcome(v) == "refused");
+    let history = w.dir.path().join("store/history/last-apply.json");
+    let written = fs::metadata(&history).unwrap().modified().unwrap();
+    let web = w.pid("web").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        (w.pid("keep"), w.pid("web")),
+        (Some(keep), Some(web)),
+        "a tick touched a container"
+    );
+    assert_eq!(
+        fs::metadata(&history).unwrap().modified().unwrap(),
+        written,
+        "a tick wrote the history"
+    );
+    let v = status(&w);
+    assert!(row(&v, "extra").is_none(), "{v:#}");
+    assert!(!web_has_marker(&w));
+
+    // SIGTERM stops the service and its containers.
+    // SAFETY: SIGTERM to our own child.
+    unsafe { libc::kill(i32::try_from(serve.id()).unwrap(), libc::SIGTERM) };
+    assert!(serve.wait().unwrap().success());
+    let said = fs::read_to_string(w.dir.path().join("serve.log")).unwrap();
+    assert_eq!(said.matches("rolling back from").count(), 1, "{said}");
+    assert_eq!(said.matches("until a newer one comes").count(), 1, "said once: {said}");
+    assert!(said.contains("container `web` unhealthy"), "{said}");
+}

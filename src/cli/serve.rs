@@ -61,15 +61,20 @@ pub fn serve(
     let mut origin = Origin::default();
     // The pass at start and after SIGHUP fetches unconditionally.
     let mut force = true;
+    let mut last_error: Option<String> = None;
     loop {
         let result = if url {
             origin.pass(global, args, prune, force, waiting)
         } else {
             apply(global, args, prune, waiting)
         };
-        if let Err(e) = result {
-            eprintln!("berth: {e:#}");
+        // The same error pass after pass (a refused manifest, a container
+        // that cannot start) is said once, until it changes or clears.
+        let said = result.err().map(|e| format!("{e:#}"));
+        if let Some(e) = said.as_ref().filter(|e| Some(*e) != last_error.as_ref()) {
+            eprintln!("berth: {e}");
         }
+        last_error = said;
         let delay = schedule.map(|s| s.next(origin.log.failures(), random_u64()));
         match wait(&signals, delay) {
             Some(libc::SIGTERM) | Some(libc::SIGINT) => {
