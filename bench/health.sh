@@ -107,6 +107,10 @@ probes they reaped (utime, stime, cutime, cstime), so an \`exec\` probe's join
 and command are counted; memory is the monitors' VmRSS and private
 (Private_Clean + Private_Dirty of smaps_rollup) per container at the end of the
 window. The share of one CPU is per container at the default 10 s interval.
+With a probe, VmRSS is higher by the binary's shared text pages the probe
+path touches (the fork, the join); they are file pages of the one berth
+binary, shared by every monitor, and private memory does not grow: between
+probes a check costs no memory of its own.
 
 | probe | containers | probes run | CPU ms per container per s | CPU ms per probe | share of a CPU at 10 s | monitor RSS KiB | monitor private KiB |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |$ROWS
