@@ -63,6 +63,10 @@ pub fn hash_local_images(
 ) -> LocalDigests {
     let mut cache = LocalDigests::open(store_root);
     for img in desired.images.values_mut() {
+        // A registry tag: the digest it was pulled as (store/refs.rs).
+        if let (ImageSource::Registry(r), None) = (&img.source, &img.sha256) {
+            img.sha256 = crate::host::store::recorded_ref(store_root, &r.reference);
+        }
         if let (ImageSource::Path(p), None) = (&img.source, &img.sha256) {
             img.sha256 = cache
                 .digest(Path::new(p))

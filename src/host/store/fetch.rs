@@ -262,6 +262,13 @@ pub(crate) fn open_source(
         ImageSource::Url(u) if u.starts_with("http://") || u.starts_with("https://") => {
             return open_http(image, u, opts)
         }
+        // The store pulls these itself (pull.rs), never as one archive.
+        ImageSource::Registry(r) => {
+            return Err(StoreError::BadUrl {
+                image: image.to_owned(),
+                url: r.reference.clone(),
+            });
+        }
         ImageSource::Url(u) => {
             return Err(StoreError::BadUrl {
                 image: image.to_owned(),
