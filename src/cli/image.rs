@@ -314,27 +314,25 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
 
 /// Before `apply` plans: registry tags without a digest get the recorded
 /// one, else the registry's answer now (see `store::resolve_tags`).
-pub fn resolve_tags(global: &Global, desired: &mut crate::model::Desired) {
+pub fn resolve_tags(global: &Global, root: &std::path::Path, desired: &mut crate::model::Desired) {
     #[cfg(feature = "http")]
     {
-        let root = crate::cli::apply::store_root(global, desired);
         let opts = global.fetch.image_options(&desired.settings);
-        crate::host::store::resolve_tags(&root, &mut desired.images, &opts);
+        crate::host::store::resolve_tags(root, &mut desired.images, &opts);
     }
     #[cfg(not(feature = "http"))]
-    let _ = (global, desired);
+    let _ = (global, root, desired);
 }
 
 /// After an apply without failures, with `settings.gc_after_apply`: remove
 /// what neither a container nor the manifest uses, and say what was freed.
 /// The keep-set is the manifest's image digests (a last-good manifest's
 /// digests join it there).
-pub fn gc_after_apply(global: &Global, desired: &crate::model::Desired) -> Result<()> {
+pub fn gc_after_apply(root: &std::path::Path, desired: &crate::model::Desired) -> Result<()> {
     if !desired.settings.gc_after_apply {
         return Ok(());
     }
-    let root = crate::cli::apply::store_root(global, desired);
-    let store = RootfsStore::open(&root, StoreOptions::default())?;
+    let store = RootfsStore::open(root, StoreOptions::default())?;
     let keep = desired
         .images
         .values()

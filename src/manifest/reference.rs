@@ -143,9 +143,7 @@ pub fn parse_digest(d: &str) -> Result<String, String> {
         Some(("sha256", hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
         }
-        _ => Err(format!(
-            "digest `{d}`: expected sha256: and 64 hex digits"
-        )),
+        _ => Err(format!("digest `{d}`: expected sha256: and 64 hex digits")),
     }
 }
 
@@ -190,7 +188,10 @@ mod tests {
         assert_eq!(r.registry, "127.0.0.1:5000");
         assert_eq!(r.manifest_ref(), format!("sha256:{}", "a".repeat(64)));
         let r = Reference::parse("localhost/x:y").unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str()), ("localhost", "x"));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("localhost", "x")
+        );
     }
 
     #[test]

@@ -218,7 +218,12 @@ impl RootfsStore {
         None
     }
 
-    pub(super) fn write_meta(&self, image: &str, dir: &Path, meta: &ImageMeta) -> Result<(), StoreError> {
+    pub(super) fn write_meta(
+        &self,
+        image: &str,
+        dir: &Path,
+        meta: &ImageMeta,
+    ) -> Result<(), StoreError> {
         let data = serde_json::to_vec_pretty(meta)
             .map_err(|e| StoreError::io(image, "encode", dir, e.into()))?;
         write_atomic(image, &dir.join(META), &data)

@@ -16,7 +16,9 @@ use super::ops::PRIVATE;
 use super::platform::{self, Platform};
 use super::regdoc::{Descriptor, Document};
 use super::registry::{Client, Fetched};
-use super::{fsutil, oci, refs, FetchOptions, ImageInfo, ImageMeta, Pulled, RootfsStore, StoreError};
+use super::{
+    fsutil, oci, refs, FetchOptions, ImageInfo, ImageMeta, Pulled, RootfsStore, StoreError,
+};
 use crate::manifest::reference::Reference;
 use crate::model::{ImageSource, ImageSpec, RegistrySource};
 
@@ -58,8 +60,13 @@ impl RootfsStore {
         pinned: Option<&str>,
         platform: Option<&Platform>,
     ) -> Result<ImageInfo, StoreError> {
-        let reference = Reference::parse(&src.reference)
-            .map_err(|e| reg_err(image, &src.reference, format!("not an image reference: {e}")))?;
+        let reference = Reference::parse(&src.reference).map_err(|e| {
+            reg_err(
+                image,
+                &src.reference,
+                format!("not an image reference: {e}"),
+            )
+        })?;
         let canonical = reference.to_string();
         let want = platform
             .cloned()
@@ -79,9 +86,10 @@ impl RootfsStore {
             src.auth.as_deref().map(Path::new),
             &self.opts.fetch,
         )?;
-        let what = pinned
-            .as_ref()
-            .map_or_else(|| reference.manifest_ref().to_owned(), |d| format!("sha256:{d}"));
+        let what = pinned.as_ref().map_or_else(
+            || reference.manifest_ref().to_owned(),
+            |d| format!("sha256:{d}"),
+        );
         let top = client.manifest(&what)?;
         let identity = top.digest[7..].to_owned();
         if let Some(info) = self.present(image, &canonical, &identity, &want)? {
@@ -129,9 +137,15 @@ impl RootfsStore {
             }],
         });
         for (name, data) in [
-            (archive.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+            (
+                archive.join("oci-layout"),
+                br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+            ),
             (archive.join("index.json"), index.to_string().into_bytes()),
-            (dir.join(&chosen.manifest.digest[7..]), chosen.manifest.bytes.clone()),
+            (
+                dir.join(&chosen.manifest.digest[7..]),
+                chosen.manifest.bytes.clone(),
+            ),
             (dir.join(chosen.config.hex()), config),
         ] {
             fs::write(&name, data).map_err(|e| io("write", &name, e))?;
@@ -179,8 +193,8 @@ impl RootfsStore {
             return Ok(None);
         };
         if let Some(p) = info.meta.registry.as_ref().map(|r| r.platform.clone()) {
-            let fits = Platform::parse(&p)
-                .is_ok_and(|p| want.candidates().iter().any(|c| c.matches(&p)));
+            let fits =
+                Platform::parse(&p).is_ok_and(|p| want.candidates().iter().any(|c| c.matches(&p)));
             if !fits {
                 return Err(reg_err(image, canonical, format!(
                     "the store holds this image for {p}, not {want}; remove it first (`berth image rm {}`)",
@@ -239,10 +253,14 @@ fn choose(client: &mut Client<'_>, top: Fetched, want: &Platform) -> Result<Chos
                     )));
                 };
                 if seen.contains(&entry.manifest.digest) {
-                    return Err(reg_err(&image, &client.reference().to_string(), format!(
-                        "index {} points to itself (through {}); refused",
-                        doc.digest, entry.manifest.digest
-                    )));
+                    return Err(reg_err(
+                        &image,
+                        &client.reference().to_string(),
+                        format!(
+                            "index {} points to itself (through {}); refused",
+                            doc.digest, entry.manifest.digest
+                        ),
+                    ));
                 }
                 seen.push(entry.manifest.digest.clone());
                 platform = entry.platform.clone();
@@ -250,7 +268,11 @@ fn choose(client: &mut Client<'_>, top: Fetched, want: &Platform) -> Result<Chos
             }
         }
     }
-    Err(reg_err(&image, &client.reference().to_string(), format!("indexes nested more than {MAX_DEPTH} deep")))
+    Err(reg_err(
+        &image,
+        &client.reference().to_string(),
+        format!("indexes nested more than {MAX_DEPTH} deep"),
+    ))
 }
 
 fn client_image(client: &Client<'_>) -> String {

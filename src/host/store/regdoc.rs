@@ -121,7 +121,8 @@ fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 /// be one of `types` (`None`: any of the manifest types).
 fn descriptor(v: &Value, at: &str, types: Option<&[&str]>) -> Result<Descriptor, String> {
     let digest = text(v, "digest").ok_or_else(|| format!("{at}: no `digest`"))?;
-    let digest = crate::manifest::reference::parse_digest(digest).map_err(|e| format!("{at}: {e}"))?;
+    let digest =
+        crate::manifest::reference::parse_digest(digest).map_err(|e| format!("{at}: {e}"))?;
     let size = v
         .get("size")
         .and_then(Value::as_u64)
@@ -129,7 +130,9 @@ fn descriptor(v: &Value, at: &str, types: Option<&[&str]>) -> Result<Descriptor,
     let media_type = text(v, "mediaType").unwrap_or_default().to_owned();
     let known = match types {
         Some(t) => t.contains(&media_type.as_str()),
-        None => [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&media_type.as_str()),
+        None => {
+            [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST].contains(&media_type.as_str())
+        }
     };
     if !known {
         return Err(format!(
@@ -224,7 +227,9 @@ fn platform(v: &Value, at: &str) -> Result<Platform, String> {
 /// names them.
 pub fn config_platform(bytes: &[u8]) -> Option<Platform> {
     let v: Value = serde_json::from_slice(bytes).ok()?;
-    platform(&v, "config").ok().filter(|p| !p.architecture.is_empty())
+    platform(&v, "config")
+        .ok()
+        .filter(|p| !p.architecture.is_empty())
 }
 
 /// Read a token endpoint's answer (`token` or `access_token`, `expires_in`).
@@ -326,7 +331,10 @@ mod tests {
         let Document::Image { config, layers } = parse_document(m.as_bytes(), None).unwrap() else {
             panic!("not an image")
         };
-        assert_eq!((config.size, layers.len(), layers[0].hex()), (5, 1, &*"b".repeat(64)));
+        assert_eq!(
+            (config.size, layers.len(), layers[0].hex()),
+            (5, 1, &*"b".repeat(64))
+        );
         let i = format!(
             r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{DOCKER_MANIFEST}","digest":"{}","size":9,"platform":{{"os":"linux","architecture":"arm","variant":"v7"}}}}]}}"#,
             d('c')
@@ -334,17 +342,43 @@ mod tests {
         let Document::Index(list) = parse_document(i.as_bytes(), Some(DOCKER_LIST)).unwrap() else {
             panic!("not an index")
         };
-        assert_eq!(list[0].platform.as_ref().unwrap().to_string(), "linux/arm/v7");
+        assert_eq!(
+            list[0].platform.as_ref().unwrap().to_string(),
+            "linux/arm/v7"
+        );
     }
 
     #[test]
     fn hostile_documents_are_refused() {
         for (doc, want) in [
-            (r#"{"schemaVersion":1,"mediaType":"x"}"#.to_owned(), "schema 1"),
-            (r#"{"schemaVersion":2,"mediaType":"application/x-evil"}"#.to_owned(), "unknown media type"),
-            (format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:12","size":1}},"layers":[]}}"#), "64 hex"),
-            (format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"text/html","digest":"{}","size":1}},"layers":[]}}"#, d('a')), "config: unknown media type"),
-            (format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":-1}},"layers":[]}}"#, d('a')), "size"),
+            (
+                r#"{"schemaVersion":1,"mediaType":"x"}"#.to_owned(),
+                "schema 1",
+            ),
+            (
+                r#"{"schemaVersion":2,"mediaType":"application/x-evil"}"#.to_owned(),
+                "unknown media type",
+            ),
+            (
+                format!(
+                    r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:12","size":1}},"layers":[]}}"#
+                ),
+                "64 hex",
+            ),
+            (
+                format!(
+                    r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"text/html","digest":"{}","size":1}},"layers":[]}}"#,
+                    d('a')
+                ),
+                "config: unknown media type",
+            ),
+            (
+                format!(
+                    r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":-1}},"layers":[]}}"#,
+                    d('a')
+                ),
+                "size",
+            ),
             ("[]".to_owned(), "object"),
         ] {
             let e = parse_document(doc.as_bytes(), None).unwrap_err();
@@ -365,7 +399,10 @@ mod tests {
                 scope: Some("repository:a/b:pull".into())
             }
         );
-        assert_eq!(parse_challenge(r#"Basic realm="x""#).unwrap(), Challenge::Basic);
+        assert_eq!(
+            parse_challenge(r#"Basic realm="x""#).unwrap(),
+            Challenge::Basic
+        );
         assert!(parse_challenge("Digest realm=x").is_err());
         assert!(parse_challenge(r#"Bearer realm="x"#).is_err());
         let t = parse_token(br#"{"access_token":"abc","expires_in":300}"#).unwrap();

@@ -145,7 +145,9 @@ impl<'a> Client<'a> {
                 return Ok(reply);
             }
             let header = reply.www_authenticate.clone().ok_or_else(|| {
-                self.err("401 without a WWW-Authenticate challenge; the registry gives no way to log in")
+                self.err(
+                    "401 without a WWW-Authenticate challenge; the registry gives no way to log in",
+                )
             })?;
             let challenge = regdoc::parse_challenge(&header)
                 .map_err(|e| self.err(format!("WWW-Authenticate: {e}")))?;
@@ -185,7 +187,10 @@ impl<'a> Client<'a> {
                     .unwrap_or_else(|| format!("repository:{}:pull", self.reference.repository));
                 let mut url = realm.clone();
                 let mut sep = if url.contains('?') { '&' } else { '?' };
-                for (k, v) in [("service", service.as_deref()), ("scope", Some(scope.as_str()))] {
+                for (k, v) in [
+                    ("service", service.as_deref()),
+                    ("scope", Some(scope.as_str())),
+                ] {
                     if let Some(v) = v {
                         url.push(sep);
                         url.push_str(k);
@@ -201,7 +206,8 @@ impl<'a> Client<'a> {
                     ..Extra::default()
                 };
                 let limits = document_limits(&self.opts.limits);
-                let reply = send(&url, &limits, self.opts, &extra).map_err(|e| self.fetch_err(e))?;
+                let reply =
+                    send(&url, &limits, self.opts, &extra).map_err(|e| self.fetch_err(e))?;
                 if reply.status != 200 {
                     return Err(self.err(format!(
                         "token realm `{}` answered {}; check the credentials file (images.NAME.auth)",
@@ -398,7 +404,9 @@ impl<'a> Client<'a> {
         let path = format!("/v2/{}/blobs/{}", self.reference.repository, d.digest);
         let from = (*have > 0).then_some(*have);
         let limits = self.opts.limits.clone();
-        let reply = self.get(&path, &limits, None, from).map_err(retry_if_network)?;
+        let reply = self
+            .get(&path, &limits, None, from)
+            .map_err(retry_if_network)?;
         let restart = |file: &mut File, hash: &mut Sha256, have: &mut u64| {
             *have = 0;
             *hash = Sha256::new();
@@ -411,11 +419,11 @@ impl<'a> Client<'a> {
             200 => restart(file, hash, have).map_err(io)?,
             206 | 416 => {
                 restart(file, hash, have).map_err(io)?;
-                return Err(Attempt::Retry(self.err("the registry answered a range request with another range; starting over")));
+                return Err(Attempt::Retry(self.err(
+                    "the registry answered a range request with another range; starting over",
+                )));
             }
-            429 | 500..=599 => {
-                return Err(Attempt::Retry(self.blob_status(&path, reply.status)))
-            }
+            429 | 500..=599 => return Err(Attempt::Retry(self.blob_status(&path, reply.status))),
             s => return Err(Attempt::Fatal(self.blob_status(&path, s))),
         }
         let mut body = reply.body;
@@ -508,12 +516,20 @@ fn content_range_starts(reply: &Reply, have: u64, size: u64) -> bool {
     let Some((range, total)) = spec.split_once('/') else {
         return false;
     };
-    let start = range.split('-').next().and_then(|s| s.trim().parse::<u64>().ok());
+    let start = range
+        .split('-')
+        .next()
+        .and_then(|s| s.trim().parse::<u64>().ok());
     start == Some(have) && (total.trim() == "*" || total.trim().parse::<u64>().ok() == Some(size))
 }
 
 /// One request through the shared client, with TLS from the CA bundle.
-fn send(url: &str, limits: &Limits, opts: &FetchOptions, extra: &Extra<'_>) -> Result<Reply, FetchError> {
+fn send(
+    url: &str,
+    limits: &Limits,
+    opts: &FetchOptions,
+    extra: &Extra<'_>,
+) -> Result<Reply, FetchError> {
     #[cfg(feature = "tls")]
     let tls = || super::tls::client_config(&opts.ca_bundle);
     #[cfg(not(feature = "tls"))]
@@ -614,7 +630,10 @@ mod tests {
 
     #[test]
     fn query_values_and_backoff() {
-        assert_eq!(query_escape("repository:a/b:pull"), "repository%3Aa%2Fb%3Apull");
+        assert_eq!(
+            query_escape("repository:a/b:pull"),
+            "repository%3Aa%2Fb%3Apull"
+        );
         assert_eq!(backoff(0), FIRST_BACKOFF);
         assert_eq!(backoff(30), MAX_BACKOFF);
     }

@@ -271,7 +271,8 @@ impl Validator<'_> {
                 None
             }
         });
-        if d.reference.is_some() || d.digest.is_some() || d.plain_http.is_some() || d.auth.is_some() {
+        if d.reference.is_some() || d.digest.is_some() || d.plain_http.is_some() || d.auth.is_some()
+        {
             return self.registry_image(name, d, base_dir, sha256);
         }
         let source = match (&d.path, &d.url) {
@@ -346,13 +347,19 @@ impl Validator<'_> {
         let mut pinned = d.digest.as_ref().and_then(|g| match parse_digest(g) {
             Ok(g) => Some(g),
             Err(e) => {
-                self.err(&f("digest"), format!("{e}; give the manifest's digest, e.g. from `skopeo inspect`"));
+                self.err(
+                    &f("digest"),
+                    format!("{e}; give the manifest's digest, e.g. from `skopeo inspect`"),
+                );
                 None
             }
         });
         if let Some(in_ref) = parsed.as_ref().and_then(|r| r.digest.clone()) {
             match &pinned {
-                Some(p) if *p != in_ref => self.err(&f("digest"), format!("\"{p}\" differs from the digest in `ref` ({in_ref}); keep one")),
+                Some(p) if *p != in_ref => self.err(
+                    &f("digest"),
+                    format!("\"{p}\" differs from the digest in `ref` ({in_ref}); keep one"),
+                ),
                 _ => pinned = Some(in_ref),
             }
         }
