@@ -175,7 +175,8 @@ impl<'a> Client<'a> {
                 let https = realm.starts_with("https://");
                 // The realm gets the credentials: it must be https, or plain
                 // http only when this registry itself was allowed to be.
-                if !https && !(self.plain_http && realm.starts_with("http://")) {
+                let http_ok = self.plain_http && realm.starts_with("http://");
+                if !(https || http_ok) {
                     return Err(self.err(format!(
                         "refused token realm `{}`: a registry reached over {} may only send berth to an https realm",
                         realm.escape_debug(),
@@ -479,20 +480,17 @@ enum Attempt {
 
 fn retry_if_network(e: StoreError) -> Attempt {
     match &e {
-        StoreError::Fetch { source, .. }
-            if matches!(
-                source,
+        StoreError::Fetch {
+            source:
                 FetchError::Unreachable { .. }
-                    | FetchError::Body { .. }
-                    | FetchError::Stalled { .. }
-                    | FetchError::Deadline { .. }
-                    | FetchError::TooSlow { .. }
-                    | FetchError::Tls { .. }
-                    | FetchError::Protocol { .. }
-            ) =>
-        {
-            Attempt::Retry(e)
-        }
+                | FetchError::Body { .. }
+                | FetchError::Stalled { .. }
+                | FetchError::Deadline { .. }
+                | FetchError::TooSlow { .. }
+                | FetchError::Tls { .. }
+                | FetchError::Protocol { .. },
+            ..
+        } => Attempt::Retry(e),
         _ => Attempt::Fatal(e),
     }
 }
