@@ -16,9 +16,7 @@ use super::ops::PRIVATE;
 use super::platform::{self, Platform};
 use super::regdoc::{Descriptor, Document};
 use super::registry::{Client, Fetched};
-use super::{
-    fsutil, oci, refs, FetchOptions, ImageInfo, ImageMeta, Pulled, RootfsStore, StoreError,
-};
+use super::{oci, refs, FetchOptions, ImageInfo, ImageMeta, Pulled, RootfsStore, StoreError};
 use crate::manifest::reference::Reference;
 use crate::model::{ImageSource, ImageSpec, RegistrySource};
 
@@ -117,49 +115,44 @@ impl RootfsStore {
         let blobs = self.blobs_dir();
         super::ops::private_dir(&blobs, PRIVATE)
             .map_err(|e| StoreError::io(image, "create", &blobs, e))?;
-        let mut files = Vec::new();
-        for layer in &chosen.layers {
-            files.push((layer.hex().to_owned(), client.blob(layer, &blobs)?));
-        }
-        // A one-image OCI layout in the temp dir: oci.rs applies it, and
-        // everything in it goes with the temp dir if anything fails.
+        let defaults = serde_json::from_slice(&config)
+            .map(|v| oci::config_defaults(&v))
+            .map_err(|e| reg_err(image, &canonical, format!("config blob: not JSON: {e}")))?;
         let tmp = self.tmp_dir(image, Some(&identity))?;
-        let archive = tmp.path.join("archive");
-        let dir = archive.join("blobs").join("sha256");
-        let io = |op, p: &Path, e| StoreError::io(image, op, p, e);
-        fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
-        let index = serde_json::json!({
-            "schemaVersion": 2,
-            "manifests": [{
-                "mediaType": super::regdoc::OCI_MANIFEST,
-                "digest": chosen.manifest.digest,
-                "size": chosen.manifest.bytes.len(),
-            }],
-        });
-        for (name, data) in [
-            (
-                archive.join("oci-layout"),
-                br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
-            ),
-            (archive.join("index.json"), index.to_string().into_bytes()),
-            (
-                dir.join(&chosen.manifest.digest[7..]),
-                chosen.manifest.bytes.clone(),
-            ),
-            (dir.join(chosen.config.hex()), config),
-        ] {
-            fs::write(&name, data).map_err(|e| io("write", &name, e))?;
-        }
-        for (hex, from) in files {
-            let to = dir.join(hex);
-            if !to.exists() {
-                fs::rename(&from, &to).map_err(|e| io("rename", &from, e))?;
-            }
-        }
         let rootfs = tmp.path.join("rootfs");
-        fs::create_dir(&rootfs).map_err(|e| io("create", &rootfs, e))?;
-        let (config, ex) = oci::apply(image, &archive, &rootfs, oci::OciKind::Oci, &self.opts)?;
-        fsutil::remove_tree(&archive).map_err(|e| io("remove", &archive, e))?;
+        fs::create_dir(&rootfs).map_err(|e| StoreError::io(image, "create", &rootfs, e))?;
+        let mut ex = oci::layer_extractor(image, &rootfs, &self.opts)?;
+        let layers = &chosen.layers;
+        // Layer N+1 downloads while layer N is applied: the downloader
+        // thread hands over each verified blob file in order; a failed
+        // extraction drops the channel, which stops it after its blob.
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(layers.len());
+            let (client, blobs) = (&mut client, &blobs);
+            s.spawn(move || {
+                for l in layers {
+                    let got = client.blob(l, blobs);
+                    let stop = got.is_err();
+                    if tx.send(got).is_err() || stop {
+                        return;
+                    }
+                }
+            });
+            for l in layers {
+                let path = rx
+                    .recv()
+                    .map_err(|_| reg_err(image, &canonical, "the download stopped"))??;
+                let f =
+                    fs::File::open(&path).map_err(|e| StoreError::io(image, "open", &path, e))?;
+                let res = oci::apply_layer(image, &mut ex, f, Some(l.hex()), &path, &self.opts);
+                if res.is_err() {
+                    // Verified, but not an applicable layer: not worth keeping.
+                    let _ = fs::remove_file(&path);
+                }
+                res?;
+            }
+            Ok::<(), StoreError>(())
+        })?;
         let meta = ImageMeta {
             digest: identity.clone(),
             names: vec![image.to_owned()],
@@ -167,7 +160,7 @@ impl RootfsStore {
             archive_size: total,
             format: "oci".into(),
             compression: "layers".into(),
-            config,
+            config: defaults,
             registry: Some(Pulled {
                 reference: canonical.clone(),
                 manifest: chosen.manifest.digest.clone(),
@@ -177,6 +170,10 @@ impl RootfsStore {
         };
         let info = self.publish(image, tmp, ex, meta)?;
         refs::record(&self.root, image, &canonical, Some(&identity))?;
+        // Applied and flushed: the compressed copies would only take flash.
+        for l in layers {
+            let _ = fs::remove_file(blobs.join(l.hex()));
+        }
         Ok(info)
     }
 
