@@ -881,5 +881,8 @@ impl<R: BufRead> Read for Chunked<R> {
 }
 
 #[cfg(test)]
+#[path = "http_extra_tests.rs"]
+mod extra_tests;
+#[cfg(test)]
 #[path = "http_tests.rs"]
 mod tests;
