@@ -207,8 +207,9 @@ class Proxy:
     """Forwards to 127.0.0.1:target; cuts each connection after `cut`
     bytes downstream (0: never); counts every byte it sends downstream."""
 
-    def __init__(self, target, cut, rate=0):
+    def __init__(self, target, cut, rate=0, cuts=None):
         self.target, self.cut, self.rate, self.sent = target, cut, rate, 0
+        self.cuts = cuts  # cut only this many connections, then pass through
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -225,19 +226,23 @@ class Proxy:
         u = socket.create_connection(("127.0.0.1", self.target))
         threading.Thread(target=self.pipe_up, args=(c, u), daemon=True).start()
         n = 0
+        cut = self.cut
+        if self.cuts is not None:
+            cut = cut if self.cuts > 0 else 0
+            self.cuts -= 1
         try:
             while True:
                 b = u.recv(16384)
                 if not b:
                     break
-                if self.cut and n + len(b) > self.cut:
-                    b = b[: self.cut - n]
+                if cut and n + len(b) > cut:
+                    b = b[: cut - n]
                 c.sendall(b)
                 n += len(b)
                 self.sent += len(b)
                 if self.rate:
                     time.sleep(len(b) / self.rate)
-                if self.cut and n >= self.cut:
+                if cut and n >= cut:
                     break
         except OSError:
             pass

@@ -132,12 +132,46 @@ def main():
     check(rc == 0 and fast.sent < len(big) - have + (256 << 10),
           f"after kill -9 the pull resumes: {fast.sent} bytes for the remaining {len(big) - have}")
 
-    # 7. Hostile registry answers: each a clear error, nothing half made.
+    # A registry that ignores Range: the blob starts over cleanly.
+    norange(big)
+
+    # 7. plan shows the digest a tag was pulled as.
+    m = f"{h.TMP}/m.yaml"
+    open(m, "w").write(f"version: 1\nimages:\n  web: {{ ref: '{reg}/single:1', plain_http: true }}\n"
+                       "containers:\n  c: { image: web, command: [/bin/sh] }\n")
+    r = f"{h.TMP}/store-plan"
+    rc, out, err = h.berth(r, "plan", m)
+    check(rc == 0 and "fetch image web\n" in out, f"plan before the tag is resolved: {out.strip()} {err.strip()}")
+    rc, out, _ = h.berth(r, "image", "pull", "--plain-http", f"{reg}/single:1", "--name", "web")
+    digest = out.split()[0] if rc == 0 else "?"
+    rc, _, _ = h.berth(r, "image", "rm", digest)
+    rc, out, err = h.berth(r, "plan", m)
+    check(rc == 0 and f"fetch image web (sha256 {digest[:12]})" in out, f"plan shows the recorded digest: {out.strip()} {err.strip()}")
+
+    # 8. Hostile registry answers: each a clear error, nothing half made.
     hostile()
-    # 8. gc reports what it freed.
+    # 9. gc reports what it freed.
     rc, out, err = h.berth(root, "image", "gc")
     check(rc == 0 and "freed" in out and "removed" in out, f"gc reports: {out.strip().splitlines()[-1:]}")
     check(h.clean_store(root) == [], "gc leaves an empty store")
+
+
+def norange(big):
+    cfg = b'{"architecture":"amd64","os":"linux"}'
+    m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                               "digest": "sha256:" + h.sha(cfg), "size": len(cfg)},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                "digest": "sha256:" + h.sha(big), "size": len(big)}]}).encode()
+    routes = {"/v2/n/manifests/1": (200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, m),
+              f"/v2/n/blobs/sha256:{h.sha(cfg)}": (200, {}, cfg),
+              f"/v2/n/blobs/sha256:{h.sha(big)}": (200, {}, big)}
+    port = h.fake_registry(routes)
+    # The manifest and config connections pass; the blob's first one is cut.
+    px = h.Proxy(port, 1 << 20, cuts=3)
+    r = f"{h.TMP}/store-norange"
+    rc, out, err = h.berth(r, "image", "pull", "--plain-http", f"127.0.0.1:{px.port}/n:1")
+    check(rc == 0, f"a registry that ignores Range: the blob restarts cleanly {err.strip()}")
 
 
 def hostile():
