@@ -44,6 +44,7 @@ pub fn http_response(bytes: &[u8]) {
     let _ = store::http_parse_response(bytes, "https://fleet.example/a/b?c", &limits);
 }
 
+#[cfg(feature = "registry")]
 /// Registry JSON and headers: the first byte picks the Content-Type of a
 /// manifest; the rest is read as a manifest or index, a token answer, a
 /// `WWW-Authenticate` value and an image reference.

@@ -176,6 +176,7 @@ fn open(global: &Global) -> Result<RootfsStore> {
 
 /// `berth image pull`: resolve the tag now (not from the record), pull,
 /// and print digest and rootfs as `import` does.
+#[cfg(feature = "registry")]
 fn pull(
     store: &RootfsStore,
     reference: String,
@@ -196,22 +197,29 @@ fn pull(
         auth: auth.map(|a| a.display().to_string()),
     };
     let name = name.unwrap_or(reference);
-    #[cfg(feature = "http")]
     let info = store.pull(&name, &src, None, platform.as_ref())?;
-    #[cfg(not(feature = "http"))]
-    let info = {
-        let _ = (store, &src, platform);
-        return Err(crate::host::store::StoreError::NotEnabled {
-            image: name,
-            feature: "http",
-        }
-        .into());
-    };
     for w in &info.warnings {
         eprintln!("berth: warning: {w}");
     }
     outln!("{} {}", info.digest, info.rootfs.display())?;
     Ok(())
+}
+
+/// Without the `registry` feature: refused, naming it.
+#[cfg(not(feature = "registry"))]
+fn pull(
+    _store: &RootfsStore,
+    reference: String,
+    name: Option<String>,
+    _platform: Option<String>,
+    _auth: Option<PathBuf>,
+    _plain_http: bool,
+) -> Result<()> {
+    Err(crate::host::store::StoreError::NotEnabled {
+        image: name.unwrap_or(reference),
+        feature: "registry",
+    }
+    .into())
 }
 
 fn human(bytes: u64) -> String {
@@ -315,12 +323,12 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
 /// Before `apply` plans: registry tags without a digest get the recorded
 /// one, else the registry's answer now (see `store::resolve_tags`).
 pub fn resolve_tags(global: &Global, root: &std::path::Path, desired: &mut crate::model::Desired) {
-    #[cfg(feature = "http")]
+    #[cfg(feature = "registry")]
     {
         let opts = global.fetch.image_options(&desired.settings);
         crate::host::store::resolve_tags(root, &mut desired.images, &opts);
     }
-    #[cfg(not(feature = "http"))]
+    #[cfg(not(feature = "registry"))]
     let _ = (global, root, desired);
 }
 

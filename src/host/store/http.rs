@@ -127,6 +127,7 @@ pub(crate) struct Extra<'a> {
 
 /// A final answer of any status (redirects followed), for callers that act
 /// on 401 or 206 themselves.
+#[cfg_attr(not(feature = "registry"), allow(dead_code))]
 pub(crate) struct Reply {
     /// The status code.
     pub status: u16,
@@ -145,6 +146,7 @@ pub(crate) struct Reply {
 }
 
 /// GET `url` with `extra`'s headers: the final answer, whatever its status.
+#[cfg(feature = "registry")]
 pub(crate) fn send(
     url: &str,
     limits: &Limits,
@@ -881,6 +883,7 @@ impl<R: BufRead> Read for Chunked<R> {
 }
 
 #[cfg(test)]
+#[cfg(feature = "registry")]
 #[path = "http_extra_tests.rs"]
 mod extra_tests;
 #[cfg(test)]

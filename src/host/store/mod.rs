@@ -28,11 +28,13 @@ pub mod layer;
 #[cfg(feature = "xz")]
 mod lzma;
 mod oci;
+#[cfg(feature = "registry")]
 pub mod platform;
-#[cfg(feature = "http")]
+#[cfg(feature = "registry")]
 mod pull;
+#[cfg(feature = "registry")]
 pub mod regdoc;
-#[cfg(feature = "http")]
+#[cfg(feature = "registry")]
 pub mod registry;
 pub mod shift;
 #[cfg(feature = "tls")]
@@ -307,7 +309,7 @@ mod ops;
 #[cfg(test)]
 mod tests;
 pub use ops::{extract_archive, Extracted, GcReport, ImageEntry};
-#[cfg(feature = "http")]
+#[cfg(feature = "registry")]
 pub use pull::resolve_tags;
 pub use refs::recorded_ref;
 mod refs;
@@ -320,14 +322,14 @@ impl RootfsStore {
         src: &crate::model::RegistrySource,
         pinned: Option<&str>,
     ) -> Result<ImageInfo, StoreError> {
-        #[cfg(feature = "http")]
+        #[cfg(feature = "registry")]
         return self.pull(image, src, pinned, None);
-        #[cfg(not(feature = "http"))]
+        #[cfg(not(feature = "registry"))]
         {
             let _ = (src, pinned);
             Err(StoreError::NotEnabled {
                 image: image.to_owned(),
-                feature: "http",
+                feature: "registry",
             })
         }
     }

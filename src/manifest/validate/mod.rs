@@ -317,7 +317,29 @@ impl Validator<'_> {
         }
     }
 
+    /// Without the `registry` feature: refused, naming the build option.
+    #[cfg(not(feature = "registry"))]
+    fn registry_image(
+        &mut self,
+        name: &str,
+        d: &crate::manifest::schema::ImageDef,
+        _base_dir: &str,
+        _sha256: Option<String>,
+    ) -> ImageSpec {
+        self.err(&format!("images.{name}.ref"), "this berth is built without `registry`, which registry images need; use a berth built with it (cargo --features registry; OpenWrt: BERTH_REGISTRY in menuconfig; Yocto: PACKAGECONFIG registry), or an image `path`/`url`");
+        ImageSpec {
+            name: name.to_string(),
+            source: ImageSource::Registry(crate::model::RegistrySource {
+                reference: d.reference.clone().unwrap_or_default(),
+                plain_http: false,
+                auth: None,
+            }),
+            sha256: None,
+        }
+    }
+
     /// An image by registry reference (`ref`, `digest`, `plain_http`, `auth`).
+    #[cfg(feature = "registry")]
     fn registry_image(
         &mut self,
         name: &str,
@@ -362,9 +384,6 @@ impl Validator<'_> {
                 ),
                 _ => pinned = Some(in_ref),
             }
-        }
-        if cfg!(not(feature = "http")) {
-            self.err(&f("ref"), "this berth is built without `http`, which registry images need (OpenWrt: BERTH_HTTP in menuconfig; Yocto: PACKAGECONFIG)");
         }
         let auth = d.auth.as_ref().map(|a| {
             if a.starts_with('/') {

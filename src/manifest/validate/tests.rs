@@ -294,6 +294,7 @@ fn fetch_settings_are_resolved_and_checked() {
     }
 }
 
+#[cfg(feature = "registry")]
 #[test]
 fn registry_images_resolve_to_a_source_and_a_pinned_digest() {
     let hex = "ab".repeat(32);
@@ -318,6 +319,7 @@ fn registry_images_resolve_to_a_source_and_a_pinned_digest() {
     assert!(d.settings.gc_after_apply);
 }
 
+#[cfg(feature = "registry")]
 #[test]
 fn bad_registry_images_name_the_field_and_the_fix() {
     let hex = "ab".repeat(32);
@@ -343,4 +345,14 @@ fn bad_registry_images_name_the_field_and_the_fix() {
         let errs = errors(&format!("version: 1\nimages:\n  x: {image}\n"));
         assert!(errs.iter().any(|e| e.contains(want)), "{image}: {errs:?}");
     }
+}
+
+#[cfg(not(feature = "registry"))]
+#[test]
+fn registry_images_need_the_registry_feature() {
+    let errs = errors("version: 1\nimages:\n  x: { ref: alpine }\n");
+    assert!(
+        errs.iter().any(|e| e.contains("built without `registry`")),
+        "{errs:?}"
+    );
 }

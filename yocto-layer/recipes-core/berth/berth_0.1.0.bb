@@ -26,6 +26,8 @@ PACKAGECONFIG[gzip] = ",,"
 PACKAGECONFIG[zstd] = ",,"
 PACKAGECONFIG[xz] = ",,"
 PACKAGECONFIG[bzip2] = ",,"
+# OCI registry pulls (images.NAME.ref); needs http.
+PACKAGECONFIG[registry] = ",,"
 
 def berth_cargo_features(d):
     features = (d.getVar("PACKAGECONFIG") or "").split()
