@@ -6,8 +6,11 @@ builds, a token issuer signing RS256 JWTs with the key the registry trusts,
 a proxy that cuts every connection after CUT bytes (resume), and a hostile
 fake registry for bad input. Usage: harness.py BERTH [bench N_MB]."""
 
-import base64, gzip, hashlib, http.server, io, json, os, shutil, signal, socket
-import subprocess, sys, tarfile, tempfile, threading, time
+import base64, gzip, hashlib, http.server, json, os, shutil, signal, socket
+import subprocess, sys, tempfile, threading, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz"))
+from make_seeds import tar_of  # noqa: E402
 
 BERTH = os.path.abspath(sys.argv[1])
 TMP = tempfile.mkdtemp(prefix="berth-reg-")
@@ -47,19 +50,9 @@ def sha(b):
 
 
 def layer_tar(entries, compress=True):
-    """entries: (name, bytes) for files, (name, None) for directories."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for name, data in entries:
-            info = tarfile.TarInfo(name)
-            info.mtime = 1700000000
-            if data is None:
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                t.addfile(info)
-            else:
-                info.size, info.mode = len(data), 0o644
-                t.addfile(info, io.BytesIO(data))
-    raw = buf.getvalue()
+    """entries: (name, bytes) for files, (name, None) for directories; the
+    tar writer of the fuzz seeds, gzipped as registries serve layers."""
+    raw = tar_of(entries)
     return gzip.compress(raw, compresslevel=1, mtime=0) if compress else raw
 
 

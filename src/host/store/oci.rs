@@ -293,20 +293,7 @@ pub(crate) fn apply_layer(
     };
     let mut fo = opts.fetch.clone();
     fo.progress = false;
-    let (reader, producer) = fetch::spawn_producer(image, opened, &fo);
-    let res = ex.unpack(reader).and_then(|mut rest| {
-        std::io::copy(&mut rest, &mut std::io::sink())
-            .map(|_| ())
-            .map_err(|source| StoreError::Read {
-                image: image.to_owned(),
-                source,
-            })
-    });
-    let fetched = match (res, producer.join().unwrap_or(Err(None))) {
-        (_, Err(Some(e))) | (Err(e), _) => return Err(e),
-        (Ok(()), Err(None)) => return Err(bad(image, "layer decompressor stopped early")),
-        (Ok(()), Ok(f)) => f,
-    };
+    let fetched = super::ops::unpack_stream(image, ex, opened, &fo)?;
     // A blob named by its digest must have it (matters for layout directories,
     // whose own identity is only the index's digest).
     if let Some(want) = want {
