@@ -64,6 +64,7 @@ pub fn hash_local_images(
     let mut cache = LocalDigests::open(store_root);
     for img in desired.images.values_mut() {
         // A registry tag: the digest it was pulled as (store/refs.rs).
+        #[cfg(feature = "registry")]
         if let (ImageSource::Registry(r), None) = (&img.source, &img.sha256) {
             img.sha256 = crate::host::store::recorded_ref(store_root, &r.reference);
         }

@@ -245,11 +245,13 @@ pub struct ImageMeta {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_devices: Vec<String>,
     /// For an image pulled from a registry: what was pulled.
+    #[cfg(feature = "registry")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<Pulled>,
 }
 
 /// Where a registry image came from (image.json's `registry`).
+#[cfg(feature = "registry")]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pulled {
     /// The reference, canonical (`registry/repository:tag`).
@@ -311,7 +313,9 @@ mod tests;
 pub use ops::{extract_archive, Extracted, GcReport, ImageEntry};
 #[cfg(feature = "registry")]
 pub use pull::resolve_tags;
+#[cfg(feature = "registry")]
 pub use refs::recorded_ref;
+#[cfg(feature = "registry")]
 mod refs;
 
 impl RootfsStore {

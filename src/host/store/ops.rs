@@ -502,14 +502,17 @@ impl RootfsStore {
             report.removed.push(d);
         }
         let blobs = dir.join(".blobs");
-        if blobs.is_dir() {
+        if cfg!(feature = "registry") && blobs.is_dir() {
             let bytes = fsutil::tree_bytes(&blobs);
             fsutil::remove_tree(&blobs).map_err(|e| StoreError::io("-", "remove", &blobs, e))?;
             report.freed += bytes;
             report.blob_bytes = bytes;
         }
-        let present = self.present_digests();
-        super::refs::retain(&self.root, &|d| present.contains(d))?;
+        #[cfg(feature = "registry")]
+        {
+            let present = self.present_digests();
+            super::refs::retain(&self.root, &|d| present.contains(d))?;
+        }
         Ok(report)
     }
 }

@@ -30,21 +30,11 @@ pub(crate) fn load(store_root: &Path) -> BTreeMap<String, String> {
 
 /// The digest (hex) `reference` (canonical text) was pulled as, if recorded.
 pub fn recorded_ref(store_root: &Path, reference: &str) -> Option<String> {
-    #[cfg(feature = "registry")]
-    {
-        let canonical = crate::manifest::reference::Reference::parse(reference).ok()?;
-        load(store_root).remove(&canonical.to_string())
-    }
-    // Without registry pulls nothing was recorded.
-    #[cfg(not(feature = "registry"))]
-    {
-        let _ = (store_root, reference);
-        None
-    }
+    let canonical = crate::manifest::reference::Reference::parse(reference).ok()?;
+    load(store_root).remove(&canonical.to_string())
 }
 
 /// Record `reference` -> `digest` (`None`: forget it).
-#[cfg_attr(not(feature = "registry"), allow(dead_code))]
 pub(crate) fn record(
     store_root: &Path,
     image: &str,
