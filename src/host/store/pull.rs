@@ -305,3 +305,7 @@ pub fn resolve_tags(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pull_tests.rs"]
+mod tests;
