@@ -134,10 +134,13 @@ pub(crate) struct Reply {
     /// Content-Length, when the server sent one and the body is not chunked.
     pub length: Option<u64>,
     /// `Content-Type`, parameters included.
+    #[cfg(feature = "registry")]
     pub content_type: Option<String>,
     /// `WWW-Authenticate` (the first one), for a 401.
+    #[cfg(feature = "registry")]
     pub www_authenticate: Option<String>,
     /// `Content-Range`, for a 206.
+    #[cfg(feature = "registry")]
     pub content_range: Option<String>,
     /// ETag and Last-Modified.
     pub validators: Validators,
@@ -230,8 +233,11 @@ fn exchange(
         return Ok(Some(Reply {
             status: head.status,
             length: if head.chunked { None } else { head.length },
+            #[cfg(feature = "registry")]
             content_type: head.content_type,
+            #[cfg(feature = "registry")]
             www_authenticate: head.www_authenticate,
+            #[cfg(feature = "registry")]
             content_range: head.content_range,
             validators: Validators {
                 etag: head.etag,
@@ -569,8 +575,11 @@ struct Head {
     location: Option<String>,
     etag: Option<String>,
     last_modified: Option<String>,
+    #[cfg(feature = "registry")]
     content_type: Option<String>,
+    #[cfg(feature = "registry")]
     www_authenticate: Option<String>,
+    #[cfg(feature = "registry")]
     content_range: Option<String>,
 }
 
@@ -591,26 +600,30 @@ fn request(
         target.host_header(),
         env!("CARGO_PKG_VERSION")
     );
+    // The validators are the server's text, sent back only when harmless;
+    // the registry headers are berth's own, checked anyway so none can end
+    // the header line.
     let mut asked = false;
-    for (name, value) in [
-        ("If-None-Match", &since.etag),
-        ("If-Modified-Since", &since.last_modified),
-    ] {
-        if let Some(v) = value.as_deref().filter(|v| validator_ok(v)) {
-            req += &format!("{name}: {v}\r\n");
-            asked = true;
-        }
-    }
-    // Registry headers: values berth made itself, checked anyway so none
-    // can end the header line.
     let range = extra.range_from.map(|n| format!("bytes={n}-"));
-    for (name, value) in [
+    for (i, (name, value)) in [
+        ("If-None-Match", since.etag.as_deref()),
+        ("If-Modified-Since", since.last_modified.as_deref()),
         ("Accept", extra.accept),
         ("Authorization", auth),
         ("Range", range.as_deref()),
-    ] {
-        if let Some(v) = value.filter(|v| v.bytes().all(|b| b == b' ' || b.is_ascii_graphic())) {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(v) = value else { continue };
+        let ok = if i < 2 {
+            validator_ok(v)
+        } else {
+            v.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        };
+        if ok {
             req += &format!("{name}: {v}\r\n");
+            asked |= i < 2;
         }
     }
     req += "\r\n";
@@ -698,8 +711,11 @@ fn read_head<R: BufRead>(r: &mut R, limits: &Limits) -> Result<Head, HeadError> 
         location: None,
         etag: None,
         last_modified: None,
+        #[cfg(feature = "registry")]
         content_type: None,
+        #[cfg(feature = "registry")]
         www_authenticate: None,
+        #[cfg(feature = "registry")]
         content_range: None,
     };
     let mut count = 0;
@@ -749,8 +765,11 @@ fn read_head<R: BufRead>(r: &mut R, limits: &Limits) -> Result<Head, HeadError> 
             // A validator too long or odd to send back is just not kept.
             "etag" => head.etag = validator_ok(value).then(|| value.to_owned()),
             "last-modified" => head.last_modified = validator_ok(value).then(|| value.to_owned()),
+            #[cfg(feature = "registry")]
             "content-type" => head.content_type = Some(value.to_owned()),
+            #[cfg(feature = "registry")]
             "content-range" => head.content_range = Some(value.to_owned()),
+            #[cfg(feature = "registry")]
             "www-authenticate" if head.www_authenticate.is_none() => {
                 head.www_authenticate = Some(value.to_owned())
             }

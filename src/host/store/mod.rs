@@ -149,6 +149,7 @@ pub enum StoreError {
     Oci { image: String, what: String },
     /// A registry pull that cannot go on: refused media type, platform,
     /// auth, a document over its cap. `reference` is the image's `ref`.
+    #[cfg(feature = "registry")]
     #[error("image `{image}`: registry image `{reference}`: {what}")]
     Registry {
         image: String,
