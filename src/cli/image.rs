@@ -29,6 +29,7 @@ pub const CMD: Cmd = Cmd {
                 "Verify and extract a local archive (tar, gzip, zstd, xz; rootfs, OCI or docker save)",
             )
         },
+        #[cfg(feature = "registry")]
         Cmd {
             args: &[Pos::required("REF", "Image reference, e.g. ghcr.io/org/web:1.4")],
             opts: &[
@@ -87,6 +88,7 @@ pub enum ImageCommand {
         sha256: Option<String>,
     },
     /// Pull an image from an OCI registry for this device's platform
+    #[cfg(feature = "registry")]
     Pull {
         /// Image reference
         reference: String,
@@ -134,6 +136,7 @@ impl ImageArgs {
                 name: p.string("name")?,
                 sha256: p.string("sha256")?,
             },
+            #[cfg(feature = "registry")]
             "pull" => ImageCommand::Pull {
                 reference: p.required_arg(0)?,
                 name: p.string("name")?,
@@ -203,23 +206,6 @@ fn pull(
     }
     outln!("{} {}", info.digest, info.rootfs.display())?;
     Ok(())
-}
-
-/// Without the `registry` feature: refused, naming it.
-#[cfg(not(feature = "registry"))]
-fn pull(
-    _store: &RootfsStore,
-    reference: String,
-    name: Option<String>,
-    _platform: Option<String>,
-    _auth: Option<PathBuf>,
-    _plain_http: bool,
-) -> Result<()> {
-    Err(crate::host::store::StoreError::NotEnabled {
-        image: name.unwrap_or(reference),
-        feature: "registry",
-    }
-    .into())
 }
 
 fn human(bytes: u64) -> String {
@@ -308,6 +294,7 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
                 human(report.blob_bytes)
             )?;
         }
+        #[cfg(feature = "registry")]
         ImageCommand::Pull {
             reference,
             name,
