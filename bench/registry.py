@@ -56,10 +56,12 @@ the OCI directory on the same disk.
 
 | pull | time | peak RSS |
 |---|---|---|
-| berth image pull (static release build; download, sha256, extract, syncfs) | {b:.2f} s | {statistics.median(berth_rss) / 1024:.1f} MiB |
+| berth image pull (`make static` firmware build with `--features registry`; download, sha256, extract, syncfs) | {b:.2f} s | {statistics.median(berth_rss) / 1024:.1f} MiB |
 | skopeo copy docker://... oci:DIR + umoci unpack --rootless | {o:.2f} s | {statistics.median(other_rss) / 1024:.1f} MiB (the larger of the two) |
 
 berth takes {b / o:.2f}x their time (goal: at most 0.5x, peak RSS under 8 MiB).
+berth downloads layer N+1 while it applies layer N; rounds: berth
+{", ".join(f"{x:.2f}" for x in berth_t)} s, skopeo + umoci {", ".join(f"{x:.2f}" for x in other_t)} s.
 """)
     print(open(OUT).read())
 
