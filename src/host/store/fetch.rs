@@ -407,6 +407,35 @@ impl Write for ChunkWriter {
     }
 }
 
+/// Stream `opened` through the producer (hash, decompress) into `ex`: the
+/// archive's digest and size once both ends are done.
+pub(crate) fn unpack_stream(
+    image: &str,
+    ex: &mut super::extract::Extractor<'_>,
+    opened: Opened,
+    fetch_opts: &FetchOptions,
+) -> Result<Fetched, StoreError> {
+    let (reader, producer) = spawn_producer(image, opened, fetch_opts);
+    let unpacked = ex.unpack(reader).and_then(|mut rest| {
+        // Drain the tar padding after the end marker so the producer sees (and hashes) it all.
+        std::io::copy(&mut rest, &mut std::io::sink())
+            .map(|_| ())
+            .map_err(|source| StoreError::Read {
+                image: image.to_owned(),
+                source,
+            })
+    });
+    // Joining also happens on error: the reader is dropped, so the producer stops.
+    match (unpacked, producer.join().unwrap_or(Err(None))) {
+        (_, Err(Some(e))) | (Err(e), _) => Err(e),
+        (Ok(()), Err(None)) => Err(StoreError::Read {
+            image: image.to_owned(),
+            source: std::io::Error::other("decompressor stopped early"),
+        }),
+        (Ok(()), Ok(f)) => Ok(f),
+    }
+}
+
 /// The producer thread's result. `Err(None)`: the extractor hung up first.
 pub(crate) type ProducerResult = Result<Fetched, Option<StoreError>>;
 

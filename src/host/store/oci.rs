@@ -293,7 +293,7 @@ pub(crate) fn apply_layer(
     };
     let mut fo = opts.fetch.clone();
     fo.progress = false;
-    let fetched = super::ops::unpack_stream(image, ex, opened, &fo)?;
+    let fetched = fetch::unpack_stream(image, ex, opened, &fo)?;
     // A blob named by its digest must have it (matters for layout directories,
     // whose own identity is only the index's digest).
     if let Some(want) = want {

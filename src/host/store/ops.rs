@@ -566,7 +566,7 @@ pub(crate) fn stream_into<'a>(
     expected: Option<&str>,
 ) -> Result<(Fetched, Extractor<'a>), StoreError> {
     let mut ex = Extractor::new(image, rootfs, ExtractOptions::for_host(opts.max_image_size))?;
-    let fetched = unpack_stream(image, &mut ex, opened, &opts.fetch)?;
+    let fetched = fetch::unpack_stream(image, &mut ex, opened, &opts.fetch)?;
     if let Some(want) = expected {
         if fetched.digest != want {
             return Err(StoreError::DigestMismatch {
@@ -577,35 +577,6 @@ pub(crate) fn stream_into<'a>(
         }
     }
     Ok((fetched, ex))
-}
-
-/// Stream `opened` through the producer (hash, decompress) into `ex`: the
-/// archive's digest and size once both ends are done.
-pub(crate) fn unpack_stream(
-    image: &str,
-    ex: &mut Extractor<'_>,
-    opened: fetch::Opened,
-    fetch_opts: &fetch::FetchOptions,
-) -> Result<Fetched, StoreError> {
-    let (reader, producer) = fetch::spawn_producer(image, opened, fetch_opts);
-    let unpacked = ex.unpack(reader).and_then(|mut rest| {
-        // Drain the tar padding after the end marker so the producer sees (and hashes) it all.
-        std::io::copy(&mut rest, &mut std::io::sink())
-            .map(|_| ())
-            .map_err(|source| StoreError::Read {
-                image: image.to_owned(),
-                source,
-            })
-    });
-    // Joining also happens on error: the reader is dropped, so the producer stops.
-    match (unpacked, producer.join().unwrap_or(Err(None))) {
-        (_, Err(Some(e))) | (Err(e), _) => Err(e),
-        (Ok(()), Err(None)) => Err(StoreError::Read {
-            image: image.to_owned(),
-            source: std::io::Error::other("decompressor stopped early"),
-        }),
-        (Ok(()), Ok(f)) => Ok(f),
-    }
 }
 
 /// Create `dir` (and parents) with `mode`, and correct the mode of an existing one.
