@@ -212,7 +212,8 @@ impl RootfsStore {
 /// ARM variant); an index naming itself, or nesting deeper than
 /// `MAX_DEPTH`, is refused.
 fn choose(client: &mut Client<'_>, top: Fetched, want: &Platform) -> Result<Chosen, StoreError> {
-    let image = client_image(client);
+    // Owned: the client is borrowed mutably below.
+    let image = client.image_name().to_owned();
     let mut seen = vec![top.digest.clone()];
     let mut doc = top;
     let mut platform = None;
@@ -270,10 +271,6 @@ fn choose(client: &mut Client<'_>, top: Fetched, want: &Platform) -> Result<Chos
         &client.reference().to_string(),
         format!("indexes nested more than {MAX_DEPTH} deep"),
     ))
-}
-
-fn client_image(client: &Client<'_>) -> String {
-    client.image_name().to_owned()
 }
 
 /// Before planning (`apply`): give every registry image without a digest
