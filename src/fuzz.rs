@@ -44,6 +44,32 @@ pub fn http_response(bytes: &[u8]) {
     let _ = store::http_parse_response(bytes, "https://fleet.example/a/b?c", &limits);
 }
 
+#[cfg(feature = "registry")]
+/// Registry JSON and headers: the first byte picks the Content-Type of a
+/// manifest; the rest is read as a manifest or index, a token answer, a
+/// `WWW-Authenticate` value and an image reference.
+pub fn registry(bytes: &[u8]) {
+    use crate::host::store::regdoc;
+    let Some((first, rest)) = bytes.split_first() else {
+        return;
+    };
+    let types = [
+        regdoc::OCI_INDEX,
+        regdoc::OCI_MANIFEST,
+        regdoc::DOCKER_LIST,
+        regdoc::DOCKER_MANIFEST,
+    ];
+    let content_type = types.get(usize::from(*first % 5)).copied();
+    let _ = regdoc::parse_document(rest, content_type);
+    let _ = regdoc::parse_token(rest);
+    let _ = regdoc::config_platform(rest);
+    if let Ok(text) = std::str::from_utf8(rest) {
+        let _ = regdoc::parse_challenge(text);
+        let _ = crate::manifest::reference::Reference::parse(text);
+        let _ = crate::host::store::platform::Platform::parse(text);
+    }
+}
+
 /// The .xz reader, its output capped so a small bomb ends quickly.
 #[cfg(feature = "xz")]
 pub fn xz(bytes: &[u8]) {

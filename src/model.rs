@@ -79,6 +79,9 @@ pub struct SettingsSpec {
     /// Minimum image download throughput, bytes per second; 0: no rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch_min_rate: Option<u64>,
+    /// `image gc` after every apply without failures.
+    #[serde(default)]
+    pub gc_after_apply: bool,
 }
 
 /// An image: where to get it and, when known up front, its digest.
@@ -98,6 +101,22 @@ pub enum ImageSource {
     Path(String),
     /// An http, https or file URL.
     Url(String),
+    /// An OCI registry (host/store/registry.rs); `sha256` is then the
+    /// digest of the manifest or index the reference resolves to.
+    Registry(RegistrySource),
+}
+
+/// An image in an OCI registry, as `images.NAME.ref` names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrySource {
+    /// The reference, e.g. `ghcr.io/org/web:1.4`, as written.
+    pub reference: String,
+    /// Speak plain http to this registry (`plain_http: true`).
+    #[serde(default)]
+    pub plain_http: bool,
+    /// A `USER:PASSWORD` file for the registry's login (`auth:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 /// A network as its containers see it.

@@ -67,7 +67,10 @@ pub fn hash_local_images(
             .digest(Path::new(p))
             .ok()
             .or_else(|| lock.get(&img.name).cloned()),
-        ImageSource::Url(_) => None,
+        // A registry tag: the digest it was pulled as (store/refs.rs).
+        #[cfg(feature = "registry")]
+        ImageSource::Registry(r) => crate::host::store::recorded_ref(store_root, &r.reference),
+        _ => None,
     });
     cache
 }

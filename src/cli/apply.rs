@@ -201,6 +201,7 @@ pub fn apply_target(
         base_dir,
     } = target;
     let state = RecordStore::new(store_root(global, &desired));
+    crate::cli::image::resolve_tags(global, state.root(), &mut desired);
     let digests = observe::hash_local_images(&mut desired, &manifest_lock(args), state.root());
     let _lock = state.lock()?;
     let mut host = local_host(global, &desired)?;
@@ -213,6 +214,9 @@ pub fn apply_target(
     let observed = observe::observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
     let report = converge::execute(&plan, &desired, &mut host, &state);
+    if report.failed.is_empty() {
+        crate::cli::image::gc_after_apply(state.root(), &desired)?;
+    }
     // Saved once the store exists (a no-op when no digest was computed), so
     // the next apply hashes nothing. Only a speed-up: a cache that cannot be
     // written is hashed again next time.

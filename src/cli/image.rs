@@ -29,6 +29,24 @@ pub const CMD: Cmd = Cmd {
                 "Verify and extract a local archive (tar, gzip, zstd, xz; rootfs, OCI or docker save)",
             )
         },
+        #[cfg(feature = "registry")]
+        Cmd {
+            args: &[Pos::required("REF", "Image reference, e.g. ghcr.io/org/web:1.4")],
+            opts: &[
+                Opt::value("name", "NAME", "Name to record [default: the reference]"),
+                Opt::value(
+                    "platform",
+                    "OS/ARCH[/VARIANT]",
+                    "Platform to pull [default: this device's]",
+                ),
+                Opt::value("auth", "FILE", "File holding USER:PASSWORD for the registry"),
+                Opt::flag("plain-http", "Speak plain http to this registry (lab, loopback)"),
+            ],
+            ..Cmd::new(
+                "pull",
+                "Pull an image from an OCI registry for this device's platform",
+            )
+        },
         Cmd {
             args: &[Pos::required("IMAGE", "Digest, unique digest prefix, or name")],
             ..Cmd::new(
@@ -49,7 +67,7 @@ pub const CMD: Cmd = Cmd {
             )
         },
     ],
-    ..Cmd::new("image", "Manage extracted images: ls, import, rm, gc")
+    ..Cmd::new("image", "Manage extracted images: ls, import, pull, rm, gc")
 };
 
 /// The image subcommands.
@@ -68,6 +86,20 @@ pub enum ImageCommand {
         name: Option<String>,
         /// Expected sha256 of the archive
         sha256: Option<String>,
+    },
+    /// Pull an image from an OCI registry for this device's platform
+    #[cfg(feature = "registry")]
+    Pull {
+        /// Image reference
+        reference: String,
+        /// Name to record
+        name: Option<String>,
+        /// Platform to pull
+        platform: Option<String>,
+        /// File holding USER:PASSWORD
+        auth: Option<PathBuf>,
+        /// Speak plain http
+        plain_http: bool,
     },
     /// Remove an image (by digest, digest prefix or name) no container uses
     Rm {
@@ -104,6 +136,14 @@ impl ImageArgs {
                 name: p.string("name")?,
                 sha256: p.string("sha256")?,
             },
+            #[cfg(feature = "registry")]
+            "pull" => ImageCommand::Pull {
+                reference: p.required_arg(0)?,
+                name: p.string("name")?,
+                platform: p.string("platform")?,
+                auth: p.string("auth")?.map(PathBuf::from),
+                plain_http: p.has("plain-http"),
+            },
             "rm" => ImageCommand::Rm {
                 image: p.required_arg(0)?,
             },
@@ -127,8 +167,45 @@ fn open(global: &Global) -> Result<RootfsStore> {
         .root
         .clone()
         .unwrap_or_else(|| PathBuf::from(crate::cli::context::DEFAULT_ROOT));
-    // The image commands read local archives only: nothing is downloaded.
-    Ok(RootfsStore::open(&root, StoreOptions::default())?)
+    // Only `pull` downloads: with the global --ca-bundle and --fetch-timeout.
+    let opts = StoreOptions {
+        fetch: global
+            .fetch
+            .image_options(&crate::model::SettingsSpec::default()),
+        ..StoreOptions::default()
+    };
+    Ok(RootfsStore::open(&root, opts)?)
+}
+
+/// `berth image pull`: resolve the tag now (not from the record), pull,
+/// and print digest and rootfs as `import` does.
+#[cfg(feature = "registry")]
+fn pull(
+    store: &RootfsStore,
+    reference: String,
+    name: Option<String>,
+    platform: Option<String>,
+    auth: Option<PathBuf>,
+    plain_http: bool,
+) -> Result<()> {
+    let platform = platform
+        .map(|p| crate::host::store::platform::Platform::parse(&p))
+        .transpose()
+        .map_err(|e| UsageError(format!("--platform: {e}")))?;
+    crate::manifest::reference::Reference::parse(&reference)
+        .map_err(|e| UsageError(format!("`{reference}` is not an image reference: {e}")))?;
+    let src = crate::model::RegistrySource {
+        reference: reference.clone(),
+        plain_http,
+        auth: auth.map(|a| a.display().to_string()),
+    };
+    let name = name.unwrap_or(reference);
+    let info = store.pull(&name, &src, None, platform.as_ref())?;
+    for w in &info.warnings {
+        eprintln!("berth: warning: {w}");
+    }
+    outln!("{} {}", info.digest, info.rootfs.display())?;
+    Ok(())
 }
 
 fn human(bytes: u64) -> String {
@@ -206,11 +283,63 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
         }
         ImageCommand::Rm { image } => outln!("removed {}", store.remove(&image)?)?,
         ImageCommand::Gc => {
-            for d in store.gc()? {
+            let report = store.gc()?;
+            for d in &report.removed {
                 outln!("removed {d}")?;
             }
+            outln!(
+                "freed {} ({} image(s), {} of downloaded blobs)",
+                human(report.freed),
+                report.removed.len(),
+                human(report.blob_bytes)
+            )?;
         }
+        #[cfg(feature = "registry")]
+        ImageCommand::Pull {
+            reference,
+            name,
+            platform,
+            auth,
+            plain_http,
+        } => pull(&store, reference, name, platform, auth, plain_http)?,
         ImageCommand::Extract { .. } => {}
+    }
+    Ok(())
+}
+
+/// Before `apply` plans: registry tags without a digest get the recorded
+/// one, else the registry's answer now (see `store::resolve_tags`).
+pub fn resolve_tags(global: &Global, root: &std::path::Path, desired: &mut crate::model::Desired) {
+    #[cfg(feature = "registry")]
+    {
+        let opts = global.fetch.image_options(&desired.settings);
+        crate::host::store::resolve_tags(root, &mut desired.images, &opts);
+    }
+    #[cfg(not(feature = "registry"))]
+    let _ = (global, root, desired);
+}
+
+/// After an apply without failures, with `settings.gc_after_apply`: remove
+/// what neither a container nor the manifest uses, and say what was freed.
+/// The keep-set is the manifest's image digests (a last-good manifest's
+/// digests join it there).
+pub fn gc_after_apply(root: &std::path::Path, desired: &crate::model::Desired) -> Result<()> {
+    if !desired.settings.gc_after_apply {
+        return Ok(());
+    }
+    let store = RootfsStore::open(root, StoreOptions::default())?;
+    let keep = desired
+        .images
+        .values()
+        .filter_map(|i| i.sha256.clone())
+        .collect();
+    let report = store.gc_keep(&keep)?;
+    if report.freed > 0 {
+        outln!(
+            "gc: freed {} ({} image(s))",
+            human(report.freed),
+            report.removed.len()
+        )?;
     }
     Ok(())
 }

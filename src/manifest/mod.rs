@@ -6,6 +6,8 @@
 pub mod filters;
 pub mod pos;
 pub mod profile;
+#[cfg(feature = "registry")]
+pub mod reference;
 pub mod render;
 pub mod schema;
 pub mod units;

@@ -61,6 +61,9 @@ pub struct Settings {
     /// Lowest average image download rate per second accepted, e.g. `4K`; `0` turns it off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetch_min_rate: Option<String>,
+    /// Run `berth image gc` after every apply that had no failure (small flash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gc_after_apply: Option<bool>,
 }
 
 /// Where an image's rootfs tarball comes from.
@@ -76,6 +79,18 @@ pub struct ImageDef {
     /// sha256 of the tarball as 64 hex digits; the image's identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// An OCI registry reference, e.g. `ghcr.io/org/web:1.4`.
+    #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// With `ref`: `sha256:...` of the manifest or index it must resolve to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// With `ref`: speak plain http to this registry (a lab or loopback one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_http: Option<bool>,
+    /// With `ref`: a file holding `USER:PASSWORD` for the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 /// A network containers attach to.

@@ -85,6 +85,11 @@ def main():
     put("netlink_reply", "newlink", hdr(16 + len(ifinfo), 16, 2, 7) + ifinfo)
 
     # HTTP: a sized, a chunked and a redirect answer, as a fleet origin sends them.
+    put("registry", "oci-manifest", "\x01" + '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:' + "a" * 64 + '","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:' + "b" * 64 + '","size":3}]}')
+    put("registry", "index", "\x00" + '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:' + "c" * 64 + '","size":9,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}')
+    put("registry", "token", "\x04" + '{"token":"abc.def.ghi","expires_in":300}')
+    put("registry", "challenge", "\x04" + 'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull"')
+    put("registry", "reference", "\x04" + "ghcr.io/org/web:1.4@sha256:" + "d" * 64)
     put("http_response", "sized", "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/yaml\r\n\r\nversion: 1\n")
     put("http_response", "chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: z\r\n\r\n")
     put("http_response", "redirect", "HTTP/1.1 301 Moved\r\nLocation: ../x/./y?q#f\r\nContent-Length: 0\r\n\r\n")

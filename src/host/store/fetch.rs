@@ -262,6 +262,13 @@ pub(crate) fn open_source(
         ImageSource::Url(u) if u.starts_with("http://") || u.starts_with("https://") => {
             return open_http(image, u, opts)
         }
+        // The store pulls these itself (pull.rs), never as one archive.
+        ImageSource::Registry(r) => {
+            return Err(StoreError::BadUrl {
+                image: image.to_owned(),
+                url: r.reference.clone(),
+            });
+        }
         ImageSource::Url(u) => {
             return Err(StoreError::BadUrl {
                 image: image.to_owned(),
@@ -397,6 +404,35 @@ impl Write for ChunkWriter {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.send()
+    }
+}
+
+/// Stream `opened` through the producer (hash, decompress) into `ex`: the
+/// archive's digest and size once both ends are done.
+pub(crate) fn unpack_stream(
+    image: &str,
+    ex: &mut super::extract::Extractor<'_>,
+    opened: Opened,
+    fetch_opts: &FetchOptions,
+) -> Result<Fetched, StoreError> {
+    let (reader, producer) = spawn_producer(image, opened, fetch_opts);
+    let unpacked = ex.unpack(reader).and_then(|mut rest| {
+        // Drain the tar padding after the end marker so the producer sees (and hashes) it all.
+        std::io::copy(&mut rest, &mut std::io::sink())
+            .map(|_| ())
+            .map_err(|source| StoreError::Read {
+                image: image.to_owned(),
+                source,
+            })
+    });
+    // Joining also happens on error: the reader is dropped, so the producer stops.
+    match (unpacked, producer.join().unwrap_or(Err(None))) {
+        (_, Err(Some(e))) | (Err(e), _) => Err(e),
+        (Ok(()), Err(None)) => Err(StoreError::Read {
+            image: image.to_owned(),
+            source: std::io::Error::other("decompressor stopped early"),
+        }),
+        (Ok(()), Ok(f)) => Ok(f),
     }
 }
 

@@ -298,3 +298,27 @@ pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Bytes a store-internal tree takes on disk (allocated blocks), each
+/// hard-linked inode counted once; unreadable entries count as nothing.
+pub(crate) fn tree_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![path.to_path_buf()];
+    let mut total = 0u64;
+    while let Some(p) = todo.pop() {
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if m.nlink() > 1 && !m.is_dir() && !seen.insert((m.dev(), m.ino())) {
+            continue;
+        }
+        total += m.blocks() * 512;
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).into_iter().flatten().flatten() {
+                todo.push(e.path());
+            }
+        }
+    }
+    total
+}

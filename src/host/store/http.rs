@@ -94,10 +94,85 @@ pub(crate) fn get_if(
     tls: TlsConfig<'_>,
     since: &Validators,
 ) -> Result<Option<Response>, FetchError> {
+    let Some(reply) = exchange(url, limits, tls, since, &Extra::default())? else {
+        return Ok(None);
+    };
+    if !(200..300).contains(&reply.status) {
+        return Err(FetchError::Status {
+            url: url.to_owned(),
+            status: reply.status,
+        });
+    }
+    Ok(Some(Response {
+        length: reply.length,
+        validators: reply.validators,
+        body: reply.body,
+    }))
+}
+
+/// What a registry request adds to a plain GET (registry.rs).
+#[derive(Debug, Default)]
+pub(crate) struct Extra<'a> {
+    /// `Accept`: the media types asked for.
+    pub accept: Option<&'a str>,
+    /// `Authorization`, sent only to the origin (scheme, host, port) asked
+    /// for: a redirect to another host, a registry's blob CDN with a signed
+    /// URL, never sees the registry's credentials.
+    pub authorization: Option<&'a str>,
+    /// `Range: bytes=N-`, to resume a blob.
+    pub range_from: Option<u64>,
+    /// A redirect to another origin must be https, whatever the first hop.
+    pub https_elsewhere: bool,
+}
+
+/// A final answer of any status (redirects followed), for callers that act
+/// on 401 or 206 themselves.
+#[cfg_attr(not(feature = "registry"), allow(dead_code))]
+pub(crate) struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Content-Length, when the server sent one and the body is not chunked.
+    pub length: Option<u64>,
+    /// `Content-Type`, parameters included.
+    #[cfg(feature = "registry")]
+    pub content_type: Option<String>,
+    /// `WWW-Authenticate` (the first one), for a 401.
+    #[cfg(feature = "registry")]
+    pub www_authenticate: Option<String>,
+    /// `Content-Range`, for a 206.
+    #[cfg(feature = "registry")]
+    pub content_range: Option<String>,
+    /// ETag and Last-Modified.
+    pub validators: Validators,
+    /// The body, framed as the head says (see [`Response::body`]).
+    pub body: Box<dyn Read + Send>,
+}
+
+/// GET `url` with `extra`'s headers: the final answer, whatever its status.
+#[cfg(feature = "registry")]
+pub(crate) fn send(
+    url: &str,
+    limits: &Limits,
+    tls: TlsConfig<'_>,
+    extra: &Extra<'_>,
+) -> Result<Reply, FetchError> {
+    exchange(url, limits, tls, &Validators::default(), extra)?.ok_or_else(|| unasked_304(url))
+}
+
+/// The request loop both entry points share: connect, send, read the head,
+/// follow redirects; `None` for an asked-for 304.
+fn exchange(
+    url: &str,
+    limits: &Limits,
+    tls: TlsConfig<'_>,
+    since: &Validators,
+    extra: &Extra<'_>,
+) -> Result<Option<Reply>, FetchError> {
     let deadline = Instant::now() + limits.deadline;
     let mut target = Url::parse(url).ok_or_else(|| FetchError::BadUrl {
         url: url.to_owned(),
     })?;
+    let origin = target.origin();
     let mut visited = vec![target.to_string()];
     loop {
         let clock = Clock {
@@ -108,7 +183,9 @@ pub(crate) fn get_if(
         };
         let stream = connect(&target, clock, tls)?;
         let mut reader = BufReader::new(stream);
-        let (head, asked) = request(&mut reader, &target, url, limits, since)?;
+        let same_origin = target.origin() == origin;
+        let auth = extra.authorization.filter(|_| same_origin);
+        let (head, asked) = request(&mut reader, &target, url, limits, since, extra, auth)?;
         // Before redirects: a 304 may carry a Location that means nothing here.
         if head.status == 304 {
             return if asked {
@@ -117,17 +194,22 @@ pub(crate) fn get_if(
                 Err(unasked_304(url))
             };
         }
-        if let Some(location) = head.location.filter(|_| (300..400).contains(&head.status)) {
+        if let Some(location) = head
+            .location
+            .clone()
+            .filter(|_| (300..400).contains(&head.status))
+        {
             target = redirect(url, &target, &location, &mut visited)?;
+            if extra.https_elsewhere && !target.https && target.origin() != origin {
+                return Err(FetchError::Downgrade {
+                    url: url.to_owned(),
+                    location: target.to_string(),
+                });
+            }
             continue;
         }
-        if !(200..300).contains(&head.status) {
-            return Err(FetchError::Status {
-                url: url.to_owned(),
-                status: head.status,
-            });
-        }
-        if limits.require_framing && !head.chunked && head.length.is_none() {
+        let ok = (200..300).contains(&head.status);
+        if ok && limits.require_framing && !head.chunked && head.length.is_none() {
             return Err(FetchError::Protocol {
                 url: url.to_owned(),
                 what: "neither Content-Length nor chunked framing, so a cut connection \
@@ -148,8 +230,15 @@ pub(crate) fn get_if(
             }),
             (false, None) => Box::new(reader),
         };
-        return Ok(Some(Response {
+        return Ok(Some(Reply {
+            status: head.status,
             length: if head.chunked { None } else { head.length },
+            #[cfg(feature = "registry")]
+            content_type: head.content_type,
+            #[cfg(feature = "registry")]
+            www_authenticate: head.www_authenticate,
+            #[cfg(feature = "registry")]
+            content_range: head.content_range,
             validators: Validators {
                 etag: head.etag,
                 last_modified: head.last_modified,
@@ -486,6 +575,12 @@ struct Head {
     location: Option<String>,
     etag: Option<String>,
     last_modified: Option<String>,
+    #[cfg(feature = "registry")]
+    content_type: Option<String>,
+    #[cfg(feature = "registry")]
+    www_authenticate: Option<String>,
+    #[cfg(feature = "registry")]
+    content_range: Option<String>,
 }
 
 /// Send the request and read the head; `true` beside it when a validator
@@ -496,6 +591,8 @@ fn request(
     url: &str,
     limits: &Limits,
     since: &Validators,
+    extra: &Extra<'_>,
+    auth: Option<&str>,
 ) -> Result<(Head, bool), FetchError> {
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth/{}\r\nAccept-Encoding: identity\r\nConnection: close\r\n",
@@ -503,14 +600,30 @@ fn request(
         target.host_header(),
         env!("CARGO_PKG_VERSION")
     );
+    // The validators are the server's text, sent back only when harmless;
+    // the registry headers are berth's own, checked anyway so none can end
+    // the header line.
     let mut asked = false;
-    for (name, value) in [
-        ("If-None-Match", &since.etag),
-        ("If-Modified-Since", &since.last_modified),
-    ] {
-        if let Some(v) = value.as_deref().filter(|v| validator_ok(v)) {
+    let range = extra.range_from.map(|n| format!("bytes={n}-"));
+    for (i, (name, value)) in [
+        ("If-None-Match", since.etag.as_deref()),
+        ("If-Modified-Since", since.last_modified.as_deref()),
+        ("Accept", extra.accept),
+        ("Authorization", auth),
+        ("Range", range.as_deref()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(v) = value else { continue };
+        let ok = if i < 2 {
+            validator_ok(v)
+        } else {
+            v.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+        };
+        if ok {
             req += &format!("{name}: {v}\r\n");
-            asked = true;
+            asked |= i < 2;
         }
     }
     req += "\r\n";
@@ -598,6 +711,12 @@ fn read_head<R: BufRead>(r: &mut R, limits: &Limits) -> Result<Head, HeadError> 
         location: None,
         etag: None,
         last_modified: None,
+        #[cfg(feature = "registry")]
+        content_type: None,
+        #[cfg(feature = "registry")]
+        www_authenticate: None,
+        #[cfg(feature = "registry")]
+        content_range: None,
     };
     let mut count = 0;
     loop {
@@ -646,6 +765,14 @@ fn read_head<R: BufRead>(r: &mut R, limits: &Limits) -> Result<Head, HeadError> 
             // A validator too long or odd to send back is just not kept.
             "etag" => head.etag = validator_ok(value).then(|| value.to_owned()),
             "last-modified" => head.last_modified = validator_ok(value).then(|| value.to_owned()),
+            #[cfg(feature = "registry")]
+            "content-type" => head.content_type = Some(value.to_owned()),
+            #[cfg(feature = "registry")]
+            "content-range" => head.content_range = Some(value.to_owned()),
+            #[cfg(feature = "registry")]
+            "www-authenticate" if head.www_authenticate.is_none() => {
+                head.www_authenticate = Some(value.to_owned())
+            }
             _ => {}
         }
     }
@@ -774,6 +901,10 @@ impl<R: BufRead> Read for Chunked<R> {
     }
 }
 
+#[cfg(test)]
+#[cfg(feature = "registry")]
+#[path = "http_extra_tests.rs"]
+mod extra_tests;
 #[cfg(test)]
 #[path = "http_tests.rs"]
 mod tests;

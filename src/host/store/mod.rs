@@ -28,6 +28,14 @@ pub mod layer;
 #[cfg(feature = "xz")]
 mod lzma;
 mod oci;
+#[cfg(feature = "registry")]
+pub mod platform;
+#[cfg(feature = "registry")]
+mod pull;
+#[cfg(feature = "registry")]
+pub mod regdoc;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod shift;
 #[cfg(feature = "tls")]
 mod tls;
@@ -139,6 +147,15 @@ pub enum StoreError {
     /// An OCI layout or `docker save` archive that cannot be applied.
     #[error("image `{image}`: bad OCI archive: {what}")]
     Oci { image: String, what: String },
+    /// A registry pull that cannot go on: refused media type, platform,
+    /// auth, a document over its cap. `reference` is the image's `ref`.
+    #[cfg(feature = "registry")]
+    #[error("image `{image}`: registry image `{reference}`: {what}")]
+    Registry {
+        image: String,
+        reference: String,
+        what: String,
+    },
     /// No image with this digest or name in the store.
     #[error("image `{image}`: not in the store")]
     NotFound { image: String },
@@ -228,6 +245,22 @@ pub struct ImageMeta {
     /// Device nodes that were recorded but not created (no privilege).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_devices: Vec<String>,
+    /// For an image pulled from a registry: what was pulled.
+    #[cfg(feature = "registry")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Pulled>,
+}
+
+/// Where a registry image came from (image.json's `registry`).
+#[cfg(feature = "registry")]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pulled {
+    /// The reference, canonical (`registry/repository:tag`).
+    pub reference: String,
+    /// `sha256:` of the image manifest used (the identity may be an index's).
+    pub manifest: String,
+    /// The platform chosen, `os/arch[/variant]`.
+    pub platform: String,
 }
 
 /// An image ready to use.
@@ -278,7 +311,34 @@ pub struct RootfsStore {
 mod ops;
 #[cfg(test)]
 mod tests;
-pub use ops::{extract_archive, Extracted, ImageEntry};
+pub use ops::{extract_archive, Extracted, GcReport, ImageEntry};
+#[cfg(feature = "registry")]
+pub use pull::resolve_tags;
+#[cfg(feature = "registry")]
+pub use refs::recorded_ref;
+#[cfg(feature = "registry")]
+mod refs;
+
+impl RootfsStore {
+    /// `ensure` of a registry image, in builds that can reach one.
+    fn pull_spec(
+        &self,
+        image: &str,
+        src: &crate::model::RegistrySource,
+        pinned: Option<&str>,
+    ) -> Result<ImageInfo, StoreError> {
+        #[cfg(feature = "registry")]
+        return self.pull(image, src, pinned, None);
+        #[cfg(not(feature = "registry"))]
+        {
+            let _ = (src, pinned);
+            Err(StoreError::NotEnabled {
+                image: image.to_owned(),
+                feature: "registry",
+            })
+        }
+    }
+}
 
 fn valid_digest(d: &str) -> bool {
     d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit())
@@ -299,6 +359,7 @@ fn source_text(s: &ImageSource) -> String {
     match s {
         ImageSource::Path(p) => p.clone(),
         ImageSource::Url(u) => u.clone(),
+        ImageSource::Registry(r) => r.reference.clone(),
     }
 }
 

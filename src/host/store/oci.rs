@@ -235,9 +235,14 @@ fn layers(a: &Archive<'_>, kind: OciKind) -> Result<(Vec<PathBuf>, Option<PathBu
 
 /// The defaults in an image config (`config` object of the config blob).
 fn config(a: &Archive<'_>, rel: &Path) -> Result<ImageConfig, StoreError> {
-    let v = a.read_json(rel)?;
+    Ok(config_defaults(&a.read_json(rel)?))
+}
+
+/// The defaults of a parsed image config blob: its `config` object's
+/// `Entrypoint`, `Cmd`, `Env`, `WorkingDir` and `User`.
+pub(crate) fn config_defaults(v: &Value) -> ImageConfig {
     let Some(c) = v.get("config").or_else(|| v.get("Config")) else {
-        return Ok(ImageConfig::default());
+        return ImageConfig::default();
     };
     let strings = |k: &str| {
         c.get(k).and_then(Value::as_array).map(|a| {
@@ -252,13 +257,55 @@ fn config(a: &Archive<'_>, rel: &Path) -> Result<ImageConfig, StoreError> {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
     };
-    Ok(ImageConfig {
+    ImageConfig {
         entrypoint: strings("Entrypoint"),
         cmd: strings("Cmd"),
         env: strings("Env").unwrap_or_default(),
         workdir: text("WorkingDir"),
         user: text("User"),
-    })
+    }
+}
+
+/// An extractor for image layers into `rootfs`: whiteouts applied.
+pub(crate) fn layer_extractor<'a>(
+    image: &'a str,
+    rootfs: &Path,
+    opts: &StoreOptions,
+) -> Result<Extractor<'a>, StoreError> {
+    let mut eo = ExtractOptions::for_host(opts.max_image_size);
+    eo.whiteouts = true;
+    Extractor::new(image, rootfs, eo)
+}
+
+/// Apply the layer `f` (any compression) onto `ex`; `want` is the sha256
+/// it must have, `name` what errors call it.
+pub(crate) fn apply_layer(
+    image: &str,
+    ex: &mut Extractor<'_>,
+    f: File,
+    want: Option<&str>,
+    name: &Path,
+    opts: &StoreOptions,
+) -> Result<(), StoreError> {
+    let opened = fetch::Opened {
+        total: f.metadata().ok().map(|m| m.len()),
+        reader: Box::new(f),
+    };
+    let mut fo = opts.fetch.clone();
+    fo.progress = false;
+    let fetched = fetch::unpack_stream(image, ex, opened, &fo)?;
+    // A blob named by its digest must have it (matters for layout directories,
+    // whose own identity is only the index's digest).
+    if let Some(want) = want {
+        if want != fetched.digest {
+            return Err(StoreError::DigestMismatch {
+                image: image.to_owned(),
+                expected: format!("{want} (layer `{}`)", name.display()),
+                actual: fetched.digest,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Apply the layers of the archive unpacked in `dir` onto `rootfs`.
@@ -275,42 +322,11 @@ pub(crate) fn apply<'a>(
         Some(p) => config(&archive, &p)?,
         None => ImageConfig::default(),
     };
-    let mut eo = ExtractOptions::for_host(opts.max_image_size);
-    eo.whiteouts = true;
-    let mut ex = Extractor::new(image, rootfs, eo)?;
+    let mut ex = layer_extractor(image, rootfs, opts)?;
     for layer in layer_files {
         let f = archive.file(&layer)?;
-        let opened = fetch::Opened {
-            total: f.metadata().ok().map(|m| m.len()),
-            reader: Box::new(f),
-        };
-        let mut fo = opts.fetch.clone();
-        fo.progress = false;
-        let (reader, producer) = fetch::spawn_producer(image, opened, &fo);
-        let res = ex.unpack(reader).and_then(|mut rest| {
-            std::io::copy(&mut rest, &mut std::io::sink())
-                .map(|_| ())
-                .map_err(|source| StoreError::Read {
-                    image: image.to_owned(),
-                    source,
-                })
-        });
-        let fetched = match (res, producer.join().unwrap_or(Err(None))) {
-            (_, Err(Some(e))) | (Err(e), _) => return Err(e),
-            (Ok(()), Err(None)) => return Err(bad(image, "layer decompressor stopped early")),
-            (Ok(()), Ok(f)) => f,
-        };
-        // A blob named by its digest must have it (matters for layout directories,
-        // whose own identity is only the index's digest).
-        if let Some(want) = blob_digest(&layer) {
-            if want != fetched.digest {
-                return Err(StoreError::DigestMismatch {
-                    image: image.to_owned(),
-                    expected: format!("{want} (layer `{}`)", layer.display()),
-                    actual: fetched.digest,
-                });
-            }
-        }
+        let want = blob_digest(&layer);
+        apply_layer(image, &mut ex, f, want.as_deref(), &layer, opts)?;
     }
     Ok((cfg, ex))
 }

@@ -1,6 +1,7 @@
 //! `RootfsStore` operations: open (and clean leftovers), ensure (lookup, then
 //! fetch-extract-verify-rename), list, remove and gc.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -126,6 +127,9 @@ impl RootfsStore {
     /// else fetched, verified and extracted. Returns where its rootfs is.
     pub fn ensure(&self, spec: &ImageSpec) -> Result<ImageInfo, StoreError> {
         let image = spec.name.as_str();
+        if let ImageSource::Registry(src) = &spec.source {
+            return self.pull_spec(image, src, spec.sha256.as_deref());
+        }
         if let ImageSource::Path(p) = &spec.source {
             if Path::new(p).is_dir() {
                 return self.ensure_layout_dir(image, Path::new(p), spec.sha256.as_deref());
@@ -144,7 +148,7 @@ impl RootfsStore {
                 ImageSource::Url(u) if u.starts_with("file://") => {
                     Some(hash_file(image, Path::new(&u[7..]))?)
                 }
-                ImageSource::Url(_) => {
+                ImageSource::Url(_) | ImageSource::Registry(_) => {
                     return Err(StoreError::MissingDigest {
                         image: image.to_owned(),
                     })
@@ -214,7 +218,12 @@ impl RootfsStore {
         None
     }
 
-    fn write_meta(&self, image: &str, dir: &Path, meta: &ImageMeta) -> Result<(), StoreError> {
+    pub(super) fn write_meta(
+        &self,
+        image: &str,
+        dir: &Path,
+        meta: &ImageMeta,
+    ) -> Result<(), StoreError> {
         let data = serde_json::to_vec_pretty(meta)
             .map_err(|e| StoreError::io(image, "encode", dir, e.into()))?;
         write_atomic(image, &dir.join(META), &data)
@@ -326,7 +335,7 @@ impl RootfsStore {
     }
 
     /// Flush the extracted tree, write image.json and rename the temp dir into place.
-    fn publish(
+    pub(super) fn publish(
         &self,
         image: &str,
         mut tmp: TmpDir,
@@ -463,31 +472,60 @@ impl RootfsStore {
         fsutil::remove_tree(&doomed).map_err(|e| StoreError::io(image, "remove", &doomed, e))
     }
 
-    /// Remove every image no container uses; returns the removed digests.
-    pub fn gc(&self) -> Result<Vec<String>, StoreError> {
-        let mut removed = Vec::new();
-        for e in self.list()? {
-            if e.used_by.is_empty() {
-                self.drop_image(&e.info.digest, &e.info.digest)?;
-                removed.push(e.info.digest);
-            }
-        }
-        // A firmware image's store dir holds only its shifted copies.
+    /// Remove every image no container uses; see [`RootfsStore::gc_keep`].
+    pub fn gc(&self) -> Result<GcReport, StoreError> {
+        self.gc_keep(&BTreeSet::new())
+    }
+
+    /// Remove every image that no container uses and `keep` (digests, e.g.
+    /// those of the current and the last-good manifest) does not name, the
+    /// blob cache of registry pulls (`.blobs/`, partial downloads too), and
+    /// the tag records of removed images. Reports what went and the bytes
+    /// freed (allocated blocks, each hard-linked inode once).
+    pub fn gc_keep(&self, keep: &BTreeSet<String>) -> Result<GcReport, StoreError> {
+        let mut report = GcReport::default();
         let users = self.users()?;
+        let kept = |d: &str| keep.contains(d) || users.iter().any(|(_, u)| u == d);
         let dir = self.images_dir();
         let rd = fs::read_dir(&dir).map_err(|e| StoreError::io("-", "list", &dir, e))?;
-        for ent in rd.flatten() {
-            let d = ent.file_name().to_string_lossy().into_owned();
-            if valid_digest(&d)
-                && read_meta(&ent.path()).is_none()
-                && !users.iter().any(|(_, u)| *u == d)
-            {
-                self.drop_image(&d, &d)?;
-                removed.push(d);
-            }
+        // Images, and a firmware image's store dir (only its shifted copies).
+        let mut doomed: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|d| valid_digest(d) && !kept(d))
+            .collect();
+        doomed.sort();
+        for d in doomed {
+            let bytes = fsutil::tree_bytes(&dir.join(&d));
+            self.drop_image(&d, &d)?;
+            report.freed += bytes;
+            report.removed.push(d);
         }
-        Ok(removed)
+        let blobs = dir.join(".blobs");
+        if cfg!(feature = "registry") && blobs.is_dir() {
+            let bytes = fsutil::tree_bytes(&blobs);
+            fsutil::remove_tree(&blobs).map_err(|e| StoreError::io("-", "remove", &blobs, e))?;
+            report.freed += bytes;
+            report.blob_bytes = bytes;
+        }
+        #[cfg(feature = "registry")]
+        {
+            let present = self.present_digests();
+            super::refs::retain(&self.root, &|d| present.contains(d))?;
+        }
+        Ok(report)
     }
+}
+
+/// What `gc` removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Digests of the images removed.
+    pub removed: Vec<String>,
+    /// Bytes freed in all, blob cache included.
+    pub freed: u64,
+    /// Of which the blob cache of registry pulls.
+    pub blob_bytes: u64,
 }
 
 /// What `extract_archive` did.
@@ -528,30 +566,7 @@ pub(crate) fn stream_into<'a>(
     expected: Option<&str>,
 ) -> Result<(Fetched, Extractor<'a>), StoreError> {
     let mut ex = Extractor::new(image, rootfs, ExtractOptions::for_host(opts.max_image_size))?;
-    let (reader, producer) = fetch::spawn_producer(image, opened, &opts.fetch);
-    let unpacked = ex.unpack(reader).and_then(|mut rest| {
-        // Drain the tar padding after the end marker so the producer sees (and hashes) it all.
-        std::io::copy(&mut rest, &mut std::io::sink())
-            .map(|_| ())
-            .map_err(|source| StoreError::Read {
-                image: image.to_owned(),
-                source,
-            })
-    });
-    // Joining also happens on error: the reader is dropped, so the producer stops.
-    let produced = producer.join().unwrap_or(Err(None));
-    let fetched = match (unpacked, produced) {
-        (_, Err(Some(e))) => return Err(e),
-        (Err(e), _) => return Err(e),
-        (Ok(()), Err(None)) => {
-            let source = std::io::Error::other("decompressor stopped early");
-            return Err(StoreError::Read {
-                image: image.to_owned(),
-                source,
-            });
-        }
-        (Ok(()), Ok(f)) => f,
-    };
+    let fetched = fetch::unpack_stream(image, &mut ex, opened, &opts.fetch)?;
     if let Some(want) = expected {
         if fetched.digest != want {
             return Err(StoreError::DigestMismatch {

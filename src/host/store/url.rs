@@ -54,6 +54,11 @@ impl Url {
         }
     }
 
+    /// Scheme, host and port: what credentials are bound to.
+    pub fn origin(&self) -> (bool, String, u16) {
+        (self.https, self.host.to_ascii_lowercase(), self.port)
+    }
+
     fn default_port(&self) -> u16 {
         if self.https {
             443

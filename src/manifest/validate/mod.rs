@@ -245,6 +245,7 @@ impl Validator<'_> {
                 s.fetch_min_rate.as_deref(),
                 units::size,
             ),
+            gc_after_apply: s.gc_after_apply.unwrap_or(false),
         }
     }
 
@@ -270,6 +271,10 @@ impl Validator<'_> {
                 None
             }
         });
+        if d.reference.is_some() || d.digest.is_some() || d.plain_http.is_some() || d.auth.is_some()
+        {
+            return self.registry_image(name, d, base_dir, sha256);
+        }
         let source = match (&d.path, &d.url) {
             (Some(p), None) if p.starts_with('/') => ImageSource::Path(p.clone()),
             (Some(p), None) => ImageSource::Path(format!("{}/{p}", base_dir.trim_end_matches('/'))),
@@ -309,6 +314,92 @@ impl Validator<'_> {
             name: name.to_string(),
             source,
             sha256,
+        }
+    }
+
+    /// Without the `registry` feature: refused, naming the build option.
+    #[cfg(not(feature = "registry"))]
+    fn registry_image(
+        &mut self,
+        name: &str,
+        d: &crate::manifest::schema::ImageDef,
+        _base_dir: &str,
+        _sha256: Option<String>,
+    ) -> ImageSpec {
+        self.err(&format!("images.{name}.ref"), "this berth is built without `registry`, which registry images need; use a berth built with it (cargo --features registry; OpenWrt: BERTH_REGISTRY in menuconfig; Yocto: PACKAGECONFIG registry), or an image `path`/`url`");
+        ImageSpec {
+            name: name.to_string(),
+            source: ImageSource::Registry(crate::model::RegistrySource {
+                reference: d.reference.clone().unwrap_or_default(),
+                plain_http: false,
+                auth: None,
+            }),
+            sha256: None,
+        }
+    }
+
+    /// An image by registry reference (`ref`, `digest`, `plain_http`, `auth`).
+    #[cfg(feature = "registry")]
+    fn registry_image(
+        &mut self,
+        name: &str,
+        d: &crate::manifest::schema::ImageDef,
+        base_dir: &str,
+        sha256: Option<String>,
+    ) -> ImageSpec {
+        use crate::manifest::reference::{parse_digest, Reference};
+        let path = format!("images.{name}");
+        let f = |field: &str| format!("{path}.{field}");
+        if d.path.is_some() || d.url.is_some() || sha256.is_some() {
+            self.err(&path, "an image has `ref` (a registry), or `path`/`url` with `sha256`, not both; pin a registry image with `digest: sha256:...`");
+        }
+        let reference = d.reference.clone().unwrap_or_default();
+        let parsed = match Reference::parse(&reference) {
+            Ok(r) => Some(r),
+            Err(e) if d.reference.is_none() => {
+                let _ = e;
+                self.err(&path, format!("image `{name}` has registry fields but no `ref`; add e.g. `ref: ghcr.io/org/web:1.4`"));
+                None
+            }
+            Err(e) => {
+                self.err(&f("ref"), format!("\"{reference}\" is not an image reference: {e}; write e.g. ghcr.io/org/web:1.4"));
+                None
+            }
+        };
+        let mut pinned = d.digest.as_ref().and_then(|g| match parse_digest(g) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                self.err(
+                    &f("digest"),
+                    format!("{e}; give the manifest's digest, e.g. from `skopeo inspect`"),
+                );
+                None
+            }
+        });
+        if let Some(in_ref) = parsed.as_ref().and_then(|r| r.digest.clone()) {
+            match &pinned {
+                Some(p) if *p != in_ref => self.err(
+                    &f("digest"),
+                    format!("\"{p}\" differs from the digest in `ref` ({in_ref}); keep one"),
+                ),
+                _ => pinned = Some(in_ref),
+            }
+        }
+        let auth = d.auth.as_ref().map(|a| {
+            if a.starts_with('/') {
+                a.clone()
+            } else {
+                format!("{}/{a}", base_dir.trim_end_matches('/'))
+            }
+        });
+        ImageSpec {
+            name: name.to_string(),
+            source: ImageSource::Registry(crate::model::RegistrySource {
+                reference,
+                plain_http: d.plain_http.unwrap_or(false),
+                auth,
+            }),
+            sha256: pinned.map(|p| p[7..].to_owned()),
         }
     }
 

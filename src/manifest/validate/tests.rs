@@ -402,3 +402,66 @@ fn bad_health_checks_name_the_field_and_the_fix() {
         "{err}"
     );
 }
+
+#[cfg(feature = "registry")]
+#[test]
+fn registry_images_resolve_to_a_source_and_a_pinned_digest() {
+    let hex = "ab".repeat(32);
+    let d = load(&format!(
+        "version: 1\nimages:\n  web: {{ ref: 'ghcr.io/org/web:1.4', digest: 'sha256:{hex}', auth: cred }}\n  lab: {{ ref: '127.0.0.1:5000/a@sha256:{hex}', plain_http: true }}\n  tag: {{ ref: alpine }}\nsettings: {{ gc_after_apply: true }}\ncontainers:\n  c: {{ image: web }}\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        d.images["web"].source,
+        ImageSource::Registry(RegistrySource {
+            reference: "ghcr.io/org/web:1.4".into(),
+            plain_http: false,
+            auth: Some("/etc/berth/cred".into()),
+        })
+    );
+    assert_eq!(d.images["web"].sha256.as_deref(), Some(hex.as_str()));
+    assert_eq!(d.images["lab"].sha256.as_deref(), Some(hex.as_str()));
+    assert_eq!(d.images["tag"].sha256, None);
+    // The container takes the digest when planning (observe::hash_local_images),
+    // as for a local image without `sha256`.
+    assert_eq!(d.containers["c"].image, "web");
+    assert!(d.settings.gc_after_apply);
+}
+
+#[cfg(feature = "registry")]
+#[test]
+fn bad_registry_images_name_the_field_and_the_fix() {
+    let hex = "ab".repeat(32);
+    for (image, want) in [
+        (
+            "{ ref: 'Org/Web' }".to_owned(),
+            "images.x.ref: \"Org/Web\" is not an image reference",
+        ),
+        (
+            "{ ref: a, digest: 'sha256:12' }".to_owned(),
+            "images.x.digest: digest `sha256:12`",
+        ),
+        (
+            format!(
+                "{{ ref: 'a@sha256:{hex}', digest: 'sha256:{}' }}",
+                "cd".repeat(32)
+            ),
+            "differs from the digest in `ref`",
+        ),
+        ("{ ref: a, path: /x.tar }".to_owned(), "not both"),
+        ("{ plain_http: true }".to_owned(), "no `ref`"),
+    ] {
+        let errs = errors(&format!("version: 1\nimages:\n  x: {image}\n"));
+        assert!(errs.iter().any(|e| e.contains(want)), "{image}: {errs:?}");
+    }
+}
+
+#[cfg(not(feature = "registry"))]
+#[test]
+fn registry_images_need_the_registry_feature() {
+    let errs = errors("version: 1\nimages:\n  x: { ref: alpine }\n");
+    assert!(
+        errs.iter().any(|e| e.contains("built without `registry`")),
+        "{errs:?}"
+    );
+}

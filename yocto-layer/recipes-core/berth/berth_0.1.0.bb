@@ -19,13 +19,15 @@ require ${BPN}-crates.inc
 # (its decoder needs about 35 MiB; berth_bundle stages .tar.bz2 as gzip). A
 # small-flash image can drop tls (https sources, about 0.7 MiB) and unused
 # decompressors, e.g. PACKAGECONFIG:pn-berth = "http gzip" in local.conf.
-PACKAGECONFIG ??= "http tls gzip zstd xz"
+PACKAGECONFIG ??= "http tls gzip zstd xz registry"
 PACKAGECONFIG[http] = ",,"
 PACKAGECONFIG[tls] = ",,"
 PACKAGECONFIG[gzip] = ",,"
 PACKAGECONFIG[zstd] = ",,"
 PACKAGECONFIG[xz] = ",,"
 PACKAGECONFIG[bzip2] = ",,"
+# OCI registry pulls (images.NAME.ref); needs http.
+PACKAGECONFIG[registry] = ",,"
 
 def berth_cargo_features(d):
     features = (d.getVar("PACKAGECONFIG") or "").split()
