@@ -78,12 +78,18 @@ fn manifest(w: &World, file: &str, containers: &str) -> PathBuf {
             .unwrap()
             .success());
     }
+    // Only the images the containers name.
+    let mut images = String::new();
+    if containers.lines().any(|l| l.trim() == "image: bb") {
+        images += &format!("  bb: {{ path: {} }}\n", common::rootfs_tarball().display());
+    }
+    if containers.contains("image: bb2") {
+        images += &format!("  bb2: {{ path: {} }}\n", bb2.display());
+    }
     let text = format!(
-        "version: 1\nsettings: {{ root: {}, runtime_dir: {} }}\nimages:\n  bb: {{ path: {} }}\n  bb2: {{ path: {} }}\ncontainers:{containers}\n",
+        "version: 1\nsettings: {{ root: {}, runtime_dir: {} }}\nimages:\n{images}containers:{containers}\n",
         w.dir.path().join("store").display(),
         w.dir.path().join("run").display(),
-        common::rootfs_tarball().display(),
-        bb2.display(),
     );
     let p = w.dir.path().join(file);
     fs::write(&p, text).unwrap();
@@ -390,6 +396,44 @@ fn an_unhealthy_update_is_rolled_back_and_then_refused() {
     assert_eq!(v["last_apply"]["outcome"], "applied");
     assert_eq!(v["last_good"]["revision"]["version"], 14);
     assert_eq!(w.pid("keep"), Some(keep));
+
+    // An apply that does not wait moves every container to bb2; `image gc`
+    // still keeps bb, which the last good state (version 14) needs.
+    let v4 = s.publish(
+        "v4.yaml",
+        &V2.replace("/missing", "/passwd")
+            .replace("image: bb\n", "image: bb2\n"),
+        15,
+    );
+    let root = w.dir.path().join("store");
+    let keys = w.dir.path().join("k.pub");
+    let (root, keys) = (root.to_str().unwrap(), keys.to_str().unwrap());
+    let out = w.berth(&[
+        "--root",
+        root,
+        "--keys",
+        keys,
+        "apply",
+        v4.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let bb = String::from_utf8(
+        Command::new("sha256sum")
+            .arg(common::rootfs_tarball())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bb = bb.split_whitespace().next().unwrap().to_string();
+    let out = w.berth(&["--root", root, "image", "gc"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains(&bb),
+        "gc removed the last good image: {}",
+        text(&out)
+    );
+    assert!(w.dir.path().join("store/images").join(&bb).is_dir());
 }
 
 #[test]
@@ -536,6 +580,10 @@ fn the_service_rolls_back_once_and_then_leaves_the_device_alone() {
     assert!(serve.wait().unwrap().success());
     let said = fs::read_to_string(w.dir.path().join("serve.log")).unwrap();
     assert_eq!(said.matches("rolling back from").count(), 1, "{said}");
-    assert_eq!(said.matches("until a newer one comes").count(), 1, "said once: {said}");
+    assert_eq!(
+        said.matches("until a newer one comes").count(),
+        1,
+        "said once: {said}"
+    );
     assert!(said.contains("container `web` unhealthy"), "{said}");
 }

@@ -162,11 +162,16 @@ impl ImageArgs {
     }
 }
 
-fn open(global: &Global) -> Result<RootfsStore> {
-    let root = global
+/// `--root`, else the default.
+fn store_root(global: &Global) -> PathBuf {
+    global
         .root
         .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::cli::context::DEFAULT_ROOT));
+        .unwrap_or_else(|| PathBuf::from(crate::cli::context::DEFAULT_ROOT))
+}
+
+fn open(global: &Global) -> Result<RootfsStore> {
+    let root = store_root(global);
     // Only `pull` downloads: with the global --ca-bundle and --fetch-timeout.
     let opts = StoreOptions {
         fetch: global
@@ -283,7 +288,8 @@ pub fn run(global: &Global, args: ImageArgs) -> Result<()> {
         }
         ImageCommand::Rm { image } => outln!("removed {}", store.remove(&image)?)?,
         ImageCommand::Gc => {
-            let report = store.gc()?;
+            // What a rollback would need stays (docs/fleet.md).
+            let report = store.gc_keep(&last_good_images(&store_root(global)))?;
             for d in &report.removed {
                 outln!("removed {d}")?;
             }
@@ -319,20 +325,31 @@ pub fn resolve_tags(global: &Global, root: &std::path::Path, desired: &mut crate
     let _ = (global, root, desired);
 }
 
+/// The images of the last good state (`host::history`), which a rollback
+/// needs: `gc` keeps them. A history that cannot be read keeps nothing
+/// extra, and says so.
+fn last_good_images(root: &std::path::Path) -> std::collections::BTreeSet<String> {
+    match crate::host::history::History::new(root).last_good() {
+        Ok(good) => good
+            .map(|g| g.images.into_values().collect())
+            .unwrap_or_default(),
+        Err(e) => {
+            eprintln!("berth: warning: {}", crate::host::chain(&e));
+            Default::default()
+        }
+    }
+}
+
 /// After an apply without failures, with `settings.gc_after_apply`: remove
-/// what neither a container nor the manifest uses, and say what was freed.
-/// The keep-set is the manifest's image digests (a last-good manifest's
-/// digests join it there).
+/// what neither a container, the manifest nor the last good state (what a
+/// rollback goes back to) uses, and say what was freed.
 pub fn gc_after_apply(root: &std::path::Path, desired: &crate::model::Desired) -> Result<()> {
     if !desired.settings.gc_after_apply {
         return Ok(());
     }
     let store = RootfsStore::open(root, StoreOptions::default())?;
-    let keep = desired
-        .images
-        .values()
-        .filter_map(|i| i.sha256.clone())
-        .collect();
+    let mut keep = last_good_images(root);
+    keep.extend(desired.images.values().filter_map(|i| i.sha256.clone()));
     let report = store.gc_keep(&keep)?;
     if report.freed > 0 {
         outln!(
