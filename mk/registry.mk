@@ -14,9 +14,9 @@ registry-deps:
 
 # The feature is in the default set (Cargo.toml): `make lint` and
 # `test-unit` cover its code; this tier runs the pulls against real servers.
-test-registry: registry-deps check-cargo
+test-registry: registry-deps check-cargo rootfs
 	$(CARGO) build --locked
-	python3 tests/registry/run.py $(BERTH)
+	BERTH_TEST_ROOTFS=$(CURDIR)/$(BUILD)/busybox-rootfs.tar.gz python3 tests/registry/run.py $(BERTH)
 
 # The firmware build of `make static`.
 bench-registry: IMAGES_APT_EXTRA = time

@@ -154,6 +154,48 @@ def main():
     rc, out, err = h.berth(root, "image", "gc")
     check(rc == 0 and "freed" in out and "removed" in out, f"gc reports: {out.strip().splitlines()[-1:]}")
     check(h.clean_store(root) == [], "gc leaves an empty store")
+    # 10. apply runs a container from a registry image and waits for its check.
+    if os.geteuid() == 0:
+        apply_from_registry(reg)
+
+
+def apply_from_registry(reg):
+    rootfs = os.environ.get("BERTH_TEST_ROOTFS", "build/busybox-rootfs.tar.gz")
+    B = layout("busybox")
+    B.index([B.image([open(rootfs, "rb").read()])], "1")
+    h.skopeo(f"oci:{B.path}:1", f"docker://{reg}/busybox:1")
+    root, run = f"{h.TMP}/store-apply", f"{h.TMP}/run-apply"
+    parent = f"berth-regtest-{os.getpid()}"
+    man = f"{h.TMP}/apply.yaml"
+    head = f"version: 1\nsettings: {{ root: {root}, runtime_dir: {run} }}\n"
+    with open(man, "w") as f:
+        f.write(head + f"""images:
+  bb: {{ ref: "{reg}/busybox:1", plain_http: true }}
+containers:
+  web:
+    image: bb
+    command: [httpd, -f, -p, "8080", -h, /etc]
+    health: {{ http: {{ port: 8080, path: /passwd }}, interval: 1s }}
+""")
+    args = ["--cgroup-parent", parent, "--runtime-dir", run]
+    try:
+        rc, out, err = h.berth(root, *args, "apply", "--wait", man)
+        check(rc == 0 and "> start web" in out, f"apply --wait from a registry image: {err.strip()}")
+        rc, out, _ = h.berth(root, *args, "status", "--json")
+        web = json.loads(out)["containers"][0] if rc == 0 else {}
+        check(web.get("health", {}).get("status") == "healthy", f"the container runs the pulled image: {web}")
+        rc, out, _ = h.berth(root, *args, "plan", man)
+        check(rc == 0 and "no changes" in out, f"a second plan changes nothing: {out.strip()}")
+    finally:
+        with open(man, "w") as f:
+            f.write(head)
+        h.berth(root, *args, "apply", man)
+        for d in [f"/sys/fs/cgroup/{c}/{parent}" for c in os.listdir("/sys/fs/cgroup")] + [f"/sys/fs/cgroup/{parent}"]:
+            if os.path.isdir(d):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
 
 
 def norange(big):
