@@ -17,11 +17,13 @@ use webpki::ring as alg;
 
 use super::transfer::FetchError;
 
-/// ring's primitives, with only what a client that verifies servers needs:
+/// ring's primitives (P-256 ECDSA from `p256`, see [`P256`]), with only what
+/// a client that verifies servers needs:
 /// the AES-GCM suites every TLS server offers, TLS 1.3 only unless the
 /// `tls12` feature is on (no ChaCha20-Poly1305, whose
 /// x86_64 and aarch64 assembly is tens of KiB that barely compresses), the
-/// usual key exchanges, the web PKI's signature algorithms, and no private
+/// X25519 and P-384 key exchange (every TLS 1.3 server offers X25519; P-256
+/// ECDH would bring ring's table back), the web PKI's signature algorithms, and no private
 /// keys (berth presents no client certificate, so ring's signing code stays
 /// out). rustls' `default_provider()` would link all of it.
 fn provider() -> CryptoProvider {
@@ -39,7 +41,7 @@ fn provider() -> CryptoProvider {
             #[cfg(feature = "tls12")]
             cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         ],
-        kx_groups: vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP384R1],
         signature_verification_algorithms: SIGNATURES,
         secure_random: &Kernel,
         key_provider: &Kernel,
@@ -51,8 +53,8 @@ fn provider() -> CryptoProvider {
 /// carry it (in TLS 1.2 the ECDSA curve is not fixed by the scheme).
 static SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     all: &[
-        alg::ECDSA_P256_SHA256,
-        alg::ECDSA_P256_SHA384,
+        P256_SHA256,
+        P256_SHA384,
         alg::ECDSA_P384_SHA256,
         alg::ECDSA_P384_SHA384,
         alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
@@ -65,11 +67,11 @@ static SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     mapping: &[
         (
             SignatureScheme::ECDSA_NISTP384_SHA384,
-            &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384],
+            &[alg::ECDSA_P384_SHA384, P256_SHA384],
         ),
         (
             SignatureScheme::ECDSA_NISTP256_SHA256,
-            &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256],
+            &[P256_SHA256, alg::ECDSA_P384_SHA256],
         ),
         (
             SignatureScheme::RSA_PSS_SHA512,
@@ -97,6 +99,54 @@ static SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
         ),
     ],
 };
+
+/// ECDSA on P-256, verified with RustCrypto's `p256` rather than ring: ring's
+/// P-256 on x86_64 and aarch64 carries a 148 KiB precomputed table that does
+/// not compress (15 % of the firmware budget) to speed up signing and key
+/// exchange, which a client that only verifies does not need
+/// (docs/design.md, "P-256 without ring's table").
+#[derive(Debug)]
+struct P256 {
+    /// `ecdsa-with-SHA384` rather than `ecdsa-with-SHA256`.
+    sha384: bool,
+}
+
+static P256_SHA256: &P256 = &P256 { sha384: false };
+static P256_SHA384: &P256 = &P256 { sha384: true };
+
+impl rustls::pki_types::SignatureVerificationAlgorithm for P256 {
+    fn verify_signature(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), rustls::pki_types::InvalidSignature> {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        use sha2::Digest;
+        let bad = |_| rustls::pki_types::InvalidSignature;
+        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(bad)?;
+        let sig = p256::ecdsa::Signature::from_der(signature).map_err(bad)?;
+        // A SHA-384 digest is cut to the curve's 256 bits (FIPS 186-4, 6.4).
+        let digest: Vec<u8> = if self.sha384 {
+            sha2::Sha384::digest(message).to_vec()
+        } else {
+            sha2::Sha256::digest(message).to_vec()
+        };
+        key.verify_prehash(&digest, &sig).map_err(bad)
+    }
+
+    fn public_key_alg_id(&self) -> rustls::pki_types::AlgorithmIdentifier {
+        rustls::pki_types::alg_id::ECDSA_P256
+    }
+
+    fn signature_alg_id(&self) -> rustls::pki_types::AlgorithmIdentifier {
+        if self.sha384 {
+            rustls::pki_types::alg_id::ECDSA_SHA384
+        } else {
+            rustls::pki_types::alg_id::ECDSA_SHA256
+        }
+    }
+}
 
 /// A handshake error as the user should read it: a server that answers the
 /// TLS 1.3 hello with a protocol-version alert speaks only older TLS.
@@ -179,6 +229,63 @@ pub(crate) fn client_config(bundle: &Path) -> Result<Arc<rustls::ClientConfig>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// P-256 signatures made by openssl verify; a changed message, another
+    /// key, the other hash and bad encodings do not.
+    #[test]
+    fn p256_signatures_from_openssl() {
+        use rustls::pki_types::SignatureVerificationAlgorithm as _;
+        let d = tempfile::tempdir().unwrap();
+        let sh = |cmd: &str| {
+            let ok = std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .current_dir(d.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "{cmd}");
+        };
+        std::fs::write(d.path().join("msg"), b"tls 1.3, server CertificateVerify").unwrap();
+        for k in ["a", "b"] {
+            sh(&format!(
+                "openssl ecparam -name prime256v1 -genkey -noout -out {k}.pem"
+            ));
+            sh(&format!(
+                "openssl ec -in {k}.pem -pubout -outform DER -out {k}.spki 2>/dev/null"
+            ));
+        }
+        sh("openssl dgst -sha256 -sign a.pem -out s256 msg");
+        sh("openssl dgst -sha384 -sign a.pem -out s384 msg");
+        let read = |f: &str| std::fs::read(d.path().join(f)).unwrap();
+        // The subjectPublicKey of the SPKI: the 65-byte uncompressed point.
+        let point = |f: &str| {
+            let spki = read(f);
+            spki[spki.len() - 65..].to_vec()
+        };
+        let (msg, a, b) = (read("msg"), point("a.spki"), point("b.spki"));
+        let (s256, s384) = (read("s256"), read("s384"));
+        assert!(P256_SHA256.verify_signature(&a, &msg, &s256).is_ok());
+        assert!(P256_SHA384.verify_signature(&a, &msg, &s384).is_ok());
+        assert!(P256_SHA256
+            .verify_signature(&a, b"another message", &s256)
+            .is_err());
+        assert!(
+            P256_SHA256.verify_signature(&b, &msg, &s256).is_err(),
+            "another key"
+        );
+        assert!(
+            P256_SHA256.verify_signature(&a, &msg, &s384).is_err(),
+            "the other hash"
+        );
+        assert!(P256_SHA256
+            .verify_signature(&a, &msg, &s256[..s256.len() - 1])
+            .is_err());
+        assert!(P256_SHA256.verify_signature(&a[..64], &msg, &s256).is_err());
+        assert!(
+            P256_SHA256.verify_signature(&[4; 65], &msg, &s256).is_err(),
+            "not on the curve"
+        );
+    }
 
     #[test]
     fn the_provider_offers_aes_gcm_only_and_loads_no_key() {
