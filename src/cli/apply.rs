@@ -225,7 +225,14 @@ pub fn apply_target(
         out!("{plan}")?;
     }
     print_report(&report)?;
-    if !waiting.wait {
+    // An image that could not be downloaded is not a verdict on the
+    // manifest: what needed it was skipped (the old containers run on), and
+    // the next pass tries again. Nothing is judged or written.
+    let download_failed = report
+        .failed
+        .iter()
+        .any(|f| matches!(f.action, crate::plan::Action::FetchImage { .. }));
+    if !waiting.wait || download_failed {
         return actions_result(&report, plan.actions.len());
     }
     let good = history.last_good()?;
@@ -284,6 +291,11 @@ pub fn apply_target(
                 reason: Some(reason.clone()),
                 at: now,
             })?;
+            // A step that failed may work next time (the serve loop retries
+            // it); an unhealthy container stays as it is until a new manifest.
+            if !report.failed.is_empty() {
+                return actions_result(&report, plan.actions.len());
+            }
             Err(Unhealthy { revision, reason }.into())
         }
     }
