@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustls::crypto::{
     CryptoProvider, GetRandomFailed, KeyProvider, SecureRandom, WebPkiSupportedAlgorithms,
 };
-use rustls::pki_types::PrivateKeyDer;
+use rustls::pki_types::{PrivateKeyDer, SignatureVerificationAlgorithm};
 use rustls::sign::SigningKey;
 use rustls::SignatureScheme;
 use webpki::ring as alg;
@@ -41,7 +41,12 @@ fn provider() -> CryptoProvider {
             #[cfg(feature = "tls12")]
             cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         ],
-        kx_groups: vec![kx_group::X25519, kx_group::SECP384R1],
+        kx_groups: vec![
+            kx_group::X25519,
+            kx_group::SECP384R1,
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+            kx_group::SECP256R1,
+        ],
         signature_verification_algorithms: SIGNATURES,
         secure_random: &Kernel,
         key_provider: &Kernel,
@@ -100,21 +105,30 @@ static SIGNATURES: WebPkiSupportedAlgorithms = WebPkiSupportedAlgorithms {
     ],
 };
 
-/// ECDSA on P-256, verified with RustCrypto's `p256` rather than ring: ring's
-/// P-256 on x86_64 and aarch64 carries a 148 KiB precomputed table that does
+/// ECDSA on P-256, on x86_64 and aarch64 verified with RustCrypto's `p256`
+/// rather than ring: ring's P-256 there carries a 148 KiB precomputed table that does
 /// not compress (15 % of the firmware budget) to speed up signing and key
 /// exchange, which a client that only verifies does not need
 /// (docs/design.md, "P-256 without ring's table").
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[derive(Debug)]
 struct P256 {
     /// `ecdsa-with-SHA384` rather than `ecdsa-with-SHA256`.
     sha384: bool,
 }
 
-static P256_SHA256: &P256 = &P256 { sha384: false };
-static P256_SHA384: &P256 = &P256 { sha384: true };
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+static P256_SHA256: &dyn SignatureVerificationAlgorithm = &P256 { sha384: false };
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+static P256_SHA384: &dyn SignatureVerificationAlgorithm = &P256 { sha384: true };
+// Elsewhere ring's P-256 is portable code with small tables: it stays.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+static P256_SHA256: &dyn SignatureVerificationAlgorithm = alg::ECDSA_P256_SHA256;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+static P256_SHA384: &dyn SignatureVerificationAlgorithm = alg::ECDSA_P256_SHA384;
 
-impl rustls::pki_types::SignatureVerificationAlgorithm for P256 {
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl SignatureVerificationAlgorithm for P256 {
     fn verify_signature(
         &self,
         public_key: &[u8],
@@ -232,9 +246,9 @@ mod tests {
 
     /// P-256 signatures made by openssl verify; a changed message, another
     /// key, the other hash and bad encodings do not.
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     #[test]
     fn p256_signatures_from_openssl() {
-        use rustls::pki_types::SignatureVerificationAlgorithm as _;
         let d = tempfile::tempdir().unwrap();
         let sh = |cmd: &str| {
             let ok = std::process::Command::new("sh")
