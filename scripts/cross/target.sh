@@ -29,6 +29,10 @@ esac
 # prebuilt std the pinned stable toolchain does it (RUSTC_BOOTSTRAP allows the
 # -Z options); tier 3 targets need nightly anyway.
 firmware_flags="-C target-feature=+crt-static $(sed '/^#/d' scripts/cross/firmware-rustflags)"
+# The C parts (ring) without unwind tables, as the Rust code: with
+# panic=immediate-abort nothing unwinds (3 KB on MIPS).
+cflags_var="CFLAGS_$(echo "$triple" | tr '-' '_')"
+export "$cflags_var=-fno-asynchronous-unwind-tables -fno-unwind-tables"
 if [ "$prebuilt" -eq 1 ]; then
 	case "$mode" in
 		build)

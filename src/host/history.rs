@@ -15,7 +15,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde_json::Value;
 
 use std::collections::BTreeMap;
 
@@ -29,15 +30,12 @@ pub enum HistoryError {
     #[error("write `{path}`")]
     Write { path: PathBuf, source: io::Error },
     #[error("`{path}` is damaged; remove it (the next healthy apply writes it again)")]
-    Damaged {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Damaged { path: PathBuf },
 }
 
 /// Which manifest: its sha256 (of the text as fetched or read) and, when it
 /// was signed, its version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Revision {
     pub sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,7 +54,7 @@ impl std::fmt::Display for Revision {
 /// The last desired state that was healthy, as the manifest it came from
 /// after rendering (templates are not rendered again: the device's facts may
 /// have changed), with the digests its images had.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LastGood {
     pub revision: Revision,
     /// Seconds since the epoch.
@@ -73,7 +71,7 @@ pub struct LastGood {
 }
 
 /// How the last waited apply ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Applied, and every container it started turned healthy.
@@ -90,6 +88,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The name in the file (kebab-case, as serialized).
+    fn parse(name: &str) -> Option<Self> {
+        [
+            Outcome::Applied,
+            Outcome::RollingBack,
+            Outcome::RolledBack,
+            Outcome::Refused,
+            Outcome::Failed,
+        ]
+        .into_iter()
+        .find(|o| o.as_str().replace(' ', "-") == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
@@ -102,7 +113,7 @@ impl Outcome {
 }
 
 /// `last-apply.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LastApply {
     pub outcome: Outcome,
     /// The manifest the apply was asked to run.
@@ -129,6 +140,20 @@ impl LastApply {
     }
 }
 
+fn revision(v: &Value) -> Option<Revision> {
+    Some(Revision {
+        sha256: v.get("sha256")?.as_str()?.to_string(),
+        version: match v.get("version") {
+            None | Some(Value::Null) => None,
+            Some(n) => Some(n.as_u64()?),
+        },
+    })
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)?.as_str().map(str::to_string)
+}
+
 /// `STORE/history/`.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -147,11 +172,39 @@ impl History {
     }
 
     pub fn last_good(&self) -> Result<Option<LastGood>, HistoryError> {
-        self.load(LAST_GOOD)
+        self.load(LAST_GOOD, |v| {
+            Some(LastGood {
+                revision: revision(v.get("revision")?)?,
+                at: v.get("at")?.as_u64()?,
+                file: text(v, "file")?,
+                rendered: text(v, "rendered")?,
+                base_dir: text(v, "base_dir")?,
+                images: v
+                    .get("images")?
+                    .as_object()?
+                    .iter()
+                    .map(|(k, d)| Some((k.clone(), d.as_str()?.to_string())))
+                    .collect::<Option<_>>()?,
+            })
+        })
     }
 
     pub fn last_apply(&self) -> Result<Option<LastApply>, HistoryError> {
-        self.load(LAST_APPLY)
+        self.load(LAST_APPLY, |v| {
+            Some(LastApply {
+                outcome: Outcome::parse(v.get("outcome")?.as_str()?)?,
+                revision: revision(v.get("revision")?)?,
+                rolled_back_to: match v.get("rolled_back_to") {
+                    None | Some(Value::Null) => None,
+                    Some(r) => Some(revision(r)?),
+                },
+                reason: match v.get("reason") {
+                    None | Some(Value::Null) => None,
+                    Some(_) => Some(text(v, "reason")?),
+                },
+                at: v.get("at")?.as_u64()?,
+            })
+        })
     }
 
     /// Record `good` as the state to roll back to (unless it is already).
@@ -180,15 +233,26 @@ impl History {
         self.save(LAST_APPLY, last)
     }
 
-    fn load<T: for<'de> Deserialize<'de>>(&self, file: &str) -> Result<Option<T>, HistoryError> {
+    /// Read `file` as JSON and take it apart with `from` (through a
+    /// `Value`, whose reader the binary has anyway: derived deserializers
+    /// would cost 10 KiB of flash for two small files).
+    fn load<T>(
+        &self,
+        file: &str,
+        from: impl Fn(&Value) -> Option<T>,
+    ) -> Result<Option<T>, HistoryError> {
         let path = self.dir.join(file);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| HistoryError::Damaged { path, source }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(HistoryError::Read { path, source }),
-        }
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(HistoryError::Read { path, source }),
+        };
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .as_ref()
+            .and_then(from)
+            .map(Some)
+            .ok_or(HistoryError::Damaged { path })
     }
 
     fn save<T: Serialize>(&self, file: &str, value: &T) -> Result<(), HistoryError> {
@@ -276,11 +340,53 @@ mod tests {
     }
 
     #[test]
+    fn every_outcome_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::new(dir.path());
+        for outcome in [
+            Outcome::Applied,
+            Outcome::RollingBack,
+            Outcome::RolledBack,
+            Outcome::Refused,
+            Outcome::Failed,
+        ] {
+            let last = LastApply {
+                outcome,
+                revision: rev("c", Some(13)),
+                rolled_back_to: Some(rev("d", None)),
+                reason: Some("container `dns` unhealthy:\nexit code 1".into()),
+                at: 7,
+            };
+            h.set_last_apply(&last).unwrap();
+            assert_eq!(h.last_apply().unwrap(), Some(last));
+        }
+        let mut images = BTreeMap::new();
+        images.insert("bb".to_string(), "e".repeat(64));
+        let good = LastGood {
+            revision: rev("f", Some(2)),
+            at: 9,
+            file: "https://fleet/m.yaml".into(),
+            rendered: "version: 1\n# ü\n".into(),
+            base_dir: "/".into(),
+            images,
+        };
+        h.set_last_good(&good).unwrap();
+        assert_eq!(h.last_good().unwrap(), Some(good));
+    }
+
+    #[test]
     fn a_damaged_file_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("history")).unwrap();
         std::fs::write(dir.path().join("history/last-good.json"), b"{nope").unwrap();
         let e = History::new(dir.path()).last_good().unwrap_err();
         assert!(e.to_string().contains("remove it"), "{e}");
+        // Valid JSON, but not a history record: damaged too.
+        std::fs::write(
+            dir.path().join("history/last-apply.json"),
+            b"{\"outcome\": \"maybe\"}",
+        )
+        .unwrap();
+        assert!(History::new(dir.path()).last_apply().is_err());
     }
 }

@@ -41,12 +41,7 @@ fn provider() -> CryptoProvider {
             #[cfg(feature = "tls12")]
             cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         ],
-        kx_groups: vec![
-            kx_group::X25519,
-            kx_group::SECP384R1,
-            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-            kx_group::SECP256R1,
-        ],
+        kx_groups: vec![kx_group::X25519, kx_group::SECP384R1],
         signature_verification_algorithms: SIGNATURES,
         secure_random: &Kernel,
         key_provider: &Kernel,
@@ -121,7 +116,7 @@ struct P256 {
 static P256_SHA256: &dyn SignatureVerificationAlgorithm = &P256 { sha384: false };
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 static P256_SHA384: &dyn SignatureVerificationAlgorithm = &P256 { sha384: true };
-// Elsewhere ring's P-256 is portable code with small tables: it stays.
+// Elsewhere ring's P-256 is portable code with small tables: it verifies.
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 static P256_SHA256: &dyn SignatureVerificationAlgorithm = alg::ECDSA_P256_SHA256;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
