@@ -68,7 +68,7 @@ else ok "postinst fails when install fails"; fi
 
 # Feature choices: menuconfig symbols map onto the crate's cargo features.
 compile() { make -s -C "$pkgdir" TOPDIR="$stub" stub-compile-berth "$@" 2>&1; }
-all_on="CONFIG_BERTH_HTTP=y CONFIG_BERTH_HTTPS=y CONFIG_BERTH_GZIP=y CONFIG_BERTH_ZSTD=y CONFIG_BERTH_XZ=y CONFIG_BERTH_BZIP2=y"
+all_on="CONFIG_BERTH_HTTP=y CONFIG_BERTH_HTTPS=y CONFIG_BERTH_GZIP=y CONFIG_BERTH_ZSTD=y CONFIG_BERTH_XZ=y CONFIG_BERTH_BZIP2=y CONFIG_BERTH_REGISTRY=y CONFIG_BERTH_TLS12=y"
 # shellcheck disable=SC2086 # one word per make variable
 full=$(compile $all_on | sed -n 's/.*--features \([^ ]*\) .*/\1/p' | tr ',' '\n' | sort | tr '\n' ' ')
 every=$(python3 -c 'import tomllib; print(" ".join(sorted(f for f in tomllib.load(open("'"$top"'/Cargo.toml","rb"))["features"] if f != "default")))')

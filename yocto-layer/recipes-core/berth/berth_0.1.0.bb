@@ -28,6 +28,8 @@ PACKAGECONFIG[xz] = ",,"
 PACKAGECONFIG[bzip2] = ",,"
 # OCI registry pulls (images.NAME.ref); needs http.
 PACKAGECONFIG[registry] = ",,"
+# TLS 1.2 as well as 1.3, for an origin or registry without TLS 1.3.
+PACKAGECONFIG[tls12] = ",,"
 
 def berth_cargo_features(d):
     features = (d.getVar("PACKAGECONFIG") or "").split()
