@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::host::store::fetch::{fetch_text_if_changed, Conditional, FetchOptions};
+use crate::host::store::timed::Meter;
+use crate::host::store::transfer::MinRate;
 use crate::host::store::transfer::{MAX_HEAD, MAX_HEADERS};
 
 /// How long a test server lives at most, whatever the client does.

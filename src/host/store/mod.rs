@@ -37,6 +37,8 @@ pub mod regdoc;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod shift;
+#[cfg(feature = "http")]
+mod timed;
 #[cfg(feature = "tls")]
 mod tls;
 pub mod transfer;
