@@ -7,6 +7,7 @@
 pub mod blake2b;
 pub mod keylist;
 pub mod minisign;
+pub mod mqtt;
 pub mod policy;
 pub mod scrypt;
 pub mod signed;

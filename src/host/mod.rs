@@ -9,6 +9,7 @@ pub mod features;
 pub mod history;
 pub mod inroot;
 pub mod local;
+pub mod mqtt;
 pub mod net;
 pub mod records;
 pub mod runtime;

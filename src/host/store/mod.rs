@@ -40,7 +40,7 @@ pub mod shift;
 #[cfg(feature = "http")]
 mod timed;
 #[cfg(feature = "tls")]
-mod tls;
+pub(crate) mod tls;
 pub mod transfer;
 #[cfg(feature = "http")]
 mod url;

@@ -159,7 +159,7 @@ impl SignatureVerificationAlgorithm for P256 {
 
 /// A handshake error as the user should read it: a server that answers the
 /// TLS 1.3 hello with a protocol-version alert speaks only older TLS.
-pub(super) fn explain(e: std::io::Error) -> std::io::Error {
+pub(crate) fn explain(e: std::io::Error) -> std::io::Error {
     let old_server = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
         == Some(&rustls::Error::AlertReceived(
             rustls::AlertDescription::ProtocolVersion,
