@@ -48,6 +48,8 @@ pub struct CheckArgs {
     pub fetch: crate::cli::FetchArgs,
     /// Which signatures the manifest needs.
     pub trust: crate::cli::trust::TrustArgs,
+    /// `--device-id` and `--group`, for the templates.
+    pub identity: crate::cli::source::Identity,
 }
 
 impl CheckArgs {
@@ -61,6 +63,7 @@ impl CheckArgs {
             json: p.has("json"),
             fetch: crate::cli::FetchArgs::from_parsed(p)?,
             trust: crate::cli::trust::TrustArgs::from_parsed(p, false)?,
+            identity: crate::cli::source::Identity::from_parsed(p)?,
         })
     }
 }
@@ -340,6 +343,7 @@ pub fn run(args: &CheckArgs) -> Result<()> {
             fetch: args.fetch.clone(),
             max_size: args.max_size,
             trust: args.trust.clone(),
+            identity: args.identity.clone(),
         })?),
         None => None,
     };

@@ -21,11 +21,13 @@ macro_rules! outln {
 
 pub(crate) mod apply;
 pub mod args;
+mod broker;
 mod check;
 pub mod containers;
 pub mod context;
 pub mod error;
 pub mod exec;
+mod fleet;
 mod image;
 pub mod install;
 pub mod kill;
@@ -93,6 +95,8 @@ pub const GLOBAL: &[Opt] = &[
     .env("BERTH_LOG_SIZE"),
     source::CA_BUNDLE,
     source::FETCH_TIMEOUT,
+    source::DEVICE_ID,
+    source::GROUP,
     trust::KEYS,
     trust::REQUIRE_SIGNED,
     trust::SIGNATURE_URL,
@@ -179,6 +183,11 @@ pub static ROOT: Cmd = Cmd {
                     "retry",
                     "Apply the manifest even though it was rolled back before",
                 ),
+                broker::MQTT,
+                broker::MQTT_USER,
+                broker::MQTT_PASSWORD_FILE,
+                broker::MQTT_KEEPALIVE,
+                broker::TOPIC_PREFIX,
             ],
             requires: &[
                 ("interval", "serve"),
@@ -204,6 +213,7 @@ pub static ROOT: Cmd = Cmd {
         sign::KEY,
         sign::SIGN,
         sign::VERIFY,
+        fleet::CMD,
     ],
     ..Cmd::new("berth", env!("CARGO_PKG_DESCRIPTION"))
 };
@@ -260,6 +270,8 @@ pub enum Command {
         polling: serve::Polling,
         /// `--wait`, `--wait-timeout` and `--retry`.
         waiting: apply::Waiting,
+        /// `--mqtt` and its options (used with `--serve`).
+        broker: broker::BrokerArgs,
     },
     /// `berth check`: `check::CMD`.
     Check(check::CheckArgs),
@@ -272,6 +284,8 @@ pub enum Command {
     /// `berth key generate`, `berth sign`, `berth verify`: `sign::KEY` and
     /// the others.
     Sign(sign::SignCommand),
+    /// `berth fleet status`: `fleet::CMD`.
+    Fleet(fleet::FleetArgs),
 }
 
 impl Cli {
@@ -313,11 +327,13 @@ impl Command {
                 serve: p.has("serve"),
                 polling: polling(p)?,
                 waiting: waiting(p)?,
+                broker: broker::BrokerArgs::from_parsed(p)?,
             },
             "check" => Command::Check(check::CheckArgs::from_parsed(p)?),
             "install" => Command::Install(install::InstallArgs::from_parsed(p)?),
             "image" => Command::Image(image::ImageArgs::from_parsed(p)?),
             "key" | "sign" | "verify" => Command::Sign(sign::SignCommand::from_parsed(p)?),
+            "fleet" => Command::Fleet(fleet::FleetArgs::from_parsed(p)?),
             name => Command::Container(containers::ContainerCommand::from_parsed(name, p)?),
         })
     }
@@ -510,7 +526,15 @@ fn run(cli: Cli) -> Result<()> {
             serve: true,
             polling,
             waiting,
-        } => serve::serve(&cli.global, &manifest, !no_prune, &polling, waiting),
+            broker,
+        } => serve::serve(
+            &cli.global,
+            &manifest,
+            !no_prune,
+            &polling,
+            waiting,
+            &broker,
+        ),
         Command::Apply {
             manifest,
             no_prune,
@@ -522,6 +546,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Container(c) => containers::run(&cli.global, &c).map(drop),
         Command::Image(args) => image::run(&cli.global, args),
         Command::Sign(cmd) => sign::run(&cmd),
+        Command::Fleet(args) => fleet::run(&cli.global, &args).map(drop),
     }
 }
 

@@ -13,18 +13,26 @@
 //! that worked costs one request and nothing else. The waits come from
 //! [`Schedule`] (jitter, backoff while the origin fails), the log lines about
 //! the origin from [`StateLog`].
+//!
+//! With `--mqtt`, a thread ([`broker`](super::broker)) keeps the device's
+//! status on the fleet's broker and rings SIGUSR1 when an `apply` comes:
+//! a pass like a poll's (a conditional fetch), skipped when the device
+//! already runs the version the doorbell names.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use super::apply::{apply, apply_target, local_host, runtime_dir, store_root, Target, Waiting};
+use super::apply::{apply_target, local_host, runtime_dir, store_root, Target, Waiting};
+use super::broker::{Agent, BrokerArgs, Paths};
 use super::error::{bail, Context, Error, Result};
 use super::schedule::{random_u64, Jitter, Schedule, StateLog};
 use super::source::load_manifest_text;
 use super::trust::Trust;
 use super::{load_manifest, Global, ManifestArgs};
+use crate::cli::context::{absolute, DEFAULT_ROOT};
 use crate::host::records::RecordStore;
 use crate::host::store::fetch::{self, Conditional, Validators};
+use crate::host::trusted::{Kind, TrustStore};
 use crate::host::Host;
 use crate::model::Desired;
 use crate::plan::start_order;
@@ -40,6 +48,10 @@ pub struct Polling {
     pub backoff_max: Option<Duration>,
 }
 
+/// Doorbell passes come at least this far apart: a flood of `apply`
+/// messages costs the origin one conditional GET per this, not one each.
+const DOORBELL_GAP: Duration = Duration::from_secs(2);
+
 /// Apply, then serve signals until SIGTERM or SIGINT. Every pass waits for
 /// what it started and rolls back what turns out unhealthy.
 pub fn serve(
@@ -48,17 +60,22 @@ pub fn serve(
     prune: bool,
     polling: &Polling,
     waiting: Waiting,
+    broker: &BrokerArgs,
 ) -> Result<()> {
     let waiting = Waiting {
         wait: true,
         ..waiting
     };
-    let signals = block_signals().context("block SIGHUP, SIGTERM and SIGINT")?;
+    let signals = block_signals().context("block SIGHUP, SIGTERM, SIGINT and SIGUSR1")?;
     let schedule = polling
         .interval
         .map(|n| Schedule::new(Duration::from_secs(n), polling.jitter, polling.backoff_max));
     let url = args.source.starts_with("http://") || args.source.starts_with("https://");
-    let mut origin = Origin::default();
+    let mut origin = Origin {
+        paths: paths_of(global, &Desired::default()),
+        ..Origin::default()
+    };
+    let agent = start_agent(args, broker, &origin.paths)?;
     // The pass at start and after SIGHUP fetches unconditionally.
     let mut force = true;
     let mut last_error: Option<String> = None;
@@ -66,7 +83,7 @@ pub fn serve(
         let result = if url {
             origin.pass(global, args, prune, force, waiting)
         } else {
-            apply(global, args, prune, waiting)
+            origin.apply_file(global, args, prune, waiting)
         };
         // The same error pass after pass (a refused manifest, a container
         // that cannot start) is said once, until it changes or clears.
@@ -75,10 +92,39 @@ pub fn serve(
             eprintln!("berth: {e}");
         }
         last_error = said;
-        let delay = schedule.map(|s| s.next(origin.log.failures(), random_u64()));
-        match wait(&signals, delay) {
+        if let Some(a) = &agent {
+            a.applied(origin.paths.clone());
+        }
+        let passed = Instant::now();
+        let next = schedule.map(|s| passed + s.next(origin.log.failures(), random_u64()));
+        let signal = loop {
+            let left = next.map(|t| t.saturating_duration_since(Instant::now()));
+            match wait(&signals, left) {
+                Some(libc::SIGUSR1) => {
+                    let Some(a) = &agent else { continue };
+                    let wanted = a.take_wanted();
+                    let running = accepted_version(global);
+                    if wanted > 0 && running.is_some_and(|v| v >= wanted) {
+                        continue;
+                    }
+                    std::thread::sleep(DOORBELL_GAP.saturating_sub(passed.elapsed()));
+                    break Some(libc::SIGUSR1);
+                }
+                other => break other,
+            }
+        };
+        match signal {
             Some(libc::SIGTERM) | Some(libc::SIGINT) => {
-                return stop_all(global, args, origin.last.map(|(text, _)| text))
+                let stopped = stop_all(global, args, origin.last.map(|(text, _)| text));
+                if let Some(a) = agent {
+                    a.applied(origin.paths.clone());
+                    a.stop();
+                }
+                return stopped;
+            }
+            Some(libc::SIGUSR1) => {
+                force = false;
+                eprintln!("berth: doorbell: applying {} again", args.display_name());
             }
             Some(_) => {
                 force = true;
@@ -94,6 +140,45 @@ pub fn serve(
     }
 }
 
+/// Start the broker thread when `--mqtt` is given.
+fn start_agent(args: &ManifestArgs, broker: &BrokerArgs, paths: &Paths) -> Result<Option<Agent>> {
+    let Some(url) = &broker.url else {
+        return Ok(None);
+    };
+    let device_id = args.identity.device_id();
+    let topics = super::broker::Topics::new(&broker.prefix, &device_id, &args.identity.groups);
+    let will = crate::fleet::mqtt::Will {
+        topic: topics.presence,
+        payload: b"offline".to_vec(),
+        retain: true,
+    };
+    let ca = args.fetch.manifest_options().ca_bundle;
+    let options = broker.options(url, &device_id, ca, Some(will))?;
+    eprintln!("berth: fleet broker {url}, device id `{device_id}`");
+    Ok(Some(Agent::start(
+        options,
+        device_id,
+        args.identity.groups.clone(),
+        broker.prefix.clone(),
+        paths.clone(),
+    )))
+}
+
+/// The version of the manifest the device accepted last, if signed.
+fn accepted_version(global: &Global) -> Option<u64> {
+    let root = absolute(global.root.clone().unwrap_or_else(|| DEFAULT_ROOT.into()));
+    let doc = TrustStore::new(&root).load(Kind::Manifest).ok().flatten()?;
+    Some(doc.accepted.version)
+}
+
+/// The store and runtime dirs of an apply of `desired`.
+fn paths_of(global: &Global, desired: &Desired) -> Paths {
+    Paths {
+        store_root: store_root(global, desired),
+        run_root: runtime_dir(global, desired),
+    }
+}
+
 /// What the loop remembers of a URL manifest between passes.
 #[derive(Default)]
 struct Origin {
@@ -102,6 +187,8 @@ struct Origin {
     /// The last pass applied without an error.
     applied: bool,
     log: StateLog,
+    /// Where the last pass applied to.
+    paths: Paths,
 }
 
 impl Origin {
@@ -199,11 +286,25 @@ impl Origin {
         };
         self.applied = false;
         let target = Target::of(global, args, load_manifest_text(args, text.clone())?);
+        self.paths = paths_of(global, &target.desired);
         let result = apply_target(global, args, prune, target, waiting);
         // Rolled back, refused or unhealthy: settled until the origin has a
         // newer manifest; trying it again on every poll changes nothing.
         self.applied = result.is_ok() || result.as_ref().is_err_and(super::apply::settled);
         result
+    }
+
+    /// A pass over a local manifest file.
+    fn apply_file(
+        &mut self,
+        global: &Global,
+        args: &ManifestArgs,
+        prune: bool,
+        waiting: Waiting,
+    ) -> Result<()> {
+        let target = Target::of(global, args, load_manifest(args)?);
+        self.paths = paths_of(global, &target.desired);
+        apply_target(global, args, prune, target, waiting)
     }
 
     fn note_success(&mut self) {
@@ -270,6 +371,7 @@ fn block_signals() -> std::io::Result<libc::sigset_t> {
         libc::sigaddset(&mut set, libc::SIGHUP);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGUSR1);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
     };
     if rc != 0 {

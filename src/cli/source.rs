@@ -59,6 +59,25 @@ pub const FETCH_TIMEOUT: Opt = Opt::value(
 )
 .env("BERTH_FETCH_TIMEOUT");
 
+/// `--device-id ID`, a global option.
+pub const DEVICE_ID: Opt = Opt::value(
+    "device-id",
+    "ID",
+    "This device's fleet id: template fact `device.id`, its MQTT topics \
+     [default: the first physical MAC without colons, else /etc/machine-id, else the hostname]",
+)
+.env("BERTH_DEVICE_ID");
+
+/// `--group NAME[,NAME...]`, a global option.
+pub const GROUP: Opt = Opt::value(
+    "group",
+    "NAME",
+    "A fleet group this device is in (repeatable, or comma-separated): template fact \
+     `device.groups`, and the MQTT doorbell topic PREFIX<group>/cmd",
+)
+.repeat()
+.env("BERTH_GROUPS");
+
 /// `--max-manifest-size SIZE`.
 pub const MAX_MANIFEST_SIZE: Opt = Opt::value(
     "max-manifest-size",
@@ -151,6 +170,53 @@ pub struct ManifestArgs {
     pub max_size: usize,
     /// Which signatures the manifest needs.
     pub trust: TrustArgs,
+    /// `--device-id` and `--group`.
+    pub identity: Identity,
+}
+
+/// Who the device is in its fleet: `--device-id` and `--group`.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// `--device-id`; `None`: derived from the device (`facts::default_device_id`).
+    pub device_id: Option<String>,
+    pub groups: Vec<String>,
+}
+
+impl Identity {
+    /// Read and check `--device-id` and `--group`: each must be one MQTT
+    /// topic level, so a device cannot subscribe to others' topics.
+    pub fn from_parsed(p: &Parsed) -> Result<Self, UsageError> {
+        let device_id = p.string("device-id")?;
+        if let Some(id) = &device_id {
+            check_name("--device-id", id).map_err(UsageError)?;
+        }
+        let mut groups: Vec<String> = Vec::new();
+        for g in p.strings("group")?.iter().flat_map(|g| g.split(',')) {
+            let g = g.trim();
+            check_name("--group", g).map_err(UsageError)?;
+            if g == "all" {
+                return Err(UsageError(
+                    "--group `all` is every device's topic already; name a smaller group".into(),
+                ));
+            }
+            if !groups.iter().any(|x| x == g) {
+                groups.push(g.to_string());
+            }
+        }
+        Ok(Identity { device_id, groups })
+    }
+
+    /// The device id: the one given, else the device's own.
+    pub fn device_id(&self) -> String {
+        self.device_id
+            .clone()
+            .unwrap_or_else(|| facts::default_device_id(Path::new("/")))
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), String> {
+    crate::fleet::mqtt::check_name(what, name)
+        .map_err(|e| format!("{e}; set it with {what} or its variable"))
 }
 
 impl ManifestArgs {
@@ -164,6 +230,7 @@ impl ManifestArgs {
             max_size: max_size(p)?,
             // Only `apply` keeps what it accepted; the rest check and write nothing.
             trust: TrustArgs::from_parsed(p, p.commands.first() == Some(&"apply"))?,
+            identity: Identity::from_parsed(p)?,
         })
     }
 
@@ -243,8 +310,12 @@ fn with_input(
     text: String,
     base_dir: String,
 ) -> Result<(String, String, RenderInput)> {
+    let mut facts = facts::read(Path::new("/"));
+    facts.id = args.identity.device_id();
+    facts.bucket = Some(crate::fleet::mqtt::bucket(&facts.id));
+    facts.groups = args.identity.groups.clone();
     let mut input = RenderInput {
-        facts: facts::read(Path::new("/")),
+        facts,
         max_size: args.max_size,
         ..RenderInput::default()
     };

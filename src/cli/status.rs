@@ -71,10 +71,26 @@ pub struct Row {
 pub fn row(dir: &Path) -> Result<Option<Row>> {
     let (status, st) = rundir::status(dir)?;
     let Some(st) = st else { return Ok(None) };
-    Ok(Some(make_row(&status, &st)))
+    Ok(Some(make_row(&status, &st, true)))
 }
 
-fn make_row(status: &Status, st: &ContainerState) -> Row {
+/// Every container's row without its addresses (no netlink): what the
+/// fleet status reads every few seconds. Unreadable ones are left out.
+pub fn all_rows_brief(root: &Path) -> Vec<Row> {
+    let mut rows: Vec<Row> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| match rundir::status(&e.path()) {
+            Ok((status, Some(st))) => Some(make_row(&status, &st, false)),
+            _ => None,
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+fn make_row(status: &Status, st: &ContainerState, with_addresses: bool) -> Row {
     let (state, pid, supervised) = match status {
         Status::Missing => ("missing", None, false),
         Status::Running { pid, supervised } => (
@@ -104,7 +120,10 @@ fn make_row(status: &Status, st: &ContainerState) -> Row {
         restarts: st.restarts,
         last_exit: st.last_exit,
         error: st.error.clone(),
-        addresses: pid.map(addresses).unwrap_or_default(),
+        addresses: pid
+            .filter(|_| with_addresses)
+            .map(addresses)
+            .unwrap_or_default(),
         health: st.health.clone().filter(|_| pid.is_some()),
         resources: None,
     }

@@ -107,7 +107,7 @@ fn frame(first: u8, body: &[u8]) -> Vec<u8> {
     out.push(first);
     let mut n = body.len();
     loop {
-        let mut byte = (n % 128) as u8;
+        let mut byte = u8::try_from(n % 128).unwrap_or_default();
         n /= 128;
         if n > 0 {
             byte |= 0x80;
@@ -384,7 +384,7 @@ impl fmt::Display for Shown<'_> {
 pub fn bucket(device_id: &str) -> u8 {
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(device_id.as_bytes());
-    (u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 100) as u8
+    u8::try_from(u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 100).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -413,7 +413,8 @@ mod tests {
         let b = encode_connect(&c);
         // 0x10, length, "MQTT", level 4, flags: user, password, will retain,
         // will QoS 1, will, clean session.
-        assert_eq!(&b[..2], &[0x10, (b.len() - 2) as u8]);
+        assert_eq!(usize::from(b[1]), b.len() - 2);
+        assert_eq!(b[0], 0x10);
         assert_eq!(&b[2..9], b"\0\x04MQTT\x04");
         assert_eq!(b[9], 0x80 | 0x40 | 0x20 | 0x08 | 0x04 | 0x02);
         assert_eq!(&b[10..12], &[0, 60]);

@@ -32,6 +32,49 @@ pub fn read(root: &Path) -> Facts {
             .map(|t| openwrt_interfaces(&t))
             .unwrap_or_default(),
         machine_id: text("/etc/machine-id"),
+        ..Facts::default()
+    }
+}
+
+/// The fleet id of a device given none: the MAC of its first physical
+/// network interface (one with a `device` link in sysfs, so not a bridge,
+/// veth or VLAN berth or the firmware made), without colons; else
+/// /etc/machine-id; else the hostname. Reduced to what a topic level
+/// allows (`fleet::mqtt::check_name`).
+pub fn default_device_id(root: &Path) -> String {
+    let physical = fs::read_dir(root.join("sys/class/net"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("device").exists())
+        .filter_map(|e| {
+            let mac = fs::read_to_string(e.path().join("address")).ok()?;
+            let mac = mac.trim().replace(':', "").to_ascii_lowercase();
+            (!mac.is_empty() && mac.bytes().any(|b| b != b'0')).then(|| (e.file_name(), mac))
+        })
+        .min();
+    let id = match physical {
+        Some((_, mac)) => mac,
+        None => {
+            let f = read(root);
+            f.machine_id.unwrap_or(f.hostname)
+        }
+    };
+    let id: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(crate::fleet::mqtt::MAX_NAME)
+        .collect();
+    if id.is_empty() {
+        "berth".to_string()
+    } else {
+        id
     }
 }
 
@@ -128,6 +171,30 @@ mod tests {
         assert_eq!(f.interfaces["loopback"], "lo");
         assert_eq!(f.machine_id.as_deref(), Some("abc123"));
         assert!(!f.arch.is_empty());
+    }
+
+    #[test]
+    fn the_default_id_is_the_first_physical_mac() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let r = tmp.path();
+        let iface = |name: &str, mac: &str, physical: bool| {
+            let d = r.join("sys/class/net").join(name);
+            fs::create_dir_all(&d).expect("mkdir");
+            fs::write(d.join("address"), format!("{mac}\n")).expect("write");
+            if physical {
+                fs::create_dir_all(d.join("device")).expect("mkdir");
+            }
+        };
+        fs::create_dir_all(r.join("proc/sys/kernel")).expect("mkdir");
+        fs::write(r.join("proc/sys/kernel/hostname"), "my router\n").expect("write");
+        // No physical interface: the hostname, made a topic level.
+        iface("br-lan", "02:aa:00:00:00:01", false);
+        assert_eq!(default_device_id(r), "my-router");
+        iface("eth1", "02:11:22:33:44:55", true);
+        iface("eth0", "02:11:22:33:44:AA", true);
+        iface("veth0", "02:00:00:00:00:02", false);
+        assert_eq!(default_device_id(r), "0211223344aa");
+        assert!(crate::fleet::mqtt::check_name("id", &default_device_id(r)).is_ok());
     }
 
     #[test]

@@ -78,12 +78,15 @@ pub struct Options {
     pub timeout: Duration,
     /// The largest packet taken from the broker; a larger one ends the session.
     pub max_packet: usize,
+    /// Messages kept while waiting for an acknowledgement; beyond it the
+    /// oldest are dropped (a device agent needs few, the operator's view all).
+    pub max_queued: usize,
 }
 
 /// Why a session could not be made or ended.
 #[derive(Debug, thiserror::Error)]
 pub enum MqttFailure {
-    #[error("connect to {url}: {source}")]
+    #[error("connect to {url}")]
     Unreachable { url: String, source: io::Error },
     #[error("TLS with {url}: {detail}")]
     Tls { url: String, detail: String },
@@ -99,11 +102,11 @@ pub enum MqttFailure {
         what: &'static str,
         secs: u64,
     },
-    #[error("{url} sent a bad packet: {source}")]
+    #[error("{url} sent a bad packet")]
     Protocol { url: String, source: MqttError },
     #[error("{url} closed the connection")]
     Closed { url: String },
-    #[error("{url}: {source}")]
+    #[error("{url}")]
     Io { url: String, source: io::Error },
     #[error("{url} refused the subscription to `{filter}`")]
     NotSubscribed { url: String, filter: String },
@@ -142,6 +145,7 @@ pub struct Session {
     next_id: u16,
     /// Messages that came while waiting for an acknowledgement.
     queued: VecDeque<Publish>,
+    max_queued: usize,
 }
 
 impl Session {
@@ -191,6 +195,7 @@ impl Session {
             ping_sent: None,
             next_id: 0,
             queued: VecDeque::new(),
+            max_queued: o.max_queued.max(1),
         };
         s.send(&mqtt::encode_connect(&o.connect))?;
         let deadline = Instant::now() + o.timeout;
@@ -315,8 +320,8 @@ impl Session {
                 if let Some(id) = msg.id {
                     self.send(&mqtt::encode_puback(id))?;
                 }
-                // A broker flooding a slow reader: keep the newest few.
-                if self.queued.len() >= 16 {
+                // A broker flooding a slow reader: keep the newest.
+                if self.queued.len() >= self.max_queued {
                     self.queued.pop_front();
                 }
                 self.queued.push_back(msg);
@@ -470,6 +475,7 @@ mod tests {
             ca_bundle: PathBuf::new(),
             timeout: Duration::from_millis(timeout_ms),
             max_packet: 4096,
+            max_queued: 16,
         }
     }
 
@@ -517,6 +523,8 @@ mod tests {
         });
         let e = Session::connect(&options(port, 2000)).err().unwrap();
         assert!(e.to_string().contains("bad user name or password"), "{e}");
+        let e = Session::connect(&options(port, 2000)).err().unwrap();
+        assert!(crate::host::chain(&e).contains("refused"), "{e}");
         h.join().unwrap();
 
         let (port, h) = server(|mut s| {

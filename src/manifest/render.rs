@@ -40,6 +40,14 @@ pub struct Facts {
     /// /etc/machine-id when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub machine_id: Option<String>,
+    /// The device's fleet id (`--device-id`, else from its first physical MAC).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// Its rollout bucket, 0 to 99, from the id (`fleet::mqtt::bucket`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<u8>,
+    /// The fleet groups it is in (`--group`).
+    pub groups: Vec<String>,
 }
 
 /// Everything rendering needs besides the template text.

@@ -317,9 +317,12 @@ fn berths_own_table_parses_every_command() {
             polling,
             no_prune,
             waiting,
+            broker,
         } => {
             assert_eq!(manifest.source, "m.yaml");
             assert!(serve && !no_prune);
+            assert!(broker.url.is_none());
+            assert_eq!(broker.prefix, "berth/");
             assert_eq!(waiting, crate::cli::apply::Waiting::default());
             assert_eq!(polling.interval, Some(30));
             assert_eq!(
