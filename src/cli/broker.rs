@@ -162,8 +162,9 @@ pub struct Paths {
 }
 
 enum Note {
-    /// A pass ended: publish the status now.
-    Applied(Paths),
+    /// A pass ended (with the error of the last one that did something):
+    /// publish the status now.
+    Applied(Paths, Option<String>),
     /// The service stops: publish the last status, then `offline`.
     Stop,
 }
@@ -194,6 +195,7 @@ impl Agent {
             groups,
             topics,
             paths,
+            error: None,
             rx,
             wanted: wanted.clone(),
             published: None,
@@ -203,9 +205,11 @@ impl Agent {
         Agent { tx, thread, wanted }
     }
 
-    /// A pass ended: say so on the status topic.
-    pub fn applied(&self, paths: Paths) {
-        let _ = self.tx.send(Note::Applied(paths));
+    /// A pass ended: say so on the status topic. `error`: why the last pass
+    /// that fetched or applied a manifest failed (a refused signature, a
+    /// container that cannot start).
+    pub fn applied(&self, paths: Paths, error: Option<String>) {
+        let _ = self.tx.send(Note::Applied(paths, error));
     }
 
     /// The version the last doorbells asked for (0: none named), cleared.
@@ -256,6 +260,8 @@ struct Worker {
     groups: Vec<String>,
     topics: Topics,
     paths: Paths,
+    /// The last pass's error, for the status.
+    error: Option<String>,
     rx: Receiver<Note>,
     wanted: Arc<Mutex<u64>>,
     /// The status body last published (without its time), and when.
@@ -296,7 +302,7 @@ impl Worker {
                     .rx
                     .recv_timeout(until.saturating_duration_since(Instant::now()))
                 {
-                    Ok(Note::Applied(p)) => self.paths = p,
+                    Ok(Note::Applied(p, e)) => (self.paths, self.error) = (p, e),
                     Ok(Note::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                     Err(RecvTimeoutError::Timeout) => break,
                 }
@@ -318,8 +324,8 @@ impl Worker {
             let mut now = false;
             loop {
                 match self.rx.try_recv() {
-                    Ok(Note::Applied(p)) => {
-                        self.paths = p;
+                    Ok(Note::Applied(p, e)) => {
+                        (self.paths, self.error) = (p, e);
                         now = true;
                     }
                     Ok(Note::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
@@ -363,7 +369,12 @@ impl Worker {
     /// Publish the status when it changed (or `force`), or when the last one
     /// is an hour old.
     fn publish_status(&mut self, s: &mut Session, force: bool) -> Result<(), MqttFailure> {
-        let body = status_body(&self.device_id, &self.groups, &self.paths);
+        let body = status_body(
+            &self.device_id,
+            &self.groups,
+            &self.paths,
+            self.error.as_deref(),
+        );
         let stale = match &self.published {
             Some((last, at)) => *last != body || at.elapsed() >= HEARTBEAT,
             None => true,
@@ -437,6 +448,10 @@ struct StatusDoc<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     last_apply: Option<ApplyDoc>,
     containers: Vec<ContainerDoc>,
+    /// Why the last pass that fetched or applied a manifest failed: a
+    /// refused signature or version, a container that cannot start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
     /// Containers not listed to keep the document within its limit.
     #[serde(skip_serializing_if = "is_zero")]
     unlisted: usize,
@@ -475,12 +490,17 @@ fn cut(s: &str, max: usize) -> String {
 }
 
 /// The status of the device now, as JSON without the `time` field.
-pub fn status_body(device_id: &str, groups: &[String], paths: &Paths) -> String {
+pub fn status_body(
+    device_id: &str,
+    groups: &[String],
+    paths: &Paths,
+    error: Option<&str>,
+) -> String {
     let history = History::new(&paths.store_root);
     let last_apply = history.last_apply().ok().flatten().map(|a| ApplyDoc {
         result: a.outcome.as_str(),
         revision: a.revision,
-        reason: a.reason.map(|r| cut(&r, 512)),
+        reason: a.reason.map(|r| cut(&r, 256)),
         at: format_rfc3339(i64::try_from(a.at).unwrap_or(0)),
     });
     let manifest = history.last_good().ok().flatten().map(|g| g.revision);
@@ -503,6 +523,7 @@ pub fn status_body(device_id: &str, groups: &[String], paths: &Paths) -> String 
         manifest,
         last_apply,
         containers,
+        error: error.map(|e| cut(e, 256)),
         unlisted,
     };
     serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into())
@@ -547,7 +568,7 @@ mod tests {
             store_root: d.path().join("store"),
             run_root: d.path().join("run"),
         };
-        let body = status_body("rtr1", &["lab".into()], &paths);
+        let body = status_body("rtr1", &["lab".into()], &paths, None);
         let doc = with_time(&body, "2026-12-02T00:00:00Z".into());
         let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
         assert_eq!(v["device"], "rtr1");
@@ -577,7 +598,7 @@ mod tests {
                     sha256: "f".repeat(64),
                     version: Some(u64::MAX),
                 },
-                reason: Some(cut(&"\u{1}".repeat(4096), 512)),
+                reason: Some(cut(&"\u{1}".repeat(4096), 256)),
                 at: "2026-12-02T00:00:00Z".into(),
             }),
             containers: (0..MAX_LISTED)
@@ -588,6 +609,7 @@ mod tests {
                     restarts: u32::MAX,
                 })
                 .collect(),
+            error: Some(cut(&"\u{1}".repeat(4096), 256)),
             unlisted: usize::MAX,
         };
         let body = serde_json::to_string(&worst).unwrap();

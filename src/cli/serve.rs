@@ -79,7 +79,10 @@ pub fn serve(
     // The pass at start and after SIGHUP fetches unconditionally.
     let mut force = true;
     let mut last_error: Option<String> = None;
+    // What the status says of the last pass that fetched or applied something.
+    let mut reported: Option<String> = None;
     loop {
+        origin.touched = false;
         let result = if url {
             origin.pass(global, args, prune, force, waiting)
         } else {
@@ -91,9 +94,12 @@ pub fn serve(
         if let Some(e) = said.as_ref().filter(|e| Some(*e) != last_error.as_ref()) {
             eprintln!("berth: {e}");
         }
+        if said.is_some() || origin.touched {
+            reported = said.clone();
+        }
         last_error = said;
         if let Some(a) = &agent {
-            a.applied(origin.paths.clone());
+            a.applied(origin.paths.clone(), reported.clone());
         }
         let passed = Instant::now();
         let next = schedule.map(|s| passed + s.next(origin.log.failures(), random_u64()));
@@ -117,7 +123,7 @@ pub fn serve(
             Some(libc::SIGTERM) | Some(libc::SIGINT) => {
                 let stopped = stop_all(global, args, origin.last.map(|(text, _)| text));
                 if let Some(a) = agent {
-                    a.applied(origin.paths.clone());
+                    a.applied(origin.paths.clone(), reported);
                     a.stop();
                 }
                 return stopped;
@@ -189,6 +195,8 @@ struct Origin {
     log: StateLog,
     /// Where the last pass applied to.
     paths: Paths,
+    /// This pass applied a manifest or refused one.
+    touched: bool,
 }
 
 impl Origin {
@@ -260,6 +268,7 @@ impl Origin {
                         // Keep running what was accepted; poll the refused
                         // document's validators so it is not fetched again.
                         *kept = validators;
+                        self.touched = true;
                         return Err(refused);
                     }
                 }
@@ -285,6 +294,7 @@ impl Origin {
             return Ok(());
         };
         self.applied = false;
+        self.touched = true;
         let target = Target::of(global, args, load_manifest_text(args, text.clone())?);
         self.paths = paths_of(global, &target.desired);
         let result = apply_target(global, args, prune, target, waiting);
@@ -302,6 +312,7 @@ impl Origin {
         prune: bool,
         waiting: Waiting,
     ) -> Result<()> {
+        self.touched = true;
         let target = Target::of(global, args, load_manifest(args)?);
         self.paths = paths_of(global, &target.desired);
         apply_target(global, args, prune, target, waiting)
