@@ -324,6 +324,7 @@ impl Worker {
             let mut now = false;
             loop {
                 match self.rx.try_recv() {
+                    // A pass ended: look now (a poll's 304 changes nothing).
                     Ok(Note::Applied(p, e)) => {
                         (self.paths, self.error) = (p, e);
                         now = true;
@@ -338,7 +339,7 @@ impl Worker {
             }
             if now || checked.elapsed() >= CHECK_EVERY {
                 checked = Instant::now();
-                self.publish_status(s, now)?;
+                self.publish_status(s, false)?;
             }
         }
     }

@@ -81,6 +81,7 @@ pub fn serve(
     let mut last_error: Option<String> = None;
     // What the status says of the last pass that fetched or applied something.
     let mut reported: Option<String> = None;
+    let mut last_doorbell: Option<Instant> = None;
     loop {
         origin.touched = false;
         let result = if url {
@@ -113,7 +114,10 @@ pub fn serve(
                     if wanted > 0 && running.is_some_and(|v| v >= wanted) {
                         continue;
                     }
-                    std::thread::sleep(DOORBELL_GAP.saturating_sub(passed.elapsed()));
+                    if let Some(t) = last_doorbell {
+                        std::thread::sleep(DOORBELL_GAP.saturating_sub(t.elapsed()));
+                    }
+                    last_doorbell = Some(Instant::now());
                     break Some(libc::SIGUSR1);
                 }
                 other => break other,
