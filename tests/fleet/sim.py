@@ -352,12 +352,12 @@ containers:
                                f"{deadline} s: {missing[:10]}; their last status: "
                                f"{json.dumps(detail)[:1500]}")
 
-    def record(self, name, t0, reached, note):
+    def record(self, name, t0, reached, note, of=None):
         times = sorted(reached.values())
         reqs = self.requests_since(t0)
         self.results.append({
             "scenario": name,
-            "devices": f"{len(reached)}/{self.n}",
+            "devices": f"{len(reached)}/{of or self.n}",
             "median_s": statistics.median(times) if times else None,
             "max_s": max(times) if times else None,
             "requests": len(reqs),
@@ -523,8 +523,7 @@ containers:
         self.record("lastwill", t0, {d: cut},
                     f"link cut: `offline` (Last Will) after {cut:.1f} s, `online` {back:.1f} s "
                     f"after it is back; SIGKILL: `offline` after {crash:.1f} s; restarted: "
-                    f"`online` after {online:.1f} s, containers untouched")
-        self.results[-1]["devices"] = "1/1"
+                    f"`online` after {online:.1f} s, containers untouched", of=1)
 
     def app_pids(self):
         out = {}
