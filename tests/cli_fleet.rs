@@ -253,3 +253,42 @@ fn garbage_doorbells_are_logged_once_and_ignored() {
     assert!(!err.contains("polling goes on"), "the session stays: {err}");
     drop(serve);
 }
+
+#[test]
+fn sigusr1_rings_the_doorbell_without_a_broker_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let m = tmp.path().join("m.yaml");
+    std::fs::write(&m, "version: 1\ncontainers: {}\n").expect("write");
+    let err = tmp.path().join("err");
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["--root", &tmp.path().join("store").to_string_lossy()])
+        .args(["--runtime-dir", &tmp.path().join("run").to_string_lossy()])
+        .args(["apply", "--serve"])
+        .arg(&m)
+        .env_remove("BERTH_MQTT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("err"))
+        .spawn()
+        .expect("run berth");
+    let serve = Serve(child);
+    let pid = i32::try_from(serve.0.id()).expect("pid");
+    // The first pass has run once stdout's "no changes" is out; give it time.
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+    let end = Instant::now() + Duration::from_secs(5);
+    while !std::fs::read_to_string(&err)
+        .expect("err")
+        .contains("doorbell: applying")
+    {
+        assert!(
+            Instant::now() < end,
+            "no doorbell pass: {}",
+            std::fs::read_to_string(&err).expect("err")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+}

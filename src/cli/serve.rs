@@ -107,9 +107,9 @@ pub fn serve(
         let signal = loop {
             let left = next.map(|t| t.saturating_duration_since(Instant::now()));
             match wait(&signals, left) {
+                // A doorbell: from the broker thread, or `kill -USR1`.
                 Some(libc::SIGUSR1) => {
-                    let Some(a) = &agent else { continue };
-                    let wanted = a.take_wanted();
+                    let wanted = agent.as_ref().map_or(0, Agent::take_wanted);
                     let running = accepted_version(global);
                     if wanted > 0 && running.is_some_and(|v| v >= wanted) {
                         continue;
