@@ -581,10 +581,11 @@ containers:
                 "",
                 f"Per agent while idle ({i['window']} s of unchanged polls; `berth apply "
                 "--serve` with its broker thread, not its containers' monitors): CPU "
-                f"median {statistics.median(i['cpu']):.3f}% (max {max(i['cpu']):.3f}%), "
-                f"RSS median {statistics.median(i['rss']) // 1024} KiB (max "
+                f"median {statistics.median(i['cpu']):.3f}% (max {max(i['cpu']):.3f}%; "
+                "/proc counts in 10 ms ticks, so 0 is under one tick in the window), "
+                f"RSS median {int(statistics.median(i['rss'])) // 1024} KiB (max "
                 f"{max(i['rss']) // 1024} KiB), private memory median "
-                f"{statistics.median(i['private']) // 1024} KiB.",
+                f"{int(statistics.median(i['private'])) // 1024} KiB.",
             ]
         text = "\n".join(lines) + "\n"
         with open(out, "w") as f:
