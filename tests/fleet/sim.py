@@ -400,6 +400,7 @@ containers:
                        and s.get("manifest", {}).get("version") == 2
                        and "unhealthy" in s.get("last_apply", {}).get("reason", "")),
             slack + 30, "v3 fails its check: back to v2, with the reason")
+        self.operator_view(version=2, result="rolled back")
 
         self.publish(v1)
         t0 = time.time()
@@ -460,6 +461,23 @@ containers:
                      "private": [m[1] for m in mem]}
         self.record("idle", t0, {d: 0.0 for d in self.devices},
                     f"{window} s unchanged: {len(reqs)} manifest requests, all 304")
+
+    def operator_view(self, version, result):
+        """`berth fleet status --json` sees every device at `version` with
+        `result`, and its table says so in the summary."""
+        r = ns(f"{PREFIX}-srv", self.berth, "fleet", "status", "--mqtt", BROKER, "--json")
+        doc = json.loads(r.stdout)
+        s = doc["summary"]
+        counts = {c["value"]: c["devices"] for c in s["versions"]}
+        results = {c["value"]: c["devices"] for c in s["results"]}
+        if s["devices"] != self.n or counts.get(str(version)) != self.n \
+                or results.get(result) != self.n or s["online"] != self.n:
+            raise RuntimeError(f"fleet status: {json.dumps(s)}")
+        table = ns(f"{PREFIX}-srv", self.berth, "fleet", "status", "--mqtt", BROKER).stdout
+        want = f"{self.n} device(s), {self.n} online; {self.n} on {version}; last apply: {self.n} {result}"
+        if want not in table:
+            raise RuntimeError(f"fleet status table lacks `{want}`:\n{table[-600:]}")
+        print(f"fleet-sim: fleet status: {want}", flush=True)
 
     def junk(self):
         # Let every device's next poll pass first, so none is due in the window.
