@@ -402,21 +402,9 @@ containers:
             slack + 30, "v3 fails its check: back to v2, with the reason")
         self.operator_view(version=2, result="rolled back")
 
-        self.publish(v1)
-        t0 = time.time()
-        self.ring("apply")
-        self.converge("replay", t0,
-                      lambda s: "replayed" in s.get("error", "")
-                      and s.get("manifest", {}).get("version") == 2,
-                      slack, "v1 again: refused as a replay")
-
-        self.publish(self.sign(4, self.manifest(4), key="forged"))
-        t0 = time.time()
-        self.ring("apply")
-        self.converge("forged", t0,
-                      lambda s: "unknown key" in s.get("error", "")
-                      and s.get("manifest", {}).get("version") == 2,
-                      slack, "v4 signed by an unknown key: refused")
+        self.refused("replay", v1, "replayed", "v1 again: refused as a replay")
+        self.refused("forged", self.sign(4, self.manifest(4), key="forged"), "unknown key",
+                     "v4 signed by an unknown key: refused")
 
         pids_before = self.app_pids()
         self.stop_nginx()
@@ -461,6 +449,17 @@ containers:
                      "private": [m[1] for m in mem]}
         self.record("idle", t0, {d: 0.0 for d in self.devices},
                     f"{window} s unchanged: {len(reqs)} manifest requests, all 304")
+
+    def refused(self, name, path, why, note):
+        """Publish `path` and ring: every device refuses it, saying `why`,
+        and keeps running v2."""
+        self.publish(path)
+        t0 = time.time()
+        self.ring("apply")
+        self.converge(name, t0,
+                      lambda s: why in s.get("error", "")
+                      and s.get("manifest", {}).get("version") == 2,
+                      3 * self.interval + 30 + self.n, note)
 
     def operator_view(self, version, result):
         """`berth fleet status --json` sees every device at `version` with
