@@ -9,6 +9,10 @@ namespace holds the bridge they all hang on. Nothing touches the host's own
 interfaces, routes or cgroups beyond what is made here and removed at the
 end, even on failure.
 
+The broker has a plain listener and a TLS one with passwords; the first
+device uses the TLS one, trusting the simulation's own CA, and a wrong
+password is refused.
+
 Scenarios (each timed, with origin requests and broker messages counted):
   boot      first boot: every device fetches v1, pulls the image, reports v1
   doorbell  v2 published, `apply 2` on berth/all/cmd: every device reports v2
@@ -152,8 +156,15 @@ class Fleet:
         shutil.copy(self.rootfs, f"{self.origin}/busybox.tar.gz")
         with open(self.rootfs, "rb") as f:
             self.image_sha = hashlib.sha256(f.read()).hexdigest()
+        self.make_tls()
         self.start_nginx()
         self.start_mosquitto()
+        # A wrong password is refused by name.
+        r = ns(f"{PREFIX}-srv", self.berth, "--ca-bundle", f"{self.dir}/ca.pem", "fleet", "status",
+               "--mqtt", f"mqtts://{SRV_IP}:8883", "--mqtt-user", self.devices[0],
+               "--mqtt-password-file", f"{self.dir}/wrong.pw", check=False)
+        if r.returncode == 0 or "not authorized" not in r.stderr and "bad user name" not in r.stderr:
+            raise RuntimeError(f"a wrong MQTT password was not refused: {r.returncode} {r.stderr}")
 
     def start_nginx(self):
         conf = f"{self.dir}/nginx.conf"
@@ -189,13 +200,48 @@ http {{
         with open(conf, "w") as f:
             # No persistence: after a restart, the statuses are back only
             # because the devices publish them again.
-            f.write(f"listener 1883 {SRV_IP}\nallow_anonymous true\npersistence false\n"
-                    "max_queued_messages 1000\n")
+            f.write(f"""per_listener_settings true
+persistence false
+max_queued_messages 1000
+listener 1883 {SRV_IP}
+allow_anonymous true
+# The first device speaks mqtts with a password, trusting the fleet's CA.
+listener 8883 {SRV_IP}
+allow_anonymous false
+password_file {self.dir}/mqtt.passwd
+cafile {self.dir}/ca.pem
+certfile {self.dir}/broker.pem
+keyfile {self.dir}/broker.key
+""")
         self.mosquitto = subprocess.Popen(
             ["ip", "netns", "exec", f"{PREFIX}-srv", "mosquitto", "-c", conf],
             stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/mosquitto.out", "a"))
         self.wait_port(1883, "mosquitto")
+        self.wait_port(8883, "mosquitto (TLS)")
         self.observer.start()
+
+    def make_tls(self):
+        """A fleet CA, the broker's certificate for its address, and the
+        first device's password."""
+        d = self.dir
+        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+           "-nodes", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.pem", "-days", "2",
+           "-subj", "/CN=berth fleet sim CA")
+        sh("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+           "-keyout", f"{d}/broker.key", "-out", f"{d}/broker.csr", "-subj", "/CN=broker")
+        with open(f"{d}/san.ext", "w") as f:
+            f.write(f"subjectAltName=IP:{SRV_IP}\n")
+        sh("openssl", "x509", "-req", "-in", f"{d}/broker.csr", "-CA", f"{d}/ca.pem",
+           "-CAkey", f"{d}/ca.key", "-CAcreateserial", "-out", f"{d}/broker.pem", "-days", "2",
+           "-extfile", f"{d}/san.ext")
+        os.chmod(f"{d}/broker.key", 0o644)  # mosquitto drops to its own user
+        with open(f"{d}/mqtt.pw", "w") as f:
+            f.write("s3cret-d01\n")
+        with open(f"{d}/wrong.pw", "w") as f:
+            f.write("guess\n")
+        sh("mosquitto_passwd", "-b", "-c", f"{d}/mqtt.passwd", self.devices[0], "s3cret-d01")
+        os.chmod(f"{d}/mqtt.passwd", 0o644)
+        os.chmod(d, 0o755)
 
     def stop_mosquitto(self):
         self.observer.stop()
@@ -255,6 +301,12 @@ http {{
                 "--cgroup-parent", f"{PREFIX}-{d}", "--keys", f"{self.dir}/keys",
                 "--device-id", d, "--group", "odd" if int(d[1:]) % 2 else "even"]
 
+    def broker_args(self, d):
+        if d != self.devices[0]:
+            return ["--mqtt", BROKER]
+        return ["--mqtt", f"mqtts://{SRV_IP}:8883", "--mqtt-user", d, "--mqtt-password-file",
+                f"{self.dir}/mqtt.pw", "--ca-bundle", f"{self.dir}/ca.pem"]
+
     def start_devices(self, which=None):
         for d in which or self.devices:
             os.makedirs(f"{self.dir}/dev/{d}", exist_ok=True)
@@ -262,7 +314,7 @@ http {{
             self.procs[d] = subprocess.Popen(
                 [*enter(f"{PREFIX}-{d}"), *self.device_args(d), "apply",
                  "--serve", "--interval", str(self.interval), "--backoff-max",
-                 f"{self.interval}s", "--mqtt", BROKER, "--mqtt-keepalive", "10",
+                 f"{self.interval}s", *self.broker_args(d), "--mqtt-keepalive", "10",
                  f"{ORIGIN}/m.yaml"],
                 stdout=log, stderr=log)
 
@@ -384,7 +436,10 @@ containers:
         self.publish(v1)
         t0 = time.time()
         self.start_devices()
-        self.converge("boot", t0, at(1), slack + 60, "first boot: fetch, verify, pull, start")
+        self.converge("boot", t0, at(1), slack + 60,
+                      "first boot: fetch, verify, pull, start (d01 over mqtts with a password)")
+        if not any("fleet broker mqtts://" in l for l in self.log(self.devices[0])):
+            raise RuntimeError("the first device did not use mqtts")
 
         self.publish(self.sign(2, self.manifest(2)))
         t0 = time.time()
