@@ -25,8 +25,9 @@ $(OWRT_STAMP): $(OWRT_SRCS)
 
 openwrt-userland: $(OWRT_STAMP)
 
-test-openwrt: openwrt-userland build rootfs
+test-openwrt: openwrt-userland build rootfs packaging-deps
 	@[ "$$(id -u)" = 0 ] || { echo "make test-openwrt: needs root (unshare, chroot, cgroups)" >&2; exit 1; }
+	shellcheck -x tests/openwrt/*.sh
 	OWRT_FILES=$(OWRT_FX)/files BERTH_BIN=$(CURDIR)/$(BERTH) BERTH_TEST_ROOTFS=$(CURDIR)/$(BUILD)/busybox-rootfs.tar.gz \
 		sh tests/openwrt/procd.sh $(OWRT_PREFIX) openwrt-package
 
