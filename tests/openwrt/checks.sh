@@ -23,8 +23,10 @@ pid_changed() { p=$(bpid); [ -n "$p" ] && [ "$p" != "$1" ] && running; }
 environ_has() { p=$(bpid); [ -n "$p" ] && tr '\0' '\n' <"/proc/$p/environ" | grep -qx "$1"; }
 cmdline() { p=$(bpid); [ -z "$p" ] || tr '\0' ' ' <"/proc/$p/cmdline"; }
 # berth's own view of container NAME in the store ROOT: its state and pid
-cstate() { BERTH_ROOT=$1 berth status --json "$2" 2>/dev/null | jsonfilter -e '@.containers[0].state'; }
-cpid() { BERTH_ROOT=$1 berth status --json "$2" 2>/dev/null | jsonfilter -e '@.containers[0].pid'; }
+cstate() { BERTH_ROOT=$1 berth status --json "$2" 2>/dev/null | jsonfilter -e '@.containers[0].state' 2>/dev/null; }
+cpid() { BERTH_ROOT=$1 berth status --json "$2" 2>/dev/null | jsonfilter -e '@.containers[0].pid' 2>/dev/null; }
+# the revision berth applied last in the store ROOT
+applied() { BERTH_ROOT=$1 berth status --json 2>/dev/null | jsonfilter -e '@.last_apply.revision.sha256'; }
 is_running() { [ "$(cstate "$1" "$2")" = running ]; }
 not_up() { ! is_running "$1" "$2"; }
 links() { [ -L "/etc/rc.d/$1" ] && [ -L "/etc/rc.d/$2" ]; }
@@ -51,7 +53,7 @@ manifest() { # NAMES...: one busybox container per name, each stops on SIGTERM
 		printf 'version: 1\nimages:\n  bb: { path: /usr/share/berth/images/busybox-rootfs.tar.gz }\ncontainers:\n'
 		for c in "$@"; do
 			printf '  %s:\n    image: bb\n' "$c"
-			printf '    command: [/bin/sh, -c, "trap \x27exit 0\x27 TERM; while :; do sleep 1 & wait; done"]\n'
+			printf '    command: [/bin/sh, -c, "trap \x27exit 0\x27 TERM; echo started; while :; do sleep 1 & wait; done"]\n'
 		done
 	} >/etc/berth/manifest.yaml
 }
@@ -65,7 +67,10 @@ procd -s $SOCK -I /etc/init.d -R /etc/rc.d -S >/tmp/procd.log 2>&1 &
 PROCD=$!
 ubus_up() { ubus list service >/dev/null 2>&1; }
 waitfor 5 ubus_up || { echo "FAIL  procd did not register 'service' on ubus"; cat /tmp/procd.log; exit 1; }
-ok "procd (pid $PROCD, not PID 1) and ubusd up: $(ubus list | tr '\n' ' ')"
+rpcd -s $SOCK &
+rpcd_up() { ubus list berth >/dev/null 2>&1; }
+waitfor 5 rpcd_up || { echo "FAIL  rpcd did not register the plugin's object 'berth'"; exit 1; }
+ok "procd (pid $PROCD, not PID 1), ubusd and rpcd up: $(ubus list | tr '\n' ' ')"
 
 echo "== start"
 out=$(/etc/init.d/berth start 2>&1); rc=$?
@@ -94,11 +99,34 @@ check "enabled returns 1" not_enabled
 echo "== reload"
 /etc/init.d/berth reload; sleep 1
 check "reload, nothing changed: same berth pid" [ "$(bpid)" = "$B1" ]
+REV0=$(applied /srv/berth)
 manifest web worker
 /etc/init.d/berth reload
+check "reload after a manifest edit: berth applied the new revision" waitfor 15 sh -c '[ "$(BERTH_ROOT=/srv/berth berth status --json | jsonfilter -e @.last_apply.outcome)" = applied ] && [ "$(BERTH_ROOT=/srv/berth berth status --json | jsonfilter -e @.last_apply.revision.sha256)" != "$0" ]' "$REV0"
 check "reload after a manifest edit: the new container worker runs" waitfor 15 is_running /srv/berth worker
 check "reload after a manifest edit: same berth pid (SIGHUP, no restart)" [ "$(bpid)" = "$B1" ]
 check "reload after a manifest edit: web untouched (pid $W1)" [ "$(cpid /srv/berth web)" = "$W1" ]
+# A pass watches what it started for a while and rolls the manifest back if
+# a new container exits then, even when someone stopped it by hand: give
+# the pass time to end before the plugin restarts worker.
+sleep 3
+K0=$(cpid /srv/berth worker)
+
+echo "== ubus call berth (rpcd exec plugin)"
+ub() { ubus call berth "$@"; }
+check "ubus -v list berth: the plugin's methods" sh -c 'ubus -v list berth | grep -q "\"logs\":{\"name\":\"String\",\"lines\":\"Integer\"}"'
+check "status: web and worker running, with web's pid" \
+	[ "$(ub status | jsonfilter -e '@.containers[*].state' | sort -u) $(ub status | jsonfilter -e '@.containers[@.name="web"].pid')" = "running $W1" ]
+check "list: names and states" [ "$(ub list | jsonfilter -e '@.containers[*].name' | sort | tr '\n' ' ')" = "web worker " ]
+check "logs {name: web, lines: 5}: web's output" [ "$(ub logs '{"name":"web","lines":5}' | jsonfilter -e '@.lines[*]')" = started ]
+check "logs without a name: an error that says so" sh -c "ubus call berth logs '{}' | jsonfilter -e '@.error' | grep -q \"'name'\""
+check "logs with a name that is an option: refused" sh -c "ubus call berth logs '{\"name\":\"--follow\"}' | jsonfilter -e '@.error' | grep -q 'not a container name'"
+check "restart {name: worker}: ok" [ "$(ub restart '{"name":"worker"}' | jsonfilter -e '@.ok')" = true ]
+check "restart: worker runs with a new pid" waitfor 5 sh -c '[ "$(ubus call berth status | jsonfilter -e "@.containers[@.name=\"worker\"].state")" = running ] && [ "$(ubus call berth status | jsonfilter -e "@.containers[@.name=\"worker\"].pid")" != "$0" ]' "$K0"
+check "stop {name: worker}: worker stopped" sh -c '[ "$(ubus call berth stop "{\"name\":\"worker\"}" | jsonfilter -e @.ok)" = true ] && [ "$(ubus call berth status | jsonfilter -e "@.containers[@.name=\"worker\"].state")" != running ]'
+check "apply: ok" sh -c '[ "$(ubus call berth apply | jsonfilter -e @.ok)" = true ]'
+check "apply: worker running again, same berth pid $B1" waitfor 10 sh -c '[ "$(ubus call berth status | jsonfilter -e "@.containers[@.name=\"worker\"].state")" = running ] && [ "$0" = "$1" ]' "$B1" "$(bpid)"
+check "ACL file: rpcd's two groups berth and berth-admin" [ "$({ jsonfilter -i /usr/share/rpcd/acl.d/berth.json -e '@.berth.read.ubus.berth[*]'; jsonfilter -i /usr/share/rpcd/acl.d/berth.json -e '@["berth-admin"].write.ubus.berth[*]'; } | tr '\n' ' ')" = "status list logs start stop restart apply " ]
 
 echo "== crash of berth apply --serve"
 K1=$(cpid /srv/berth worker)

@@ -93,10 +93,8 @@ cp "$BERTH_TEST_ROOTFS" "$R/usr/share/berth/images/busybox-rootfs.tar.gz"
 F=$PKG/berth/files
 install -m 0755 "$F/berth.init" "$R/etc/init.d/berth"
 install -m 0644 "$F/berth.config" "$R/etc/config/berth"
-if [ -d "$PKG/berth-rpcd/files" ]; then
-	install -m 0755 "$PKG/berth-rpcd/files/berth.rpcd" "$R/usr/libexec/rpcd/berth"
-	install -m 0644 "$PKG/berth-rpcd/files/berth.acl.json" "$R/usr/share/rpcd/acl.d/berth.json"
-fi
+install -m 0755 "$F/berth.rpcd" "$R/usr/libexec/rpcd/berth"              # berth-rpcd
+install -m 0644 "$F/berth.acl.json" "$R/usr/share/rpcd/acl.d/berth.json"
 cp "$HERE/checks.sh" "$R/checks.sh"
 
 set +e
