@@ -31,4 +31,23 @@ test-openwrt: openwrt-userland build rootfs packaging-deps
 	OWRT_FILES=$(OWRT_FX)/files BERTH_BIN=$(CURDIR)/$(BERTH) BERTH_TEST_ROOTFS=$(CURDIR)/$(BUILD)/busybox-rootfs.tar.gz \
 		sh tests/openwrt/procd.sh $(OWRT_PREFIX) openwrt-package
 
-TEST_TIERS += test-openwrt
+YOCTO_FX := $(FIXTURES)/yocto
+YOCTO_WORK := $(CURDIR)/$(BUILD)/yocto
+
+# The work dir under build/ keeps bitbake's parse cache: ~4 min cold, ~20 s warm.
+test-yocto:
+	@test -f $(YOCTO_FX)/parse.sh || { echo "make: no Yocto fixtures at $(YOCTO_FX) (set FIXTURES=DIR)" >&2; exit 1; }
+	@[ "$$(id -u)" = 0 ] || { echo "make test-yocto: needs root (parse.sh installs host tools and runs bitbake as its own user)" >&2; exit 1; }
+	nice -n 10 bash tests/yocto/bitbake.sh $(YOCTO_FX) yocto-layer $(YOCTO_WORK)
+
+# yocto-check-layer, about 18 minutes offline. On scarthgap it reports
+# FAILED for any clean layer (test_patches_upstream_status is an expected
+# failure that passes): the per-test lines are what counts.
+check-yocto-layer:
+	@[ "$$(id -u)" = 0 ] || { echo "make check-yocto-layer: needs root" >&2; exit 1; }
+	KEEP=1 FX_WORK=$(YOCTO_WORK) CHECK_LAYER=1 nice -n 10 bash $(YOCTO_FX)/parse.sh yocto-layer berth \
+		> $(YOCTO_WORK)/check-layer.out 2>&1 || true
+	@grep -E 'test_[a-z_]+ .*\.\.\. ' $(YOCTO_WORK)/logs/yocto-check-layer.log | sed 's/^/  /'
+	@! grep -E 'test_[a-z_]+ .*\.\.\. (FAIL|ERROR)' $(YOCTO_WORK)/logs/yocto-check-layer.log
+
+TEST_TIERS += test-openwrt test-yocto
