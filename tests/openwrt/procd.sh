@@ -55,8 +55,10 @@ mkdir -p "$R"/bin "$R"/sbin "$R"/usr/bin "$R"/usr/sbin "$R"/lib "$R"/etc/init.d 
 	"$R"/usr/libexec/rpcd "$R"/usr/share/rpcd/acl.d
 ln -s tmp "$R/var"
 cp /bin/busybox "$R/bin/busybox"
-file -L "$R/bin/busybox" | grep -q 'statically linked' ||
-	{ echo "procd.sh: /bin/busybox is not static (apt-get install busybox-static)" >&2; exit 1; }
+if readelf -l "$R/bin/busybox" | grep -q 'program interpreter'; then
+	echo "procd.sh: /bin/busybox is not static (apt-get install busybox-static)" >&2
+	exit 1
+fi
 chroot "$R" /bin/busybox --install -s
 
 # copy_elf SRC DEST: a binary and the host libraries it needs (the fixture's
