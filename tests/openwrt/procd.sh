@@ -117,5 +117,12 @@ unshare --mount --pid --net --uts --ipc --fork --propagation private /bin/sh -c 
 ' sh "$R" "$CG"
 rc=$?
 set -e
+# The host is left as it was: the containers' cgroups go with the run.
+sleep 1
+for h in /sys/fs/cgroup/*/"$CG"; do
+	[ -d "$h" ] || continue
+	find "$h" -depth -type d -exec rmdir {} + 2>/dev/null || true
+	if [ -d "$h" ]; then echo "FAIL  $h is still there (busy: a container outlived the run)"; rc=1; fi
+done
 echo "procd.sh: rc=$rc, $(( $(date +%s) - T0 )) s" >&2
 exit $rc
