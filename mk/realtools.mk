@@ -47,7 +47,8 @@ check-yocto-layer:
 	@[ "$$(id -u)" = 0 ] || { echo "make check-yocto-layer: needs root" >&2; exit 1; }
 	KEEP=1 FX_WORK=$(YOCTO_WORK) CHECK_LAYER=1 nice -n 10 bash $(YOCTO_FX)/parse.sh yocto-layer berth \
 		> $(YOCTO_WORK)/check-layer.out 2>&1 || true
-	@grep -E 'test_[a-z_]+ .*\.\.\. ' $(YOCTO_WORK)/logs/yocto-check-layer.log | sed 's/^/  /'
-	@! grep -E 'test_[a-z_]+ .*\.\.\. (FAIL|ERROR)' $(YOCTO_WORK)/logs/yocto-check-layer.log
+	@# each test is a line "INFO: test_NAME (...)", its result the next "INFO:  ... RESULT"
+	@grep -E '^INFO: (test_| *\.\.\. )' $(YOCTO_WORK)/logs/yocto-check-layer.log | sed 's/^INFO: *//'
+	@! grep -qE '^INFO: *\.\.\. (FAIL|ERROR)' $(YOCTO_WORK)/logs/yocto-check-layer.log
 
 TEST_TIERS += test-openwrt test-yocto
