@@ -75,7 +75,7 @@ demo-clean:
 
 # Unit and CLI tests. Root tests (tests/root_*.rs) are a separate tier.
 test-unit: deps
-	$(CARGO) test --locked --lib --test cli
+	$(CARGO) test --locked --lib --test cli --test cli_inputs --test cli_serve --test cli_fleet
 	@# the feature-gated paths: a berth built with no optional feature
 	$(CARGO) test --locked --lib --no-default-features
 

@@ -12,7 +12,7 @@
 # Finds and crash inputs: build/fuzz/. A crash fails the run and names its input.
 
 .PHONY: fuzz test-fuzz fuzz-deps
-FUZZ_TARGETS := manifest yaml http_response netlink_reply xz image signature registry
+FUZZ_TARGETS := manifest yaml http_response netlink_reply xz image signature registry mqtt
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE_SECONDS ?= 20
 TEST_TIERS += test-fuzz

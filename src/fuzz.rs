@@ -146,3 +146,24 @@ impl Write for Capped {
         Ok(())
     }
 }
+
+/// What a hostile MQTT broker could send a device: packets back to back,
+/// each decoded under the device's size limit; a message's payload is read
+/// as a doorbell, and a decoded message encodes back to itself.
+pub fn mqtt(bytes: &[u8]) {
+    use crate::fleet::mqtt::{self, Incoming};
+    let mut rest = bytes;
+    while let Ok(Some((packet, used))) = mqtt::decode(rest, 4096) {
+        assert!(used > 0 && used <= rest.len());
+        rest = &rest[used..];
+        if let Incoming::Publish(p) = packet {
+            let _ = mqtt::parse_doorbell(&p.payload);
+            for level in p.topic.split('/') {
+                let _ = mqtt::check_name("fuzz", level);
+            }
+            let again = mqtt::encode_publish(&p);
+            let decoded = mqtt::decode(&again, usize::MAX).ok().flatten();
+            assert_eq!(decoded, Some((Incoming::Publish(p), again.len())));
+        }
+    }
+}

@@ -11,8 +11,7 @@
 //! broker is back.
 
 use std::path::PathBuf;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -161,20 +160,31 @@ pub struct Paths {
     pub run_root: PathBuf,
 }
 
-enum Note {
-    /// A pass ended (with the error of the last one that did something):
-    /// publish the status now.
-    Applied(Paths, Option<String>),
+/// What the serve loop and the thread share.
+#[derive(Default)]
+struct Shared {
+    paths: Paths,
+    /// Why the last pass that fetched or applied something failed.
+    error: Option<String>,
+    /// A pass ended since the thread last looked.
+    applied: bool,
     /// The service stops: publish the last status, then `offline`.
-    Stop,
+    stop: bool,
+    /// The highest version a doorbell asked for since the last pass; 0: any.
+    wanted: u64,
+}
+
+type Link = Arc<(Mutex<Shared>, Condvar)>;
+
+fn lock(link: &Link) -> std::sync::MutexGuard<'_, Shared> {
+    // A panicked holder left plain data behind: still usable.
+    link.0.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The running agent thread.
 pub struct Agent {
-    tx: Sender<Note>,
+    link: Link,
     thread: JoinHandle<()>,
-    /// The highest version a doorbell asked for since the last pass; 0: any.
-    wanted: Arc<Mutex<u64>>,
 }
 
 impl Agent {
@@ -186,43 +196,41 @@ impl Agent {
         prefix: String,
         paths: Paths,
     ) -> Agent {
-        let (tx, rx) = mpsc::channel();
-        let wanted = Arc::new(Mutex::new(0));
+        let link: Link = Arc::default();
+        lock(&link).paths = paths;
         let topics = Topics::new(&prefix, &device_id, &groups);
         let mut worker = Worker {
             options,
             device_id,
             groups,
             topics,
-            paths,
-            error: None,
-            rx,
-            wanted: wanted.clone(),
+            link: link.clone(),
             published: None,
             junk: JunkLog::default(),
         };
         let thread = std::thread::spawn(move || worker.run());
-        Agent { tx, thread, wanted }
+        Agent { link, thread }
     }
 
     /// A pass ended: say so on the status topic. `error`: why the last pass
     /// that fetched or applied a manifest failed (a refused signature, a
     /// container that cannot start).
     pub fn applied(&self, paths: Paths, error: Option<String>) {
-        let _ = self.tx.send(Note::Applied(paths, error));
+        let mut s = lock(&self.link);
+        (s.paths, s.error, s.applied) = (paths, error, true);
+        self.link.1.notify_all();
     }
 
     /// The version the last doorbells asked for (0: none named), cleared.
     pub fn take_wanted(&self) -> u64 {
-        // A poisoned lock still holds a number.
-        let mut w = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *w)
+        std::mem::take(&mut lock(&self.link).wanted)
     }
 
     /// Publish the final status and `offline`, and say goodbye (waits at
     /// most the session's timeout).
     pub fn stop(self) {
-        let _ = self.tx.send(Note::Stop);
+        lock(&self.link).stop = true;
+        self.link.1.notify_all();
         let _ = self.thread.join();
     }
 }
@@ -259,11 +267,7 @@ struct Worker {
     device_id: String,
     groups: Vec<String>,
     topics: Topics,
-    paths: Paths,
-    /// The last pass's error, for the status.
-    error: Option<String>,
-    rx: Receiver<Note>,
-    wanted: Arc<Mutex<u64>>,
+    link: Link,
     /// The status body last published (without its time), and when.
     published: Option<(String, Instant)>,
     junk: JunkLog,
@@ -297,15 +301,19 @@ impl Worker {
             self.published = None;
             let wait = backoff(failures, random_u64());
             let until = Instant::now() + wait;
-            loop {
-                match self
-                    .rx
-                    .recv_timeout(until.saturating_duration_since(Instant::now()))
-                {
-                    Ok(Note::Applied(p, e)) => (self.paths, self.error) = (p, e),
-                    Ok(Note::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                    Err(RecvTimeoutError::Timeout) => break,
+            let mut shared = lock(&self.link);
+            while !shared.stop {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
                 }
+                shared = match self.link.1.wait_timeout(shared, left) {
+                    Ok((g, _)) => g,
+                    Err(e) => e.into_inner().0,
+                };
+            }
+            if shared.stop {
+                return;
             }
         }
     }
@@ -321,24 +329,19 @@ impl Worker {
             if let Some(msg) = s.next(Duration::from_secs(1))? {
                 self.doorbell(&msg);
             }
-            let mut now = false;
-            loop {
-                match self.rx.try_recv() {
-                    Ok(Note::Applied(p, e)) => {
-                        (self.paths, self.error) = (p, e);
-                        now = true;
-                    }
-                    Ok(Note::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
-                        self.publish_status(s, true)?;
-                        s.publish(&self.topics.presence, b"offline", true)?;
-                        return Ok(Ended::Stopped);
-                    }
-                    Err(mpsc::TryRecvError::Empty) => break,
-                }
+            let (stop, now) = {
+                let mut shared = lock(&self.link);
+                // A pass ended: look now (a poll's 304 changes nothing).
+                (shared.stop, std::mem::take(&mut shared.applied))
+            };
+            if stop {
+                self.publish_status(s, true)?;
+                s.publish(&self.topics.presence, b"offline", true)?;
+                return Ok(Ended::Stopped);
             }
             if now || checked.elapsed() >= CHECK_EVERY {
                 checked = Instant::now();
-                self.publish_status(s, now)?;
+                self.publish_status(s, false)?;
             }
         }
     }
@@ -355,9 +358,9 @@ impl Worker {
         }
         match parse_doorbell(&msg.payload) {
             Ok(Doorbell::Apply { version }) => {
-                let mut w = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
-                *w = (*w).max(version.unwrap_or(0));
-                drop(w);
+                let mut shared = lock(&self.link);
+                shared.wanted = shared.wanted.max(version.unwrap_or(0));
+                drop(shared);
                 // SAFETY: signalling our own process; SIGUSR1 is blocked in
                 // every thread and taken by the serve loop's sigtimedwait.
                 unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
@@ -369,12 +372,11 @@ impl Worker {
     /// Publish the status when it changed (or `force`), or when the last one
     /// is an hour old.
     fn publish_status(&mut self, s: &mut Session, force: bool) -> Result<(), MqttFailure> {
-        let body = status_body(
-            &self.device_id,
-            &self.groups,
-            &self.paths,
-            self.error.as_deref(),
-        );
+        let (paths, error) = {
+            let shared = lock(&self.link);
+            (shared.paths.clone(), shared.error.clone())
+        };
+        let body = status_body(&self.device_id, &self.groups, &paths, error.as_deref());
         let stale = match &self.published {
             Some((last, at)) => *last != body || at.elapsed() >= HEARTBEAT,
             None => true,

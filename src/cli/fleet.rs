@@ -110,7 +110,10 @@ pub fn run(global: &Global, args: &FleetArgs) -> Result<ExitCode> {
     s.disconnect();
     let devices: Vec<Device> = devices.into_values().collect();
     if args.json {
-        let doc = serde_json::json!({ "devices": devices, "summary": summary(&devices) });
+        let doc = FleetDoc {
+            devices: &devices,
+            summary: summary(&devices),
+        };
         outln!("{}", serde_json::to_string_pretty(&doc)?)?;
     } else {
         print_table(&devices)?;
@@ -176,31 +179,56 @@ fn unhealthy(status: &Value) -> Vec<String> {
 }
 
 /// How many devices run each version, are online, rolled back, unhealthy.
-fn summary(devices: &[Device]) -> Value {
-    let mut versions: BTreeMap<String, usize> = BTreeMap::new();
-    let mut results: BTreeMap<String, usize> = BTreeMap::new();
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    pub devices: usize,
+    pub online: usize,
+    /// Devices per version running healthy, in order of first sight.
+    pub versions: Vec<Count>,
+    /// Devices per last apply's result.
+    pub results: Vec<Count>,
+    /// Devices with a container not running, or unhealthy.
+    pub unhealthy: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Count {
+    pub value: String,
+    pub devices: usize,
+}
+
+fn count(counts: &mut Vec<Count>, value: String) {
+    match counts.iter_mut().find(|c| c.value == value) {
+        Some(c) => c.devices += 1,
+        None => counts.push(Count { value, devices: 1 }),
+    }
+}
+
+fn summary(devices: &[Device]) -> Summary {
+    let mut sum = Summary {
+        devices: devices.len(),
+        ..Summary::default()
+    };
     for d in devices {
-        *versions.entry(version(d.status.as_ref())).or_default() += 1;
+        count(&mut sum.versions, version(d.status.as_ref()));
         if let Some(r) = d
             .status
             .as_ref()
             .and_then(|s| s["last_apply"]["result"].as_str())
         {
-            *results.entry(r.to_string()).or_default() += 1;
+            count(&mut sum.results, r.to_string());
         }
+        sum.online += usize::from(d.online == Some(true));
+        sum.unhealthy += usize::from(d.status.as_ref().is_some_and(|s| !unhealthy(s).is_empty()));
     }
-    let online = devices.iter().filter(|d| d.online == Some(true)).count();
-    let unhealthy = devices
-        .iter()
-        .filter(|d| d.status.as_ref().is_some_and(|s| !unhealthy(s).is_empty()))
-        .count();
-    serde_json::json!({
-        "devices": devices.len(),
-        "online": online,
-        "versions": versions,
-        "results": results,
-        "unhealthy": unhealthy,
-    })
+    sum
+}
+
+/// `fleet status --json`.
+#[derive(Serialize)]
+struct FleetDoc<'a> {
+    devices: &'a [Device],
+    summary: Summary,
 }
 
 fn print_table(devices: &[Device]) -> Result<()> {
@@ -254,33 +282,24 @@ fn print_table(devices: &[Device]) -> Result<()> {
         }
     }
     let sum = summary(devices);
-    let versions: Vec<String> = sum["versions"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(v, n)| format!("{n} on {v}"))
-        .collect();
-    let results: Vec<String> = sum["results"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(r, n)| format!("{n} {r}"))
-        .collect();
+    let list = |counts: &[Count], sep: &str| {
+        let items: Vec<String> = counts
+            .iter()
+            .map(|c| format!("{}{sep}{}", c.devices, c.value))
+            .collect();
+        if items.is_empty() {
+            "-".to_string()
+        } else {
+            items.join(", ")
+        }
+    };
     outln!(
         "\n{} device(s), {} online; {}; last apply: {}; {} with a container not running well",
-        sum["devices"],
-        sum["online"],
-        if versions.is_empty() {
-            "-".into()
-        } else {
-            versions.join(", ")
-        },
-        if results.is_empty() {
-            "-".into()
-        } else {
-            results.join(", ")
-        },
-        sum["unhealthy"]
+        sum.devices,
+        sum.online,
+        list(&sum.versions, " on "),
+        list(&sum.results, " "),
+        sum.unhealthy
     )?;
     Ok(())
 }
@@ -308,10 +327,10 @@ mod tests {
         assert_eq!(unhealthy(ds["d1"].status.as_ref().unwrap()), ["web"]);
         let devices: Vec<Device> = ds.into_values().collect();
         let s = summary(&devices);
-        assert_eq!(s["devices"], 4);
-        assert_eq!(s["online"], 1);
-        assert_eq!(s["versions"]["2"], 1);
-        assert_eq!(s["versions"]["-"], 3);
-        assert_eq!(s["results"]["applied"], 1);
+        assert_eq!((s.devices, s.online, s.unhealthy), (4, 1, 1));
+        let n = |c: &[Count], v: &str| c.iter().find(|c| c.value == v).map(|c| c.devices);
+        assert_eq!(n(&s.versions, "2"), Some(1));
+        assert_eq!(n(&s.versions, "-"), Some(3));
+        assert_eq!(n(&s.results, "applied"), Some(1));
     }
 }

@@ -81,6 +81,7 @@ pub fn serve(
     let mut last_error: Option<String> = None;
     // What the status says of the last pass that fetched or applied something.
     let mut reported: Option<String> = None;
+    let mut last_doorbell: Option<Instant> = None;
     loop {
         origin.touched = false;
         let result = if url {
@@ -106,14 +107,17 @@ pub fn serve(
         let signal = loop {
             let left = next.map(|t| t.saturating_duration_since(Instant::now()));
             match wait(&signals, left) {
+                // A doorbell: from the broker thread, or `kill -USR1`.
                 Some(libc::SIGUSR1) => {
-                    let Some(a) = &agent else { continue };
-                    let wanted = a.take_wanted();
+                    let wanted = agent.as_ref().map_or(0, Agent::take_wanted);
                     let running = accepted_version(global);
                     if wanted > 0 && running.is_some_and(|v| v >= wanted) {
                         continue;
                     }
-                    std::thread::sleep(DOORBELL_GAP.saturating_sub(passed.elapsed()));
+                    if let Some(t) = last_doorbell {
+                        std::thread::sleep(DOORBELL_GAP.saturating_sub(t.elapsed()));
+                    }
+                    last_doorbell = Some(Instant::now());
                     break Some(libc::SIGUSR1);
                 }
                 other => break other,

@@ -89,6 +89,10 @@ def main():
     put("registry", "index", "\x00" + '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:' + "c" * 64 + '","size":9,"platform":{"os":"linux","architecture":"arm","variant":"v7"}}]}')
     put("registry", "token", "\x04" + '{"token":"abc.def.ghi","expires_in":300}')
     put("registry", "challenge", "\x04" + 'Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull"')
+    # MQTT: CONNACK, SUBACK, a QoS 1 doorbell, PINGRESP, a retained status.
+    put("mqtt", "session", b"\x20\x02\x00\x00" + b"\x90\x04\x00\x01\x01\x01"
+        + b"\x32\x18\x00\x0dberth/all/cmd\x00\x07apply 3" + b"\xd0\x00")
+    put("mqtt", "status", b"\x31\x20\x00\x0fberth/d1/status{\"device\":\"d1\"}")
     put("registry", "reference", "\x04" + "ghcr.io/org/web:1.4@sha256:" + "d" * 64)
     put("http_response", "sized", "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nContent-Type: text/yaml\r\n\r\nversion: 1\n")
     put("http_response", "chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: z\r\n\r\n")

@@ -12,7 +12,8 @@ shift 2
 STUB_IN_INSTANCE=0
 
 # config_load PACKAGE: read option lines of every section into variables
-# CONFIG_<section>_<option>, as functions.sh does.
+# CONFIG_<section>_<option>, as functions.sh does; a list's items joined
+# by spaces, as its list() does.
 config_load() {
 	stub_file="$STUB_CONFDIR/$1"
 	[ -f "$stub_file" ] || return 1
@@ -25,6 +26,11 @@ config_load() {
 			gsub(/^\047|\047$/, "", val)
 			gsub(/\047/, "\047\\\047\047", val)
 			printf "CONFIG_%s_%s=\047%s\047\n", sec, name, val
+		}
+		$1 == "list" && sec != "" {
+			val = $3
+			gsub(/\047/, "", val)
+			printf "CONFIG_%s_%s=\"${CONFIG_%s_%s:+$CONFIG_%s_%s }%s\"\n", sec, $2, sec, $2, sec, $2, val
 		}' "$stub_file")"
 }
 

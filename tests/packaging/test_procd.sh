@@ -152,6 +152,25 @@ out=$(run "$tmp/c6c")
 expect "key list, signed files and CA bundle" "$out" \
 	"param command /usr/bin/berth apply --serve --interval 300 --keys /etc/berth/fleet.pub --keys-url https://fleet.example/keys.list --require-signed --ca-bundle /etc/berth/fleet-ca.pem https://fleet.example/r1.yaml"
 
+# 6d. The fleet's broker, the device id and its groups.
+mkdir -p "$tmp/c6d"
+cat > "$tmp/c6d/berth" <<CONF
+config berth 'main'
+	option url 'https://fleet.example/r1.yaml'
+	option mqtt 'mqtts://broker.example:8883'
+	option mqtt_user 'rtr1'
+	option mqtt_password_file '/etc/berth/mqtt.password'
+	option mqtt_keepalive '30'
+	option topic_prefix 'isp/'
+	option device_id 'rtr1'
+	list group 'lab'
+	list group 'b07'
+	option root '$tmp/store6d'
+CONF
+out=$(run "$tmp/c6d")
+expect "broker, device id and groups" "$out" \
+	"param command /usr/bin/berth apply --serve --interval 300 --mqtt mqtts://broker.example:8883 --mqtt-user rtr1 --mqtt-password-file /etc/berth/mqtt.password --mqtt-keepalive 30 --topic-prefix isp/ --device-id rtr1 --group lab --group b07 https://fleet.example/r1.yaml"
+
 # 7. Bad values: no instance, a message naming the option.
 for bad in "key 'RWQ x\$(reboot)'" "interval 'soon'" "url 'ftp://fleet.example/r1.yaml'"; do
 	mkdir -p "$tmp/c7"
