@@ -196,7 +196,15 @@ uci_reload keys_url=http://127.0.0.1:8080/keys.list ca_bundle=/www/ca.pem
 waitfor 10 pid_changed "$B8"
 case "$(cmdline)" in *"--keys-url http://127.0.0.1:8080/keys.list --ca-bundle /www/ca.pem "*) ok "keys_url, ca_bundle: on the command line" ;;
 	*) bad "keys_url, ca_bundle: command is $(cmdline)" ;; esac
-uci_reload url= key= interval= jitter= keys_url= ca_bundle=
+B9=$(bpid)
+uci add_list berth.main.group=lab
+uci add_list berth.main.group=eu
+uci_reload device_id=r1
+waitfor 10 pid_changed "$B9"
+case "$(cmdline)" in *"--device-id r1 --group lab --group eu "*) ok "device_id, list group: on the command line" ;;
+	*) bad "device_id, list group: command is $(cmdline)" ;; esac
+uci delete berth.main.group
+uci_reload url= key= interval= jitter= keys_url= ca_bundle= device_id=
 /etc/init.d/berth reload
 check "url unset: back to the local manifest (solo runs)" waitfor 15 is_running /srv/other solo
 
