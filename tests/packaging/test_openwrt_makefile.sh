@@ -45,6 +45,19 @@ for d in etc/berth usr/share/berth/images; do
 	if [ -d "$tmp/dest/$d" ]; then ok "creates /$d"; else fail "missing dir /$d"; fi
 done
 
+# berth-rpcd: the rpcd plugin and its ACL (run under the real rpcd by
+# tests/openwrt/procd.sh)
+info=$(make -s -C "$pkgdir" TOPDIR="$stub" stub-info-berth-rpcd 2>&1)
+for dep in +berth +rpcd +jsonfilter; do
+	if printf '%s\n' "$info" | grep '^depends ' | grep -qF -- "$dep"; then ok "berth-rpcd depends on $dep"
+	else fail "berth-rpcd depends lacks $dep: $info"; fi
+done
+mkdir -p "$tmp/rpcd"
+if out=$(make -s -C "$pkgdir" TOPDIR="$stub" DEST="$tmp/rpcd" stub-install-berth-rpcd 2>&1) &&
+	[ -x "$tmp/rpcd/usr/libexec/rpcd/berth" ] && [ -f "$tmp/rpcd/usr/share/rpcd/acl.d/berth.json" ]; then
+	ok "berth-rpcd installs /usr/libexec/rpcd/berth and /usr/share/rpcd/acl.d/berth.json"
+else fail "berth-rpcd install: $out"; fi
+
 # The postinst: at image build time it calls the host berth's
 # `install --target-root`, on the device it does nothing.
 make -s -C "$pkgdir" TOPDIR="$stub" stub-postinst-berth > "$tmp/postinst"

@@ -17,8 +17,8 @@ PKG_INSTALL_DIR?=$(PKG_BUILD_DIR)/ipkg-install
 # BuildPackage NAME: the package must define TITLE, CATEGORY, SECTION and an
 # install recipe; a Rust package must depend on RUST_ARCH_DEPENDS.
 define BuildPackage
-  export STUB_POSTINST=$$(Package/$(1)/postinst)
-  export STUB_CONFIG=$$(Package/$(1)/config)
+  export STUB_POSTINST_$(subst -,_,$(1))=$$(Package/$(1)/postinst)
+  export STUB_CONFIG_$(subst -,_,$(1))=$$(Package/$(1)/config)
   $(eval $(call Package/$(1)))
   $(foreach v,TITLE CATEGORY SECTION,$(if $(strip $($(v))),,$(error Package/$(1): $(v) is not set)))
   $(if $(STUB_RUST_PACKAGE_MK),$(if $(findstring $(RUST_ARCH_DEPENDS),$(DEPENDS)),,$(error Package/$(1): DEPENDS lacks $$(RUST_ARCH_DEPENDS))))
@@ -37,7 +37,7 @@ stub-info-$(1):
 	@printf 'conffile %s\n' $(strip $(Package/$(1)/conffiles))
 
 stub-postinst-$(1):
-	@printf '%s\n' "$$$$STUB_POSTINST"
+	@printf '%s\n' "$$$$STUB_POSTINST_$(subst -,_,$(1))"
 
 stub-install-$(1):
 	$(call Package/$(1)/install,$(DEST))
@@ -46,5 +46,5 @@ stub-compile-$(1):
 	$$(Build/Compile)
 
 stub-config-$(1):
-	@printf '%s\n' "$$$$STUB_CONFIG"
+	@printf '%s\n' "$$$$STUB_CONFIG_$(subst -,_,$(1))"
 endef
