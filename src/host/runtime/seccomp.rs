@@ -6,7 +6,10 @@
 //! do, and allows the calls a kept capability covers (mount with
 //! CAP_SYS_ADMIN, reboot with CAP_SYS_BOOT...). clone3 gets ENOSYS without
 //! CAP_SYS_ADMIN so libc falls back to clone, whose namespace flags are checked.
-//! Calls from another ABI (x32, 32-bit compat) are denied: their numbers differ.
+//! Calls from another ABI (32-bit compat on a 64-bit kernel) kill the process,
+//! as libseccomp's bad-arch default does: their numbers differ, and a process
+//! whose every call fails (exit included) would spin rather than end. x32
+//! shares x86_64's audit arch and is denied (EPERM) by its number.
 
 use std::io;
 
@@ -20,6 +23,9 @@ const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
 
 const RET_ALLOW: u32 = 0x7fff_0000;
+/// SECCOMP_RET_KILL_PROCESS (Linux 4.14); older kernels read it as RET_KILL
+/// (0, the thread), which also never lets the call through.
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
 
 // AUDIT_ARCH_* = ELF machine | 64-bit flag | little-endian flag (linux/audit.h).
@@ -188,7 +194,7 @@ pub fn default_filter(keep: u64) -> Vec<libc::sock_filter> {
     let mut prog = vec![
         stmt(BPF_LD_W_ABS, 4),
         jump(BPF_JMP_JEQ_K, AUDIT_ARCH, 1, 0),
-        stmt(BPF_RET_K, RET_ERRNO | errno(libc::EPERM)),
+        stmt(BPF_RET_K, RET_KILL_PROCESS),
         stmt(BPF_LD_W_ABS, 0),
     ];
     let body = usize::from(x32) + checks.len() + if clone.is_some() { 3 } else { 0 };
@@ -316,7 +322,18 @@ mod tests {
             ),
             eperm
         );
-        assert_eq!(run(&p, AUDIT_ARCH ^ 1, n(libc::SYS_getpid), 0), eperm);
+        // Another ABI's numbers mean other calls: killed, not allowed.
+        for arch in [
+            AUDIT_ARCH ^ 1,
+            AUDIT_ARCH ^ 0x4000_0000,
+            AUDIT_ARCH ^ 0x8000_0000,
+        ] {
+            assert_eq!(
+                run(&p, arch, n(libc::SYS_getpid), 0),
+                RET_KILL_PROCESS,
+                "{arch:#x}"
+            );
+        }
     }
 
     #[test]
