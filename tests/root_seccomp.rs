@@ -17,7 +17,7 @@ mod common;
 
 use std::ffi::CString;
 use std::io;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
 
 use berth::host::runtime::seccomp;
@@ -156,10 +156,16 @@ fn another_abi_is_killed() {
         eprintln!("skip another_abi_is_killed: no BERTH_FOREIGN_ABI_BUSYBOX on this machine");
         return;
     };
-    let ok = Command::new(&bin).arg("true").status().unwrap();
+    // argv[0] `busybox`: the applet is then the first argument.
+    let busybox = |bin: &std::ffi::OsStr| {
+        let mut c = Command::new(bin);
+        c.arg0("busybox");
+        c
+    };
+    let ok = busybox(&bin).arg("true").status().unwrap();
     assert!(ok.success(), "{bin:?} does not run on this kernel: {ok:?}");
     let bin2 = bin.clone();
-    let status = confined(move || Command::new(&bin2).arg("true").status().unwrap());
+    let status = confined(move || busybox(&bin2).arg("true").status().unwrap());
     assert_eq!(
         status.signal(),
         Some(libc::SIGSYS),
@@ -171,7 +177,7 @@ fn another_abi_is_killed() {
     let p = CString::new(path.to_str().unwrap()).unwrap();
     let bin3 = bin.clone();
     let status = confined(move || {
-        Command::new(&bin3)
+        busybox(&bin3)
             .args(["touch", p.to_str().unwrap()])
             .status()
             .unwrap()

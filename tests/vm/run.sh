@@ -41,15 +41,17 @@ case "$arch" in
     *) echo "vmtest: VM_ARCH $arch is not amd64, arm64, armhf or mipsel" >&2; exit 2 ;;
 esac
 
-# apt-get download of packages for $arch. A foreign architecture is added to
-# dpkg only for the download and removed again after it, and only if this
-# script added it: an architecture the machine already had stays.
+# fetch_debs ARCH CMD...: run CMD in $vm_dir/deb with ARCH's package lists.
+# A foreign architecture is added to dpkg only for the download and removed
+# again after it, and only if this script added it: one the machine already
+# had stays.
 fetch_debs() {
-    local added="" rc=0
-    if [ "$arch" != "$(dpkg --print-architecture)" ] &&
-        ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
-        dpkg --add-architecture "$arch"
-        added=$arch
+    local a=$1 added="" rc=0
+    shift
+    if [ "$a" != "$(dpkg --print-architecture)" ] &&
+        ! dpkg --print-foreign-architectures | grep -qx "$a"; then
+        dpkg --add-architecture "$a"
+        added=$a
         apt-get -o DPkg::Lock::Timeout=600 update -q >&2 || rc=$?
     fi
     if [ "$rc" -eq 0 ]; then
@@ -80,8 +82,19 @@ download() {
 if ! compgen -G "$vm_dir/kernel/boot/vmlinu*" >/dev/null; then
     mkdir -p "$vm_dir/deb"
     rm -f "$vm_dir"/deb/*.deb
-    fetch_debs download
-    rm -rf "$vm_dir/kernel" "$vm_dir/busybox"
+    fetch_debs "$arch" download
+    # arm64 kernels run 32-bit ARM binaries too: seccomp-abi checks that the
+    # filter kills one (another AUDIT_ARCH, other numbers).
+    if [ "$arch" = arm64 ]; then
+        fetch_debs armhf apt-get download busybox-static:armhf
+        mkdir -p "$vm_dir/deb/compat"
+        mv "$vm_dir"/deb/busybox-static_*_armhf.deb "$vm_dir/deb/compat/"
+    fi
+    rm -rf "$vm_dir/kernel" "$vm_dir/busybox" "$vm_dir/compat"
+    if [ -d "$vm_dir/deb/compat" ]; then
+        dpkg-deb -x "$vm_dir"/deb/compat/*.deb "$vm_dir/compat"
+        rm -rf "$vm_dir/deb/compat"
+    fi
     for deb in "$vm_dir"/deb/*.deb; do
         case "$deb" in
             */busybox-static_*) dpkg-deb -x "$deb" "$vm_dir/busybox" ;;
@@ -123,6 +136,9 @@ for b in ${VM_BINS:-}; do
     dest=$root/tests/$(basename "$b" | sed 's/-[0-9a-f]\{16\}$//')
     LD_LIBRARY_PATH="$sysroot/lib" "$objcopy" --strip-debug "$b" "$dest"
 done
+if [ -e "$vm_dir/compat/bin/busybox" ]; then
+    cp "$vm_dir/compat/bin/busybox" "$root/tests/compat-busybox"
+fi
 
 # Modules with their dependencies (read from each .ko's modinfo), deps first.
 loaded=""

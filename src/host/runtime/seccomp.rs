@@ -373,4 +373,32 @@ mod tests {
             RET_ERRNO | libc::EPERM as u32
         );
     }
+
+    /// `struct seccomp_data` as the kernel lays it out, written out byte by
+    /// byte: args are u64, so the low half of args[0] (the clone flags) is at
+    /// offset 16 on little-endian and 20 on big-endian (MIPS BE). With the
+    /// wrong one the clone check reads the high half (zero on a 32-bit
+    /// kernel) and lets every namespace flag through.
+    #[test]
+    fn clone_flags_are_read_from_the_low_half_of_arg0() {
+        let mut data = [0u8; 64];
+        // args[0] = CLONE_NEWUSER (0x10000000), laid out by hand.
+        if cfg!(target_endian = "big") {
+            data[16..24].copy_from_slice(&[0, 0, 0, 0, 0x10, 0, 0, 0]);
+        } else {
+            data[16..24].copy_from_slice(&[0, 0, 0, 0x10, 0, 0, 0, 0]);
+        }
+        let k = usize::try_from(ARG0_LO).unwrap();
+        let word = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
+        assert_eq!(word, 0x1000_0000);
+        assert_eq!(
+            u64::from_ne_bytes(data[16..24].try_into().unwrap()),
+            0x1000_0000
+        );
+        let p = default_filter(0);
+        assert!(
+            p.iter().any(|i| i.code == BPF_LD_W_ABS && i.k == ARG0_LO),
+            "the clone check loads args[0] at {ARG0_LO}"
+        );
+    }
 }

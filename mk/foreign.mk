@@ -1,0 +1,48 @@
+# Foreign kernels: the VM tier (tests/vm/run.sh) on Debian's arm64, armhf
+# (armmp) and mipsel (4kc-malta) kernels under qemu TCG (-M virt, -M malta),
+# with berth and the VM_TESTS binaries built for the matching musl target
+# (scripts/cross/target.sh vm-bins: the debug build, as the amd64 tier uses).
+# run.sh fetches each kernel with its modules and busybox-static:ARCH from
+# Debian's archive, adding the foreign architecture to dpkg for the download
+# only and removing it again (an architecture the machine had stays).
+#
+#   make test-foreign            every scenario on all three kernels
+#   make vmtest-foreign-ARCH     one of them (arm64, armhf, mipsel)
+#   make vmtest-foreign-short    in make test: a container with cgroup2
+#                                limits, the runtime isolation checks and
+#                                the seccomp checks on the arm64 kernel
+# Big-endian MIPS has no Debian kernel: its unit tests (byte order included)
+# run under qemu-user in `make test-cross-mips-unknown-linux-musl`.
+
+FOREIGN_ARCHES := arm64 armhf mipsel
+foreign_triple = $(if $(filter arm64,$(1)),aarch64-unknown-linux-musl,$(if $(filter armhf,$(1)),armv7-unknown-linux-musleabihf,mipsel-unknown-linux-musl))
+FOREIGN_SHORT := cgroup-v2-live-update runtime-isolation seccomp-abi
+# TCG on a shared 2-core machine: mipsel boots in about 10 s, but leave room.
+FOREIGN_TIMEOUT ?= 600
+
+# The seccomp checks on the running kernel (every VM tier, amd64 included).
+VM_TESTS += root_seccomp
+
+.PHONY: test-foreign foreign-deps vmtest-foreign-short $(addprefix vmtest-foreign-,$(FOREIGN_ARCHES))
+
+foreign-deps: check-cargo
+	$(call apt_install,qemu-system-arm qemu-system-mips cpio dpkg-dev)
+	sh scripts/cross/deps.sh cross
+
+# vm_foreign ARCH, SCENARIOS (empty: all): build for ARCH's target, boot, run.
+define vm_foreign
+	@mkdir -p $(BUILD)/vm-$(1)
+	nice -n 10 sh scripts/cross/target.sh $(call foreign_triple,$(1)) vm-bins $(VM_TESTS) > $(BUILD)/vm-$(1)/bins.txt
+	VM_ARCH=$(1) VM_DIR=$(abspath $(BUILD)/vm-$(1)) VM_TIMEOUT=$(FOREIGN_TIMEOUT) VM_SCENARIOS="$(2)" \
+		VM_BINS="$$(tr '\n' ' ' < $(BUILD)/vm-$(1)/bins.txt)" tests/vm/run.sh
+endef
+
+$(addprefix vmtest-foreign-,$(FOREIGN_ARCHES)): vmtest-foreign-%: foreign-deps
+	$(call vm_foreign,$*,)
+
+test-foreign: $(addprefix vmtest-foreign-,$(FOREIGN_ARCHES))
+
+vmtest-foreign-short: foreign-deps
+	$(call vm_foreign,arm64,$(FOREIGN_SHORT))
+
+TEST_TIERS += vmtest-foreign-short
