@@ -93,7 +93,9 @@ case "$mode" in
 		# shellcheck disable=SC2046 # one --test per name
 		"$@" test --locked --target "$triple" --no-run --message-format=json \
 			$(printf -- '--test %s ' $tests) > "$json"
-		sed -n 's/.*"executable":"\([^"]*\/deps\/[^"]*\)".*/\1/p' "$json"
+		# the test harness builds (nightly cargo puts them outside deps/)
+		grep '"profile":{[^}]*"test":true' "$json" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p'
+
 		;;
 	*) echo "target.sh: mode is build, test or vm-bins" >&2; exit 2 ;;
 esac
