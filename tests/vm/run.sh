@@ -128,13 +128,15 @@ for s in "$top"/tests/vm/scenarios/*; do
     fi
     case "$n" in *"${VM_ONLY:-}"*) cp "$s" "$root/scenarios/" ;; esac
 done
-# Debug info is most of a debug test binary and the initramfs lives in RAM
-# (256 MiB on Malta): copies go in stripped of it.
+# Debug info is most of a debug test binary and the initramfs lives in RAM:
+# copies go in without it, and on Malta (256 MiB) without symbols too.
+strip=--strip-debug
+[ "$arch" != mipsel ] || strip=--strip-all
 sysroot=$(rustc --print sysroot)
 objcopy=$sysroot/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/rust-objcopy
 for b in ${VM_BINS:-}; do
     dest=$root/tests/$(basename "$b" | sed 's/-[0-9a-f]\{16\}$//')
-    LD_LIBRARY_PATH="$sysroot/lib" "$objcopy" --strip-debug "$b" "$dest"
+    LD_LIBRARY_PATH="$sysroot/lib" "$objcopy" "$strip" "$b" "$dest"
 done
 if [ -e "$vm_dir/compat/bin/busybox" ]; then
     cp "$vm_dir/compat/bin/busybox" "$root/tests/compat-busybox"
