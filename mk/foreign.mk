@@ -1,7 +1,10 @@
 # Foreign kernels: the VM tier (tests/vm/run.sh) on Debian's arm64, armhf
 # (armmp) and mipsel (4kc-malta) kernels under qemu TCG (-M virt, -M malta),
-# with berth and the VM_TESTS binaries built for the matching musl target
-# (scripts/cross/target.sh vm-bins: the debug build, as the amd64 tier uses).
+# with the VM_TESTS binaries built for the matching musl target
+# (scripts/cross/target.sh vm-bins, debug as in the amd64 tier) and, in
+# test-foreign, the target's firmware build of berth (build-cross-<triple>,
+# what ships on the router); the short tier in make test uses the debug
+# berth, which costs no second build of std.
 # run.sh fetches each kernel with its modules and busybox-static:ARCH from
 # Debian's archive, adding the foreign architecture to dpkg for the download
 # only and removing it again (an architecture the machine had stays).
@@ -29,16 +32,20 @@ foreign-deps: check-cargo
 	$(call apt_install,qemu-system-arm qemu-system-mips cpio dpkg-dev)
 	sh scripts/cross/deps.sh cross
 
-# vm_foreign ARCH, SCENARIOS (empty: all): build for ARCH's target, boot, run.
+# vm_foreign ARCH, SCENARIOS (empty: all), BERTH (empty: the debug build):
+# build for ARCH's target, boot, run. vm-bins prints berth first.
 define vm_foreign
 	@mkdir -p $(BUILD)/vm-$(1)
 	nice -n 10 sh scripts/cross/target.sh $(call foreign_triple,$(1)) vm-bins $(VM_TESTS) > $(BUILD)/vm-$(1)/bins.txt
+	$(if $(3),sed -i '1c $(3)' $(BUILD)/vm-$(1)/bins.txt)
 	VM_ARCH=$(1) VM_DIR=$(abspath $(BUILD)/vm-$(1)) VM_TIMEOUT=$(FOREIGN_TIMEOUT) VM_SCENARIOS="$(2)" \
 		VM_BINS="$$(tr '\n' ' ' < $(BUILD)/vm-$(1)/bins.txt)" tests/vm/run.sh
 endef
 
+# Each waits for its firmware build (mk/cross.mk).
+$(foreach a,$(FOREIGN_ARCHES),$(eval vmtest-foreign-$(a): build-cross-$(call foreign_triple,$(a))))
 $(addprefix vmtest-foreign-,$(FOREIGN_ARCHES)): vmtest-foreign-%: foreign-deps
-	$(call vm_foreign,$*,)
+	$(call vm_foreign,$*,,$(PKG_TARGET_DIR)/$(call foreign_triple,$*)/release/berth)
 
 test-foreign: $(addprefix vmtest-foreign-,$(FOREIGN_ARCHES))
 
