@@ -90,7 +90,7 @@ case "$mode" in
 		echo "${CARGO_TARGET_DIR:-target}/$triple/debug/berth"
 		# Through a file: a pipe would hide cargo's exit status (no pipefail in sh).
 		json=${CARGO_TARGET_DIR:-target}/$triple/vm-bins.json
-		# shellcheck disable=SC2046 # one --test per name
+		# shellcheck disable=SC2046,SC2086 # one --test per name
 		"$@" test --locked --target "$triple" --no-run --message-format=json \
 			$(printf -- '--test %s ' $tests) > "$json"
 		# the test harness builds (nightly cargo puts them outside deps/)

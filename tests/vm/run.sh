@@ -33,6 +33,7 @@ case "$arch" in
     armhf)
         meta=linux-image-armmp console=ttyAMA0
         # highmem=off: the armmp kernel (no LPAE) reaches no RAM above 4 GiB
+        # shellcheck disable=SC2054 # the comma is qemu's, inside one argument
         qemu=(qemu-system-arm -accel tcg -M virt,highmem=off -cpu cortex-a15 -m 1G -smp 2) ;;
     mipsel)
         meta=linux-image-4kc-malta console=ttyS0
