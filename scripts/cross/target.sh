@@ -3,10 +3,15 @@
 # that rustup can fetch use stable; otherwise std is built from rust-src with
 # nightly -Z build-std and zig links (scripts/cross/*-zigcc). Tests run under
 # qemu-user-static through the runner set in .cargo/config.toml.
-# Usage: target.sh TRIPLE build|test
+# Mode vm-bins builds the debug berth and the integration test binaries named
+# after it (--test NAME...) for the foreign-kernel VM tier (mk/foreign.mk) and
+# prints their paths, one a line.
+# Usage: target.sh TRIPLE build|test|vm-bins [TEST...]
 set -eu
 triple=$1
 mode=$2
+shift 2
+tests=$*
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 
@@ -80,5 +85,17 @@ case "$mode" in
 		strip_unloaded "${CARGO_TARGET_DIR:-target}/$triple/release/berth" $toolchain
 		;;
 	test) exec "$@" test --locked --target "$triple" --lib --bins ;;
-	*) echo "target.sh: mode is build or test" >&2; exit 2 ;;
+	vm-bins)
+		"$@" build --locked --target "$triple" --bin berth >&2
+		echo "${CARGO_TARGET_DIR:-target}/$triple/debug/berth"
+		# Through a file: a pipe would hide cargo's exit status (no pipefail in sh).
+		json=${CARGO_TARGET_DIR:-target}/$triple/vm-bins.json
+		# shellcheck disable=SC2046,SC2086 # one --test per name
+		"$@" test --locked --target "$triple" --no-run --message-format=json \
+			$(printf -- '--test %s ' $tests) > "$json"
+		# the test harness builds (nightly cargo puts them outside deps/)
+		grep '"profile":{[^}]*"test":true' "$json" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p'
+
+		;;
+	*) echo "target.sh: mode is build, test or vm-bins" >&2; exit 2 ;;
 esac

@@ -4,46 +4,118 @@
 # report one RESULT line per scenario. Fails on any failure or a timeout.
 #
 # Environment:
-#   VM_DIR      work dir (default build/vm)
-#   VM_BINS     static binaries to copy into /tests (space separated)
-#   VM_MODULES  kernel modules to insmod at boot, dependencies first added
-#   VM_TIMEOUT  seconds for the whole boot (default 170)
-#   VM_ONLY     run only scenarios whose name contains this text
+#   VM_ARCH       Debian architecture of the kernel: amd64 (default), arm64
+#                 (qemu -M virt), armhf (-M virt, armmp kernel) or mipsel
+#                 (-M malta, 4kc-malta kernel). VM_BINS must be built for it.
+#   VM_DIR        work dir (default build/vm)
+#   VM_BINS       static binaries to copy into /tests (space separated)
+#   VM_MODULES    kernel modules to insmod at boot, dependencies first added
+#   VM_TIMEOUT    seconds for the whole boot (default 170)
+#   VM_ONLY       run only scenarios whose name contains this text
+#   VM_SCENARIOS  run only these scenarios (space separated names)
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
+arch=${VM_ARCH:-amd64}
 vm_dir=${VM_DIR:-$top/build/vm}
 timeout_s=${VM_TIMEOUT:-170}
 modules=${VM_MODULES:-veth macvlan ipvlan overlay bridge 8021q}
 mkdir -p "$vm_dir"
 
-# 1. The kernel: the package linux-image-amd64 depends on, unpacked once.
-if ! compgen -G "$vm_dir/kernel/boot/vmlinuz-*" >/dev/null; then
-    find_pkg() {
-        apt-cache depends linux-image-amd64 2>/dev/null |
-            sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n 1
-    }
+# The machine per architecture: the kernel metapackage, qemu and its console.
+case "$arch" in
+    amd64)
+        meta=linux-image-amd64 console=ttyS0
+        qemu=(qemu-system-x86_64 -accel tcg -m 1G -smp 2) ;;
+    arm64)
+        meta=linux-image-arm64 console=ttyAMA0
+        qemu=(qemu-system-aarch64 -accel tcg -M virt -cpu cortex-a57 -m 1G -smp 2) ;;
+    armhf)
+        meta=linux-image-armmp console=ttyAMA0
+        # highmem=off: the armmp kernel (no LPAE) reaches no RAM above 4 GiB
+        # shellcheck disable=SC2054 # the comma is qemu's, inside one argument
+        qemu=(qemu-system-arm -accel tcg -M virt,highmem=off -cpu cortex-a15 -m 1G -smp 2) ;;
+    mipsel)
+        meta=linux-image-4kc-malta console=ttyS0
+        # Malta maps 256 MiB of low memory; the 4kc kernel is uniprocessor.
+        qemu=(qemu-system-mipsel -accel tcg -M malta -m 256M -vga none) ;;
+    *) echo "vmtest: VM_ARCH $arch is not amd64, arm64, armhf or mipsel" >&2; exit 2 ;;
+esac
+
+# fetch_debs ARCH CMD...: run CMD in $vm_dir/deb with ARCH's package lists.
+# A foreign architecture is added to dpkg only for the download and removed
+# again after it, and only if this script added it: one the machine already
+# had stays.
+fetch_debs() {
+    local a=$1 added="" rc=0
+    shift
+    if [ "$a" != "$(dpkg --print-architecture)" ] &&
+        ! dpkg --print-foreign-architectures | grep -qx "$a"; then
+        dpkg --add-architecture "$a"
+        added=$a
+        apt-get -o DPkg::Lock::Timeout=600 update -q >&2 || rc=$?
+    fi
+    if [ "$rc" -eq 0 ]; then
+        (cd "$vm_dir/deb" && "$@") || rc=$?
+    fi
+    if [ -n "$added" ]; then
+        dpkg --remove-architecture "$added"
+    fi
+    return "$rc"
+}
+
+find_pkg() {
+    apt-cache depends "$meta:$arch" 2>/dev/null |
+        sed -n 's/^ *Depends: \(linux-image-[0-9][^:]*\).*$/\1/p' | head -n 1
+}
+
+download() {
+    local pkg
     pkg=$(find_pkg)
     # A fresh machine may have no package lists yet.
-    [ -n "$pkg" ] || { apt-get update -q >&2 && pkg=$(find_pkg); }
-    [ -n "$pkg" ] || { echo "vmtest: cannot find the kernel package behind linux-image-amd64" >&2; exit 1; }
+    [ -n "$pkg" ] || { apt-get -o DPkg::Lock::Timeout=600 update -q >&2 && pkg=$(find_pkg); }
+    [ -n "$pkg" ] || { echo "vmtest: cannot find the kernel package behind $meta:$arch" >&2; return 1; }
+    apt-get download "$pkg:$arch"
+    [ "$arch" = amd64 ] || apt-get download "busybox-static:$arch"
+}
+
+# 1. The kernel (and for a foreign architecture its busybox), unpacked once.
+if ! compgen -G "$vm_dir/kernel/boot/vmlinu*" >/dev/null; then
     mkdir -p "$vm_dir/deb"
     rm -f "$vm_dir"/deb/*.deb
-    (cd "$vm_dir/deb" && apt-get download "$pkg")
-    rm -rf "$vm_dir/kernel"
-    dpkg-deb -x "$vm_dir"/deb/*.deb "$vm_dir/kernel"
+    fetch_debs "$arch" download
+    # arm64 kernels run 32-bit ARM binaries too: seccomp-abi checks that the
+    # filter kills one (another AUDIT_ARCH, other numbers).
+    if [ "$arch" = arm64 ]; then
+        fetch_debs armhf apt-get download busybox-static:armhf
+        mkdir -p "$vm_dir/deb/compat"
+        mv "$vm_dir"/deb/busybox-static_*_armhf.deb "$vm_dir/deb/compat/"
+    fi
+    rm -rf "$vm_dir/kernel" "$vm_dir/busybox" "$vm_dir/compat"
+    if [ -d "$vm_dir/deb/compat" ]; then
+        dpkg-deb -x "$vm_dir"/deb/compat/*.deb "$vm_dir/compat"
+        rm -rf "$vm_dir/deb/compat"
+    fi
+    for deb in "$vm_dir"/deb/*.deb; do
+        case "$deb" in
+            */busybox-static_*) dpkg-deb -x "$deb" "$vm_dir/busybox" ;;
+            *) dpkg-deb -x "$deb" "$vm_dir/kernel" ;;
+        esac
+    done
 fi
-set -- "$vm_dir"/kernel/boot/vmlinuz-*
+set -- "$vm_dir"/kernel/boot/vmlinu*
 vmlinuz=$1
-kver=${vmlinuz##*/vmlinuz-}
+kver=${vmlinuz##*/vmlinu[xz]-}
 moddir=$vm_dir/kernel/lib/modules/$kver
+busybox=/bin/busybox
+[ "$arch" = amd64 ] || busybox=$vm_dir/busybox/bin/busybox
 
 # 2. The initramfs tree.
 root=$vm_dir/root
 rm -rf "$root"
 mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp" "$root/run" \
     "$root/lib/modules" "$root/scenarios" "$root/tests" "$root/etc"
-cp /bin/busybox "$root/bin/busybox"
+cp "$busybox" "$root/bin/busybox"
 cp "$top/tests/vm/init" "$root/init"
 cp "$top/tests/vm/lib.sh" "$root/lib/vmtest.sh"
 chmod 755 "$root/init"
@@ -51,11 +123,25 @@ chmod 755 "$root/init"
 mknod "$root/dev/console" c 5 1
 for s in "$top"/tests/vm/scenarios/*; do
     [ -x "$s" ] || continue
-    case "$(basename "$s")" in *"${VM_ONLY:-}"*) cp "$s" "$root/scenarios/" ;; esac
+    n=$(basename "$s")
+    if [ -n "${VM_SCENARIOS:-}" ]; then
+        case " $VM_SCENARIOS " in *" $n "*) ;; *) continue ;; esac
+    fi
+    case "$n" in *"${VM_ONLY:-}"*) cp "$s" "$root/scenarios/" ;; esac
 done
+# Debug info is most of a debug test binary and the initramfs lives in RAM:
+# copies go in without it, and on Malta (256 MiB) without symbols too.
+strip=--strip-debug
+[ "$arch" != mipsel ] || strip=--strip-all
+sysroot=$(rustc --print sysroot)
+objcopy=$sysroot/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/rust-objcopy
 for b in ${VM_BINS:-}; do
-    cp "$b" "$root/tests/$(basename "$b" | sed 's/-[0-9a-f]\{16\}$//')"
+    dest=$root/tests/$(basename "$b" | sed 's/-[0-9a-f]\{16\}$//')
+    LD_LIBRARY_PATH="$sysroot/lib" "$objcopy" "$strip" "$b" "$dest"
 done
+if [ -e "$vm_dir/compat/bin/busybox" ]; then
+    cp "$vm_dir/compat/bin/busybox" "$root/tests/compat-busybox"
+fi
 
 # Modules with their dependencies (read from each .ko's modinfo), deps first.
 loaded=""
@@ -83,11 +169,12 @@ initrd=$vm_dir/initramfs.cpio.gz
 
 # 3. Boot. -no-reboot turns the final poweroff (or a panic) into an exit.
 log=$vm_dir/console.log
-echo "vmtest: booting $kver ($(find "$root/scenarios" -type f | wc -l) scenarios, timeout ${timeout_s}s)"
+echo "vmtest: booting $kver on $arch ($(find "$root/scenarios" -type f | wc -l) scenarios, timeout ${timeout_s}s)"
 set +e
-timeout "$timeout_s" qemu-system-x86_64 -accel tcg -nographic -no-reboot -m 1G -smp 2 \
+start=$(date +%s)
+timeout "$timeout_s" "${qemu[@]}" -nographic -no-reboot -nic none \
     -kernel "$vmlinuz" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 quiet loglevel=3" </dev/null >"$log" 2>&1
+    -append "console=$console panic=-1 quiet loglevel=3" </dev/null >"$log" 2>&1
 rc=$?
 set -e
 tr -d '\r' < "$log" > "$log.txt"
@@ -110,5 +197,6 @@ if [ "$fail" -ne 0 ] || ! grep -q '^VM DONE' "$log.txt"; then
     cat "$log.txt"
     [ "$rc" -eq 124 ] && echo "vmtest: qemu timed out after ${timeout_s}s"
 fi
+echo "vmtest: $arch: $(( $(date +%s) - start ))s in qemu"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ] && grep -q '^VM DONE' "$log.txt"

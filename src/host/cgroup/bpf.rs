@@ -513,4 +513,39 @@ mod tests {
         assert_eq!(std::mem::size_of::<LoadAttr>(), 72);
         assert_eq!(std::mem::size_of::<AttachAttr>(), 20);
     }
+
+    /// The instructions as the kernel reads them from memory, written out
+    /// byte by byte for each byte order: `struct bpf_insn` has the 4-bit
+    /// register fields swapped on big-endian (dst in the high nibble) and
+    /// `off`/`imm` high byte first. A program with them the little-endian way
+    /// round loads on MIPS BE but reads the wrong registers.
+    #[test]
+    fn instruction_bytes_in_this_hosts_byte_order() {
+        let bytes = |i: Insn| {
+            let mut b = vec![i.code, i.regs];
+            b.extend_from_slice(&i.off.to_ne_bytes());
+            b.extend_from_slice(&i.imm.to_ne_bytes());
+            b
+        };
+        // r2 = *(u32 *)(r1 + 0); if r4 != 136 goto +3
+        let load = Insn::new(LDX_MEM_W, 2, 1, 0, 0);
+        let jump = Insn::new(JNE_K, 4, 0, 3, 136);
+        let (load_b, jump_b): ([u8; 8], [u8; 8]) = if cfg!(target_endian = "big") {
+            (
+                [0x61, 0x21, 0, 0, 0, 0, 0, 0],
+                [0x55, 0x40, 0, 3, 0, 0, 0, 136],
+            )
+        } else {
+            (
+                [0x61, 0x12, 0, 0, 0, 0, 0, 0],
+                [0x55, 0x04, 3, 0, 136, 0, 0, 0],
+            )
+        };
+        assert_eq!(bytes(load), load_b);
+        assert_eq!(bytes(jump), jump_b);
+        // The struct as passed to bpf(2): the same 8 bytes in memory.
+        // SAFETY: Insn is repr(C), 8 bytes of plain integers with no padding.
+        let raw: [u8; 8] = unsafe { std::mem::transmute(jump) };
+        assert_eq!(raw, jump_b);
+    }
 }

@@ -370,4 +370,38 @@ mod tests {
         };
         assert_eq!(rt.bytes(), [2, 24, 0, 0, 254, 4, 253, 1, 0, 0, 0, 0]);
     }
+
+    /// A whole request written out byte by byte for each byte order, not
+    /// through `to_ne_bytes` as the helpers of the other tests are: on
+    /// big-endian MIPS every length, type, flag and index must come out high
+    /// byte first (the kernel reads them as host-order integers), and the
+    /// helpers themselves must agree with that.
+    #[test]
+    fn literal_bytes_in_this_hosts_byte_order() {
+        let mut req = Request::new(libc::RTM_NEWLINK, &ifinfomsg(0x0102_0304, 1, 1));
+        req.attr_u16(IFLA_VLAN_ID, 0x0a0b);
+        let bytes = req
+            .encode(NLM_F_REQUEST | NLM_F_ACK, 0x0506_0708)
+            .expect("encode");
+        #[rustfmt::skip]
+        let big: [u8; 40] = [
+            0, 0, 0, 40,  0, 16,  0, 5,  5, 6, 7, 8,  0, 0, 0, 0, // nlmsghdr
+            0, 0, 0, 0,  1, 2, 3, 4,  0, 0, 0, 1,  0, 0, 0, 1, // ifinfomsg
+            0, 6,  0, 1,  0x0a, 0x0b,  0, 0, // IFLA_VLAN_ID, padded
+        ];
+        #[rustfmt::skip]
+        let little: [u8; 40] = [
+            40, 0, 0, 0,  16, 0,  5, 0,  8, 7, 6, 5,  0, 0, 0, 0,
+            0, 0, 0, 0,  4, 3, 2, 1,  1, 0, 0, 0,  1, 0, 0, 0,
+            6, 0,  1, 0,  0x0b, 0x0a,  0, 0,
+        ];
+        let expected = if cfg!(target_endian = "big") {
+            big
+        } else {
+            little
+        };
+        assert_eq!(bytes, expected);
+        assert_eq!(h32(0x0102_0304), expected[20..24]);
+        assert_eq!(h16(0x0a0b), expected[36..38]);
+    }
 }

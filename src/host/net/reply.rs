@@ -434,4 +434,33 @@ mod tests {
             None
         );
     }
+
+    /// A kernel error reply written byte by byte for each byte order (not
+    /// through the `h16`/`h32` helpers): the errno is a negative host-order
+    /// i32, so on big-endian MIPS -ENODEV (-19) is ff ff ff ed.
+    #[test]
+    fn literal_error_reply_in_this_hosts_byte_order() {
+        #[rustfmt::skip]
+        let big: [u8; 36] = [
+            0, 0, 0, 36,  0, 2,  1, 0,  0, 0, 0, 9,  0, 0, 4, 0xd2, // NLMSG_ERROR, NLM_F_CAPPED
+            0xff, 0xff, 0xff, 0xed, // -ENODEV
+            0, 0, 0, 16,  0, 16,  0, 5,  0, 0, 0, 9,  0, 0, 0, 0, // the request's header
+        ];
+        #[rustfmt::skip]
+        let little: [u8; 36] = [
+            36, 0, 0, 0,  2, 0,  0, 1,  9, 0, 0, 0,  0xd2, 4, 0, 0,
+            0xed, 0xff, 0xff, 0xff,
+            16, 0, 0, 0,  16, 0,  5, 0,  9, 0, 0, 0,  0, 0, 0, 0,
+        ];
+        let bytes = if cfg!(target_endian = "big") {
+            big
+        } else {
+            little
+        };
+        let mut never = |_: Reply<'_>| panic!("no data expected");
+        match parse_datagram(&bytes, 9, &mut never) {
+            Err(CodecError::Kernel { errno, .. }) => assert_eq!(errno, libc::ENODEV),
+            other => panic!("not ENODEV: {other:?}"),
+        }
+    }
 }

@@ -6,7 +6,10 @@
 //! do, and allows the calls a kept capability covers (mount with
 //! CAP_SYS_ADMIN, reboot with CAP_SYS_BOOT...). clone3 gets ENOSYS without
 //! CAP_SYS_ADMIN so libc falls back to clone, whose namespace flags are checked.
-//! Calls from another ABI (x32, 32-bit compat) are denied: their numbers differ.
+//! Calls from another ABI (32-bit compat on a 64-bit kernel) kill the process,
+//! as libseccomp's bad-arch default does: their numbers differ, and a process
+//! whose every call fails (exit included) would spin rather than end. x32
+//! shares x86_64's audit arch and is denied (EPERM) by its number.
 
 use std::io;
 
@@ -20,6 +23,9 @@ const BPF_JMP_JSET_K: u16 = 0x05 | 0x40;
 const BPF_RET_K: u16 = 0x06;
 
 const RET_ALLOW: u32 = 0x7fff_0000;
+/// SECCOMP_RET_KILL_PROCESS (Linux 4.14); older kernels read it as RET_KILL
+/// (0, the thread), which also never lets the call through.
+const RET_KILL_PROCESS: u32 = 0x8000_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
 
 // AUDIT_ARCH_* = ELF machine | 64-bit flag | little-endian flag (linux/audit.h).
@@ -188,7 +194,7 @@ pub fn default_filter(keep: u64) -> Vec<libc::sock_filter> {
     let mut prog = vec![
         stmt(BPF_LD_W_ABS, 4),
         jump(BPF_JMP_JEQ_K, AUDIT_ARCH, 1, 0),
-        stmt(BPF_RET_K, RET_ERRNO | errno(libc::EPERM)),
+        stmt(BPF_RET_K, RET_KILL_PROCESS),
         stmt(BPF_LD_W_ABS, 0),
     ];
     let body = usize::from(x32) + checks.len() + if clone.is_some() { 3 } else { 0 };
@@ -316,7 +322,18 @@ mod tests {
             ),
             eperm
         );
-        assert_eq!(run(&p, AUDIT_ARCH ^ 1, n(libc::SYS_getpid), 0), eperm);
+        // Another ABI's numbers mean other calls: killed, not allowed.
+        for arch in [
+            AUDIT_ARCH ^ 1,
+            AUDIT_ARCH ^ 0x4000_0000,
+            AUDIT_ARCH ^ 0x8000_0000,
+        ] {
+            assert_eq!(
+                run(&p, arch, n(libc::SYS_getpid), 0),
+                RET_KILL_PROCESS,
+                "{arch:#x}"
+            );
+        }
     }
 
     #[test]
@@ -354,6 +371,34 @@ mod tests {
         assert_eq!(
             run(&p, AUDIT_ARCH, n(libc::SYS_mount), 0),
             RET_ERRNO | libc::EPERM as u32
+        );
+    }
+
+    /// `struct seccomp_data` as the kernel lays it out, written out byte by
+    /// byte: args are u64, so the low half of args[0] (the clone flags) is at
+    /// offset 16 on little-endian and 20 on big-endian (MIPS BE). With the
+    /// wrong one the clone check reads the high half (zero on a 32-bit
+    /// kernel) and lets every namespace flag through.
+    #[test]
+    fn clone_flags_are_read_from_the_low_half_of_arg0() {
+        let mut data = [0u8; 64];
+        // args[0] = CLONE_NEWUSER (0x10000000), laid out by hand.
+        if cfg!(target_endian = "big") {
+            data[16..24].copy_from_slice(&[0, 0, 0, 0, 0x10, 0, 0, 0]);
+        } else {
+            data[16..24].copy_from_slice(&[0, 0, 0, 0x10, 0, 0, 0, 0]);
+        }
+        let k = usize::try_from(ARG0_LO).unwrap();
+        let word = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
+        assert_eq!(word, 0x1000_0000);
+        assert_eq!(
+            u64::from_ne_bytes(data[16..24].try_into().unwrap()),
+            0x1000_0000
+        );
+        let p = default_filter(0);
+        assert!(
+            p.iter().any(|i| i.code == BPF_LD_W_ABS && i.k == ARG0_LO),
+            "the clone check loads args[0] at {ARG0_LO}"
         );
     }
 }
