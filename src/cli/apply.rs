@@ -86,10 +86,7 @@ pub fn run_plan(
     }
     let cfg = host.config().clone();
     let make = move || Box::new(LocalHost::new(cfg.clone())) as Box<dyn crate::host::Host>;
-    let workers = converge::Workers {
-        jobs,
-        host: &make,
-    };
+    let workers = converge::Workers { jobs, host: &make };
     converge::execute_parallel(plan, desired, state, &workers)
 }
 

@@ -321,7 +321,10 @@ fn blocked(action: &Action, desired: &Desired, broken: &Broken) -> bool {
     );
     creates
         && (broken.images.contains(&spec.image)
-            || spec.depends_on.iter().any(|d| broken.containers.contains(d)))
+            || spec
+                .depends_on
+                .iter()
+                .any(|d| broken.containers.contains(d)))
 }
 
 fn spec_of<'d>(desired: &'d Desired, name: &str) -> Result<&'d Spec, HostError> {
