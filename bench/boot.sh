@@ -17,7 +17,8 @@ NS=berth-boot-$$
 CG=berth-boot-$$
 W=$(mktemp -d /tmp/berth-boot.XXXXXX)
 STORE=$W/store
-RUN=$W/run
+# The runtime dir on tmpfs, as on a router (/var/run); the store on disk.
+RUN=/dev/shm/berth-boot-$$
 R=$W/rootfs
 IN="nsenter --net=/run/netns/$NS"
 B="$IN $BERTH --root $STORE --runtime-dir $RUN --cgroup-parent $CG"
@@ -31,7 +32,7 @@ cleanup() {
     if [ -f "$W/crun-clean.sh" ]; then $IN unshare -m --propagation private sh "$W/crun-clean.sh" >/dev/null 2>&1; fi
     ip netns del "$NS" 2>/dev/null
     for c in /sys/fs/cgroup/*/"$CG"; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} + 2>/dev/null; done
-    rm -rf "$W"
+    rm -rf "$W" "$RUN"
 }
 trap cleanup EXIT INT TERM
 
@@ -219,7 +220,18 @@ hyperfine -N --warmup 3 --runs 30 --export-json "$W/noop.json" \
 $IN strace -f -qq -y -o "$W/noop.strace" \
     -e trace=write,pwrite64,writev,pwritev,ftruncate,rename,renameat,renameat2,unlink,unlinkat,mkdir,mkdirat,fsync,fdatasync \
     "$BERTH" --root "$STORE" --runtime-dir "$RUN" --cgroup-parent "$CG" apply "$M50" > /dev/null
-STORE_WRITES=$(grep -c "$STORE" "$W/noop.strace" || true)
+# Failed calls (the store's mkdir finding it there) write nothing.
+STORE_WRITES=$(grep "$STORE" "$W/noop.strace" | grep -vc "= -1 " || true)
+# User-space instructions of the same no-op apply and status (valgrind's
+# callgrind: the machine has no hardware counters for perf), for the router
+# estimate below.
+insns() {
+    $IN valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        "$BERTH" --root "$STORE" --runtime-dir "$RUN" --cgroup-parent "$CG" "$@" 2>&1 >/dev/null |
+        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+INSN_NOOP=$(insns apply "$M50")
+INSN_STATUS=$(insns status)
 $B apply "$W/m0.yaml" > /dev/null
 
 # `berth start` of one created container (cgroup, monitor, record, veth) against
@@ -253,9 +265,10 @@ $IN unshare -m --propagation private sh "$W/start.sh"
 lxc-stop -P "$W/lxc" -n lone -k > /dev/null 2>&1 || true
 
 REPORT=$W/report.md
-python3 - "$W" "$STORE_WRITES" <<PY > "$REPORT"
+python3 - "$W" "$STORE_WRITES" "$INSN_NOOP" "$INSN_STATUS" <<PY > "$REPORT"
 import json, sys
 w, writes = sys.argv[1], int(sys.argv[2])
+insns = {"noop-apply": int(sys.argv[3]), "status": int(sys.argv[4])}
 noop = {r["command"]: r for r in json.load(open(f"{w}/noop.json"))["results"]}
 start = {r["command"]: r for f in ("start", "start-crun", "start-lxc") for r in json.load(open(f"{w}/{f}.json"))["results"]}
 cold = {
@@ -309,6 +322,26 @@ print("| Command | Median [ms] | User [ms] | System [ms] |")
 print("|:---|---:|---:|---:|")
 for name, r in start.items():
     print(f"| \`{name}\` | {r['median'] * 1000:.1f} | {r['user'] * 1000:.1f} | {r['system'] * 1000:.1f} |")
+print()
+print("### What a router sees (an estimate)")
+print()
+print("Not measured on a router: an estimate from the no-op apply and status above. Their")
+print("user-space instructions were counted with valgrind (callgrind, no hardware counters here):")
+print(", ".join(f"{k} {v / 1e6:.1f} M" for k, v in insns.items()) + ". That gives this machine's rate")
+print("(instructions / user time). A router core is assumed to retire 0.6 instructions per cycle")
+print("(Cortex-A53, 1.2 GHz: 0.72 G/s) and 0.5 (MIPS 24Kc, 650 MHz, single-issue: 0.33 G/s); user")
+print("and system time are scaled by this machine's rate over the router's, and the rest of the")
+print("wall time (waiting) is kept as it is. One core is used either way (the commands are serial).")
+print()
+print("| Command | here [ms] | Cortex-A53 1.2 GHz [ms] | MIPS 24Kc 650 MHz [ms] |")
+print("|:---|---:|---:|---:|")
+for key, name in (("noop-apply", "no-op \`apply\` of 50"), ("status", "\`status\` of 50")):
+    r = noop[key]
+    cpu = r["user"] + r["system"]
+    rate = insns[key] / r["user"]
+    wait = max(r["median"] - cpu, 0)
+    est = lambda router: (cpu * rate / router + wait) * 1000
+    print(f"| {name} | {r['median'] * 1000:.1f} | {est(0.72e9):.0f} | {est(0.33e9):.0f} |")
 b = start["berth start"]["median"]
 print()
 print(f"- median berth start / crun run -d: {b / start['crun run -d']['median']:.2f}")

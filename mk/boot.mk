@@ -9,7 +9,7 @@
 .PHONY: bench-boot
 BENCH_TIERS += bench-boot
 bench-boot: check-cargo static rootfs
-	$(call apt_install,hyperfine crun lxc strace python3 util-linux iproute2)
+	$(call apt_install,hyperfine crun lxc strace valgrind python3 util-linux iproute2)
 	@mkdir -p $(BUILD)/bench
 	bench/boot.sh $(STATIC_BIN) $(CURDIR)/$(BUILD)/busybox-rootfs.tar.gz $(BUILD)/bench/boot.md
 	python3 bench/put_section.py docs/benchmarks.md $(BUILD)/bench/boot.md
