@@ -82,6 +82,9 @@ pub struct SettingsSpec {
     /// `image gc` after every apply without failures.
     #[serde(default)]
     pub gc_after_apply: bool,
+    /// Steps `apply` runs at once (independent containers); None: one per CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
 }
 
 /// An image: where to get it and, when known up front, its digest.

@@ -69,6 +69,27 @@ pub fn local_host(global: &Global, desired: &Desired) -> Result<LocalHost> {
     }))
 }
 
+/// Run `plan`, `settings.parallel` containers at once (default: one per
+/// CPU), each worker with a host of its own made like `host`.
+pub fn run_plan(
+    plan: &plan::Plan,
+    desired: &Desired,
+    host: &mut LocalHost,
+    state: &RecordStore,
+) -> converge::Report {
+    let jobs = desired.settings.parallel.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |n| usize::try_from(n).unwrap_or(1),
+    );
+    if jobs <= 1 || plan.actions.len() <= 1 {
+        return converge::execute(plan, desired, host, state);
+    }
+    let cfg = host.config().clone();
+    let make = move || Box::new(LocalHost::new(cfg.clone())) as Box<dyn crate::host::Host>;
+    let workers = converge::Workers { jobs, host: &make };
+    converge::execute_parallel(plan, desired, state, &workers)
+}
+
 /// `berth plan`: print what apply would do.
 pub fn plan(global: &Global, args: &ManifestArgs, json: bool, prune: bool) -> Result<()> {
     let mut desired = load_manifest(args)?.desired;
@@ -213,7 +234,7 @@ pub fn apply_target(
     }
     let observed = observe::observe(&state, &mut host)?;
     let plan = plan::plan(&desired, &observed, prune);
-    let report = converge::execute(&plan, &desired, &mut host, &state);
+    let report = run_plan(&plan, &desired, &mut host, &state);
     if report.failed.is_empty() {
         crate::cli::image::gc_after_apply(state.root(), &desired)?;
     }
@@ -391,7 +412,7 @@ fn converge_to(
 ) -> Result<Option<String>> {
     let observed = observe::observe(state, host)?;
     let plan = plan::plan(desired, &observed, true);
-    let report = converge::execute(&plan, desired, host, state);
+    let report = run_plan(&plan, desired, host, state);
     print_report(&report)?;
     if let Some(f) = report.failed.first() {
         return Ok(Some(f.to_string()));

@@ -1,6 +1,7 @@
 //! The executor against a fake host that records calls and fails chosen ones.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use super::*;
 use crate::host::runtime::RuntimeError;
@@ -244,4 +245,233 @@ fn second_apply_does_nothing() {
         "{:?}",
         again.calls
     );
+}
+
+/// A host for the workers of a parallel run: every worker's handle shares
+/// one log; each call takes a little time, so overlapping calls show.
+#[derive(Clone, Default)]
+struct SharedFake {
+    log: std::sync::Arc<Mutex<Log>>,
+    fail: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+struct Log {
+    calls: Vec<String>,
+    active: usize,
+    most_active: usize,
+}
+
+impl SharedFake {
+    fn call(&self, op: &str, name: &str) -> Result<(), HostError> {
+        let key = format!("{op} {name}");
+        {
+            let mut log = lock(&self.log);
+            log.active += 1;
+            log.most_active = log.most_active.max(log.active);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(15));
+        let mut log = lock(&self.log);
+        log.active -= 1;
+        log.calls.push(key.clone());
+        match self.fail.get(&key) {
+            Some(msg) => Err(RuntimeError::Sys {
+                verb: "fake step",
+                source: std::io::Error::other(msg.clone()),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    fn calls(&self) -> Vec<String> {
+        lock(&self.log).calls.clone()
+    }
+
+    fn most_active(&self) -> usize {
+        lock(&self.log).most_active
+    }
+
+    fn run(&self, yaml: &str, state: &RecordStore, jobs: usize) -> Report {
+        let d = desired(yaml);
+        let observed = Observed {
+            containers: state
+                .load()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(n, r)| (n, r.observed(Liveness::Running)))
+                .collect(),
+            ..Default::default()
+        };
+        let make = || Box::new(self.clone()) as Box<dyn Host>;
+        let workers = Workers { jobs, host: &make };
+        execute_parallel(&plan(&d, &observed, true), &d, state, &workers)
+    }
+}
+
+impl Host for SharedFake {
+    fn liveness(&mut self, _: &str) -> Result<Liveness, HostError> {
+        Ok(Liveness::Running)
+    }
+    fn present_images(&mut self) -> std::collections::BTreeSet<String> {
+        Default::default()
+    }
+    fn ensure_image(&mut self, image: &ImageSpec) -> Result<(), HostError> {
+        self.call("image", &image.name)
+    }
+    fn create(&mut self, spec: &Spec, _: &Desired) -> Result<(), HostError> {
+        self.call("create", &spec.name)
+    }
+    fn start(&mut self, spec: &Spec, _: &Desired) -> Result<(), HostError> {
+        self.call("start", &spec.name)
+    }
+    fn stop(&mut self, name: &str) -> Result<(), HostError> {
+        self.call("stop", name)
+    }
+    fn update_limits(&mut self, name: &str, _: &ResourceSpec) -> Result<(), HostError> {
+        self.call("limits", name)
+    }
+    fn remove(&mut self, name: &str) -> Result<(), HostError> {
+        self.call("remove", name)
+    }
+    fn remove_network(&mut self, name: &str) -> Result<(), HostError> {
+        self.call("remove-network", name)
+    }
+}
+
+/// `count` containers on one image; `c3` depends on `c1` and `c2`, `c5` on `c3`.
+fn many(count: usize) -> String {
+    let mut yaml = String::from(
+        "version: 1\nimages:\n  bb: { path: /bb.tar, sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa }\ncontainers:\n",
+    );
+    for i in 0..count {
+        let deps = match i {
+            3 => ", depends_on: [c1, c2]",
+            5 => ", depends_on: [c3]",
+            _ => "",
+        };
+        yaml.push_str(&format!("  c{i}: {{ image: bb{deps} }}\n"));
+    }
+    yaml
+}
+
+fn position(calls: &[String], call: &str) -> usize {
+    calls
+        .iter()
+        .position(|c| c == call)
+        .unwrap_or_else(|| panic!("no `{call}` in {calls:?}"))
+}
+
+#[test]
+fn parallel_run_keeps_dependencies_in_order_and_overlaps_the_rest() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = RecordStore::new(tmp.path());
+    let host = SharedFake::default();
+    let report = host.run(&many(8), &state, 4);
+    assert!(report.failed.is_empty() && report.skipped.is_empty());
+    let calls = host.calls();
+    assert_eq!(calls.len(), 1 + 8 * 2, "{calls:?}");
+    assert_eq!(calls[0], "image bb", "the fetch comes before any create");
+    for (dep, dependant) in [("c1", "c3"), ("c2", "c3"), ("c3", "c5")] {
+        assert!(
+            position(&calls, &format!("start {dep}"))
+                < position(&calls, &format!("create {dependant}")),
+            "{dependant} was created before {dep} started: {calls:?}"
+        );
+    }
+    assert!(host.most_active() > 1, "nothing ran at the same time");
+    // The report reads as a one-at-a-time run's: plan order.
+    let serial = run(
+        &mut FakeHost::default(),
+        &many(8),
+        &RecordStore::new(tempfile::tempdir().expect("tempdir").path()),
+    );
+    assert_eq!(report.done, serial.done);
+    assert_eq!(state.load().expect("load").len(), 8);
+}
+
+#[test]
+fn parallel_run_stays_within_its_bound() {
+    for jobs in [1, 3] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let state = RecordStore::new(tmp.path());
+        let host = SharedFake::default();
+        let report = host.run(&many(9), &state, jobs);
+        assert_eq!(report.done.len(), 1 + 9 * 2);
+        assert_eq!(host.most_active(), jobs, "jobs = {jobs}");
+    }
+}
+
+#[test]
+fn parallel_failure_skips_dependants_and_leaves_nothing_half_made() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = RecordStore::new(tmp.path());
+    let mut host = SharedFake::default();
+    host.fail.insert("start c3".into(), "no such file".into());
+    let report = host.run(&many(8), &state, 4);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(
+        report.failed[0].to_string(),
+        "start `c3`: fake step: no such file"
+    );
+    // c5 depends on c3: never touched; everything else went on.
+    assert_eq!(
+        report
+            .skipped
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["+ create c5", "> start c5"]
+    );
+    let calls = host.calls();
+    assert!(!calls.iter().any(|c| c.ends_with(" c5")), "{calls:?}");
+    for i in [0, 1, 2, 4, 6, 7] {
+        assert!(calls.contains(&format!("start c{i}")), "c{i}: {calls:?}");
+    }
+    let recorded = state.load().expect("load");
+    assert!(!recorded.contains_key("c5"));
+    assert_eq!(recorded.len(), 7, "c3 was created, so it is recorded");
+}
+
+#[test]
+fn parallel_create_whose_record_fails_is_rolled_back() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = unwritable_store(tmp.path());
+    let host = SharedFake::default();
+    let report = host.run(&many(4), &state, 4);
+    assert_eq!(report.failed.len(), 3, "every create failed to record");
+    assert!(report.failed.iter().all(|f| f.rollback.is_none()));
+    // The starts of c0..c2, and c3 (it depends on c1 and c2) whole.
+    assert_eq!(report.skipped.len(), 3 + 2);
+    let calls = host.calls();
+    for i in 0..3 {
+        assert!(calls.contains(&format!("remove c{i}")), "c{i}: {calls:?}");
+        assert!(!calls.contains(&format!("start c{i}")), "c{i}: {calls:?}");
+    }
+    assert!(!calls.iter().any(|c| c.ends_with(" c3")), "{calls:?}");
+}
+
+#[test]
+fn parallel_removal_goes_dependants_first() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let state = RecordStore::new(tmp.path());
+    let host = SharedFake::default();
+    host.run(&many(8), &state, 4);
+    let empty = SharedFake::default();
+    let report = empty.run(
+        "version: 1\nimages: { bb: { path: /bb.tar } }\ncontainers: {}\n",
+        &state,
+        4,
+    );
+    assert_eq!(report.done.len(), 8);
+    let calls = empty.calls();
+    for (dep, dependant) in [("c1", "c3"), ("c2", "c3"), ("c3", "c5")] {
+        assert!(
+            position(&calls, &format!("remove {dependant}"))
+                < position(&calls, &format!("remove {dep}")),
+            "{dep} removed before {dependant}: {calls:?}"
+        );
+    }
+    assert!(empty.most_active() > 1, "nothing removed at the same time");
+    assert!(state.load().expect("load").is_empty());
 }

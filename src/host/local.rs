@@ -93,6 +93,11 @@ impl LocalHost {
         }
     }
 
+    /// The paths and settings this host was made with.
+    pub fn config(&self) -> &LocalConfig {
+        &self.cfg
+    }
+
     fn store_options(&self) -> StoreOptions {
         let mut image_dirs: Vec<PathBuf> = self
             .cfg
@@ -221,6 +226,12 @@ impl LocalHost {
                 continue;
             };
             host_network |= n.kind == NetworkKind::Host;
+            // Two starts of a parallel apply would both find the bridge
+            // missing and both create it; the second would fail with EEXIST.
+            static NETWORKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one = NETWORKS
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             self.net.ensure_network(n, &[])?;
         }
         self.net.cleanup_stale(&spec.name)?;

@@ -64,6 +64,10 @@ pub struct Settings {
     /// Run `berth image gc` after every apply that had no failure (small flash).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gc_after_apply: Option<bool>,
+    /// How many containers `apply` starts (stops, removes) at once, e.g. `4`;
+    /// `1` runs one step at a time. Default: the number of CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<String>,
 }
 
 /// Where an image's rootfs tarball comes from.

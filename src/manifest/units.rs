@@ -121,6 +121,16 @@ pub fn deadline_secs(text: &str) -> Result<u32, String> {
     }
 }
 
+/// `settings.parallel`: how many containers apply works on at once, 1 to 256.
+pub fn parallel(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(n @ 1..=256) => Ok(n),
+        _ => Err(format!(
+            "\"{text}\" is not a number of containers at once; use 1 (one at a time) up to 256, or leave it out for one per CPU"
+        )),
+    }
+}
+
 /// Signal names berth accepts for stopping a container, without the SIG prefix.
 const SIGNALS: &[&str] = &[
     "HUP", "INT", "QUIT", "KILL", "USR1", "USR2", "TERM", "PWR", "CONT", "STOP", "WINCH",

@@ -246,6 +246,7 @@ impl Validator<'_> {
                 units::size,
             ),
             gc_after_apply: s.gc_after_apply.unwrap_or(false),
+            parallel: self.check("settings.parallel", s.parallel.as_deref(), units::parallel),
         }
     }
 

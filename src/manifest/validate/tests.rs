@@ -465,3 +465,25 @@ fn registry_images_need_the_registry_feature() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn parallel_setting_is_a_count_of_containers() {
+    let d = load(&format!(
+        "version: 1\n{IMG}settings: {{ parallel: 4 }}\ncontainers: {{}}\n"
+    ))
+    .expect("valid");
+    assert_eq!(d.settings.parallel, Some(4));
+    let d = load(&format!("version: 1\n{IMG}containers: {{}}\n")).expect("valid");
+    assert_eq!(d.settings.parallel, None, "left out: one per CPU");
+    for bad in ["0", "fast", "1000"] {
+        let errs = errors(&format!(
+            "version: 1\n{IMG}settings: {{ parallel: {bad} }}\ncontainers: {{}}\n"
+        ));
+        assert!(
+            errs.iter().any(|e| e.contains(&format!(
+                "settings.parallel: \"{bad}\" is not a number of containers at once; use 1"
+            ))),
+            "{bad}: {errs:?}"
+        );
+    }
+}
