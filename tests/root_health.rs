@@ -122,7 +122,7 @@ fn probes_judge_from_inside_and_a_hung_probe_is_killed() {
   hang:
     image: bb
     command: [sleep, "1000"]
-    health: { exec: [sleep, "300"], interval: 60s, timeout: 1s, retries: 1 }
+    health: { exec: [sleep, "317"], interval: 60s, timeout: 1s, retries: 1 }
   missing:
     image: bb
     command: [sleep, "1000"]
@@ -189,9 +189,10 @@ fn probes_judge_from_inside_and_a_hung_probe_is_killed() {
         "no check, no verdict"
     );
     // The hung probe was killed with everything it started, in the
-    // container too: no `sleep 300` is left (the next one is 60 s away).
+    // container too: no `sleep 317` is left (the next one is 60 s away;
+    // 317, not a round number another process on the machine may sleep).
     let left = Command::new("pgrep")
-        .args(["-f", "^sleep 300$"])
+        .args(["-f", "^sleep 317$"])
         .output()
         .unwrap();
     assert!(
