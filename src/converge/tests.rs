@@ -17,7 +17,7 @@ struct FakeHost {
     fail: BTreeMap<String, String>,
 }
 
-impl FakeHost {
+impl Calls for FakeHost {
     fn call(&mut self, op: &str, name: &str) -> Result<(), HostError> {
         let key = format!("{op} {name}");
         self.calls.push(key.clone());
@@ -32,7 +32,12 @@ impl FakeHost {
     }
 }
 
-impl Host for FakeHost {
+/// Every host call of a fake goes through `Calls::call` (name and op).
+trait Calls {
+    fn call(&mut self, op: &str, name: &str) -> Result<(), HostError>;
+}
+
+impl<T: Calls> Host for T {
     fn liveness(&mut self, _: &str) -> Result<Liveness, HostError> {
         Ok(Liveness::Running)
     }
@@ -309,33 +314,9 @@ impl SharedFake {
     }
 }
 
-impl Host for SharedFake {
-    fn liveness(&mut self, _: &str) -> Result<Liveness, HostError> {
-        Ok(Liveness::Running)
-    }
-    fn present_images(&mut self) -> std::collections::BTreeSet<String> {
-        Default::default()
-    }
-    fn ensure_image(&mut self, image: &ImageSpec) -> Result<(), HostError> {
-        self.call("image", &image.name)
-    }
-    fn create(&mut self, spec: &Spec, _: &Desired) -> Result<(), HostError> {
-        self.call("create", &spec.name)
-    }
-    fn start(&mut self, spec: &Spec, _: &Desired) -> Result<(), HostError> {
-        self.call("start", &spec.name)
-    }
-    fn stop(&mut self, name: &str) -> Result<(), HostError> {
-        self.call("stop", name)
-    }
-    fn update_limits(&mut self, name: &str, _: &ResourceSpec) -> Result<(), HostError> {
-        self.call("limits", name)
-    }
-    fn remove(&mut self, name: &str) -> Result<(), HostError> {
-        self.call("remove", name)
-    }
-    fn remove_network(&mut self, name: &str) -> Result<(), HostError> {
-        self.call("remove-network", name)
+impl Calls for SharedFake {
+    fn call(&mut self, op: &str, name: &str) -> Result<(), HostError> {
+        SharedFake::call(self, op, name)
     }
 }
 
