@@ -70,6 +70,10 @@ impl FleetArgs {
     }
 }
 
+/// Devices collected at most: anyone who may publish on the broker can
+/// invent ids, and each entry may hold a 16 KiB status.
+const MAX_DEVICES: usize = 100_000;
+
 /// What the broker holds for one device.
 #[derive(Debug, Default, Serialize)]
 pub struct Device {
@@ -93,7 +97,7 @@ pub fn run(global: &Global, args: &FleetArgs) -> Result<ExitCode> {
     let id = format!("berth-fleet-{:08x}", random_u64() % (1 << 32));
     let mut options = args.broker.options(url, &id, ca, None)?;
     options.max_packet = 4 * MAX_STATUS;
-    options.max_queued = usize::MAX;
+    options.max_queued = MAX_DEVICES;
     let prefix = &args.broker.prefix;
     let mut s = Session::connect(&options)?;
     s.subscribe(&[format!("{prefix}+/status"), format!("{prefix}+/presence")])?;
@@ -132,16 +136,19 @@ pub fn take(devices: &mut BTreeMap<String, Device>, prefix: &str, topic: &str, p
     if check_name("device id", id).is_err() {
         return;
     }
+    if devices.len() >= MAX_DEVICES && !devices.contains_key(id) {
+        return;
+    }
     let d = devices.entry(id.to_string()).or_insert_with(|| Device {
         device: id.to_string(),
         ..Device::default()
     });
     match kind {
         "presence" => d.online = Some(payload == b"online"),
+        "status" if payload.len() > MAX_STATUS => {
+            d.problem = Some(format!("status of {} bytes, over the limit", payload.len()))
+        }
         "status" => match serde_json::from_slice::<Value>(payload) {
-            _ if payload.len() > MAX_STATUS => {
-                d.problem = Some(format!("status of {} bytes, over the limit", payload.len()))
-            }
             Ok(v) if v["device"].as_str() == Some(id) => d.status = Some(v),
             Ok(v) => {
                 d.problem = Some(format!(
@@ -332,5 +339,27 @@ mod tests {
         assert_eq!(n(&s.versions, "2"), Some(1));
         assert_eq!(n(&s.versions, "-"), Some(3));
         assert_eq!(n(&s.results, "applied"), Some(1));
+    }
+
+    #[test]
+    fn invented_ids_and_oversized_statuses_are_bounded() {
+        let mut ds = BTreeMap::new();
+        for i in 0..MAX_DEVICES + 10 {
+            take(
+                &mut ds,
+                "berth/",
+                &format!("berth/x{i}/presence"),
+                b"online",
+            );
+        }
+        assert_eq!(ds.len(), MAX_DEVICES);
+        let big = vec![b' '; MAX_STATUS + 1];
+        take(&mut ds, "berth/", "berth/x1/status", &big);
+        assert!(ds["x1"]
+            .problem
+            .as_ref()
+            .unwrap()
+            .contains("over the limit"));
+        assert!(ds["x1"].status.is_none());
     }
 }

@@ -298,10 +298,8 @@ impl Origin {
             return Ok(());
         };
         self.applied = false;
-        self.touched = true;
-        let target = Target::of(global, args, load_manifest_text(args, text.clone())?);
-        self.paths = paths_of(global, &target.desired);
-        let result = apply_target(global, args, prune, target, waiting);
+        let loaded = load_manifest_text(args, text.clone())?;
+        let result = self.apply_loaded(global, args, prune, loaded, waiting);
         // Rolled back, refused or unhealthy: settled until the origin has a
         // newer manifest; trying it again on every poll changes nothing.
         self.applied = result.is_ok() || result.as_ref().is_err_and(super::apply::settled);
@@ -316,8 +314,20 @@ impl Origin {
         prune: bool,
         waiting: Waiting,
     ) -> Result<()> {
+        self.apply_loaded(global, args, prune, load_manifest(args)?, waiting)
+    }
+
+    /// Apply a loaded manifest, noting where it applies to.
+    fn apply_loaded(
+        &mut self,
+        global: &Global,
+        args: &ManifestArgs,
+        prune: bool,
+        loaded: crate::manifest::Loaded,
+        waiting: Waiting,
+    ) -> Result<()> {
         self.touched = true;
-        let target = Target::of(global, args, load_manifest(args)?);
+        let target = Target::of(global, args, loaded);
         self.paths = paths_of(global, &target.desired);
         apply_target(global, args, prune, target, waiting)
     }
