@@ -16,7 +16,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::host::cgroup::{CgroupBackend, ParentPolicy};
+use crate::host::cgroup::{CgroupBackend, ParentPolicy, Placement};
 use crate::host::inroot::Resolve;
 use crate::host::net::{self, NetError, NetnsRef, Network, RtNetlink};
 use crate::host::runtime::rundir::Status;
@@ -27,7 +27,7 @@ use crate::host::store::layer::{self, LayerPlan};
 use crate::host::store::{ImageInfo, RootfsStore, StoreOptions};
 use crate::host::{Host, HostError, Liveness};
 use crate::model::{
-    Desired, ImageSpec, NetworkKind, NetworkSpec, ResourceSpec, SettingsSpec, Spec,
+    Desired, HostNamespace, ImageSpec, NetworkKind, NetworkSpec, ResourceSpec, SettingsSpec, Spec,
 };
 
 /// Errors of putting the backends together.
@@ -219,7 +219,7 @@ impl LocalHost {
         let rootfs = self.mount_root(spec, info)?;
         let spec = with_image_defaults(spec, info);
         // The cgroup is gone after a reboot; creating it again is harmless.
-        let cgroup_procs = self.setup_cgroup(&spec)?;
+        let placement = self.setup_cgroup(&spec)?;
         let mut host_network = false;
         for a in &spec.network {
             let Some(n) = desired.networks.get(&a.network) else {
@@ -244,9 +244,10 @@ impl LocalHost {
         };
         let opts = Options {
             host_network,
-            cgroup_procs,
+            cgroup_procs: placement.procs,
             log_size: self.cfg.settings.log_size.unwrap_or(0),
             monitor_cgroup_procs: Vec::new(),
+            init_tree: placement.tree,
         };
         let mut hook = NetHook {
             net: self.net.as_ref(),
@@ -265,12 +266,15 @@ impl LocalHost {
         Ok(procs.first().is_some_and(|p| p.exists()))
     }
 
-    fn setup_cgroup(&mut self, spec: &Spec) -> Result<Vec<PathBuf>, HostError> {
+    fn setup_cgroup(&mut self, spec: &Spec) -> Result<Placement, HostError> {
         let cg = self.cgroups()?;
         cg.create(&spec.name)?;
         cg.apply(&spec.name, &spec.resources)?;
         cg.set_devices(&spec.name, &spec.devices)?;
-        Ok(cg.procs_files(&spec.name))
+        // Only an init in its own cgroup namespace may manage a tree: with the
+        // host's, the read-write mount would be the host's whole hierarchy.
+        let own_tree = spec.process.boot && !spec.namespaces.host.contains(&HostNamespace::Cgroup);
+        Ok(cg.placement(&spec.name, own_tree)?)
     }
 }
 

@@ -38,6 +38,10 @@ pub struct Layout {
     pub unified: Option<Mount>,
     /// v1 controllers by name (`memory`, `cpu`, ...); co-mounted ones share a path.
     pub v1: BTreeMap<String, Mount>,
+    /// The controller-less `name=systemd` v1 hierarchy (legacy and hybrid
+    /// systemd hosts), which a full-OS container's systemd may manage on a
+    /// host without cgroup2.
+    pub named_systemd: Option<Mount>,
 }
 
 /// v1 controllers berth uses.
@@ -101,6 +105,7 @@ impl Layout {
             }
         }
         let mut unified = None;
+        let mut named_systemd = None;
         let mut v1 = BTreeMap::new();
         for line in mountinfo.lines() {
             let Some((left, right)) = line.split_once(" - ") else {
@@ -118,6 +123,14 @@ impl Layout {
                     unified = Some(Mount { path: point, own });
                 }
                 "cgroup" => {
+                    if named_systemd.is_none() && r[2].split(',').any(|o| o == "name=systemd") {
+                        let own =
+                            relative(own_v1.get("name=systemd").copied().unwrap_or("/"), &root);
+                        named_systemd = Some(Mount {
+                            path: point.clone(),
+                            own,
+                        });
+                    }
                     for opt in r[2].split(',') {
                         if V1_CONTROLLERS.contains(&opt) && !v1.contains_key(opt) {
                             let own = relative(own_v1.get(opt).copied().unwrap_or("/"), &root);
@@ -140,7 +153,12 @@ impl Layout {
             (true, true) => Mode::Unified,
             (true, false) => return None,
         };
-        Some(Layout { mode, unified, v1 })
+        Some(Layout {
+            mode,
+            unified,
+            v1,
+            named_systemd,
+        })
     }
 }
 
@@ -179,6 +197,10 @@ mod tests {
         assert_eq!(l.v1["cpuacct"].path, l.v1["cpu"].path);
         assert_eq!(l.v1["memory"].own, "/process_api/3ad");
         assert!(!l.v1.contains_key("name=systemd"));
+        assert_eq!(
+            l.named_systemd.as_ref().map(|m| m.path.clone()),
+            Some(PathBuf::from("/sys/fs/cgroup/systemd"))
+        );
         let b = CgroupBackend::from_layout(&l, &ParentPolicy::Auto).expect("backend");
         assert_eq!(b.version(), 1);
     }

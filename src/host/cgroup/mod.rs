@@ -139,6 +139,30 @@ pub const SUPERVISOR_LEAF: &str = "supervisor";
 /// The containers' parent below a delegated v2 cgroup.
 pub const CONTAINERS_DIR: &str = "containers";
 
+/// The leaf below a full-OS container's cgroup that its init gets as the root
+/// of its own tree: the limits berth writes on the container's cgroup stay
+/// outside the container's view, so it cannot raise them.
+pub const PAYLOAD_LEAF: &str = "payload";
+
+/// The cgroup tree a full-OS container's init (systemd) manages itself,
+/// mounted read-write at /sys/fs/cgroup in its cgroup namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitTree {
+    /// cgroup2: the host's own on v2; on hybrid, its controller-less cgroup2.
+    Unified,
+    /// The `name=systemd` v1 hierarchy under a tmpfs (legacy hosts).
+    NamedSystemd,
+}
+
+/// Where a container's init goes: the `cgroup.procs` files the runtime writes
+/// its pid into, and the tree it manages itself, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub procs: Vec<PathBuf>,
+    pub tree: Option<InitTree>,
+}
+
 /// The cgroup backend, dispatching on the version the host uses.
 #[derive(Debug)]
 pub enum CgroupBackend {
@@ -205,7 +229,23 @@ impl CgroupBackend {
                         path: PathBuf::from("/proc/self/mountinfo"),
                     });
                 }
-                Ok(CgroupBackend::V1(v1::V1Cgroups::new(dirs)))
+                // A full-OS container's own tree: cgroup2 where the host
+                // mounts it (systemd's unified mode, without controllers on
+                // hybrid), else the name=systemd hierarchy.
+                let tree = match (&layout.unified, &layout.named_systemd) {
+                    (Some(m), _) => Some((InitTree::Unified, m)),
+                    (None, Some(m)) => Some((InitTree::NamedSystemd, m)),
+                    (None, None) => None,
+                };
+                let tree = tree.map(|(kind, m)| {
+                    let rel = match policy {
+                        ParentPolicy::UnderOwn(p) => join_rel(&m.own, p),
+                        ParentPolicy::Fixed(p) => join_rel("/", p),
+                        ParentPolicy::Auto | ParentPolicy::Delegated => "/berth".to_string(),
+                    };
+                    (kind, m.path.clone(), rel)
+                });
+                Ok(CgroupBackend::V1(v1::V1Cgroups::new(dirs).with_tree(tree)))
             }
         }
     }
@@ -216,6 +256,17 @@ impl CgroupBackend {
         match self {
             Self::V1(b) => b.create(name),
             Self::V2(b) => b.create(name),
+        }
+    }
+
+    /// Where the container's init goes. With `own_tree` (a full-OS container
+    /// in its own cgroup namespace) this makes the payload leaf of the tree
+    /// its init manages, when the host has one, and places the init there.
+    pub fn placement(&self, name: &str, own_tree: bool) -> Result<Placement> {
+        check_name(name)?;
+        match self {
+            Self::V1(b) => b.placement(name, own_tree),
+            Self::V2(b) => b.placement(name, own_tree),
         }
     }
 

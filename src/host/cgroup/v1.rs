@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::translate::{self, Value};
 use super::{
     devices_v1, kill_pids, mkdir_all, parse_pids, read, remove_tree, stats, write, CgroupError,
-    Result,
+    InitTree, Placement, Result, PAYLOAD_LEAF,
 };
 use crate::model::{DeviceRule, ResourceSpec};
 
@@ -19,13 +19,48 @@ use crate::model::{DeviceRule, ResourceSpec};
 pub struct V1Cgroups {
     /// controller -> (mount point, berth parent relative to it).
     dirs: BTreeMap<String, (PathBuf, String)>,
+    /// The hierarchy a full-OS container manages itself (cgroup2 on hybrid,
+    /// else name=systemd): its kind, mount point and berth parent.
+    tree: Option<(InitTree, PathBuf, String)>,
 }
 
 impl V1Cgroups {
     /// `dirs` maps each mounted controller to its mount point and the berth
     /// parent cgroup below it (e.g. `/berth`).
     pub fn new(dirs: BTreeMap<String, (PathBuf, String)>) -> Self {
-        V1Cgroups { dirs }
+        V1Cgroups { dirs, tree: None }
+    }
+
+    /// With the hierarchy full-OS containers manage themselves.
+    pub fn with_tree(mut self, tree: Option<(InitTree, PathBuf, String)>) -> Self {
+        self.tree = tree;
+        self
+    }
+
+    /// The berth parent in the full-OS tree's hierarchy.
+    fn tree_parent(&self) -> Option<(InitTree, PathBuf)> {
+        self.tree
+            .as_ref()
+            .map(|(kind, m, rel)| (*kind, m.join(rel.trim_start_matches('/'))))
+    }
+
+    /// The container's directory in the full-OS tree's hierarchy.
+    fn tree_dir(&self, name: &str) -> Option<(InitTree, PathBuf)> {
+        self.tree_parent().map(|(kind, p)| (kind, p.join(name)))
+    }
+
+    /// The v1 controllers' cgroup.procs; for a full-OS container also the
+    /// payload leaf of its own tree (made here), which it cannot see above.
+    pub fn placement(&self, name: &str, own_tree: bool) -> Result<Placement> {
+        let mut procs = self.procs_files(name);
+        let mut tree = None;
+        if let Some((kind, dir)) = self.tree_dir(name).filter(|_| own_tree) {
+            let leaf = dir.join(PAYLOAD_LEAF);
+            mkdir_all(&leaf)?;
+            procs.push(leaf.join("cgroup.procs"));
+            tree = Some(kind);
+        }
+        Ok(Placement { procs, tree })
     }
 
     /// The berth parent directory of a controller, if mounted.
@@ -259,13 +294,17 @@ impl V1Cgroups {
         for p in self.parents() {
             remove_tree(&p.join(name), super::REMOVE_WAIT)?;
         }
+        if let Some((_, dir)) = self.tree_dir(name) {
+            remove_tree(&dir, super::REMOVE_WAIT)?;
+        }
         Ok(())
     }
 
     /// Remove the berth parent in every hierarchy; a parent that still has
     /// containers is left alone.
     pub fn remove_parent(&self) -> Result<()> {
-        for p in self.parents() {
+        let tree_parent = self.tree_parent().map(|(_, d)| d);
+        for p in self.parents().into_iter().chain(tree_parent) {
             match std::fs::remove_dir(&p) {
                 Ok(()) => {}
                 Err(e)
@@ -520,5 +559,62 @@ mod tests {
         b.remove_parent().expect("remove parent");
         assert!(!tmp.path().join("memory/berth").exists());
         assert!(!tmp.path().join("pids/berth").exists());
+    }
+
+    /// A full-OS container's own tree: on hybrid the controller-less cgroup2,
+    /// on legacy the name=systemd hierarchy; its payload leaf is placed last,
+    /// after the controllers' cgroups; removal takes it too.
+    #[test]
+    fn full_os_tree_is_cgroup2_on_hybrid_and_named_systemd_on_legacy() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let r = tmp.path();
+        let v1 = format!(
+            "30 1 0:1 / {}/memory rw - cgroup cgroup rw,memory\n",
+            r.display()
+        );
+        let named = format!(
+            "31 1 0:2 / {}/systemd rw - cgroup cgroup rw,xattr,name=systemd\n",
+            r.display()
+        );
+        let unified = format!(
+            "32 1 0:3 / {}/unified rw - cgroup2 cgroup2 rw\n",
+            r.display()
+        );
+        for (mi, kind, tree) in [
+            (
+                format!("{v1}{named}{unified}"),
+                InitTree::Unified,
+                "unified",
+            ),
+            (format!("{v1}{named}"), InitTree::NamedSystemd, "systemd"),
+        ] {
+            let layout = Layout::parse(&mi, "").expect("layout");
+            let b = CgroupBackend::from_layout(&layout, &ParentPolicy::Auto).expect("backend");
+            b.create("os").expect("create");
+            let p = b.placement("os", true).expect("placement");
+            assert_eq!(p.tree, Some(kind), "{tree}");
+            assert_eq!(
+                p.procs,
+                [
+                    r.join("memory/berth/os/cgroup.procs"),
+                    r.join(tree).join("berth/os/payload/cgroup.procs")
+                ],
+                "{tree}"
+            );
+            assert!(r.join(tree).join("berth/os/payload").is_dir());
+            // Not a full-OS container (or in the host's cgroup namespace):
+            // the controllers' cgroups only.
+            let plain = b.placement("os", false).expect("placement");
+            assert_eq!(plain.procs, [r.join("memory/berth/os/cgroup.procs")]);
+            assert_eq!(plain.tree, None);
+            b.remove("os").expect("remove");
+            assert!(!r.join(tree).join("berth/os").exists(), "{tree}");
+            b.remove_parent().expect("remove parent");
+            assert!(!r.join(tree).join("berth").exists(), "{tree}");
+        }
+        // Neither: a full-OS container runs without a tree of its own.
+        let layout = Layout::parse(&v1, "").expect("layout");
+        let b = CgroupBackend::from_layout(&layout, &ParentPolicy::Auto).expect("backend");
+        assert_eq!(b.placement("os", true).expect("placement").tree, None);
     }
 }

@@ -18,7 +18,7 @@ use super::{
     bpf, kill_pids, mkdir_all, parse_pids, read, read_opt, remove_tree, stats, write, CgroupError,
     Result,
 };
-use super::{SUPERVISOR_LEAF, V2_CONTROLLERS};
+use super::{InitTree, Placement, PAYLOAD_LEAF, SUPERVISOR_LEAF, V2_CONTROLLERS};
 use crate::model::{DeviceRule, ResourceSpec};
 
 /// The v2 backend.
@@ -100,6 +100,26 @@ impl V2Cgroups {
     pub fn create(&self, name: &str) -> Result<()> {
         self.prepare()?;
         mkdir_all(&self.dir(name))
+    }
+
+    /// The container's cgroup.procs; for a full-OS container that of its
+    /// payload leaf (made here), with the controllers passed down to it, so
+    /// that the limits on the container's cgroup are out of its reach.
+    pub fn placement(&self, name: &str, own_tree: bool) -> Result<Placement> {
+        let dir = self.dir(name);
+        if !own_tree {
+            return Ok(Placement {
+                procs: vec![dir.join("cgroup.procs")],
+                tree: None,
+            });
+        }
+        enable_controllers(&dir);
+        let leaf = dir.join(PAYLOAD_LEAF);
+        mkdir_all(&leaf)?;
+        Ok(Placement {
+            procs: vec![leaf.join("cgroup.procs")],
+            tree: Some(InitTree::Unified),
+        })
     }
 
     /// Write `pid` into the container's cgroup.procs.
@@ -537,5 +557,26 @@ mod tests {
         let mut p = b.pids("web").expect("pids");
         p.sort_unstable();
         assert_eq!(p, vec![5, 6, 7]);
+    }
+
+    /// A full-OS container's init goes into `<name>/payload` with the
+    /// controllers handed down to it; the limits stay on `<name>`, above the
+    /// root of its cgroup namespace.
+    #[test]
+    fn full_os_init_goes_into_the_payload_leaf() {
+        let (tmp, b) = fake("/user.slice/session-1.scope");
+        b.create("os").expect("create");
+        let dir = tmp.path().join("berth/os");
+        std::fs::write(dir.join("cgroup.controllers"), "cpu memory pids").expect("w");
+        std::fs::write(dir.join("cgroup.subtree_control"), "").expect("w");
+        let p = b.placement("os", true).expect("placement");
+        assert_eq!(p.tree, Some(InitTree::Unified));
+        assert_eq!(p.procs, [dir.join("payload/cgroup.procs")]);
+        assert!(dir.join("payload").is_dir());
+        // The fake file keeps the last write: each controller is enabled.
+        assert_eq!(get(&dir.join("cgroup.subtree_control")), "+pids");
+        let plain = b.placement("os", false).expect("placement");
+        assert_eq!(plain.procs, [dir.join("cgroup.procs")]);
+        assert_eq!(plain.tree, None);
     }
 }

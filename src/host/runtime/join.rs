@@ -75,6 +75,11 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
     if !init.alive() {
         return Err(RuntimeError::NotRunning { name });
     }
+    let procs: Vec<PathBuf> = st
+        .cgroup_procs
+        .iter()
+        .map(|p| joinable(p, init.pid))
+        .collect();
     let pty = if tty { Some(open_pty()?) } else { None };
     let (err_r, err_w) = spawn::pipe()?;
     // SAFETY: fork; the child only runs `helper`, which never returns.
@@ -86,13 +91,7 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
     }
     if pid == 0 {
         spawn::close(err_r);
-        helper(
-            &plan,
-            &st.cgroup_procs,
-            &ns_fds,
-            pty.as_ref().map(|p| p.1),
-            err_w,
-        );
+        helper(&plan, &procs, &ns_fds, pty.as_ref().map(|p| p.1), err_w);
     }
     spawn::close(err_w);
     drop(ns_fds);
@@ -124,6 +123,43 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
         });
     }
     Ok(exit.code)
+}
+
+/// The cgroup.procs an exec'd command joins for the container's `procs`. A
+/// full-OS init on v2 hands controllers down from its root (systemd does),
+/// after which no process may join the root: the command then joins the
+/// cgroup the init itself is in now, as runc does.
+fn joinable(procs: &Path, init: i32) -> PathBuf {
+    let Some(dir) = procs.parent() else {
+        return procs.to_path_buf();
+    };
+    let handed_down =
+        fs::read_to_string(dir.join("cgroup.subtree_control")).is_ok_and(|t| !t.trim().is_empty());
+    if !handed_down {
+        return procs.to_path_buf();
+    }
+    holding(dir, init, 0).unwrap_or_else(|| procs.to_path_buf())
+}
+
+/// The cgroup at or below `dir` whose cgroup.procs lists `pid`.
+fn holding(dir: &Path, pid: i32, depth: u32) -> Option<PathBuf> {
+    let procs = dir.join("cgroup.procs");
+    let listed = fs::read_to_string(&procs)
+        .ok()?
+        .lines()
+        .any(|l| l.trim().parse() == Ok(pid));
+    if listed {
+        return Some(procs);
+    }
+    // A container's tree is shallow; the bound keeps a hostile one cheap.
+    if depth >= 16 {
+        return None;
+    }
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .find_map(|e| holding(&e.path(), pid, depth + 1))
 }
 
 /// Whether `exec` joins the container's namespace `kind`: when it differs
@@ -224,7 +260,7 @@ fn helper(
 }
 
 /// A new pty pair from the host's /dev/ptmx: (master, slave).
-fn open_pty() -> Result<(RawFd, RawFd), RuntimeError> {
+pub(super) fn open_pty() -> Result<(RawFd, RawFd), RuntimeError> {
     // SAFETY: standard posix_openpt/grantpt/unlockpt/ptsname sequence on fds we own.
     unsafe {
         let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);

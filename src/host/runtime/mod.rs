@@ -17,6 +17,7 @@
 //! - `fds`: no inherited descriptor and no dumpable berth process reaches a container.
 
 pub mod caps;
+pub mod console;
 pub mod control;
 pub mod fds;
 pub mod health;
@@ -140,6 +141,10 @@ pub struct Options {
     /// a whole). Empty: it stays where it was started.
     #[serde(default)]
     pub monitor_cgroup_procs: Vec<PathBuf>,
+    /// A full-OS container's own cgroup tree, mounted read-write at
+    /// /sys/fs/cgroup; its payload leaf is the last of `cgroup_procs`.
+    #[serde(default)]
+    pub init_tree: Option<crate::host::cgroup::InitTree>,
 }
 
 /// The runtime dir of container `name` under the runtime root.
@@ -219,11 +224,10 @@ pub fn kill_all(cgroup_procs: &[PathBuf], init: Option<ProcId>) {
             continue;
         }
         for _ in 0..50 {
-            let pids: Vec<i32> = fs::read_to_string(procs)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect();
+            let mut pids = Vec::new();
+            if let Some(dir) = procs.parent() {
+                tree_pids(dir, &mut pids, 0);
+            }
             if pids.is_empty() {
                 break;
             }
@@ -232,6 +236,20 @@ pub fn kill_all(cgroup_procs: &[PathBuf], init: Option<ProcId>) {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The pids in cgroup `dir` and the cgroups a full-OS init made below it.
+fn tree_pids(dir: &Path, out: &mut Vec<i32>, depth: u32) {
+    let text = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    if depth >= 16 {
+        return;
+    }
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            tree_pids(&e.path(), out, depth + 1);
         }
     }
 }

@@ -9,6 +9,7 @@
 //! `restart: on-unhealthy`. The caller's side (start, stop, kill) is
 //! `control::Runtime`.
 
+use std::cell::Cell;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::io::{AsRawFd, FromRawFd, RawFd};
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use super::console::{strip_cr, Console};
 use super::fds::{close_inherited, non_dumpable, Action, Method};
 use super::health::{HealthState, HealthStatus};
 use super::logs::LogFile;
@@ -84,6 +86,8 @@ fn fcntl_cloexec(fd: RawFd) -> io::Result<()> {
 /// cgroups, then (first start only) let the caller run its own hook.
 struct MonitorHook<'a> {
     procs: &'a [PathBuf],
+    /// The last of `procs` is the payload leaf of a tree the init manages.
+    own_tree: bool,
     sync: Option<&'a mut UnixStream>,
     run_dir: &'a Path,
     st: &'a mut ContainerState,
@@ -96,6 +100,11 @@ impl SetupHook for MonitorHook<'_> {
         self.st.init = ProcId::of(pid);
         self.st.phase = Phase::Starting;
         rundir::save(self.run_dir, self.st).map_err(|e| e.to_string())?;
+        if self.own_tree {
+            if let Some(leaf) = self.procs.last().and_then(|p| p.parent()) {
+                reset_payload(leaf).map_err(|e| crate::host::chain(&e))?;
+            }
+        }
         for p in self.procs {
             fs::write(p, pid.to_string())
                 .map_err(|e| format!("write pid to `{}`: {e}", p.display()))?;
@@ -124,6 +133,51 @@ struct Fds {
     log_r: RawFd,
     log_w: RawFd,
     null: RawFd,
+    /// A full-OS container's console, in place of the log pipe.
+    console: Option<Console>,
+    /// The console was hung up (vhangup inside): no longer polled.
+    console_gone: Cell<bool>,
+}
+
+impl Fds {
+    /// Where the container's output is read: its console or the log pipe;
+    /// -1 (skipped by poll) for a console hung up from inside, which would
+    /// otherwise wake every poll at once.
+    fn output(&self) -> RawFd {
+        match &self.console {
+            Some(_) if self.console_gone.get() => -1,
+            Some(c) => c.master,
+            None => self.log_r,
+        }
+    }
+
+    /// The container's stdio: the console for a full-OS container, else
+    /// /dev/null in and the log pipe out.
+    fn stdio(&self) -> Stdio {
+        match &self.console {
+            Some(c) => Stdio {
+                stdin: c.slave,
+                stdout: c.slave,
+                stderr: c.slave,
+            },
+            None => Stdio {
+                stdin: self.null,
+                stdout: self.log_w,
+                stderr: self.log_w,
+            },
+        }
+    }
+}
+
+/// The host ids of the container's root, which owns its console.
+fn console_owner(spec: &crate::model::Spec) -> Option<(u32, u32)> {
+    let user = spec.namespaces.user.as_ref()?;
+    let root = |maps: &[crate::model::IdMap]| {
+        maps.iter()
+            .find(|m| m.inside == 0 && m.count > 0)
+            .map(|m| m.outside)
+    };
+    Some((root(&user.uid)?, root(&user.gid)?))
 }
 
 fn setup_fds() -> Result<Fds, RuntimeError> {
@@ -158,6 +212,8 @@ fn setup_fds() -> Result<Fds, RuntimeError> {
             log_r: p[0],
             log_w: p[1],
             null,
+            console: None,
+            console_gone: Cell::new(false),
         })
     }
 }
@@ -181,7 +237,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
         // "0" is the writing process itself.
         fs::write(procs, "0").map_err(|e| RuntimeError::io("move the monitor into", procs, e))?;
     }
-    let fds = setup_fds()?;
+    let mut fds = setup_fds()?;
     let mut log = LogFile::new(run_dir, cfg.options.log_size);
     let mut st = rundir::load(run_dir)
         .ok()
@@ -201,16 +257,25 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
     let mut stopping = false;
     let mut unhealthy = false;
     loop {
-        let prepared = spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, netns.is_some());
-        let started = Instant::now();
-        let stdio = Stdio {
-            stdin: fds.null,
-            stdout: fds.log_w,
-            stderr: fds.log_w,
+        if cfg.spec.process.boot {
+            drain_logs(&fds, &mut log);
+            fds.console = None;
+            fds.console_gone.set(false);
+        }
+        let console = match cfg.spec.process.boot {
+            true => Console::open(console_owner(&cfg.spec)).map(Some),
+            false => Ok(None),
         };
+        let prepared = console.and_then(|c| {
+            fds.console = c;
+            spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, netns.is_some())
+        });
+        let started = Instant::now();
+        let stdio = fds.stdio();
         let result = prepared.and_then(|p| {
             let mut hook = MonitorHook {
                 procs: &cfg.options.cgroup_procs,
+                own_tree: cfg.options.init_tree.is_some(),
                 sync: sync.as_mut(),
                 run_dir,
                 st: &mut st,
@@ -286,7 +351,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             } else {
                 Phase::Exited
             };
-            drain_logs(fds.log_r, &mut log);
+            drain_logs(&fds, &mut log);
             rundir::save(run_dir, &st)?;
             return Ok(());
         }
@@ -351,16 +416,41 @@ fn trim_rss() {
     }
 }
 
-fn drain_logs(fd: RawFd, log: &mut LogFile) {
+/// A payload leaf as the next start needs it: what the init made below it in
+/// its last run removed (on v2 its controllers enabled there would refuse the
+/// new init), the leaf itself made again.
+fn reset_payload(leaf: &Path) -> Result<(), crate::host::cgroup::CgroupError> {
+    crate::host::cgroup::remove_tree(leaf, crate::host::cgroup::REMOVE_WAIT)?;
+    crate::host::cgroup::mkdir_all(leaf)
+}
+
+/// Copy what the container wrote into the log.
+fn drain_logs(fds: &Fds, log: &mut LogFile) {
+    let fd = fds.output();
+    if fd < 0 {
+        return;
+    }
     let mut buf = [0u8; 4096];
     loop {
-        // SAFETY: reading into a valid buffer from our nonblocking pipe.
+        // SAFETY: reading into a valid buffer from our nonblocking pipe or pty.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        let Ok(n) = usize::try_from(n) else { return };
+        let Ok(n) = usize::try_from(n) else {
+            // EAGAIN: all read. EIO on a console: hung up from inside.
+            if fds.console.is_some() && io::Error::last_os_error().raw_os_error() == Some(libc::EIO)
+            {
+                fds.console_gone.set(true);
+            }
+            return;
+        };
         if n == 0 {
+            fds.console_gone.set(fds.console.is_some());
             return;
         }
-        let _ = log.write(&buf[..n]);
+        let data = &buf[..n];
+        let _ = match fds.console {
+            Some(_) => log.write(&strip_cr(data)),
+            None => log.write(data),
+        };
     }
 }
 
@@ -390,7 +480,7 @@ fn poll_fds(fds: &Fds, extra: Option<RawFd>, timeout: Option<Duration>) -> (bool
             revents: 0,
         },
         libc::pollfd {
-            fd: fds.log_r,
+            fd: fds.output(),
             events: libc::POLLIN,
             revents: 0,
         },
@@ -417,7 +507,7 @@ fn sleep_or_stop(fds: &Fds, log: &mut LogFile, delay: Duration) -> Result<bool, 
             return Ok(false);
         }
         if poll_fds(fds, None, Some(left)).0 {
-            drain_logs(fds.log_r, log);
+            drain_logs(fds, log);
         }
         let (_, term) = read_signals(fds.signal);
         reap_all();
@@ -488,7 +578,7 @@ fn wait_init(
         let timeout = wake.map(|d| d.saturating_duration_since(Instant::now()));
         let (log_ready, probe_ready) = poll_fds(fds, probe.as_ref().map(InFlight::fd), timeout);
         if log_ready {
-            drain_logs(fds.log_r, log);
+            drain_logs(fds, log);
         }
         if probe_ready {
             if let Some(p) = probe.as_mut() {
@@ -498,7 +588,7 @@ fn wait_init(
         let (_, term) = read_signals(fds.signal);
         for (pid, status) in reap_all() {
             if pid == init.pid {
-                drain_logs(fds.log_r, log);
+                drain_logs(fds, log);
                 if let Some(mut p) = probe.take() {
                     p.kill();
                 }

@@ -54,10 +54,28 @@ pub struct Layout<'a> {
     pub volumes_dir: &'a Path,
     pub user_ns: bool,
     pub new_net: bool,
-    /// Mount the container's own cgroup2 view at /sys/fs/cgroup (a new cgroup
-    /// namespace on a cgroup v2 host); `Some(true)` read-write (full-OS).
-    pub cgroup2: Option<bool>,
+    /// What /sys/fs/cgroup shows.
+    pub cgroup: CgroupView,
+    /// Bind the console (the init's stdout, a pty the monitor logs) on
+    /// /dev/console: full-OS inits write their boot messages there.
+    pub console: bool,
 }
+
+/// The container's /sys/fs/cgroup. Every view is a mount made in the
+/// container's cgroup namespace, so it shows only its own subtree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupView {
+    /// The empty directory sysfs has (no cgroup namespace, or no cgroup2).
+    Empty,
+    /// cgroup2; `writable` for a full-OS init, rooted at its payload leaf.
+    Unified { writable: bool },
+    /// A tmpfs with the `name=systemd` hierarchy at `systemd/`, read-write,
+    /// for a full-OS systemd on a host without cgroup2.
+    NamedSystemd,
+}
+
+/// The console as the child's mount plan sees it: its own stdout.
+const CONSOLE_SOURCE: &str = "/proc/self/fd/1";
 
 /// Paths Docker hides (bind of /dev/null or an empty tmpfs).
 pub const MASKED: &[&str] = &[
@@ -185,17 +203,48 @@ pub fn plan_before_pivot(
             may_be_absent: false,
         });
     }
-    if let Some(writable) = layout.cgroup2 {
-        // sysfs provides the empty /sys/fs/cgroup directory to mount on.
-        let ro = if writable { 0 } else { libc::MS_RDONLY };
-        ops.push(MountOp::Mount {
-            source: cs("cgroup2"),
-            target: c(&sys_dir.join("fs/cgroup"))?,
-            fstype: cs("cgroup2"),
-            flags: nsd | libc::MS_NOEXEC | ro,
-            data: CString::default(),
-            optional: true,
-        });
+    // sysfs provides the empty /sys/fs/cgroup directory to mount on.
+    let cgroup_dir = sys_dir.join("fs/cgroup");
+    match layout.cgroup {
+        CgroupView::Empty => {}
+        CgroupView::Unified { writable } => {
+            let ro = if writable { 0 } else { libc::MS_RDONLY };
+            ops.push(MountOp::Mount {
+                source: cs("cgroup2"),
+                target: c(&cgroup_dir)?,
+                fstype: cs("cgroup2"),
+                flags: nsd | libc::MS_NOEXEC | ro,
+                data: CString::default(),
+                optional: !writable,
+            });
+        }
+        CgroupView::NamedSystemd => {
+            // systemd's legacy layout: a tmpfs, read-only once the one
+            // hierarchy it manages is mounted in it.
+            ops.push(MountOp::Mount {
+                source: cs("tmpfs"),
+                target: c(&cgroup_dir)?,
+                fstype: cs("tmpfs"),
+                flags: nsd | libc::MS_NOEXEC,
+                data: cs("mode=755,size=64k"),
+                optional: false,
+            });
+            let named = cgroup_dir.join("systemd");
+            ops.push(MountOp::Mkdir { path: c(&named)? });
+            ops.push(MountOp::Mount {
+                source: cs("cgroup"),
+                target: c(&named)?,
+                fstype: cs("cgroup"),
+                flags: nsd | libc::MS_NOEXEC,
+                data: cs("none,name=systemd"),
+                optional: false,
+            });
+            ops.push(MountOp::RemountRo {
+                target: c(&cgroup_dir)?,
+                flags: nsd | libc::MS_NOEXEC,
+                may_be_absent: false,
+            });
+        }
     }
     let dev = root.join("dev");
     ops.push(MountOp::Mkdir { path: c(&dev)? });
@@ -261,6 +310,18 @@ pub fn plan_before_pivot(
         data: CString::default(),
         optional: true,
     });
+    if layout.console {
+        let console = dev.join("console");
+        ops.push(MountOp::Touch { path: c(&console)? });
+        ops.push(MountOp::Mount {
+            source: cs(CONSOLE_SOURCE),
+            target: c(&console)?,
+            fstype: CString::default(),
+            flags: libc::MS_BIND,
+            data: CString::default(),
+            optional: false,
+        });
+    }
     for (to, link) in [
         ("/proc/self/fd", "fd"),
         ("/proc/self/fd/0", "stdin"),
@@ -414,7 +475,8 @@ mod tests {
             volumes_dir: Path::new("/vol"),
             user_ns: false,
             new_net: true,
-            cgroup2: None,
+            cgroup: CgroupView::Empty,
+            console: false,
         }
     }
 
@@ -555,7 +617,7 @@ mod tests {
         assert!(!ops.iter().any(
             |o| matches!(o, MountOp::Mount { fstype, .. } if fstype.to_str().unwrap() == "sysfs")
         ));
-        l.cgroup2 = Some(false);
+        l.cgroup = CgroupView::Unified { writable: false };
         let ops = plan_before_pivot(&l, &[]).unwrap();
         assert!(ops
             .iter()
@@ -564,5 +626,53 @@ mod tests {
         assert!(plan_after_pivot(true).iter().any(
             |o| matches!(o, MountOp::RemountRo { target, .. } if target.to_str().unwrap() == "/")
         ));
+    }
+
+    /// A full-OS container: its console on /dev/console, and the cgroup tree
+    /// its init manages, read-write; the tmpfs of the legacy layout ends
+    /// read-only with the one hierarchy in it.
+    #[test]
+    fn full_os_gets_console_and_its_cgroup_tree() {
+        let target_of = |o: &MountOp| match o {
+            MountOp::Mount { target, .. } | MountOp::RemountRo { target, .. } => {
+                Some(target.to_str().unwrap().to_string())
+            }
+            _ => None,
+        };
+        let mut l = layout();
+        l.console = true;
+        l.cgroup = CgroupView::Unified { writable: true };
+        let ops = plan_before_pivot(&l, &[]).unwrap();
+        assert!(ops
+            .iter()
+            .any(|o| matches!(o, MountOp::Mount { source, target, flags, .. }
+            if source.to_str().unwrap() == CONSOLE_SOURCE
+                && target.to_str().unwrap() == "dev/console"
+                && *flags == libc::MS_BIND)));
+        assert!(ops.iter().any(
+            |o| matches!(o, MountOp::Mount { fstype, flags, optional, .. }
+            if fstype.to_str().unwrap() == "cgroup2" && flags & libc::MS_RDONLY == 0 && !optional)
+        ));
+        l.cgroup = CgroupView::NamedSystemd;
+        let ops = plan_before_pivot(&l, &[]).unwrap();
+        let cg: Vec<(String, &MountOp)> = ops
+            .iter()
+            .filter_map(|o| target_of(o).map(|t| (t, o)))
+            .filter(|(t, _)| t.starts_with("sys/fs/cgroup"))
+            .collect();
+        assert_eq!(cg.len(), 3, "{cg:?}");
+        assert!(
+            matches!(cg[0].1, MountOp::Mount { fstype, .. } if fstype.to_str().unwrap() == "tmpfs")
+        );
+        assert!(matches!(cg[1].1, MountOp::Mount { data, target, .. }
+            if data.to_str().unwrap() == "none,name=systemd"
+                && target.to_str().unwrap() == "sys/fs/cgroup/systemd"));
+        assert!(matches!(cg[2].1, MountOp::RemountRo { target, .. }
+            if target.to_str().unwrap() == "sys/fs/cgroup"));
+        // Not full-OS: no console bind.
+        let ops = plan_before_pivot(&layout(), &[]).unwrap();
+        assert!(!ops
+            .iter()
+            .any(|o| target_of(o).as_deref() == Some("dev/console")));
     }
 }

@@ -10,8 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::caps::{self, CapPlan};
-use super::mounts::{self, Layout, MountOp};
+use super::mounts::{self, CgroupView, Layout, MountOp};
 use super::{seccomp, Options, Paths, RuntimeError};
+use crate::host::cgroup::InitTree;
 use crate::host::inroot::{self, Resolve, RootDir};
 use crate::model::{HostNamespace, IdMap, Spec, User};
 
@@ -119,6 +120,19 @@ fn sorted_defaults() -> impl Iterator<Item = &'static str> {
     let mut v: Vec<&'static str> = caps::DEFAULT_CAPS.to_vec();
     v.sort_unstable();
     v.into_iter()
+}
+
+/// What the container sees at /sys/fs/cgroup: the tree its init manages
+/// (placed by the host side), else on a cgroup2 host its own subtree
+/// read-only, else nothing.
+fn cgroup_view(unshare_cgroup: bool, tree: Option<InitTree>) -> CgroupView {
+    match (unshare_cgroup, tree) {
+        (false, _) => CgroupView::Empty,
+        (true, Some(InitTree::Unified)) => CgroupView::Unified { writable: true },
+        (true, Some(InitTree::NamedSystemd)) => CgroupView::NamedSystemd,
+        (true, None) if host_is_cgroup2() => CgroupView::Unified { writable: false },
+        (true, None) => CgroupView::Empty,
+    }
 }
 
 /// Whether /sys/fs/cgroup is a cgroup2 mount (pure v2, as on OpenWrt).
@@ -370,7 +384,8 @@ pub fn prepare(
         volumes_dir: &paths.volumes_dir,
         user_ns: spec.namespaces.user.is_some(),
         new_net,
-        cgroup2: (unshare_cgroup && host_is_cgroup2()).then_some(spec.process.boot),
+        cgroup: cgroup_view(unshare_cgroup, opts.init_tree),
+        console: spec.process.boot,
     };
     let before =
         mounts::plan_before_pivot(&layout, &spec.mounts).map_err(|e| invalid(e.to_string()))?;
