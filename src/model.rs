@@ -525,6 +525,10 @@ macro_rules! serde_as_text {
 serde_as_text!(Cidr);
 serde_as_text!(Mac);
 
+/// The stop signal of a full-OS container unless the manifest sets one:
+/// busybox init and procd power off on it. (berth sends systemd SIGRTMIN+3.)
+pub const BOOT_STOP_SIGNAL: &str = "SIGPWR";
+
 /// The part of a Spec whose change needs a recreate.
 #[derive(Serialize)]
 struct RecreateFields<'a> {

@@ -27,7 +27,8 @@ use crate::host::store::layer::{self, LayerPlan};
 use crate::host::store::{ImageInfo, RootfsStore, StoreOptions};
 use crate::host::{Host, HostError, Liveness};
 use crate::model::{
-    Desired, HostNamespace, ImageSpec, NetworkKind, NetworkSpec, ResourceSpec, SettingsSpec, Spec,
+    Desired, HostNamespace, ImageSpec, MountKind, MountSpec, NetworkKind, NetworkSpec,
+    ResourceSpec, SettingsSpec, Spec,
 };
 
 /// Errors of putting the backends together.
@@ -218,6 +219,7 @@ impl LocalHost {
     ) -> Result<(), HostError> {
         let rootfs = self.mount_root(spec, info)?;
         let spec = with_image_defaults(spec, info);
+        let spec = with_init_defaults(spec, &rootfs);
         // The cgroup is gone after a reboot; creating it again is harmless.
         let placement = self.setup_cgroup(&spec)?;
         let mut host_network = false;
@@ -443,6 +445,37 @@ fn with_image_defaults(spec: &Spec, info: &ImageInfo) -> Spec {
             .as_deref()
             .filter(|u| !u.is_empty())
             .and_then(|u| crate::manifest::validate::parse_user(u).ok());
+    }
+    s
+}
+
+/// What a full-OS container whose init is systemd needs from outside, since
+/// without CAP_SYS_ADMIN it cannot mount it itself (as podman gives it): a
+/// tmpfs on /run and /run/lock unless the manifest mounts something there;
+/// and SIGRTMIN+3 to stop it, for SIGPWR (the default of `boot: true`) only
+/// starts systemd's sigpwr.target.
+fn with_init_defaults(mut s: Spec, rootfs: &Path) -> Spec {
+    if !s.process.boot || runtime::init_stop_signal(rootfs, &s.process.init) != "SIGRTMIN+3" {
+        return s;
+    }
+    if s.stop_signal == crate::model::BOOT_STOP_SIGNAL {
+        s.stop_signal = "SIGRTMIN+3".into();
+    }
+    for (target, size, mode) in [("/run", 32 << 20, 0o755), ("/run/lock", 5 << 20, 0o1777)] {
+        if !s
+            .mounts
+            .iter()
+            .any(|m| m.target.trim_end_matches('/') == target)
+        {
+            s.mounts.push(MountSpec {
+                kind: MountKind::Tmpfs {
+                    size: Some(size),
+                    mode: Some(mode),
+                },
+                target: target.into(),
+                readonly: false,
+            });
+        }
     }
     s
 }

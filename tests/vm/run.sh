@@ -13,6 +13,10 @@
 #   VM_TIMEOUT    seconds for the whole boot (default 170)
 #   VM_ONLY       run only scenarios whose name contains this text
 #   VM_SCENARIOS  run only these scenarios (space separated names)
+#   VM_EXTRA      scenario files from elsewhere to run too (space separated)
+#   VM_FILES      files to copy into the VM's /files (space separated)
+#   VM_SCENARIO_TIMEOUT  seconds per scenario (default 60)
+#   VM_KERNEL_DIR where the kernel is unpacked (default VM_DIR), to share it
 set -eu
 
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,7 +24,8 @@ arch=${VM_ARCH:-amd64}
 vm_dir=${VM_DIR:-$top/build/vm}
 timeout_s=${VM_TIMEOUT:-170}
 modules=${VM_MODULES:-veth macvlan ipvlan overlay bridge 8021q}
-mkdir -p "$vm_dir"
+kernel_dir=${VM_KERNEL_DIR:-$vm_dir}
+mkdir -p "$vm_dir" "$kernel_dir"
 
 # The machine per architecture: the kernel metapackage, qemu and its console.
 case "$arch" in
@@ -42,7 +47,7 @@ case "$arch" in
     *) echo "vmtest: VM_ARCH $arch is not amd64, arm64, armhf or mipsel" >&2; exit 2 ;;
 esac
 
-# fetch_debs ARCH CMD...: run CMD in $vm_dir/deb with ARCH's package lists.
+# fetch_debs ARCH CMD...: run CMD in $kernel_dir/deb with ARCH's package lists.
 # A foreign architecture is added to dpkg only for the download and removed
 # again after it, and only if this script added it: one the machine already
 # had stays.
@@ -56,7 +61,7 @@ fetch_debs() {
         apt-get -o DPkg::Lock::Timeout=600 update -q >&2 || rc=$?
     fi
     if [ "$rc" -eq 0 ]; then
-        (cd "$vm_dir/deb" && "$@") || rc=$?
+        (cd "$kernel_dir/deb" && "$@") || rc=$?
     fi
     if [ -n "$added" ]; then
         dpkg --remove-architecture "$added"
@@ -80,35 +85,35 @@ download() {
 }
 
 # 1. The kernel (and for a foreign architecture its busybox), unpacked once.
-if ! compgen -G "$vm_dir/kernel/boot/vmlinu*" >/dev/null; then
-    mkdir -p "$vm_dir/deb"
-    rm -f "$vm_dir"/deb/*.deb
+if ! compgen -G "$kernel_dir/kernel/boot/vmlinu*" >/dev/null; then
+    mkdir -p "$kernel_dir/deb"
+    rm -f "$kernel_dir"/deb/*.deb
     fetch_debs "$arch" download
     # arm64 kernels run 32-bit ARM binaries too: seccomp-abi checks that the
     # filter kills one (another AUDIT_ARCH, other numbers).
     if [ "$arch" = arm64 ]; then
         fetch_debs armhf apt-get download busybox-static:armhf
-        mkdir -p "$vm_dir/deb/compat"
-        mv "$vm_dir"/deb/busybox-static_*_armhf.deb "$vm_dir/deb/compat/"
+        mkdir -p "$kernel_dir/deb/compat"
+        mv "$kernel_dir"/deb/busybox-static_*_armhf.deb "$kernel_dir/deb/compat/"
     fi
-    rm -rf "$vm_dir/kernel" "$vm_dir/busybox" "$vm_dir/compat"
-    if [ -d "$vm_dir/deb/compat" ]; then
-        dpkg-deb -x "$vm_dir"/deb/compat/*.deb "$vm_dir/compat"
-        rm -rf "$vm_dir/deb/compat"
+    rm -rf "$kernel_dir/kernel" "$kernel_dir/busybox" "$kernel_dir/compat"
+    if [ -d "$kernel_dir/deb/compat" ]; then
+        dpkg-deb -x "$kernel_dir"/deb/compat/*.deb "$kernel_dir/compat"
+        rm -rf "$kernel_dir/deb/compat"
     fi
-    for deb in "$vm_dir"/deb/*.deb; do
+    for deb in "$kernel_dir"/deb/*.deb; do
         case "$deb" in
-            */busybox-static_*) dpkg-deb -x "$deb" "$vm_dir/busybox" ;;
-            *) dpkg-deb -x "$deb" "$vm_dir/kernel" ;;
+            */busybox-static_*) dpkg-deb -x "$deb" "$kernel_dir/busybox" ;;
+            *) dpkg-deb -x "$deb" "$kernel_dir/kernel" ;;
         esac
     done
 fi
-set -- "$vm_dir"/kernel/boot/vmlinu*
+set -- "$kernel_dir"/kernel/boot/vmlinu*
 vmlinuz=$1
 kver=${vmlinuz##*/vmlinu[xz]-}
-moddir=$vm_dir/kernel/lib/modules/$kver
+moddir=$kernel_dir/kernel/lib/modules/$kver
 busybox=/bin/busybox
-[ "$arch" = amd64 ] || busybox=$vm_dir/busybox/bin/busybox
+[ "$arch" = amd64 ] || busybox=$kernel_dir/busybox/bin/busybox
 
 # 2. The initramfs tree.
 root=$vm_dir/root
@@ -129,6 +134,13 @@ for s in "$top"/tests/vm/scenarios/*; do
     fi
     case "$n" in *"${VM_ONLY:-}"*) cp "$s" "$root/scenarios/" ;; esac
 done
+for s in ${VM_EXTRA:-}; do cp "$s" "$root/scenarios/"; done
+if [ -n "${VM_FILES:-}" ]; then
+    mkdir -p "$root/files"
+    # shellcheck disable=SC2086 # a list of paths without spaces
+    cp $VM_FILES "$root/files/"
+fi
+echo "SCENARIO_TIMEOUT=${VM_SCENARIO_TIMEOUT:-60}" > "$root/etc/vmtest.env"
 # Debug info is most of a debug test binary and the initramfs lives in RAM:
 # copies go in without it, and on Malta (256 MiB) without symbols too.
 strip=--strip-debug
@@ -139,8 +151,8 @@ for b in ${VM_BINS:-}; do
     dest=$root/tests/$(basename "$b" | sed 's/-[0-9a-f]\{16\}$//')
     LD_LIBRARY_PATH="$sysroot/lib" "$objcopy" "$strip" "$b" "$dest"
 done
-if [ -e "$vm_dir/compat/bin/busybox" ]; then
-    cp "$vm_dir/compat/bin/busybox" "$root/tests/compat-busybox"
+if [ -e "$kernel_dir/compat/bin/busybox" ]; then
+    cp "$kernel_dir/compat/bin/busybox" "$root/tests/compat-busybox"
 fi
 
 # Modules with their dependencies (read from each .ko's modinfo), deps first.

@@ -5,7 +5,9 @@
 //! gets a new pty: nothing a previous run set on it carries over.
 
 use std::borrow::Cow;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::RawFd;
+use std::path::PathBuf;
 
 use super::{spawn, RuntimeError};
 
@@ -16,6 +18,8 @@ pub struct Console {
     pub master: RawFd,
     /// The container's end: its init's stdin, stdout and stderr.
     pub slave: RawFd,
+    /// The slave's host path, bound on the container's /dev/console.
+    pub path: PathBuf,
 }
 
 impl Console {
@@ -23,9 +27,19 @@ impl Console {
     /// namespace) gets the slave, so that the init can open /dev/console.
     pub fn open(owner: Option<(u32, u32)>) -> Result<Console, RuntimeError> {
         let (master, slave) = super::join::open_pty()?;
-        let console = Console { master, slave };
-        // SAFETY: flag and owner changes on fds we own.
+        let mut console = Console {
+            master,
+            slave,
+            path: PathBuf::new(),
+        };
+        // SAFETY: name, flag and owner calls on fds we own, valid buffers.
         unsafe {
+            let mut name = [0 as libc::c_char; 128];
+            if libc::ptsname_r(master, name.as_mut_ptr(), name.len()) != 0 {
+                return Err(RuntimeError::sys("name the console"));
+            }
+            let name = std::ffi::CStr::from_ptr(name.as_ptr());
+            console.path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
             let flags = libc::fcntl(master, libc::F_GETFL);
             if flags < 0 || libc::fcntl(master, libc::F_SETFL, flags | libc::O_NONBLOCK) != 0 {
                 return Err(RuntimeError::sys("make the console nonblocking"));

@@ -268,7 +268,8 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
         };
         let prepared = console.and_then(|c| {
             fds.console = c;
-            spawn::prepare(&cfg.spec, &cfg.paths, &cfg.options, netns.is_some())
+            let path = fds.console.as_ref().map(|c| c.path.as_path());
+            spawn::prepare_with_console(&cfg.spec, &cfg.paths, &cfg.options, netns.is_some(), path)
         });
         let started = Instant::now();
         let stdio = fds.stdio();

@@ -56,9 +56,9 @@ pub struct Layout<'a> {
     pub new_net: bool,
     /// What /sys/fs/cgroup shows.
     pub cgroup: CgroupView,
-    /// Bind the console (the init's stdout, a pty the monitor logs) on
+    /// The console (a pty the monitor logs, by its host path) to bind on
     /// /dev/console: full-OS inits write their boot messages there.
-    pub console: bool,
+    pub console: Option<&'a Path>,
 }
 
 /// The container's /sys/fs/cgroup. Every view is a mount made in the
@@ -73,9 +73,6 @@ pub enum CgroupView {
     /// for a full-OS systemd on a host without cgroup2.
     NamedSystemd,
 }
-
-/// The console as the child's mount plan sees it: its own stdout.
-const CONSOLE_SOURCE: &str = "/proc/self/fd/1";
 
 /// Paths Docker hides (bind of /dev/null or an empty tmpfs).
 pub const MASKED: &[&str] = &[
@@ -310,11 +307,13 @@ pub fn plan_before_pivot(
         data: CString::default(),
         optional: true,
     });
-    if layout.console {
+    if let Some(pty) = layout.console {
+        // A host path (the child's copy of the host's /dev/pts): a bind of
+        // the fd itself would name a mount of the host's namespace (EINVAL).
         let console = dev.join("console");
         ops.push(MountOp::Touch { path: c(&console)? });
         ops.push(MountOp::Mount {
-            source: cs(CONSOLE_SOURCE),
+            source: c(pty)?,
             target: c(&console)?,
             fstype: CString::default(),
             flags: libc::MS_BIND,
@@ -476,7 +475,7 @@ mod tests {
             user_ns: false,
             new_net: true,
             cgroup: CgroupView::Empty,
-            console: false,
+            console: None,
         }
     }
 
@@ -640,13 +639,13 @@ mod tests {
             _ => None,
         };
         let mut l = layout();
-        l.console = true;
+        l.console = Some(Path::new("/dev/pts/7"));
         l.cgroup = CgroupView::Unified { writable: true };
         let ops = plan_before_pivot(&l, &[]).unwrap();
         assert!(ops
             .iter()
             .any(|o| matches!(o, MountOp::Mount { source, target, flags, .. }
-            if source.to_str().unwrap() == CONSOLE_SOURCE
+            if source.to_str().unwrap() == "/dev/pts/7"
                 && target.to_str().unwrap() == "dev/console"
                 && *flags == libc::MS_BIND)));
         assert!(ops.iter().any(

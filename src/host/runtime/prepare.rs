@@ -232,6 +232,18 @@ pub fn prepare(
     opts: &Options,
     join_net: bool,
 ) -> Result<Prepared, RuntimeError> {
+    prepare_with_console(spec, paths, opts, join_net, None)
+}
+
+/// [`prepare`] for a start with a console: the host path of its pty slave,
+/// bound on /dev/console.
+pub fn prepare_with_console(
+    spec: &Spec,
+    paths: &Paths,
+    opts: &Options,
+    join_net: bool,
+    console: Option<&Path>,
+) -> Result<Prepared, RuntimeError> {
     let name = spec.name.as_str();
     let invalid = |message: String| RuntimeError::Invalid {
         name: name.into(),
@@ -385,7 +397,7 @@ pub fn prepare(
         user_ns: spec.namespaces.user.is_some(),
         new_net,
         cgroup: cgroup_view(unshare_cgroup, opts.init_tree),
-        console: spec.process.boot,
+        console,
     };
     let before =
         mounts::plan_before_pivot(&layout, &spec.mounts).map_err(|e| invalid(e.to_string()))?;

@@ -19,7 +19,7 @@ use super::RuntimeError;
 use super::{mount_calls, mounts};
 use crate::host::inroot::RootDir;
 
-pub use super::prepare::{argv_of, ns_supported, prepare, Prepared};
+pub use super::prepare::{argv_of, ns_supported, prepare, prepare_with_console, Prepared};
 
 /// Runs in the parent with the child's pid while the child waits, before it
 /// can run anything: place it in its cgroup, plug its network interfaces.

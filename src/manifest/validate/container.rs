@@ -204,7 +204,7 @@ impl Validator<'_> {
             // busybox init and procd power off on SIGPWR; systemd wants SIGRTMIN+3.
             stop_signal: stop_signal.unwrap_or_else(|| {
                 if boot {
-                    "SIGPWR".into()
+                    crate::model::BOOT_STOP_SIGNAL.into()
                 } else {
                     "SIGTERM".into()
                 }
