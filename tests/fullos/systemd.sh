@@ -74,7 +74,11 @@ containers:
     resources: { memory: 256M, pids: 512 }
 EOF
 t0=$(date +%s)
-check "apply" B apply "$TOP/m.yaml"
+if ! B apply "$TOP/m.yaml"; then
+	fail "apply"
+	exit 1
+fi
+ok "apply"
 
 # boot_state: systemd's state once its boot is done (`--wait` blocks until
 # then, bounded inside by coreutils' timeout), asked again while systemd is
@@ -95,8 +99,12 @@ case "$state" in
 	*) fail "systemd state is '$state' after ${booted}s" ;;
 esac
 # No network is attached: ifupdown's DHCP on eth0 is the one failure expected.
-failed=$(B exec deb -- systemctl --failed --plain --no-legend | awk '{print $1}' | grep -v '^networking.service$' || true)
-check "no unit failed but networking.service (failed: ${failed:-none})" [ -z "$failed" ]
+if units=$(B exec deb -- systemctl --failed --plain --no-legend); then
+	failed=$(echo "$units" | awk '{print $1}' | grep -v '^networking.service$' || true)
+	check "no unit failed but networking.service (failed: ${failed:-none})" [ -z "$failed" ]
+else
+	fail "systemctl --failed"
+fi
 check "PID 1 is systemd" [ "$(B exec deb -- cat /proc/1/comm)" = systemd ]
 
 logs=$(B logs deb)

@@ -26,7 +26,9 @@ impl Console {
     /// A new pty; `owner` (the host ids of the container's root, with a user
     /// namespace) gets the slave, so that the init can open /dev/console.
     pub fn open(owner: Option<(u32, u32)>) -> Result<Console, RuntimeError> {
-        let (master, slave) = super::join::open_pty()?;
+        let (master, slave) = super::join::open_pty().map_err(|_| {
+            RuntimeError::sys("open the console's pty (/dev/ptmx; mount devpts on /dev/pts)")
+        })?;
         let mut console = Console {
             master,
             slave,
