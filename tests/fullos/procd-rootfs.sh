@@ -46,7 +46,9 @@ R=$TMP/root
 owrt_root
 owrt_copy_elf "$PREFIX/sbin/init" /sbin/init
 owrt_copy_elf "$PREFIX/sbin/udevtrigger" /sbin/udevtrigger
-mkdir -p "$R/usr/lib" "$R/srv/out"
+# /etc/hotplug.d: procd serves its subsystems on ubus (hotplug-dispatch.c);
+# without it procd says "failed to initialize hotplug subsystems".
+mkdir -p "$R/usr/lib" "$R/srv/out" "$R/etc/hotplug.d/iface" "$R/etc/hotplug.d/net"
 # procd starts ubusd as this user when it exists, as on OpenWrt.
 echo 'ubus:x:81:81:ubus:/var/run/ubus:/bin/false' >>"$R/etc/passwd"
 echo 'ubus:x:81:' >>"$R/etc/group"
