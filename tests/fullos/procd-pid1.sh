@@ -51,6 +51,7 @@ cleanup() {
 	if [ "${KEEP:-0}" = 1 ]; then echo "kept $TOP" >&2; else rm -rf "$TOP"; fi
 }
 trap cleanup EXIT
+trap 'exit 1' HUP INT TERM   # through the EXIT trap
 
 # The host as it is before: what a full-OS init could touch from a
 # container that leaked (procd's early code mounts /proc, /sys, /dev and a
