@@ -150,6 +150,18 @@ if [ $up = 1 ]; then
 	else
 		bad "ubus service list: ubusd is not procd's, as user ubus"
 	fi
+	# procd puts each instance in a cgroup of its own where it finds cgroup2
+	# at /sys/fs/cgroup (instance.c): the container's own tree, below its
+	# payload leaf on the host.
+	if grep -q ' - cgroup2 ' /proc/self/mountinfo; then
+		hp=$(json "$TOP/services.json" 'j["hello"]["instances"]["instance1"]["pid"]')
+		cg=$(b exec "$NAME" -- cat "/proc/$hp/cgroup" | grep '^0::')
+		if [ "$cg" = 0::/services/hello/instance1 ]; then ok "procd put hello in its cgroup $cg"; else bad "hello's cgroup is \"$cg\""; fi
+		host=$(find /sys/fs/cgroup -maxdepth 7 -type d -path "*/$TAG/$NAME/payload/services/hello/instance1" | head -1)
+		if [ -n "$host" ]; then ok "hello's cgroup on the host: ${host#/sys/fs/cgroup/}"; else bad "no services/hello/instance1 below $TAG/$NAME/payload on the host"; fi
+	else
+		echo "--    no cgroup2 on this host: procd puts its instances in no cgroup"
+	fi
 	if grep -q '^hello up' "$OUT/events" 2>/dev/null; then ok "the hello service noted its start on the host's bind mount"; else bad "no \"hello up\" in $OUT/events"; fi
 	if b exec "$NAME" -- grep -q '^sysfs /sys sysfs ro' /proc/mounts; then
 		ok "/sys is read-only inside (procd's udevtrigger cannot send uevents to the host)"
@@ -209,6 +221,8 @@ left=$(in_ns | tr '\n' ' ')
 if [ -z "$left" ]; then ok "no process of the container is left"; else bad "processes of the container are left: $left"; fi
 roots=$(for p in /proc/[0-9]*; do readlink "$p/root" 2>/dev/null; done | grep -c "^$TOP" || true)
 if [ "$roots" = 0 ]; then ok "no process has its root in the test's store"; else bad "$roots processes have their root in $TOP"; fi
+left=$(find /sys/fs/cgroup -maxdepth 3 -type d -path "*/$TAG/$NAME" | tr '\n' ' ')
+if [ -z "$left" ]; then ok "no cgroup of the container is left (procd's own included)"; else bad "cgroups of the container are left: $left"; fi
 if grep -q "$TOP" /proc/self/mountinfo; then
 	bad "mounts of the container are left:"; grep "$TOP" /proc/self/mountinfo | sed 's/^/      /'
 else
