@@ -163,6 +163,21 @@ if [ $up = 1 ]; then
 		echo "--    no cgroup2 on this host: procd puts its instances in no cgroup"
 	fi
 	if grep -q '^hello up' "$OUT/events" 2>/dev/null; then ok "the hello service noted its start on the host's bind mount"; else bad "no \"hello up\" in $OUT/events"; fi
+	# initd/early.c in a container mounts a tmpfs on /tmp and on /tmp/.ujail
+	# (and makes /tmp/run, lock, state). Without CAP_SYS_ADMIN (berth's
+	# default set is Docker's) the mounts fail and the directories are made
+	# in the overlay's upper dir; the host's mount table is checked below.
+	if b exec "$NAME" -- grep -q '^tmpfs /tmp tmpfs' /proc/mounts; then
+		echo "--    procd's init mounted its tmpfs on /tmp inside"
+	else
+		echo "--    /tmp inside is no tmpfs: procd's init could not mount it (no CAP_SYS_ADMIN); /var/run and the ubus socket are in the upper dir"
+	fi
+	# what procd writes to /dev/console goes to a pty of the container's own
+	con=$(b exec "$NAME" -- stat -c '%t:%T' /dev/console)
+	case "$con" in
+	88:*) ok "/dev/console inside is a pty (major 136), not the host's console" ;;
+	*) bad "/dev/console inside is device $con (hex), not a pty" ;;
+	esac
 	if b exec "$NAME" -- grep -q '^sysfs /sys sysfs ro' /proc/mounts; then
 		ok "/sys is read-only inside (procd's udevtrigger cannot send uevents to the host)"
 	else
@@ -175,8 +190,12 @@ b logs "$NAME" >"$TOP/logs" 2>&1 || true
 if grep -q -- '- init -' "$TOP/logs"; then
 	ok "berth logs has procd's boot messages (\"- init -\")"
 else
-	bad "berth logs has no \"- init -\" from procd; it has:"
-	head -20 "$TOP/logs" | sed 's/^/      /'
+	if [ -s "$TOP/logs" ]; then
+		bad "berth logs has no \"- init -\" from procd; it has:"
+		head -20 "$TOP/logs" | sed 's/^/      /'
+	else
+		bad "berth logs has no \"- init -\" from procd: it is empty"
+	fi
 fi
 
 # What runs in the container, seen from the host: its init's PID namespace.
