@@ -44,7 +44,7 @@ PROCD_ROOTFS_SRCS = tests/fullos/procd-rootfs.sh tests/openwrt/owrt-root.sh $(OW
 $(PROCD_ROOTFS): $(PROCD_ROOTFS_SRCS)
 	nice -n 10 sh tests/fullos/procd-rootfs.sh $(OWRT_PREFIX) $(OWRT_FX)/files $@
 
-# About 7 s: boot, ubus, stop by SIGPWR (3 s), and the host checked afterwards.
+# About 11 s: boot, ubus, stop by SIGPWR (3 s), a second boot, removal, the host checked.
 test-fullos-procd: build openwrt-userland rootfs packaging-deps $(PROCD_ROOTFS)
 	@[ "$$(id -u)" = 0 ] || { echo "make test-fullos-procd: needs root (namespaces, cgroups)" >&2; exit 1; }
 	$(call apt_install,iproute2 util-linux python3)

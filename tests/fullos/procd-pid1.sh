@@ -103,13 +103,18 @@ else
 	bad "berth apply:"; sed 's/^/      /' "$TOP/apply.out"
 	wait=0
 fi
-# procd is up when ubusd answers through it (bounded: 20 s)
-t=$(ms)
-while [ $(($(ms) - t)) -lt $wait ]; do
-	if b exec "$NAME" -- ubus call system board >"$TOP/board.json" 2>"$TOP/board.err"; then up=1; break; fi
-	sleep 0.2
-done
-if [ $up = 1 ]; then
+# board MS: wait at most MS ms for procd to be up, that is for ubusd to
+# answer through it; the answer in board.json
+board() {
+	t=$(ms)
+	while [ $(($(ms) - t)) -lt "$1" ]; do
+		b exec "$NAME" -- ubus call system board >"$TOP/board.json" 2>"$TOP/board.err" && return 0
+		sleep 0.2
+	done
+	return 1
+}
+if board $wait; then
+	up=1
 	ok "ubus call system board answers $(($(ms) - t)) ms after the apply"
 else
 	bad "ubus call system board did not answer in $((wait / 1000)) s: $(cat "$TOP/board.err" 2>/dev/null)"
@@ -199,11 +204,21 @@ else
 fi
 
 # What runs in the container, seen from the host: its init's PID namespace.
-b status "$NAME" --json >"$TOP/status.json"
-pid1=$(json "$TOP/status.json" 'j["containers"][0]["pid"]')
-pidns=$(readlink "/proc/$pid1/ns/pid" 2>/dev/null || echo none)
-in_ns() { for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/pid" 2>/dev/null)" != "$pidns" ] || echo "${p#/proc/}"; done; }
-n=$(in_ns | wc -l)
+# pidns: the PID namespace of the running container's init, as the host names it
+pidns() {
+	b status "$NAME" --json >"$TOP/status.json"
+	pid1=$(json "$TOP/status.json" 'j["containers"][0]["pid"]')
+	readlink "/proc/$pid1/ns/pid" 2>/dev/null || echo none
+}
+# in_ns NS...: the processes in any of these PID namespaces
+in_ns() {
+	for p in /proc/[0-9]*; do
+		ns=$(readlink "$p/ns/pid" 2>/dev/null) || continue
+		for n in "$@"; do [ "$ns" != "$n" ] || echo "${p#/proc/}"; done
+	done
+}
+ns1=$(pidns)
+n=$(in_ns "$ns1" | wc -l)
 if [ "$n" -ge 3 ]; then ok "$n processes in the container's PID namespace (procd, ubusd, hello...)"; else bad "only $n processes in the container's PID namespace"; fi
 
 # --- stop: SIGPWR; procd runs the K* scripts, kills the rest, exits 0
@@ -233,10 +248,30 @@ else
 	bad "no \"hello shutdown\" in $OUT/events: procd did not run the K* scripts"
 fi
 
-# --- removal, then the host
+# --- a second boot: what the first left in the upper dir (ubus's socket,
+# /tmp/.ujail, /var/run) must not stop it
+ns2=none
+if b start "$NAME" >"$TOP/start.out" 2>&1 && board 20000; then
+	ns2=$(pidns)
+	b exec "$NAME" -- ubus call service list >"$TOP/services.json"
+	if [ "$(json "$TOP/services.json" 'j["hello"]["instances"]["instance1"]["running"]')" = True ]; then
+		ok "second boot: ubus answers $(($(ms) - t)) ms after berth start, hello runs again"
+	else
+		bad "second boot: hello does not run: $(cat "$TOP/services.json")"
+	fi
+else
+	bad "second boot: $(cat "$TOP/start.out" "$TOP/board.err" 2>/dev/null)"
+fi
+
+# --- removal (procd stops on SIGPWR again), then the host
 printf 'version: 1\ncontainers: {}\n' >"$TOP/empty.yaml"
-b apply "$TOP/empty.yaml" >"$TOP/remove.out" 2>&1 || { bad "removal:"; sed 's/^/      /' "$TOP/remove.out"; }
-left=$(in_ns | tr '\n' ' ')
+t=$(ms)
+if b apply "$TOP/empty.yaml" >"$TOP/remove.out" 2>&1; then
+	ok "berth apply of an empty manifest removed it in $(($(ms) - t)) ms"
+else
+	bad "removal:"; sed 's/^/      /' "$TOP/remove.out"
+fi
+left=$(in_ns "$ns1" "$ns2" | tr '\n' ' ')
 if [ -z "$left" ]; then ok "no process of the container is left"; else bad "processes of the container are left: $left"; fi
 roots=$(for p in /proc/[0-9]*; do readlink "$p/root" 2>/dev/null; done | grep -c "^$TOP" || true)
 if [ "$roots" = 0 ]; then ok "no process has its root in the test's store"; else bad "$roots processes have their root in $TOP"; fi
