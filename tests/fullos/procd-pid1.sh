@@ -4,9 +4,10 @@
 # (procd's init, then procd with ubusd and the OpenWrt shell files), answers
 # `ubus call system board` through `berth exec`, has run its /etc/rc.d boot
 # scripts, and ends on its own at `berth stop` (SIGPWR), well before the stop
-# timeout. Then the host is checked: nothing of the container is left (no
-# process, no mount), and its /dev, its cgroups outside the test's parent,
-# its kernel log and its hostname are as they were.
+# timeout; then it boots once more. After the removal the host is checked:
+# nothing of the container is left (no process, cgroup or mount), and its
+# /dev, its cgroups outside the test's parent, its mount table, its kernel
+# log and its hostname are as they were.
 #
 #   usage: procd-pid1.sh ROOTFS.tar.gz      (as root)
 #   env:   BERTH_BIN (the berth binary), KEEP=1 keeps the temp dir
@@ -190,7 +191,9 @@ if [ $up = 1 ]; then
 	fi
 fi
 
-# procd's state messages go to /dev/console from the init on.
+# procd writes its state messages ("- early -", "- ubus -", "- init -") to
+# /dev/kmsg (ulog's KMSG channel), then to syslog: they are in `berth logs`
+# when the runtime gives a full-OS container a /dev/kmsg on its console.
 b logs "$NAME" >"$TOP/logs" 2>&1 || true
 if grep -q -- '- init -' "$TOP/logs"; then
 	ok "berth logs has procd's boot messages (\"- init -\")"
