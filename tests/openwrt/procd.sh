@@ -49,46 +49,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$R"/bin "$R"/sbin "$R"/usr/bin "$R"/usr/sbin "$R"/lib "$R"/etc/init.d \
-	"$R"/etc/rc.d "$R"/etc/config "$R"/proc "$R"/dev "$R"/sys "$R"/tmp "$R"/root \
-	"$R"/usr/share/libubox "$R"/lib/functions "$R"/lib/config "$R"/usr/share/berth/images \
-	"$R"/usr/libexec/rpcd "$R"/usr/share/rpcd/acl.d
-ln -s tmp "$R/var"
-cp /bin/busybox "$R/bin/busybox"
-if readelf -l "$R/bin/busybox" | grep -q 'program interpreter'; then
-	echo "procd.sh: /bin/busybox is not static (apt-get install busybox-static)" >&2
-	exit 1
-fi
-chroot "$R" /bin/busybox --install -s
-
-# copy_elf SRC DEST: a binary and the host libraries it needs (the fixture's
-# own libraries all go to /lib below).
-copy_elf() {
-	rm -f "$R$2"
-	cp "$1" "$R$2"
-	ldd "$1" 2>/dev/null | awk '/=> \//{print $3} /^\t\/lib/{print $1}' | while read -r l; do
-		case "$l" in "$PREFIX"/*) continue ;; esac
-		[ -e "$R$l" ] || { mkdir -p "$R$(dirname "$l")"; cp -L "$l" "$R$l"; }
-	done
-}
-for l in "$PREFIX"/lib/*.so*; do copy_elf "$l" "/lib/$(basename "$l")"; done
-copy_elf "$PREFIX/sbin/ubusd" /sbin/ubusd
-copy_elf "$PREFIX/sbin/procd" /sbin/procd
-copy_elf "$PREFIX/sbin/rpcd" /sbin/rpcd
-copy_elf "$PREFIX/bin/ubus" /bin/ubus
-copy_elf "$PREFIX/bin/uci" /sbin/uci
-copy_elf "$PREFIX/bin/jshn" /usr/bin/jshn
-copy_elf "$PREFIX/bin/jsonpath" /usr/bin/jsonfilter
-copy_elf "$(command -v flock)" /usr/bin/flock   # Debian's busybox has no flock applet
-copy_elf "$BERTH_BIN" /usr/bin/berth
-cp "$PREFIX/share/libubox/jshn.sh" "$R/usr/share/libubox/jshn.sh"
-cp "$OWRT_FILES/etc/rc.common" "$R/etc/rc.common"
-cp "$OWRT_FILES/lib/functions.sh" "$R/lib/functions.sh"
-cp "$OWRT_FILES/lib/functions/procd.sh" "$OWRT_FILES/lib/functions/service.sh" "$R/lib/functions/"
-cp "$OWRT_FILES/lib/config/uci.sh" "$R/lib/config/uci.sh"
-printf 'root:x:0:0:root:/root:/bin/ash\nnobody:x:65534:65534:nobody:/var:/bin/false\n' >"$R/etc/passwd"
-printf 'root:x:0:\nnogroup:x:65534:\n' >"$R/etc/group"
-printf "config system\n\toption hostname 'owrt'\n" >"$R/etc/config/system"
+# shellcheck source=tests/openwrt/owrt-root.sh
+. "$HERE/owrt-root.sh"
+owrt_root
+mkdir -p "$R"/usr/share/berth/images "$R"/usr/libexec/rpcd "$R"/usr/share/rpcd/acl.d
+owrt_copy_elf "$PREFIX/sbin/rpcd" /sbin/rpcd
+owrt_copy_elf "$BERTH_BIN" /usr/bin/berth
 cp "$BERTH_TEST_ROOTFS" "$R/usr/share/berth/images/busybox-rootfs.tar.gz"
 
 # the package, installed where its feed Makefile puts it
