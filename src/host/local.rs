@@ -449,27 +449,31 @@ fn with_image_defaults(spec: &Spec, info: &ImageInfo) -> Spec {
     s
 }
 
-/// What a full-OS container whose init is systemd needs from outside, since
-/// without CAP_SYS_ADMIN it cannot mount it itself (as podman gives it): a
-/// tmpfs on /run and /run/lock unless the manifest mounts something there;
-/// and SIGRTMIN+3 to stop it, for SIGPWR (the default of `boot: true`) only
-/// starts systemd's sigpwr.target.
+/// What a full-OS container's init cannot mount itself without
+/// CAP_SYS_ADMIN, given from outside unless the manifest mounts something
+/// there (as podman does for systemd): systemd's tmpfs on /run and
+/// /run/lock; procd's on /tmp (OpenWrt's /var), which would otherwise sit in
+/// the writable layer, on flash. And SIGRTMIN+3 to stop systemd, for SIGPWR
+/// (the default of `boot: true`) only starts its sigpwr.target.
 fn with_init_defaults(mut s: Spec, rootfs: &Path) -> Spec {
-    if !s.process.boot || runtime::init_stop_signal(rootfs, &s.process.init) != "SIGRTMIN+3" {
+    if !s.process.boot {
         return s;
     }
-    if s.stop_signal == crate::model::BOOT_STOP_SIGNAL {
+    let systemd = runtime::init_stop_signal(rootfs, &s.process.init) == "SIGRTMIN+3";
+    let procd = !systemd && rootfs.join("sbin/procd").exists();
+    if systemd && s.stop_signal == crate::model::BOOT_STOP_SIGNAL {
         s.stop_signal = "SIGRTMIN+3".into();
     }
-    for (target, size, mode) in [("/run", 32 << 20, 0o755), ("/run/lock", 5 << 20, 0o1777)] {
-        if !s
-            .mounts
-            .iter()
-            .any(|m| m.target.trim_end_matches('/') == target)
-        {
+    let tmpfs: &[(&str, Option<u64>, u32)] = match (systemd, procd) {
+        (true, _) => &[("/run", Some(32 << 20), 0o755), ("/run/lock", Some(5 << 20), 0o1777)],
+        (false, true) => &[("/tmp", None, 0o1777)],
+        _ => &[],
+    };
+    for &(target, size, mode) in tmpfs {
+        if !s.mounts.iter().any(|m| m.target.trim_end_matches('/') == target) {
             s.mounts.push(MountSpec {
                 kind: MountKind::Tmpfs {
-                    size: Some(size),
+                    size,
                     mode: Some(mode),
                 },
                 target: target.into(),

@@ -320,6 +320,12 @@ pub fn plan_before_pivot(
             data: CString::default(),
             optional: false,
         });
+        // procd and busybox init log to /dev/kmsg: into the console with the
+        // rest, as LXC's kmsg link did, not into the host's kernel log.
+        ops.push(MountOp::Symlink {
+            to: cs("console"),
+            link: c(&dev.join("kmsg"))?,
+        });
     }
     for (to, link) in [
         ("/proc/self/fd", "fd"),
@@ -668,6 +674,8 @@ mod tests {
                 && target.to_str().unwrap() == "sys/fs/cgroup/systemd"));
         assert!(matches!(cg[2].1, MountOp::RemountRo { target, .. }
             if target.to_str().unwrap() == "sys/fs/cgroup"));
+        assert!(ops.iter().any(|o| matches!(o, MountOp::Symlink { to, link }
+            if to.to_str().unwrap() == "console" && link.to_str().unwrap() == "dev/kmsg")));
         // Not full-OS: no console bind.
         let ops = plan_before_pivot(&layout(), &[]).unwrap();
         assert!(!ops
