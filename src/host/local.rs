@@ -465,12 +465,19 @@ fn with_init_defaults(mut s: Spec, rootfs: &Path) -> Spec {
         s.stop_signal = "SIGRTMIN+3".into();
     }
     let tmpfs: &[(&str, Option<u64>, u32)] = match (systemd, procd) {
-        (true, _) => &[("/run", Some(32 << 20), 0o755), ("/run/lock", Some(5 << 20), 0o1777)],
+        (true, _) => &[
+            ("/run", Some(32 << 20), 0o755),
+            ("/run/lock", Some(5 << 20), 0o1777),
+        ],
         (false, true) => &[("/tmp", None, 0o1777)],
         _ => &[],
     };
     for &(target, size, mode) in tmpfs {
-        if !s.mounts.iter().any(|m| m.target.trim_end_matches('/') == target) {
+        if !s
+            .mounts
+            .iter()
+            .any(|m| m.target.trim_end_matches('/') == target)
+        {
             s.mounts.push(MountSpec {
                 kind: MountKind::Tmpfs {
                     size,
@@ -564,5 +571,40 @@ mod tests {
         assert_eq!(unescape("/a\\040b"), "/a b");
         assert!(is_mountpoint(Path::new("/proc")));
         assert!(!is_mountpoint(Path::new("/proc/self")));
+    }
+
+    /// A full-OS init gets what it cannot mount itself, and systemd its stop
+    /// signal; a manifest's own mount or signal stays; others get nothing.
+    #[test]
+    fn init_defaults_follow_the_image_init() {
+        let targets = |s: &Spec| {
+            s.mounts
+                .iter()
+                .map(|m| m.target.clone())
+                .collect::<Vec<_>>()
+        };
+        let systemd = tempfile::tempdir().unwrap();
+        fs::create_dir_all(systemd.path().join("sbin")).unwrap();
+        std::os::unix::fs::symlink("/lib/systemd/systemd", systemd.path().join("sbin/init"))
+            .unwrap();
+        let s = with_init_defaults(spec(", boot: true"), systemd.path());
+        assert_eq!(s.stop_signal, "SIGRTMIN+3");
+        assert_eq!(targets(&s), ["/run", "/run/lock"]);
+        let own = with_init_defaults(
+            spec(", boot: true, stop_signal: SIGTERM, mounts: [{ type: tmpfs, target: /run/ }]"),
+            systemd.path(),
+        );
+        assert_eq!(own.stop_signal, "SIGTERM");
+        assert_eq!(targets(&own), ["/run/", "/run/lock"]);
+        let procd = tempfile::tempdir().unwrap();
+        fs::create_dir_all(procd.path().join("sbin")).unwrap();
+        fs::write(procd.path().join("sbin/procd"), "").unwrap();
+        let s = with_init_defaults(spec(", boot: true"), procd.path());
+        assert_eq!(s.stop_signal, "SIGPWR");
+        assert_eq!(targets(&s), ["/tmp"]);
+        // Not full-OS: untouched, whatever the image holds.
+        let s = with_init_defaults(spec(", command: [sh]"), systemd.path());
+        assert!(s.mounts.is_empty());
+        assert_eq!(s.stop_signal, "SIGTERM");
     }
 }
