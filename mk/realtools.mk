@@ -50,6 +50,7 @@ test-fullos-procd: build openwrt-userland rootfs packaging-deps $(PROCD_ROOTFS)
 	$(call apt_install,iproute2 util-linux python3)
 	shellcheck -x tests/fullos/*.sh
 	BERTH_BIN=$(CURDIR)/$(BERTH) sh tests/fullos/procd-pid1.sh $(PROCD_ROOTFS)
+	USERNS=1 BERTH_BIN=$(CURDIR)/$(BERTH) sh tests/fullos/procd-pid1.sh $(PROCD_ROOTFS)
 
 YOCTO_FX := $(FIXTURES)/yocto
 YOCTO_WORK := $(CURDIR)/$(BUILD)/yocto

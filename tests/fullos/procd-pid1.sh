@@ -10,7 +10,9 @@
 # log and its hostname are as they were.
 #
 #   usage: procd-pid1.sh ROOTFS.tar.gz      (as root)
-#   env:   BERTH_BIN (the berth binary), KEEP=1 keeps the temp dir
+#   env:   BERTH_BIN (the berth binary), KEEP=1 keeps the temp dir,
+#          USERNS=1 runs the container in a user namespace (root inside is
+#          100000 outside), as the OpenWrt guest example does
 #
 # berth runs in a network namespace of the test's own (`ip netns add`, then
 # `nsenter --net`: `ip netns exec` would remount /sys and hide the cgroups),
@@ -31,6 +33,14 @@ TAG=berth-fullos-$$       # the netns and the cgroup parent
 TOP=$(mktemp -d /tmp/berth-fullos.XXXXXX)
 OUT=$TOP/out              # bound on /srv/out: the image's hello service notes its boot and shutdown there
 mkdir -p "$OUT"
+if [ "${USERNS:-0}" = 1 ]; then
+	# root inside is uid 100000 outside: it must reach the store and $OUT
+	chmod 755 "$TOP"
+	chown 100000:100000 "$OUT"
+	USERNS_LINE='namespaces: { user: { map: "0 100000 65536" } }'
+else
+	USERNS_LINE='namespaces: {}'
+fi
 fails=0
 ok() { echo "ok    $*"; }
 bad() { echo "FAIL  $*"; fails=$((fails + 1)); }
@@ -92,6 +102,7 @@ containers:
     boot: true             # /sbin/init, procd's initd; stopped with SIGPWR
     hostname: $HOST
     stop_timeout: ${STOP_TIMEOUT}s
+    $USERNS_LINE
     mounts:
       - { type: bind, source: $OUT, target: /srv/out }
 EOF
@@ -165,6 +176,15 @@ if [ $up = 1 ]; then
 		if [ "$cg" = 0::/services/hello/instance1 ]; then ok "procd put hello in its cgroup $cg"; else bad "hello's cgroup is \"$cg\""; fi
 		host=$(find /sys/fs/cgroup -maxdepth 7 -type d -path "*/$TAG/$NAME/payload/services/hello/instance1" | head -1)
 		if [ -n "$host" ]; then ok "hello's cgroup on the host: ${host#/sys/fs/cgroup/}"; else bad "no services/hello/instance1 below $TAG/$NAME/payload on the host"; fi
+		if [ "${USERNS:-0}" = 1 ]; then
+			# Delegated to root inside: making children and moving processes,
+			# not the payload leaf's own limits.
+			if b exec "$NAME" -- sh -c 'echo 1 > /sys/fs/cgroup/cgroup.max.depth' 2>/dev/null; then
+				bad "root inside (a user namespace) wrote its tree root's cgroup.max.depth"
+			else
+				ok "root inside (a user namespace) cannot write its tree root's limits"
+			fi
+		fi
 	else
 		echo "--    no cgroup2 on this host: procd puts its instances in no cgroup"
 	fi

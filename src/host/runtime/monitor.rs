@@ -88,6 +88,9 @@ struct MonitorHook<'a> {
     procs: &'a [PathBuf],
     /// The last of `procs` is the payload leaf of a tree the init manages.
     own_tree: bool,
+    /// The host ids of the container's root (a user namespace), to whom the
+    /// leaf is delegated.
+    owner: Option<(u32, u32)>,
     sync: Option<&'a mut UnixStream>,
     run_dir: &'a Path,
     st: &'a mut ContainerState,
@@ -102,7 +105,7 @@ impl SetupHook for MonitorHook<'_> {
         rundir::save(self.run_dir, self.st).map_err(|e| e.to_string())?;
         if self.own_tree {
             if let Some(leaf) = self.procs.last().and_then(|p| p.parent()) {
-                reset_payload(leaf).map_err(|e| crate::host::chain(&e))?;
+                reset_payload(leaf, self.owner).map_err(|e| e.to_string())?;
             }
         }
         for p in self.procs {
@@ -277,6 +280,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             let mut hook = MonitorHook {
                 procs: &cfg.options.cgroup_procs,
                 own_tree: cfg.options.init_tree.is_some(),
+                owner: console_owner(&cfg.spec),
                 sync: sync.as_mut(),
                 run_dir,
                 st: &mut st,
@@ -419,10 +423,42 @@ fn trim_rss() {
 
 /// A payload leaf as the next start needs it: what the init made below it in
 /// its last run removed (on v2 its controllers enabled there would refuse the
-/// new init), the leaf itself made again.
-fn reset_payload(leaf: &Path) -> Result<(), crate::host::cgroup::CgroupError> {
-    crate::host::cgroup::remove_tree(leaf, crate::host::cgroup::REMOVE_WAIT)?;
-    crate::host::cgroup::mkdir_all(leaf)
+/// new init), the leaf itself made again. With a user namespace the leaf is
+/// delegated to the container's root as cgroup v2 delegation prescribes: the
+/// directory and the files that move processes and make children, never
+/// the limits (those stay on the container's cgroup above it).
+fn reset_payload(leaf: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
+    let chain = |e: crate::host::cgroup::CgroupError| crate::host::chain(&e);
+    crate::host::cgroup::remove_tree(leaf, crate::host::cgroup::REMOVE_WAIT).map_err(chain)?;
+    crate::host::cgroup::mkdir_all(leaf).map_err(chain)?;
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    for name in [
+        "",
+        "cgroup.procs",
+        "cgroup.threads",
+        "cgroup.subtree_control",
+        "tasks",
+    ] {
+        let path = if name.is_empty() {
+            leaf.to_path_buf()
+        } else {
+            leaf.join(name)
+        };
+        match std::os::unix::fs::chown(&path, Some(uid), Some(gid)) {
+            Ok(()) => {}
+            // v1 has no cgroup.threads, v2 no tasks.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !name.is_empty() => {}
+            Err(e) => {
+                return Err(format!(
+                    "delegate `{}` to the container's root: {e}",
+                    path.display()
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Copy what the container wrote into the log.
