@@ -154,6 +154,9 @@ fn container_needs(c: &Spec, desired: &Desired) -> Vec<(String, Need)> {
         out.push((format!("{base}.seccomp"), Need::Seccomp));
     }
     out.push((format!("{base}.devices"), Need::DeviceFilter));
+    if c.process.boot && !shared(HostNamespace::Cgroup) {
+        out.push((format!("{base}.boot"), Need::InitTree));
+    }
     let r = &c.resources;
     let wants = [
         (r.memory.is_some(), translate::F_MEMORY, "memory"),
@@ -204,6 +207,8 @@ enum Need {
     Module(&'static str),
     Seccomp,
     DeviceFilter,
+    /// A cgroup tree for a full-OS init; only systemd needs it.
+    InitTree,
 }
 
 fn judge(need: Need, caps: &HostFeatures) -> Option<(String, String, bool)> {
@@ -249,6 +254,11 @@ fn judge(need: Need, caps: &HostFeatures) -> Option<(String, String, bool)> {
                 kernel_fix("CONFIG_SECCOMP_FILTER")
             ),
             true,
+        )),
+        Need::InitTree if !caps.init_tree => Some((
+            "a cgroup tree for a systemd inside (procd and busybox init need none)".into(),
+            "mount cgroup2 (mount -t cgroup2 none /sys/fs/cgroup/unified; CONFIG_CGROUPS) or the name=systemd hierarchy".into(),
+            false,
         )),
         Need::DeviceFilter => match caps.cgroup_mode {
             Some(Mode::Unified) if !caps.bpf => Some((
@@ -407,6 +417,7 @@ mod tests {
             bpf: true,
             cgroup_freeze: true,
             cgroup_kill: false,
+            init_tree: true,
         }
     }
 
@@ -511,5 +522,27 @@ mod tests {
         let mut v2 = caps(Mode::Unified, &[], &ALL_NS, &[("overlay", Avail::Yes)]);
         v2.bpf = false;
         assert_eq!(check(None, &v2)[0].fix, "enable CONFIG_BPF_SYSCALL and CONFIG_CGROUP_BPF (OpenWrt: CONFIG_KERNEL_BPF_SYSCALL and CONFIG_KERNEL_CGROUP_BPF)");
+    }
+
+    /// A full-OS container on a v1 host with neither cgroup2 nor
+    /// name=systemd gets a note (procd runs without a tree), not a failure.
+    #[test]
+    fn full_os_without_a_tree_is_a_note() {
+        let mut c = spec("os");
+        c.process.boot = true;
+        let d = Desired {
+            containers: [(c.name.clone(), c)].into_iter().collect(),
+            ..Desired::default()
+        };
+        let all = ["mnt", "pid", "uts", "ipc", "net", "cgroup"];
+        let ctl = ["devices", "memory"];
+        let mut host = caps(Mode::Legacy, &ctl, &all, &[("overlay", Avail::Yes)]);
+        assert!(check(Some(&d), &host).is_empty());
+        host.init_tree = false;
+        let f = check(Some(&d), &host);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].need, "containers.os.boot");
+        assert!(!f[0].fatal);
+        assert!(f[0].fix.contains("cgroup2"), "{}", f[0].fix);
     }
 }

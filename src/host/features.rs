@@ -91,6 +91,9 @@ pub struct HostFeatures {
     pub cgroup_freeze: bool,
     /// v2 cgroup.kill (5.14+).
     pub cgroup_kill: bool,
+    /// A hierarchy a full-OS container's systemd can manage: a cgroup2 mount
+    /// or the `name=systemd` one.
+    pub init_tree: bool,
 }
 
 /// `(major, minor)` of a release such as `6.1.0-56-amd64` or `5.4.238`.
@@ -201,8 +204,12 @@ impl HostFeatures {
             .join("sys/kernel/unprivileged_bpf_disabled")
             .exists();
         let v = kernel_version(&kernel).unwrap_or((0, 0));
+        let init_tree = layout
+            .as_ref()
+            .is_some_and(|l| l.unified.is_some() || l.named_systemd.is_some());
         HostFeatures {
             kernel,
+            init_tree,
             cgroup_mode: layout.map(|l| l.mode),
             controllers,
             namespaces,
