@@ -6,6 +6,7 @@
 #                        host sees it (no cgroup2 mounted), in this machine
 #   make vmtest-fullos   on cgroup2 with every controller and nsdelegate, as
 #                        OpenWrt mounts it, in the test VM (TCG)
+#   make bench-fullos    boot, stop and memory against systemd-nspawn and LXC
 #
 # procd as PID 1 is test-fullos-procd in mk/realtools.mk (it needs the
 # OpenWrt userland built from the fixtures).
@@ -40,3 +41,13 @@ vmtest-fullos: vmtest-deps static $(FULLOS_SLIM)
 	VM_TIMEOUT=400 VM_SCENARIO_TIMEOUT=300 tests/vm/run.sh
 
 TEST_TIERS += test-fullos vmtest-fullos
+
+# Debian's systemd booted under berth, systemd-nspawn and LXC from the same
+# rootfs: boot, stop, the supervisor's memory (docs/benchmarks.md).
+.PHONY: bench-fullos
+BENCH_TIERS += bench-fullos
+bench-fullos: static $(FULLOS_DEBIAN)
+	$(call apt_install,lxc systemd-container util-linux iproute2)
+	@mkdir -p $(BUILD)/bench
+	bench/fullos.sh $(STATIC_BIN) $(CURDIR)/$(FULLOS_DEBIAN) $(BUILD)/bench/fullos.md
+	python3 bench/put_section.py docs/benchmarks.md $(BUILD)/bench/fullos.md
