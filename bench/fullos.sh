@@ -131,6 +131,15 @@ col() { grep "^$1 $2 " "$W/rows" | awk -v f="$3" '{print $f}' | median; }
         [ "$t" = nspawn ] && name=systemd-nspawn
         echo "| $name | $(col "$t" boot 3) ms | $(col "$t" stop 3) ms | $(col "$t" mem 3) KiB | $(col "$t" mem 4) KiB |"
     done
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+    echo
+    for t in nspawn lxc; do
+        name=$t
+        [ "$t" = nspawn ] && name=systemd-nspawn
+        echo "- berth / $name: boot $(ratio "$(col berth boot 3)" "$(col "$t" boot 3)")x," \
+            "stop $(ratio "$(col berth stop 3)" "$(col "$t" stop 3)")x," \
+            "supervisor's own memory $(ratio "$(col berth mem 4)" "$(col "$t" mem 4)")x"
+    done
 } > "$W/out.md"
 cat "$W/out.md"
 [ -z "$OUT" ] || cp "$W/out.md" "$OUT"
