@@ -57,7 +57,7 @@ check-python:
 check-recipes: packaging-deps
 	@# the recipes download Debian packages: a fresh machine has no package lists yet
 	@apt-cache show busybox-static dnsmasq-base >/dev/null 2>&1 || apt-get update -qq
-	sh tests/packaging/test_recipes.sh
+	RECIPES_BUILT=$(CURDIR)/$(BUILD)/fullos sh tests/packaging/test_recipes.sh
 
 test-recipes-debootstrap: packaging-deps
 	@apt-cache show busybox-static dnsmasq-base >/dev/null 2>&1 || apt-get update -qq
