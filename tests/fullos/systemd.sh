@@ -7,6 +7,8 @@
 #                                 then again as a legacy host sees it: in a
 #                                 mount namespace without the cgroup2 mount
 #   VM=1 systemd.sh TARBALL       inside the test VM (cgroup2 only, nsdelegate)
+#   USERNS=1 ...                  the container in a user namespace (root
+#                                 inside is uid 100000 outside)
 #
 # env: BERTH_BIN (the berth binary; default `berth` on PATH).
 # From the hostile side: systemd inside has root; it must neither see nor
@@ -21,16 +23,20 @@ BERTH_BIN=${BERTH_BIN:-berth}
 
 if [ "$LAYOUT" = host ] && [ "${VM:-0}" != 1 ] && [ -d /sys/fs/cgroup/unified ] &&
 	grep -q ' /sys/fs/cgroup/unified .* - cgroup2 ' /proc/self/mountinfo; then
-	# Hybrid: first as it is, then as a legacy host (name=systemd, no cgroup2).
+	# Hybrid: first as it is, then in a user namespace, then as a legacy host
+	# (name=systemd, no cgroup2).
 	sh "$0" "$1" hybrid
+	USERNS=1 sh "$0" "$1" hybrid
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	exec unshare -m --propagation private sh -c \
 		'umount /sys/fs/cgroup/unified && exec sh "$0" "$1" legacy' "$0" "$1"
 fi
 
 FAILS=0
-ok() { echo "ok   [$LAYOUT] $*"; }
-fail() { echo "FAIL [$LAYOUT] $*"; FAILS=$((FAILS + 1)); }
+TAG=$LAYOUT
+[ "${USERNS:-0}" != 1 ] || TAG="$LAYOUT, user namespace"
+ok() { echo "ok   [$TAG] $*"; }
+fail() { echo "FAIL [$TAG] $*"; FAILS=$((FAILS + 1)); }
 check() { # check TEXT CMD...: ok when CMD succeeds
 	what=$1
 	shift
@@ -38,6 +44,11 @@ check() { # check TEXT CMD...: ok when CMD succeeds
 }
 
 TOP=$(mktemp -d /tmp/berth-fullos.XXXXXX)
+USERNS_LINE='namespaces: {}'
+if [ "${USERNS:-0}" = 1 ]; then
+	chmod 755 "$TOP" # root inside (uid 100000 outside) must reach the store
+	USERNS_LINE='namespaces: { user: { map: "0 100000 65536" } }'
+fi
 CG=berth-fullos-$$
 NS=berth-fullos-$$
 if [ "${VM:-0}" = 1 ]; then
@@ -72,6 +83,7 @@ containers:
     boot: true
     hostname: deb
     resources: { memory: 256M, pids: 512 }
+    $USERNS_LINE
 EOF
 t0=$(date +%s)
 if ! B apply "$TOP/m.yaml"; then
@@ -148,6 +160,15 @@ else
 	fi
 	check "memory.limit_in_bytes on the host unchanged ($before)" [ "$(cat "$limit")" = "$before" ]
 fi
+if [ "${USERNS:-0}" = 1 ]; then
+	# Delegated to root inside: making children and moving processes, not
+	# the tree root's own limits.
+	if B exec deb -- sh -c 'echo 1 > /sys/fs/cgroup/cgroup.max.depth' 2>/dev/null; then
+		fail "root inside (a user namespace) wrote its tree root's cgroup.max.depth"
+	else
+		ok "root inside (a user namespace) cannot write its tree root's limits"
+	fi
+fi
 check "hostname of the host unchanged" [ "$(hostname)" = "$HOSTNAME_WAS" ]
 
 # Stop: SIGRTMIN+3, systemd shuts down and exits on its own.
@@ -176,5 +197,5 @@ left=$(find /sys/fs/cgroup -maxdepth 3 -path "*/$CG/deb" 2>/dev/null || true)
 check "no cgroup of the container left (${left:-none})" [ -z "$left" ]
 if grep -q "$TOP" /proc/self/mountinfo; then fail "a mount under $TOP is left"; else ok "no mount left"; fi
 
-echo "RESULT: $FAILS failure(s) [$LAYOUT]"
+echo "RESULT: $FAILS failure(s) [$TAG]"
 [ "$FAILS" = 0 ]
