@@ -2,7 +2,7 @@
 //! errors that name the file, and removal that waits for exiting tasks.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{CgroupError, Result};
@@ -109,7 +109,88 @@ pub(crate) fn kill_pids(pids: &[i32], dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The pids of cgroup `dir` and of every cgroup below it (a full-OS init
+/// makes its own).
+pub(crate) fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(t) => out.extend(parse_pids(&t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(CgroupError::Read {
+                path: dir.join("cgroup.procs"),
+                source,
+            })
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_pids(&e.path(), out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A payload leaf as the next start needs it: what the init made below it in
+/// its last run removed (on v2 its controllers enabled there would refuse the
+/// new init), the leaf itself made again. With a user namespace the leaf is
+/// delegated to the container's root as cgroup v2 delegation prescribes: the
+/// directory and the files that move processes and make children, never
+/// the limits (those stay on the container's cgroup above it).
+pub(crate) fn reset_payload(leaf: &Path, owner: Option<(u32, u32)>) -> Result<()> {
+    remove_tree(leaf, REMOVE_WAIT)?;
+    mkdir_all(leaf)?;
+    let Some((uid, gid)) = owner else {
+        return Ok(());
+    };
+    let give = |path: PathBuf| {
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+            .map_err(|source| CgroupError::Delegate { path, source })
+    };
+    give(leaf.to_path_buf())?;
+    // v1 has no cgroup.threads, v2 no tasks.
+    for name in [
+        "cgroup.procs",
+        "cgroup.threads",
+        "cgroup.subtree_control",
+        "tasks",
+    ] {
+        match give(leaf.join(name)) {
+            Err(CgroupError::Delegate { source, .. })
+                if source.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 /// How long `remove` waits for exiting tasks.
 pub(crate) const REMOVE_WAIT: Duration = Duration::from_secs(5);
 /// How long `freeze` waits for the kernel to report frozen.
 pub(crate) const FREEZE_WAIT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the last run left below the leaf goes; the leaf stays; with a
+    /// user namespace the leaf and the files that exist go to its root.
+    #[test]
+    fn payload_is_emptied_and_given_to_the_containers_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let leaf = tmp.path().join("payload");
+        std::fs::create_dir_all(leaf.join("init.scope/deep")).unwrap();
+        reset_payload(&leaf, None).unwrap();
+        assert!(leaf.is_dir());
+        assert!(!leaf.join("init.scope").exists());
+        // SAFETY: geteuid has no arguments.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // chown to another user needs root
+        }
+        // A plain directory has none of the interface files: each is skipped.
+        reset_payload(&leaf, Some((100_000, 100_000))).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&leaf).unwrap().uid(), 100_000);
+    }
+}

@@ -29,7 +29,8 @@ pub use layout::{Layout, Mode, Mount, V1_CONTROLLERS};
 pub use stats::CgroupStats;
 
 pub(crate) use fs::{
-    kill_pids, mkdir_all, parse_pids, read, read_opt, remove_tree, write, FREEZE_WAIT, REMOVE_WAIT,
+    collect_pids, kill_pids, mkdir_all, parse_pids, read, read_opt, remove_tree, reset_payload,
+    write, FREEZE_WAIT, REMOVE_WAIT,
 };
 
 /// Errors of the cgroup backends.
@@ -51,6 +52,9 @@ pub enum CgroupError {
     /// A cgroup directory could not be removed (tasks still running after the retries).
     #[error("remove cgroup `{path}`")]
     Remove { path: PathBuf, source: io::Error },
+    /// A full-OS container's payload leaf could not be given to its root.
+    #[error("delegate `{path}` to the container's root")]
+    Delegate { path: PathBuf, source: io::Error },
     /// No cgroup filesystem is mounted.
     #[error("find a mounted cgroup filesystem in `{path}`: none is mounted")]
     NotMounted { path: PathBuf },
@@ -215,14 +219,15 @@ impl CgroupBackend {
                 )))
             }
             _ => {
+                // The containers' parent below one v1 hierarchy.
+                let rel = |m: &Mount| match policy {
+                    ParentPolicy::UnderOwn(p) => join_rel(&m.own, p),
+                    ParentPolicy::Fixed(p) => join_rel("/", p),
+                    ParentPolicy::Auto | ParentPolicy::Delegated => "/berth".to_string(),
+                };
                 let mut dirs = BTreeMap::new();
                 for (ctrl, m) in &layout.v1 {
-                    let rel = match policy {
-                        ParentPolicy::UnderOwn(p) => join_rel(&m.own, p),
-                        ParentPolicy::Fixed(p) => join_rel("/", p),
-                        ParentPolicy::Auto | ParentPolicy::Delegated => "/berth".to_string(),
-                    };
-                    dirs.insert(ctrl.clone(), (m.path.clone(), rel));
+                    dirs.insert(ctrl.clone(), (m.path.clone(), rel(m)));
                 }
                 if dirs.is_empty() {
                     return Err(CgroupError::NotMounted {
@@ -237,14 +242,7 @@ impl CgroupBackend {
                     (None, Some(m)) => Some((InitTree::NamedSystemd, m)),
                     (None, None) => None,
                 };
-                let tree = tree.map(|(kind, m)| {
-                    let rel = match policy {
-                        ParentPolicy::UnderOwn(p) => join_rel(&m.own, p),
-                        ParentPolicy::Fixed(p) => join_rel("/", p),
-                        ParentPolicy::Auto | ParentPolicy::Delegated => "/berth".to_string(),
-                    };
-                    (kind, m.path.clone(), rel)
-                });
+                let tree = tree.map(|(kind, m)| (kind, m.path.clone(), rel(m)));
                 Ok(CgroupBackend::V1(v1::V1Cgroups::new(dirs).with_tree(tree)))
             }
         }

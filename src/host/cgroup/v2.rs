@@ -9,14 +9,13 @@
 //! on every level from the root down to the containers' parent.
 
 use std::collections::BTreeSet;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::translate::{self, Value};
 use super::{
-    bpf, kill_pids, mkdir_all, parse_pids, read, read_opt, remove_tree, stats, write, CgroupError,
-    Result,
+    bpf, collect_pids, kill_pids, mkdir_all, parse_pids, read, read_opt, remove_tree, stats, write,
+    CgroupError, Result,
 };
 use super::{InitTree, Placement, PAYLOAD_LEAF, SUPERVISOR_LEAF, V2_CONTROLLERS};
 use crate::model::{DeviceRule, ResourceSpec};
@@ -292,27 +291,6 @@ fn enable_controllers(level: &Path) {
             let _ = write(&level.join("cgroup.subtree_control"), &format!("+{c}"));
         }
     }
-}
-
-fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
-    match std::fs::read_to_string(dir.join("cgroup.procs")) {
-        Ok(t) => out.extend(parse_pids(&t)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(CgroupError::Read {
-                path: dir.join("cgroup.procs"),
-                source,
-            })
-        }
-    }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                collect_pids(&e.path(), out)?;
-            }
-        }
-    }
-    Ok(())
 }
 
 fn hint_for(file: &str) -> &'static str {

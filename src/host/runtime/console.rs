@@ -73,6 +73,18 @@ impl Drop for Console {
     }
 }
 
+/// The host ids of the container's root when it has a user namespace: they
+/// own its console and its cgroup tree.
+pub fn root_ids(spec: &crate::model::Spec) -> Option<(u32, u32)> {
+    let user = spec.namespaces.user.as_ref()?;
+    let root = |maps: &[crate::model::IdMap]| {
+        maps.iter()
+            .find(|m| m.inside == 0 && m.count > 0)
+            .map(|m| m.outside)
+    };
+    Some((root(&user.uid)?, root(&user.gid)?))
+}
+
 /// Console output as it goes into the log: without the carriage return the
 /// terminal adds before every newline (ONLCR), nor any other.
 pub fn strip_cr(data: &[u8]) -> Cow<'_, [u8]> {

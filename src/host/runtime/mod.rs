@@ -31,6 +31,7 @@ pub mod prepare;
 pub mod probe;
 pub mod rundir;
 pub mod seccomp;
+pub mod sigwait;
 pub mod spawn;
 
 use std::fs;
@@ -226,7 +227,8 @@ pub fn kill_all(cgroup_procs: &[PathBuf], init: Option<ProcId>) {
         for _ in 0..50 {
             let mut pids = Vec::new();
             if let Some(dir) = procs.parent() {
-                tree_pids(dir, &mut pids, 0);
+                // A pid listed before a read error is still killed.
+                let _ = crate::host::cgroup::collect_pids(dir, &mut pids);
             }
             if pids.is_empty() {
                 break;
@@ -236,20 +238,6 @@ pub fn kill_all(cgroup_procs: &[PathBuf], init: Option<ProcId>) {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// The pids in cgroup `dir` and the cgroups a full-OS init made below it.
-fn tree_pids(dir: &Path, out: &mut Vec<i32>, depth: u32) {
-    let text = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-    out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
-    if depth >= 16 {
-        return;
-    }
-    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            tree_pids(&e.path(), out, depth + 1);
         }
     }
 }

@@ -24,6 +24,7 @@ use super::health::{HealthState, HealthStatus};
 use super::logs::LogFile;
 use super::probe::{self, InFlight};
 use super::rundir::{self, load_config, ContainerState, MonitorConfig, Phase, ProcId, STOP_FILE};
+use super::sigwait::catches;
 use super::spawn::{self, ExitInfo, SetupHook, Stdio};
 use super::{kill_all, signal_number, RuntimeError};
 use crate::model::{HostNamespace, RestartPolicy};
@@ -105,7 +106,8 @@ impl SetupHook for MonitorHook<'_> {
         rundir::save(self.run_dir, self.st).map_err(|e| e.to_string())?;
         if self.own_tree {
             if let Some(leaf) = self.procs.last().and_then(|p| p.parent()) {
-                reset_payload(leaf, self.owner).map_err(|e| e.to_string())?;
+                crate::host::cgroup::reset_payload(leaf, self.owner)
+                    .map_err(|e| crate::host::chain(&e))?;
             }
         }
         for p in self.procs {
@@ -172,17 +174,6 @@ impl Fds {
     }
 }
 
-/// The host ids of the container's root, which owns its console.
-fn console_owner(spec: &crate::model::Spec) -> Option<(u32, u32)> {
-    let user = spec.namespaces.user.as_ref()?;
-    let root = |maps: &[crate::model::IdMap]| {
-        maps.iter()
-            .find(|m| m.inside == 0 && m.count > 0)
-            .map(|m| m.outside)
-    };
-    Some((root(&user.uid)?, root(&user.gid)?))
-}
-
 fn setup_fds() -> Result<Fds, RuntimeError> {
     // SAFETY: building a signal set and a signalfd/pipe with valid pointers.
     unsafe {
@@ -241,6 +232,9 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
         fs::write(procs, "0").map_err(|e| RuntimeError::io("move the monitor into", procs, e))?;
     }
     let mut fds = setup_fds()?;
+    // The container's root outside (a user namespace): owns its console and
+    // its cgroup tree.
+    let root_ids = super::console::root_ids(&cfg.spec);
     let mut log = LogFile::new(run_dir, cfg.options.log_size);
     let mut st = rundir::load(run_dir)
         .ok()
@@ -266,7 +260,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             fds.console_gone.set(false);
         }
         let console = match cfg.spec.process.boot {
-            true => Console::open(console_owner(&cfg.spec)).map(Some),
+            true => Console::open(root_ids).map(Some),
             false => Ok(None),
         };
         let prepared = console.and_then(|c| {
@@ -280,7 +274,7 @@ fn supervise(run_dir: &Path, mut sync: Option<UnixStream>) -> Result<(), Runtime
             let mut hook = MonitorHook {
                 procs: &cfg.options.cgroup_procs,
                 own_tree: cfg.options.init_tree.is_some(),
-                owner: console_owner(&cfg.spec),
+                owner: root_ids,
                 sync: sync.as_mut(),
                 run_dir,
                 st: &mut st,
@@ -419,46 +413,6 @@ fn trim_rss() {
             current = None;
         }
     }
-}
-
-/// A payload leaf as the next start needs it: what the init made below it in
-/// its last run removed (on v2 its controllers enabled there would refuse the
-/// new init), the leaf itself made again. With a user namespace the leaf is
-/// delegated to the container's root as cgroup v2 delegation prescribes: the
-/// directory and the files that move processes and make children, never
-/// the limits (those stay on the container's cgroup above it).
-fn reset_payload(leaf: &Path, owner: Option<(u32, u32)>) -> Result<(), String> {
-    let chain = |e: crate::host::cgroup::CgroupError| crate::host::chain(&e);
-    crate::host::cgroup::remove_tree(leaf, crate::host::cgroup::REMOVE_WAIT).map_err(chain)?;
-    crate::host::cgroup::mkdir_all(leaf).map_err(chain)?;
-    let Some((uid, gid)) = owner else {
-        return Ok(());
-    };
-    for name in [
-        "",
-        "cgroup.procs",
-        "cgroup.threads",
-        "cgroup.subtree_control",
-        "tasks",
-    ] {
-        let path = if name.is_empty() {
-            leaf.to_path_buf()
-        } else {
-            leaf.join(name)
-        };
-        match std::os::unix::fs::chown(&path, Some(uid), Some(gid)) {
-            Ok(()) => {}
-            // v1 has no cgroup.threads, v2 no tasks.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !name.is_empty() => {}
-            Err(e) => {
-                return Err(format!(
-                    "delegate `{}` to the container's root: {e}",
-                    path.display()
-                ))
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Copy what the container wrote into the log.
@@ -745,84 +699,9 @@ fn begin_stop(
     Ok(Instant::now() + wait)
 }
 
-/// Whether process `pid` will see `sig`: it has a handler (SigCgt) or blocks
-/// it to take it with sigwait (SigBlk), as busybox init does; the kernel never
-/// drops a blocked signal. Unknown counts as yes, so the full timeout applies.
-fn catches(pid: i32, sig: i32) -> bool {
-    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return true;
-    };
-    sig_caught(&text, sig) || in_sigwait(pid)
-}
-
-/// A process inside sigtimedwait has the signals it waits for moved out of
-/// SigBlk while it sleeps, so its mask cannot tell: trust it to take them.
-/// Unknown (no /proc/PID/syscall on this kernel) counts as yes.
-fn in_sigwait(pid: i32) -> bool {
-    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/syscall")) else {
-        return true;
-    };
-    match text
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse::<libc::c_long>().ok())
-    {
-        Some(nr) => sigwait_syscalls().contains(&nr),
-        None => !text.starts_with("running"),
-    }
-}
-
-/// The sigtimedwait system calls of this target. 32-bit ones also have the
-/// time64 twin (5.1+), numbered 421 everywhere but on MIPS o32 (4000 + 421);
-/// the libc crate does not name it for ARM and MIPS.
-fn sigwait_syscalls() -> Vec<libc::c_long> {
-    #[allow(unused_mut)]
-    let mut v = vec![libc::SYS_rt_sigtimedwait];
-    #[cfg(all(target_pointer_width = "32", target_arch = "mips"))]
-    v.push(4421);
-    #[cfg(all(target_pointer_width = "32", not(target_arch = "mips")))]
-    v.push(421);
-    v
-}
-
-fn sig_caught(status: &str, sig: i32) -> bool {
-    let Ok(bit) = u32::try_from(sig - 1) else {
-        return true;
-    };
-    let mask = |field: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
-    };
-    match (mask("SigCgt:"), mask("SigBlk:")) {
-        (Some(cgt), Some(blk)) if bit < 64 => (cgt | blk) & (1u64 << bit) != 0,
-        _ => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn caught_signals_from_sigcgt() {
-        // SIGTERM (15) is bit 14, SIGPWR is bit 29 on x86 (30 - 1).
-        let status = "Name:\tinit\nSigBlk:\t0000000000000002\nSigCgt:\t0000000000004000\n";
-        assert!(sig_caught(status, libc::SIGTERM), "handled");
-        assert!(
-            sig_caught(status, libc::SIGINT),
-            "blocked, taken by sigwait"
-        );
-        assert!(
-            !sig_caught(status, libc::SIGHUP),
-            "neither: dropped for a namespace init"
-        );
-        assert!(
-            sig_caught("no mask here", libc::SIGTERM),
-            "unknown counts as caught"
-        );
-    }
 
     #[test]
     fn backoff_doubles_and_caps() {

@@ -164,25 +164,23 @@ pub fn plan_before_pivot(
     ops.push(MountOp::Mkdir {
         path: c(&proc_dir)?,
     });
-    ops.push(MountOp::Mount {
-        source: cs("proc"),
-        target: c(&proc_dir)?,
-        fstype: cs("proc"),
-        flags: nsd | libc::MS_NOEXEC,
-        data: CString::default(),
-        optional: false,
-    });
+    ops.push(fs_mount(
+        "proc",
+        &proc_dir,
+        nsd | libc::MS_NOEXEC,
+        "",
+        false,
+    )?);
     let sys_dir = root.join("sys");
     ops.push(MountOp::Mkdir { path: c(&sys_dir)? });
     if layout.new_net || !layout.user_ns {
-        ops.push(MountOp::Mount {
-            source: cs("sysfs"),
-            target: c(&sys_dir)?,
-            fstype: cs("sysfs"),
-            flags: nsd | libc::MS_NOEXEC | libc::MS_RDONLY,
-            data: CString::default(),
-            optional: false,
-        });
+        ops.push(fs_mount(
+            "sysfs",
+            &sys_dir,
+            nsd | libc::MS_NOEXEC | libc::MS_RDONLY,
+            "",
+            false,
+        )?);
     } else {
         // sysfs needs a network namespace owned by our user namespace; with the
         // host network a read-only bind of the host's /sys is what is possible.
@@ -206,36 +204,33 @@ pub fn plan_before_pivot(
         CgroupView::Empty => {}
         CgroupView::Unified { writable } => {
             let ro = if writable { 0 } else { libc::MS_RDONLY };
-            ops.push(MountOp::Mount {
-                source: cs("cgroup2"),
-                target: c(&cgroup_dir)?,
-                fstype: cs("cgroup2"),
-                flags: nsd | libc::MS_NOEXEC | ro,
-                data: CString::default(),
-                optional: !writable,
-            });
+            ops.push(fs_mount(
+                "cgroup2",
+                &cgroup_dir,
+                nsd | libc::MS_NOEXEC | ro,
+                "",
+                !writable,
+            )?);
         }
         CgroupView::NamedSystemd => {
             // systemd's legacy layout: a tmpfs, read-only once the one
             // hierarchy it manages is mounted in it.
-            ops.push(MountOp::Mount {
-                source: cs("tmpfs"),
-                target: c(&cgroup_dir)?,
-                fstype: cs("tmpfs"),
-                flags: nsd | libc::MS_NOEXEC,
-                data: cs("mode=755,size=64k"),
-                optional: false,
-            });
+            ops.push(fs_mount(
+                "tmpfs",
+                &cgroup_dir,
+                nsd | libc::MS_NOEXEC,
+                "mode=755,size=64k",
+                false,
+            )?);
             let named = cgroup_dir.join("systemd");
             ops.push(MountOp::Mkdir { path: c(&named)? });
-            ops.push(MountOp::Mount {
-                source: cs("cgroup"),
-                target: c(&named)?,
-                fstype: cs("cgroup"),
-                flags: nsd | libc::MS_NOEXEC,
-                data: cs("none,name=systemd"),
-                optional: false,
-            });
+            ops.push(fs_mount(
+                "cgroup",
+                &named,
+                nsd | libc::MS_NOEXEC,
+                "none,name=systemd",
+                false,
+            )?);
             ops.push(MountOp::RemountRo {
                 target: c(&cgroup_dir)?,
                 flags: nsd | libc::MS_NOEXEC,
@@ -245,26 +240,16 @@ pub fn plan_before_pivot(
     }
     let dev = root.join("dev");
     ops.push(MountOp::Mkdir { path: c(&dev)? });
-    ops.push(MountOp::Mount {
-        source: cs("tmpfs"),
-        target: c(&dev)?,
-        fstype: cs("tmpfs"),
-        flags: libc::MS_NOSUID | libc::MS_STRICTATIME,
-        data: cs("mode=755,size=65536k"),
-        optional: false,
-    });
+    ops.push(fs_mount(
+        "tmpfs",
+        &dev,
+        libc::MS_NOSUID | libc::MS_STRICTATIME,
+        "mode=755,size=65536k",
+        false,
+    )?);
     // Bind the host's nodes: mknod is not allowed in a user namespace, a bind is.
     for name in DEVICES {
-        let node = dev.join(name);
-        ops.push(MountOp::Touch { path: c(&node)? });
-        ops.push(MountOp::Mount {
-            source: c(&Path::new("/dev").join(name))?,
-            target: c(&node)?,
-            fstype: CString::default(),
-            flags: libc::MS_BIND,
-            data: CString::default(),
-            optional: false,
-        });
+        ops.extend(bind_node(&Path::new("/dev").join(name), &dev.join(name))?);
     }
     let pts = dev.join("pts");
     ops.push(MountOp::Mkdir { path: c(&pts)? });
@@ -274,14 +259,13 @@ pub fn plan_before_pivot(
     } else {
         "newinstance,ptmxmode=0666,mode=0620,gid=5"
     };
-    ops.push(MountOp::Mount {
-        source: cs("devpts"),
-        target: c(&pts)?,
-        fstype: cs("devpts"),
-        flags: libc::MS_NOSUID | libc::MS_NOEXEC,
-        data: cs(pts_data),
-        optional: false,
-    });
+    ops.push(fs_mount(
+        "devpts",
+        &pts,
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        pts_data,
+        false,
+    )?);
     ops.push(MountOp::Symlink {
         to: cs("pts/ptmx"),
         link: c(&dev.join("ptmx"))?,
@@ -299,27 +283,11 @@ pub fn plan_before_pivot(
     let mq = dev.join("mqueue");
     ops.push(MountOp::Mkdir { path: c(&mq)? });
     // mqueue may be compiled out of a router kernel.
-    ops.push(MountOp::Mount {
-        source: cs("mqueue"),
-        target: c(&mq)?,
-        fstype: cs("mqueue"),
-        flags: nsd | libc::MS_NOEXEC,
-        data: CString::default(),
-        optional: true,
-    });
+    ops.push(fs_mount("mqueue", &mq, nsd | libc::MS_NOEXEC, "", true)?);
     if let Some(pty) = layout.console {
         // A host path (the child's copy of the host's /dev/pts): a bind of
         // the fd itself would name a mount of the host's namespace (EINVAL).
-        let console = dev.join("console");
-        ops.push(MountOp::Touch { path: c(&console)? });
-        ops.push(MountOp::Mount {
-            source: c(pty)?,
-            target: c(&console)?,
-            fstype: CString::default(),
-            flags: libc::MS_BIND,
-            data: CString::default(),
-            optional: false,
-        });
+        ops.extend(bind_node(pty, &dev.join("console"))?);
         // procd and busybox init log to /dev/kmsg: into the console with the
         // rest, as LXC's kmsg link did, not into the host's kernel log.
         ops.push(MountOp::Symlink {
@@ -389,6 +357,40 @@ pub fn plan_before_pivot(
         }
     }
     Ok(ops)
+}
+
+/// A filesystem mount (not a bind) whose source is its type: proc, sysfs,
+/// tmpfs, devpts, mqueue, cgroup2, cgroup.
+fn fs_mount(
+    fstype: &str,
+    target: &Path,
+    flags: libc::c_ulong,
+    data: &str,
+    optional: bool,
+) -> Result<MountOp, MountPlanError> {
+    Ok(MountOp::Mount {
+        source: cs(fstype),
+        target: c(target)?,
+        fstype: cs(fstype),
+        flags,
+        data: cs(data),
+        optional,
+    })
+}
+
+/// A host device node bound on a file made for it below /dev.
+fn bind_node(src: &Path, target: &Path) -> Result<[MountOp; 2], MountPlanError> {
+    Ok([
+        MountOp::Touch { path: c(target)? },
+        MountOp::Mount {
+            source: c(src)?,
+            target: c(target)?,
+            fstype: CString::default(),
+            flags: libc::MS_BIND,
+            data: CString::default(),
+            optional: false,
+        },
+    ])
 }
 
 fn bind(src: &Path, target: &Path) -> Result<MountOp, MountPlanError> {
