@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
@@ -81,6 +82,7 @@ pub fn exec(run_dir: &Path, argv: &[String], tty: bool) -> Result<i32, RuntimeEr
         .map(|p| joinable(p, init.pid))
         .collect();
     let pty = if tty { Some(open_pty()?) } else { None };
+    let pty = pty.map(|(master, slave, _)| (master, slave));
     let (err_r, err_w) = spawn::pipe()?;
     // SAFETY: fork; the child only runs `helper`, which never returns.
     let pid = unsafe { libc::fork() };
@@ -259,31 +261,44 @@ fn helper(
     unsafe { libc::_exit(code) }
 }
 
-/// A new pty pair from the host's /dev/ptmx: (master, slave).
-pub(super) fn open_pty() -> Result<(RawFd, RawFd), RuntimeError> {
+/// A new pty pair from the host's /dev/ptmx: (master, slave, the slave's
+/// path). Nothing is left open when a step fails.
+pub(super) fn open_pty() -> Result<(RawFd, RawFd, PathBuf), RuntimeError> {
     // SAFETY: standard posix_openpt/grantpt/unlockpt/ptsname sequence on fds we own.
     unsafe {
         let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
-        if master < 0 || libc::grantpt(master) != 0 || libc::unlockpt(master) != 0 {
-            return Err(RuntimeError::sys("open a pseudo-terminal"));
+        if master < 0 {
+            return Err(RuntimeError::sys(
+                "open a pseudo-terminal (/dev/ptmx; is devpts mounted on /dev/pts?)",
+            ));
+        }
+        let fail = |what: &'static str| {
+            let e = RuntimeError::sys(what);
+            spawn::close(master);
+            e
+        };
+        if libc::grantpt(master) != 0 || libc::unlockpt(master) != 0 {
+            return Err(fail("unlock the pseudo-terminal"));
         }
         let mut name = [0 as libc::c_char; 128];
         if libc::ptsname_r(master, name.as_mut_ptr(), name.len()) != 0 {
-            return Err(RuntimeError::sys("name the pseudo-terminal"));
+            return Err(fail("name the pseudo-terminal"));
         }
         let slave = libc::open(
             name.as_ptr(),
             libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
         );
         if slave < 0 {
-            return Err(RuntimeError::sys("open the pseudo-terminal"));
+            return Err(fail("open the pseudo-terminal"));
         }
         // Same window size as ours.
         let mut ws = std::mem::zeroed::<libc::winsize>();
         if libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) == 0 {
             libc::ioctl(master, libc::TIOCSWINSZ, &ws);
         }
-        Ok((master, slave))
+        let path = std::ffi::CStr::from_ptr(name.as_ptr()).to_bytes();
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(path));
+        Ok((master, slave, path))
     }
 }
 
