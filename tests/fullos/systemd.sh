@@ -169,6 +169,14 @@ if [ "${USERNS:-0}" = 1 ]; then
 		ok "root inside (a user namespace) cannot write its tree root's limits"
 	fi
 fi
+if [ "$LAYOUT" != legacy ]; then
+	# Root inside makes cgroups without end: refused at berth's bound (1024
+	# below the container's cgroup, systemd's own included).
+	# shellcheck disable=SC2016 # expanded by the shell inside
+	made=$(B exec deb -- sh -c 'i=0; while [ $i -lt 1100 ] && mkdir /sys/fs/cgroup/flood$i 2>/dev/null; do i=$((i + 1)); done; echo $i')
+	B exec deb -- sh -c 'rmdir /sys/fs/cgroup/flood* 2>/dev/null' || true
+	check "a flood of cgroups inside stops at the bound (made $made of 1100)" [ "$made" -lt 1024 ]
+fi
 check "hostname of the host unchanged" [ "$(hostname)" = "$HOSTNAME_WAS" ]
 
 # Stop: SIGRTMIN+3, systemd shuts down and exits on its own.

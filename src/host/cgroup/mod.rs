@@ -148,6 +148,26 @@ pub const CONTAINERS_DIR: &str = "containers";
 /// outside the container's view, so it cannot raise them.
 pub const PAYLOAD_LEAF: &str = "payload";
 
+/// Bounds of the cgroups a full-OS container may make in its tree, written on
+/// the container's cgroup, above its view: without them root inside could
+/// make cgroups without end, each costing kernel memory and a walk of
+/// berth's at every stop. systemd makes a few dozen, up to 7 deep.
+const TREE_BOUNDS: [(&str, &str); 2] = [
+    ("cgroup.max.descendants", "1024"),
+    ("cgroup.max.depth", "32"),
+];
+
+/// Write [`TREE_BOUNDS`] on cgroup `dir`; a kernel before 4.14 lacks the files.
+fn bound_tree(dir: &Path) -> Result<()> {
+    for (file, value) in TREE_BOUNDS {
+        match write(&dir.join(file), value) {
+            Err(CgroupError::Write { source, .. }) if source.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+    }
+    Ok(())
+}
+
 /// The cgroup tree a full-OS container's init (systemd) manages itself,
 /// mounted read-write at /sys/fs/cgroup in its cgroup namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

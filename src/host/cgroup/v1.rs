@@ -57,6 +57,10 @@ impl V1Cgroups {
         if let Some((kind, dir)) = self.tree_dir(name).filter(|_| own_tree) {
             let leaf = dir.join(PAYLOAD_LEAF);
             mkdir_all(&leaf)?;
+            // v1 has no such bounds (name=systemd): the memory limit is the only one.
+            if kind == InitTree::Unified {
+                super::bound_tree(&dir)?;
+            }
             procs.push(leaf.join("cgroup.procs"));
             tree = Some(kind);
         }

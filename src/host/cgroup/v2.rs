@@ -113,6 +113,7 @@ impl V2Cgroups {
             });
         }
         enable_controllers(&dir);
+        super::bound_tree(&dir)?;
         let leaf = dir.join(PAYLOAD_LEAF);
         mkdir_all(&leaf)?;
         Ok(Placement {
@@ -547,7 +548,12 @@ mod tests {
         let dir = tmp.path().join("berth/os");
         std::fs::write(dir.join("cgroup.controllers"), "cpu memory pids").expect("w");
         std::fs::write(dir.join("cgroup.subtree_control"), "").expect("w");
+        std::fs::write(dir.join("cgroup.max.descendants"), "max").expect("w");
+        std::fs::write(dir.join("cgroup.max.depth"), "max").expect("w");
         let p = b.placement("os", true).expect("placement");
+        // The bounds of its tree, on the cgroup above its view.
+        assert_eq!(get(&dir.join("cgroup.max.descendants")), "1024");
+        assert_eq!(get(&dir.join("cgroup.max.depth")), "32");
         assert_eq!(p.tree, Some(InitTree::Unified));
         assert_eq!(p.procs, [dir.join("payload/cgroup.procs")]);
         assert!(dir.join("payload").is_dir());
